@@ -1,0 +1,92 @@
+"""Benchmarks that print ratios taken in one run (never timed tests).
+
+``python -m inference.bench face [--clip PATH] [--repeat N]``: the face stage (find + align a whole clip)
+of our aligner against the naive way, MTCNN on every frame with a per-frame crop, on the same decoded
+clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
+from .video import read_clip
+
+DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
+
+
+def naive_align(aligner: FaceAligner, frames: np.ndarray, crop: CropSettings, batch: int = 16) -> np.ndarray:
+    """MTCNN on every frame, each frame cropped with its own landmarks (largest face)."""
+    out = np.empty((len(frames), crop.size, crop.size, 3), np.uint8)
+    last = None
+    for s in range(0, len(frames), batch):
+        boxes, _, points, _ = aligner.detect(frames[s:s + batch])
+        for j, (b, l) in enumerate(zip(boxes, points)):
+            if len(b):
+                areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+                last = l[int(np.argmax(areas))]
+            if last is None:
+                raise InputError("naive baseline: no face in the first frames")
+            out[s + j] = warp(frames[s + j], output_crop_matrix(last, crop), crop.size)
+    return out
+
+
+def bench_face(clip_path: Path, repeat: int, size: int) -> None:
+    import torch
+
+    clip = read_clip(clip_path)
+    frames = clip.frames
+    crop = CropSettings(size=size)
+    ours = FaceAligner()
+    ours.align(frames[:4], crop)  # load weights, warm up
+    t_ours, t_naive = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        a = ours.align(frames, crop, source=str(clip_path))
+        t_ours.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        n = naive_align(ours, frames, crop)
+        t_naive.append(time.perf_counter() - t)
+    d_ours, d_naive = frame_shifts(a.frames), frame_shifts(n)
+    mo, mn = statistics.median(t_ours), statistics.median(t_naive)
+    T, H, W = frames.shape[:3]
+    print(f"face stage, {clip_path.name}: {T} frames {W}x{H} at {clip.fps:g} fps → {size}x{size}; "
+          f"median of {repeat}; {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+    print(f"{'':44s}{'time s':>8s}{'ms/frame':>10s}{'drift mean px':>15s}{'drift max px':>14s}")
+    print(f"{'ours: find on 2, refine 8 keyframes, ' + a.meta['mode']:44s}{mo:8.3f}{1000 * mo / T:10.2f}"
+          f"{d_ours.mean():15.3f}{d_ours.max():14.3f}")
+    print(f"{'naive: MTCNN on every frame':44s}{mn:8.3f}{1000 * mn / T:10.2f}{d_naive.mean():15.3f}{d_naive.max():14.3f}")
+    print(f"ratio: ours is {mn / mo:.1f}x faster, with {d_naive.mean() / max(d_ours.mean(), 1e-9):.1f}x less mean drift; "
+          f"stages {a.meta['timings_s']}; target face stage <= 0.30 s: {'met' if mo <= 0.30 else 'NOT met'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m inference.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("face", help="face stage: ours vs MTCNN on every frame")
+    f.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled 2 s 640x480 100 fps example)")
+    f.add_argument("--repeat", type=int, default=3, help="timed runs of each (median reported)")
+    f.add_argument("--size", type=int, default=112, help="crop size")
+    args = p.parse_args(argv)
+    try:
+        if args.what == "face":
+            bench_face(args.clip, args.repeat, args.size)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

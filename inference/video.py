@@ -1,0 +1,256 @@
+"""Video in and out: a file or a folder of frame images → RGB uint8 frames ``(T, H, W, 3)`` + fps.
+
+Files are decoded with PyAV (FFmpeg inside the wheel); rotation metadata (the display matrix that
+phones write for portrait video) is applied, so frames come out the way a player shows them.
+Folders of frame images are what the micro-expression datasets ship; their files are ordered
+numerically (``reg_img46`` before ``reg_img100``), never as plain strings.
+
+Everything a user can get wrong (empty file, not a video, truncated file, audio only, too long,
+too large) raises :class:`inference.errors.InputError` with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".png")
+
+
+@dataclass(frozen=True)
+class VideoLimits:
+    """What a clip may be at most; a clip over a limit is refused before it fills memory."""
+
+    max_frames: int = 2000
+    max_seconds: float = 60.0
+    max_pixels: int = 4096 * 2304  # per frame (a little over 4K UHD)
+
+    def check_size(self, width: int, height: int, source: str) -> None:
+        if width * height > self.max_pixels:
+            raise InputError(
+                f"{source}: frames are {width}x{height} pixels, more than the limit of "
+                f"{self.max_pixels:,} pixels per frame. Downscale the video first, or raise the limit "
+                f"(--max-pixels)."
+            )
+
+    def check_frames(self, n_frames: int, source: str) -> None:
+        if n_frames > self.max_frames:
+            raise InputError(
+                f"{source}: more than {self.max_frames} frames. Trim the clip to the expression "
+                f"(micro-expressions last about half a second), or raise the limit (--max-frames)."
+            )
+
+    def check_seconds(self, seconds: float, source: str) -> None:
+        if seconds > self.max_seconds:
+            raise InputError(
+                f"{source}: the clip lasts {seconds:.1f} s, more than the limit of {self.max_seconds:g} s. "
+                f"Trim it to the expression, or raise the limit (--max-seconds)."
+            )
+
+
+@dataclass
+class Clip:
+    """Decoded frames and where they came from."""
+
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    fps: float | None  # None for a folder of frames read without a known rate
+    source: str
+    rotation: int = 0  # degrees counter-clockwise applied to honour the file's display matrix
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key that orders the numbers inside a name by value: ``img9`` < ``img10``."""
+    parts = re.split(r"(\d+)", name)
+    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p != "")
+
+
+def list_frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The frame images of a folder in numeric order (other files are ignored)."""
+    folder = Path(folder)
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def read_clip(path: str | os.PathLike, limits: VideoLimits = VideoLimits(), fps: float | None = None) -> Clip:
+    """Read a video file or a folder of frame images.
+
+    ``fps`` is the frame rate of a folder of frames (the datasets state it: SMIC-HS 100, CASME II 200,
+    SAMM 200); for video files the container's rate is used and ``fps`` only fills in when it has none.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder. Check the path.")
+    if path.is_dir():
+        return _read_folder(path, limits, fps)
+    return _read_file(path, limits, fps)
+
+
+def _read_folder(folder: Path, limits: VideoLimits, fps: float | None) -> Clip:
+    import cv2
+
+    files = list_frame_files(folder)
+    if not files:
+        raise InputError(
+            f"{folder}: no frame images in this folder (looked for {', '.join(IMAGE_EXTENSIONS)}). "
+            f"Give a folder of frames or a video file ({', '.join(VIDEO_EXTENSIONS)})."
+        )
+    limits.check_frames(len(files), str(folder))
+    if fps:
+        limits.check_seconds(len(files) / fps, str(folder))
+    frames = None
+    for i, f in enumerate(files):
+        img = cv2.imread(str(f), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"{f}: this frame image cannot be read (corrupt or not an image). Remove or replace it.")
+        if frames is None:
+            h, w = img.shape[:2]
+            limits.check_size(w, h, str(folder))
+            frames = np.empty((len(files), h, w, 3), np.uint8)
+        elif img.shape[:2] != frames.shape[1:3]:
+            raise InputError(
+                f"{f}: this frame is {img.shape[1]}x{img.shape[0]} but the first frame is "
+                f"{frames.shape[2]}x{frames.shape[1]}; all frames of a clip must have one size."
+            )
+        cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=frames[i])
+    return Clip(frames=frames, fps=fps, source=str(folder))
+
+
+def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
+    import av
+
+    src = str(path)
+    if path.suffix.lower() not in VIDEO_EXTENSIONS:
+        hint = " It looks like a single image; give a folder of frames instead." if path.suffix.lower() in IMAGE_EXTENSIONS else ""
+        raise InputError(f"{src}: not a supported video type (use {', '.join(VIDEO_EXTENSIONS)}).{hint}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{src}: the file is empty (0 bytes). The upload or copy probably failed; try again.")
+    try:
+        container = av.open(src, metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+        raise InputError(f"{src}: not a readable video ({_ffmpeg_reason(e)}). The file is corrupt, truncated, or not a video.") from None
+    with container:
+        if not container.streams.video:
+            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+            raise InputError(f"{src}: the file has no video stream (it holds {', '.join(kinds)}). Give a video with picture.")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        w, h = stream.codec_context.width, stream.codec_context.height
+        if w and h:
+            limits.check_size(w, h, src)
+        rate = stream.average_rate or stream.guessed_rate
+        file_fps = float(rate) if rate else None
+        fps = file_fps or fps
+        seconds = _duration_seconds(container, stream)
+        if seconds is not None:
+            limits.check_seconds(seconds, src)
+        declared = stream.frames or 0
+        if declared:
+            limits.check_frames(declared, src)
+
+        frames: list[np.ndarray] = []
+        rotation = 0
+        try:
+            for frame in container.decode(stream):
+                if not frames:
+                    rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+                    limits.check_size(frame.width, frame.height, src)
+                frames.append(frame.to_ndarray(format="rgb24"))
+                limits.check_frames(len(frames), src)
+        except av.FFmpegError as e:
+            raise InputError(
+                f"{src}: decoding stopped after {len(frames)} frames ({_ffmpeg_reason(e)}). "
+                f"The file is truncated or corrupt; re-export or re-upload it."
+            ) from None
+    if not frames:
+        raise InputError(f"{src}: no frame could be decoded. The file is truncated or corrupt; re-export or re-upload it.")
+    # A file cut short with its index intact decodes without an error but ends early.
+    if declared and len(frames) < declared - 2:
+        raise InputError(
+            f"{src}: the file declares {declared} frames but only {len(frames)} could be decoded. "
+            f"It is truncated; re-export or re-upload it."
+        )
+    clip = np.stack(frames)
+    if rotation:
+        clip = np.ascontiguousarray(np.rot90(clip, k=rotation // 90, axes=(1, 2)))
+    return Clip(frames=clip, fps=fps, source=src, rotation=rotation)
+
+
+def _duration_seconds(container, stream) -> float | None:
+    if stream.duration is not None and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # av.time_base
+    return None
+
+
+def _ffmpeg_reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return re.sub(r"\s*:\s*'[^']*'$", "", msg).strip() or type(e).__name__
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str | None = None,
+                rotation: int = 0, crf: int = 18) -> None:
+    """Write RGB uint8 frames ``(T, H, W, 3)`` as a video file, atomically (temp file + rename).
+
+    The codec follows the extension (H.264 for .mp4/.mov/.mkv, VP9 for .webm, MPEG-4 Part 2 for .avi)
+    unless given. ``rotation`` stores a display matrix (degrees counter-clockwise), as phones do.
+    """
+    import av
+
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    ext = path.suffix.lower()
+    codec = codec or {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(ext, "libx264")
+    _, h, w, _ = frames.shape
+    if codec in ("libx264", "mpeg4", "libvpx-vp9") and (h % 2 or w % 2):
+        frames = frames[:, : h - h % 2, : w - w % 2]  # 4:2:0 chroma needs even sizes
+        h, w = frames.shape[1:3]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=ext, prefix=f".{path.stem}.", dir=path.parent)
+    os.close(fd)
+    try:
+        rate = _as_fraction(fps)
+        with av.open(tmp, mode="w", format=_format_for(ext)) as out:
+            stream = out.add_stream(codec, rate=rate)
+            stream.width, stream.height = w, h
+            stream.pix_fmt = "yuv420p"
+            if codec in ("libx264", "libvpx-vp9"):
+                stream.options = {"crf": str(crf)} if codec == "libx264" else {"crf": str(crf + 12), "b": "0"}
+            if rotation:
+                stream.set_display_rotation(rotation)
+            for img in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _format_for(ext: str) -> str | None:
+    return {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}.get(ext)
+
+
+def _as_fraction(fps: float):
+    from fractions import Fraction
+
+    if fps <= 0 or not math.isfinite(fps):
+        raise ValueError(f"fps must be a positive number, got {fps}")
+    return Fraction(fps).limit_denominator(1001)
