@@ -40,11 +40,11 @@ def naive_align(aligner: FaceAligner, frames: np.ndarray, crop: CropSettings, ba
     return out
 
 
-def bench_face(clip_path: Path, repeat: int, size: int) -> None:
+def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None = None) -> None:
     import torch
 
     clip = read_clip(clip_path)
-    frames = clip.frames
+    frames = clip.frames[:max_frames] if max_frames else clip.frames
     crop = CropSettings(size=size)
     ours = FaceAligner()
     ours.align(frames[:4], crop)  # load weights, warm up
@@ -78,10 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled 2 s 640x480 100 fps example)")
     f.add_argument("--repeat", type=int, default=3, help="timed runs of each (median reported)")
     f.add_argument("--size", type=int, default=112, help="crop size")
+    f.add_argument("--max-frames", type=int, default=None, help="use only the clip's first N frames")
     args = p.parse_args(argv)
     try:
         if args.what == "face":
-            bench_face(args.clip, args.repeat, args.size)
+            bench_face(args.clip, args.repeat, args.size, args.max_frames)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

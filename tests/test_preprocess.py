@@ -1,0 +1,109 @@
+"""`python -m inference.preprocess` as a user runs it, on the bundled example and on bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inference.views import make_view
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "astronaut.mp4"
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "inference.preprocess", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_preprocess_example_clip(tmp_path):
+    out = tmp_path / "astronaut"
+    res = run(EXAMPLE, "--out", out, "--size", 112, "--frames", 34)
+    assert res.returncode == 0, res.stderr
+    assert "faces seen 1" in res.stdout
+    o, l, r = (np.load(out / f"{v}.npy") for v in "OLR")
+    for v in (o, l, r):
+        assert v.shape == (34, 112, 112, 3) and v.dtype == np.uint8
+    np.testing.assert_array_equal(l, make_view(o, "L"))
+    np.testing.assert_array_equal(r, make_view(o, "R"))
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["input_frames"] == 200 and meta["output_frames"] == 34 and meta["fps"] == 100
+    assert meta["frames_used"][0] == 0 and meta["frames_used"][-1] == 199
+    assert meta["faces_seen"] == 1 and meta["mode"] == "fixed"
+    assert np.array(meta["transform"]).shape == (2, 3)
+    assert np.array(meta["landmarks"]).shape == (5, 2)
+    assert set(meta["boxes"]) == {"0", "199"} and len(meta["keyframes"]) == 8
+    assert meta["crop"]["size"] == 112
+    preview = Image.open(out / "preview.png")
+    assert preview.size[0] > 8 * 112 and preview.size[1] > 3 * 112
+    # the example's head is rolled; the crop levels it (landmarks mapped into the crop lie level)
+    lm = np.array(meta["landmarks"]) @ np.array(meta["transform"])[:, :2].T + np.array(meta["transform"])[:, 2]
+    assert abs(lm[0, 1] - lm[1, 1]) < 0.5
+    assert not list(out.glob(".*")), "temporary files left behind"
+
+
+def test_preprocess_folder_keeps_all_frames_and_chosen_views(tmp_path, face_image):
+    import cv2
+
+    from tests.helpers import animate
+
+    frames, _ = animate(face_image, 7, angle=-9, shift=(-15, 10))
+    src = tmp_path / "sub01" / "EP02_01f"
+    src.mkdir(parents=True)
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(src / f"reg_img{40 + 12 * i}.jpg"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    res = run(src, "--out", tmp_path / "out", "--size", 96, "--views", "LR", "--fps", 200)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "out" / "O.npy").exists()
+    assert np.load(tmp_path / "out" / "L.npy").shape == (7, 96, 96, 3)
+    assert json.loads((tmp_path / "out" / "meta.json").read_text())["fps"] == 200
+
+
+@pytest.mark.parametrize("make,words", [
+    (lambda d: (d / "empty.mp4").touch() or d / "empty.mp4", "empty"),
+    (lambda d: (d / "notes.mp4").write_text("not a video\n" * 99) and d / "notes.mp4", "not a readable video"),
+    (lambda d: d / "nowhere.mp4", "no such file"),
+])
+def test_preprocess_bad_input_is_a_message_not_a_traceback(tmp_path, make, words):
+    res = run(make(tmp_path), "--out", tmp_path / "out")
+    assert res.returncode == 2
+    assert res.stderr.startswith("error: ") and words in res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out" / "meta.json").exists()
+
+
+def test_preprocess_no_face(tmp_path):
+    from inference.video import write_video
+
+    rng = np.random.default_rng(1)
+    write_video(tmp_path / "wall.mp4", rng.integers(90, 110, (10, 240, 320, 3), dtype=np.uint8), fps=25)
+    res = run(tmp_path / "wall.mp4", "--out", tmp_path / "out")
+    assert res.returncode == 2 and "no face found (looked at frames 0, 9 of 10)" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_help_explains():
+    res = run("--help")
+    assert res.returncode == 0
+    text = " ".join(res.stdout.split())
+    for words in ["O.npy", "--size", "--frames", "--margin", "folder of frame images"]:
+        assert words in text
+
+
+def test_runtime_imports_nothing_from_training():
+    code = ("import sys, inference.preprocess, inference.bench, inference.face, inference.video, inference.views\n"
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('training', 'export', 'demo', 'pandas', 'tensorboard', 'yaml')]\n"
+            "print(bad)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr
+
+
+def test_face_benchmark_command_prints_the_ratio():
+    res = subprocess.run([sys.executable, "-m", "inference.bench", "face", "--repeat", "1", "--max-frames", "24"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "naive: MTCNN on every frame" in res.stdout and "x faster" in res.stdout
