@@ -1,0 +1,1 @@
+"""Dataset loaders, one module per dataset, chosen by name (see :data:`LOADERS`)."""

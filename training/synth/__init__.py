@@ -1,0 +1,1 @@
+"""Synthetic datasets in the real datasets' on-disk layouts (see ``python -m training.synth --help``)."""
