@@ -99,17 +99,26 @@ def read_clip(path: str | os.PathLike, limits: VideoLimits = VideoLimits(), fps:
 
 
 def _read_folder(folder: Path, limits: VideoLimits, fps: float | None) -> Clip:
-    import cv2
-
     files = list_frame_files(folder)
     if not files:
         raise InputError(
             f"{folder}: no frame images in this folder (looked for {', '.join(IMAGE_EXTENSIONS)}). "
             f"Give a folder of frames or a video file ({', '.join(VIDEO_EXTENSIONS)})."
         )
-    limits.check_frames(len(files), str(folder))
+    return read_frames(files, limits, fps, source=str(folder))
+
+
+def read_frames(files: list[Path], limits: VideoLimits = VideoLimits(), fps: float | None = None,
+                source: str | None = None) -> Clip:
+    """Read the given frame images, in the order given (for example onset to offset of an annotated clip)."""
+    import cv2
+
+    source = source or (str(Path(files[0]).parent) if files else "frames")
+    if not files:
+        raise InputError(f"{source}: no frame images given")
+    limits.check_frames(len(files), source)
     if fps:
-        limits.check_seconds(len(files) / fps, str(folder))
+        limits.check_seconds(len(files) / fps, source)
     frames = None
     for i, f in enumerate(files):
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -117,7 +126,7 @@ def _read_folder(folder: Path, limits: VideoLimits, fps: float | None) -> Clip:
             raise InputError(f"{f}: this frame image cannot be read (corrupt or not an image). Remove or replace it.")
         if frames is None:
             h, w = img.shape[:2]
-            limits.check_size(w, h, str(folder))
+            limits.check_size(w, h, source)
             frames = np.empty((len(files), h, w, 3), np.uint8)
         elif img.shape[:2] != frames.shape[1:3]:
             raise InputError(
@@ -125,7 +134,7 @@ def _read_folder(folder: Path, limits: VideoLimits, fps: float | None) -> Clip:
                 f"{frames.shape[2]}x{frames.shape[1]}; all frames of a clip must have one size."
             )
         cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=frames[i])
-    return Clip(frames=frames, fps=fps, source=str(folder))
+    return Clip(frames=frames, fps=fps, source=source)
 
 
 def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
