@@ -230,6 +230,15 @@ class FaceAligner:
             out_b.append(b), out_p.append(p), out_l.append(l)
         return out_b, out_p, out_l, min(sx, sy)
 
+    def detect_padded(self, frames: np.ndarray, pad: float = 0.3):
+        """:meth:`detect` on frames framed by a grey border (``pad`` × the longer side on each side)."""
+        import cv2
+
+        p = int(round(pad * max(frames.shape[1:3])))
+        framed = np.stack([cv2.copyMakeBorder(f, p, p, p, p, cv2.BORDER_CONSTANT, value=(127, 127, 127)) for f in frames])
+        boxes, probs, points, scale = self.detect(framed)
+        return [b - p for b in boxes], probs, [l - p for l in points], scale
+
     # -- stage 2: refine
     def refine(self, frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Re-run ONet on upright canonical views of each frame's face; returns landmarks and probabilities."""
@@ -267,6 +276,9 @@ class FaceAligner:
         find_idx = _spread(np.linspace(0, n - 1, min(self.find_frames, n)), n)
         boxes, probs, points, det_scale = self.detect(frames[find_idx])
         faces_seen = max((len(b) for b in boxes), default=0)
+        if faces_seen == 0:  # a face filling the frame (a dataset's cropped release) needs room around it
+            boxes, probs, points, det_scale = self.detect_padded(frames[find_idx])
+            faces_seen = max((len(b) for b in boxes), default=0)
         if faces_seen == 0:
             tried = ", ".join(str(i) for i in find_idx)
             raise InputError(

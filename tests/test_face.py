@@ -112,3 +112,13 @@ def test_cuda_matches_cpu(face_image, reference_landmarks):
     cpu = align_clip(frames, CropSettings(), device="cpu")
     gpu = align_clip(frames, CropSettings(), device="cuda")
     assert np.abs(cpu.matrices - gpu.matrices).max() < 0.05
+
+
+def test_face_filling_the_frame_is_found(face_image, aligner):
+    """The datasets' cropped releases are tight faces; the detector needs a border to see them."""
+    tight = np.ascontiguousarray(face_image[70:190, 165:285])
+    frames = np.repeat(tight[None], 4, axis=0)
+    aligned = aligner.align(frames, CropSettings(size=64))
+    assert aligned.meta["faces_seen"] == 1
+    lm = apply(aligned.matrices[0], np.array(aligned.meta["landmarks"]))
+    assert abs(eye_angle_deg(lm)) < 1.0 and abs(midline_x(lm) - 31.5) < 1.5

@@ -1,1 +1,1 @@
-"""Dataset loaders, one module per dataset, chosen by name (see :data:`LOADERS`)."""
+"""Dataset loaders, one module per dataset, chosen by name (see :mod:`training.datasets.registry`)."""

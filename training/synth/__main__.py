@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips-per-subject", type=int, default=6, help="clips per subject (default 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same dataset")
     p.add_argument("--variant", default=None,
-                   help="layout variant, e.g. raw or cropped (default: the loader's first variant)")
+                   help="layout variant, e.g. raw or cropped (default: the writer's, cropped where the dataset has both)")
     p.add_argument("--frames", type=_range, default=(20, 40), help="frames per clip, N or MIN-MAX (default 20-40)")
     p.add_argument("--frame-size", type=_size, default=None,
                    help="HEIGHTxWIDTH of the frames (default: like the real recordings, e.g. 480x640)")
@@ -98,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.subjects < 1 or args.clips_per_subject < 1:
             raise InputError("--subjects and --clips-per-subject must be at least 1")
         module = dataset_module(args.layout)
-        variant = args.variant or module.VARIANTS[-1 if "cropped" in module.VARIANTS else 0]
-        if variant not in module.VARIANTS:
+        variant = args.variant
+        if variant is not None and variant not in module.VARIANTS:
             raise InputError(f"--variant {variant!r} is not a {args.layout} variant; choose one of {', '.join(module.VARIANTS)}")
+        options = {} if variant is None else {"variant": variant}
         out: Path = args.out
         if out.exists() and any(out.iterdir()) and not args.overwrite:
             raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
@@ -112,16 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
         try:
             total = args.subjects * args.clips_per_subject
-            with tqdm(total=total, desc=f"{args.layout} ({variant})", unit="clip") as bar:
+            with tqdm(total=total, desc=f"{args.layout} {variant or ''}".strip(), unit="clip") as bar:
                 module.write_synthetic(tmp, _Counting(source, bar), args.subjects, args.clips_per_subject,
-                                       np.random.default_rng(args.seed), variant=variant, n_frames=args.frames)
+                                       np.random.default_rng(args.seed), n_frames=args.frames, **options)
             if out.exists():
                 shutil.rmtree(out)
             os.replace(tmp, out)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        result = module.load(out, variant=variant)
+        result = module.load(out, variant=variant or "auto")
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -147,7 +147,7 @@ class FaceSource:
         h, w = self.frame_size
         src = base_face().astype(np.float32)
         # skin tone and lighting: a per-subject colour gain and a left-right / top-bottom brightness slope
-        gain = np.clip(1.0 + rng.normal(0, 0.08, 3) + rng.normal(0, 0.08), 0.7, 1.3).astype(np.float32)
+        gain = np.clip(1.0 + rng.normal(0, 0.1) + rng.normal(0, 0.035, 3) * [1.0, 0.7, 1.2], 0.7, 1.3).astype(np.float32)
         ys, xs = np.mgrid[0:512, 0:512].astype(np.float32)
         cx, cy = BASE_LANDMARKS[:, 0].mean(), BASE_LANDMARKS[:, 1].mean()
         face_mask = np.exp(-(((xs - cx) / 80.0) ** 2 + ((ys - cy) / 105.0) ** 2))[..., None]

@@ -1,0 +1,137 @@
+"""`training.prepare` on a synthetic CASME II (real layout, real faces): cache, resume after a real kill, bad clips."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from inference.errors import InputError
+from training.cache import Cache, CacheWriter
+from training.datasets import casme2
+from training.prepare import prepare
+from training.synth.faces import FaceSource
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("casme2")
+    casme2.write_synthetic(root, FaceSource((240, 320), seed=5), subjects=3, clips_per_subject=3,
+                           rng=np.random.default_rng(5), variant="raw", n_frames=(8, 10))
+    return root
+
+
+def _rows(cache: Path) -> list[dict]:
+    with open(cache / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_prepare_builds_a_memory_mapped_cache(dataset, tmp_path):
+    out = tmp_path / "cache"
+    summary = prepare("casme2", dataset, out, size=64, progress=False, log=lambda *_: None)
+    records = casme2.load(dataset).records
+    assert summary["prepared"] == len(records) == 9 and summary["failed"] == 0
+    cache = Cache.open(out)
+    assert isinstance(cache.frames, np.memmap) and cache.frames.shape[1:] == (64, 64, 3)
+    assert len(cache) == 9
+    by_clip = {r.clip: r for r in records}
+    for i, row in enumerate(cache.rows):
+        rec = by_clip[row["clip"]]
+        assert row["subject"] == rec.subject and row["label"] == rec.emotion and row["status"] == "ok"
+        assert row["n_frames"] == len(rec.segment()) == cache.clip(i).shape[0]  # onset → offset
+        assert row["faces_seen"] == "1"
+    assert cache.clip(0).std() > 10  # real pictures, not zeros
+    # a second run finds everything done and changes nothing
+    size_before = (out / "frames.u8").stat().st_size
+    again = prepare("casme2", dataset, out, size=64, progress=False, log=lambda *_: None)
+    assert again["prepared"] == 0 and again["skipped_done"] == 9
+    assert (out / "frames.u8").stat().st_size == size_before
+    with pytest.raises(InputError, match="other settings"):
+        prepare("casme2", dataset, out, size=96, progress=False, log=lambda *_: None)
+
+
+def test_prepare_resumes_after_a_real_kill(dataset, tmp_path):
+    reference = tmp_path / "reference"
+    prepare("casme2", dataset, reference, size=64, progress=False, log=lambda *_: None)
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "training.prepare", "--dataset", "casme2", "--root", str(dataset),
+           "--out", str(out), "--size", "64"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "manifest.csv").exists() and len(_rows(out)) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "prepare finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(_rows(out))
+    assert 3 <= done_before < 9
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"{done_before} already done" in res.stdout
+    rows = _rows(out)
+    assert sorted(r["clip"] for r in rows) == sorted(r["clip"] for r in _rows(reference))  # each clip exactly once
+    assert rows == _rows(reference)
+    assert (out / "frames.u8").read_bytes() == (reference / "frames.u8").read_bytes()
+
+
+def test_torn_tail_is_repaired_on_resume(dataset, tmp_path):
+    out = tmp_path / "cache"
+    prepare("casme2", dataset, out, size=64, progress=False, log=lambda *_: None)
+    good_rows, good_bytes = _rows(out), (out / "frames.u8").read_bytes()
+    with open(out / "frames.u8", "ab") as f:
+        f.write(b"\x07" * 5000)  # frames of a clip whose row was never written
+    with open(out / "manifest.csv", "a") as f:
+        f.write("casme2,3,EP99_99,hap")  # a row cut off mid-line
+    writer = CacheWriter(out, {"dataset": "casme2", "variant": "auto", "root": str(dataset.resolve()), "size": 64,
+                               "margin": 0.1, "faces": True})
+    assert len(writer.open()) == 9
+    assert _rows(out) == good_rows and (out / "frames.u8").read_bytes() == good_bytes
+    assert len(Cache.open(out)) == 9
+
+
+def test_a_bad_clip_is_recorded_and_the_run_goes_on(dataset, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(dataset, broken)
+    record = casme2.load(broken).records[4]
+    victim = record.segment()[1]
+    victim.write_bytes(b"not an image")
+    out = tmp_path / "cache"
+    summary = prepare("casme2", broken, out, size=64, progress=False, log=lambda *_: None)
+    assert summary["prepared"] == 8 and summary["failed"] == 1
+    cache = Cache.open(out)
+    assert len(cache) == 8 and len(cache.failed) == 1
+    assert cache.failed[0]["clip"] == record.clip and "cannot be read" in cache.failed[0]["status"]
+    # fixed and retried: the clip joins the cache
+    shutil.copy(record.segment()[0], victim)
+    again = prepare("casme2", broken, out, size=64, retry_failed=True, progress=False, log=lambda *_: None)
+    assert again["prepared"] == 1 and len(Cache.open(out)) == 9
+
+
+def test_synth_and_prepare_commands(tmp_path):
+    data, cache = tmp_path / "smic", tmp_path / "cache"
+    res = subprocess.run([sys.executable, "-m", "training.synth", "--layout", "smic", "--out", str(data),
+                          "--subjects", "2", "--clips-per-subject", "2", "--frames", "6", "--frame-size", "240x320"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "4 clips from 2 subjects" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "training.synth", "--layout", "smic", "--out", str(data)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "already holds files" in res.stderr
+    res = subprocess.run([sys.executable, "-m", "training.prepare", "--dataset", "smic", "--root", str(data),
+                          "--out", str(cache), "--size", "48"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "4 clips prepared, 0 failed" in res.stdout
+    res = subprocess.run([sys.executable, "-m", "training.prepare", "--dataset", "smic", "--root", str(tmp_path / "nope"),
+                          "--out", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "Traceback" not in res.stderr
