@@ -33,3 +33,18 @@ def reference_landmarks(face_image, aligner) -> np.ndarray:
     lm_frame = np.array(aligner.align(frames, CropSettings()).meta["landmarks"])
     to_source = np.linalg.inv(np.vstack([mats[0], [0, 0, 1]]))[:2]
     return apply(to_source, lm_frame)
+
+
+@pytest.fixture(scope="session")
+def smic_cache(tmp_path_factory):
+    """A synthetic SMIC-HS (6 subjects × 3 clips of each class, real faces), prepared at 48 px."""
+    from training.datasets import smic
+    from training.prepare import prepare
+    from training.synth.faces import FaceSource
+
+    root = tmp_path_factory.mktemp("smic")
+    plan = [(s, c) for s in range(1, 7) for c in ("negative", "positive", "surprise") for _ in range(3)]
+    smic.write_synthetic(root / "data", FaceSource((240, 320), seed=11), subjects=6, clips_per_subject=9,
+                         rng=np.random.default_rng(11), variant="raw", n_frames=(10, 14), plan=plan)
+    prepare("smic", root / "data", root / "cache", size=56, progress=False, log=lambda *_: None)
+    return root / "cache"

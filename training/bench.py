@@ -1,0 +1,182 @@
+"""``python -m training.bench``: our training step against a reference-code-style step, in one run.
+
+- **ours**: the clips live on the device as uint8; one batched ``grid_sample`` augments the whole batch there;
+  the Décalcomanie views are gathers on the device; bf16 autocast (CUDA, or ``--amp bf16`` on CPU) and
+  channels-last-3d;
+- **baseline** (the reference code's way): fp32, contiguous tensors, and a ``DataLoader`` whose worker
+  processes augment clip by clip, frame by frame on the CPU, then copy each batch to the device.
+
+Both run the same network, scheme (SBML, ``--views``) and optimiser on random clips. Printed: clips per second,
+model-FLOP utilisation against the device's peak (H100/H200 bf16 dense 989 TFLOP/s; elsewhere give
+``--peak-tflops``), the speed-up, and what one full SMIC LOSO (16 folds × 100 epochs of ≈154 training clips)
+would take at our rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+from inference.errors import InputError
+
+from .data import augment, normalise
+from .models import model_spec
+from .schemes import ViewModel
+
+PEAKS_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
+
+
+def forward_flops(model: ViewModel, t: int, size: int) -> float:
+    """FLOPs of one view of one clip through the backbone (multiply-add = 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, t, size, size)
+    backbone = model.backbone.to("cpu").float()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        backbone(x)
+    return float(counter.get_total_flops())
+
+
+class _ReferenceStyleClips(torch.utils.data.Dataset):
+    """Per-sample CPU augmentation, frame by frame with OpenCV, as the reference code's loaders do."""
+
+    def __init__(self, clips: np.ndarray, labels: np.ndarray, size: int, seed: int):
+        self.clips, self.labels, self.size, self.seed = clips, labels, size, seed
+
+    def __len__(self):
+        return len(self.clips)
+
+    def __getitem__(self, i):
+        import cv2
+
+        rng = np.random.default_rng((self.seed, i, os.getpid()))
+        clip = self.clips[i]
+        s = clip.shape[1]
+        angle, zoom, flip = rng.uniform(-30, 30), rng.uniform(1.0, 1.1), rng.random() < 0.5
+        m = cv2.getRotationMatrix2D(((s - 1) / 2, (s - 1) / 2), angle, zoom)
+        out = np.empty((len(clip), self.size, self.size, 3), np.float32)
+        for k, frame in enumerate(clip):
+            f = cv2.warpAffine(frame, m, (s, s), borderMode=cv2.BORDER_REPLICATE)
+            f = cv2.resize(f, (self.size, self.size), interpolation=cv2.INTER_LINEAR)
+            out[k] = (f[:, ::-1] if flip else f).astype(np.float32) / 255.0
+        return torch.from_numpy(out).permute(3, 0, 1, 2), int(self.labels[i])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="resnext3d_101")
+    p.add_argument("--views", default="OLR")
+    p.add_argument("--frames", type=int, default=34)
+    p.add_argument("--size", type=int, default=112)
+    p.add_argument("--cache-size", type=int, default=128, help="side of the cached crops the batch is augmented from")
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--steps", type=int, default=10, help="timed steps of each (after 3 warm-up steps)")
+    p.add_argument("--clips", type=int, default=64, help="random clips in the pool")
+    p.add_argument("--workers", type=int, default=4, help="DataLoader workers of the baseline")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default="auto", help="ours: bf16 | none | auto (bf16 on CUDA)")
+    p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak for the MFU figure")
+    args = p.parse_args(argv)
+    try:
+        report(args)
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _timed(step, n: int, sync) -> float:
+    for _ in range(3):
+        step()
+    sync()
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync()
+    return (time.perf_counter() - t) / n
+
+
+def report(args) -> None:
+    device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) else
+                          ("cpu" if args.device == "auto" else args.device))
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    amp = torch.bfloat16 if (args.amp == "bf16" or (args.amp == "auto" and cuda)) else None
+    norm = model_spec(args.model).normalisation_for(None)
+    rng = np.random.default_rng(0)
+    pool = rng.integers(0, 256, (args.clips, args.frames, args.cache_size, args.cache_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 3, args.clips)
+    torch.manual_seed(0)
+
+    def make_model(channels_last: bool):
+        m = ViewModel({"name": args.model}, 3, "sbml", args.views).to(device)
+        return m.to(memory_format=torch.channels_last_3d) if channels_last else m
+
+    # ours
+    model = make_model(cuda)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    bank, ys = torch.from_numpy(pool).to(device), torch.from_numpy(labels).to(device)
+    gen = torch.Generator().manual_seed(0)
+
+    def ours():
+        idx = torch.randint(0, args.clips, (args.batch,), generator=gen)
+        x = normalise(augment(bank[idx.to(device)], args.size, gen, 30.0, 1.1, True), norm["mean"], norm["std"],
+                      norm.get("pixel_scale", 1.0))
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
+            loss, _ = model.loss(x, ys[idx.to(device)])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t_ours = _timed(ours, args.steps, sync)
+    del model, opt, bank
+    # baseline
+    model = make_model(False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    loader = torch.utils.data.DataLoader(_ReferenceStyleClips(pool, labels, args.size, 0), batch_size=args.batch,
+                                         shuffle=True, num_workers=args.workers, drop_last=True,
+                                         persistent_workers=args.workers > 0, pin_memory=cuda)
+    batches = iter(())
+
+    def baseline():
+        nonlocal batches
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        x = normalise(x.to(device, non_blocking=True), norm["mean"], norm["std"], norm.get("pixel_scale", 1.0))
+        loss, _ = model.loss(x, y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t_base = _timed(baseline, args.steps, sync)
+    flops = forward_flops(model, args.frames, args.size) * 3 * len(args.views) * args.batch  # fwd + bwd ≈ 3× fwd
+    name = torch.cuda.get_device_name(device) if cuda else f"CPU ({os.cpu_count()} cores)"
+    peak = args.peak_tflops or next((v for k, v in PEAKS_TFLOPS.items() if k in name), None)
+    cps_o, cps_b = args.batch / t_ours, args.batch / t_base
+    print(f"training step: {args.model}, SBML {args.views}, batch {args.batch} x {args.frames}x{args.size}^2, on {name}; "
+          f"{args.steps} timed steps each")
+    for label, t, cps, how in (("ours", t_ours, cps_o, f"uint8 on device, batched aug, {'bf16' if amp else 'fp32'}"
+                                f"{', channels-last-3d' if cuda else ''}"),
+                               ("baseline", t_base, cps_b, f"fp32, {args.workers} DataLoader workers, per-sample CPU aug")):
+        mfu = f"{100 * flops / t / (peak * 1e12):5.1f} % of {peak:g} TFLOP/s" if peak else "n/a (give --peak-tflops)"
+        print(f"  {label:9s} {t * 1000:9.1f} ms/step {cps:9.1f} clips/s  {flops / t / 1e12:7.2f} TFLOP/s  MFU {mfu}  [{how}]")
+    print(f"  speed-up: {t_base / t_ours:.2f}x")
+    smic = 16 * 100 * math.ceil(154 / args.batch) * args.batch / cps_o
+    print(f"  a full SMIC LOSO (16 folds x 100 epochs x ~154 training clips) at our rate: {smic / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Décalcomanie training schemes over one shared backbone.
+
+- **SBML** (shared backbone, multiple losses): every view goes through the same backbone and classifier;
+  the loss is the weighted sum of the per-view cross-entropies (paper: O/L/R 0.4/0.4/0.2, pairs 0.5/0.5).
+  At test time the logits of the chosen test views are summed, then softmaxed; test views are chosen
+  independently of the training views.
+- **FSB** (fusion with shared backbone): the views' features are concatenated and classified by a linear
+  or MLP (hidden 256) head; the same views in training and at test time.
+- Plain ``O``-only training is SBML with the single view O (the baseline).
+
+Views are built from the (augmented, normalised) O batch inside :meth:`ViewModel.forward` with one gather
+each, so all views of a batch run through the backbone in one call.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from inference.errors import InputError
+from inference.views import make_views, parse_views
+
+from .models import create_model
+
+DEFAULT_WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.4, 0.2)}
+CHECKPOINT_FORMAT = 1
+
+
+class ViewModel(nn.Module):
+    def __init__(self, backbone: dict, num_classes: int, scheme: str = "sbml", train_views: str = "OLR",
+                 view_weights=None, test_views: str | None = None, fsb_head: str = "linear", fsb_hidden: int = 256):
+        super().__init__()
+        scheme = scheme.lower()
+        if scheme not in ("sbml", "fsb"):
+            raise InputError(f"unknown scheme {scheme!r}; use sbml or fsb")
+        train_views = parse_views(train_views)
+        test_views = parse_views(test_views or train_views)
+        if scheme == "fsb" and test_views != train_views:
+            raise InputError(f"FSB classifies the concatenated features of its training views ({train_views}); "
+                             f"test views must be the same, got {test_views}")
+        weights = tuple(float(w) for w in (view_weights or DEFAULT_WEIGHTS[len(train_views)]))
+        if len(weights) != len(train_views):
+            raise InputError(f"{len(train_views)} training views ({train_views}) but {len(weights)} view weights")
+        if fsb_head not in ("linear", "mlp"):
+            raise InputError(f"unknown FSB head {fsb_head!r}; use linear or mlp")
+        self.config = {"backbone": dict(backbone), "num_classes": int(num_classes), "scheme": scheme,
+                       "train_views": train_views, "view_weights": list(weights), "test_views": test_views,
+                       "fsb_head": fsb_head, "fsb_hidden": int(fsb_hidden)}
+        kwargs = {k: v for k, v in backbone.items() if k not in ("name", "num_classes")}
+        self.backbone = create_model(backbone["name"], num_classes, **kwargs)
+        self.scheme, self.train_views, self.test_views, self.view_weights = scheme, train_views, test_views, weights
+        if scheme == "fsb":
+            d = self.backbone.feature_dim * len(train_views)
+            self.head = nn.Linear(d, num_classes) if fsb_head == "linear" else nn.Sequential(
+                nn.Linear(d, fsb_hidden), nn.ReLU(inplace=True), nn.Linear(fsb_hidden, num_classes))
+
+    def features(self, x: torch.Tensor, views: str) -> torch.Tensor:
+        """Backbone features of each view: ``(V, N, D)`` for an O batch ``(N, C, T, H, W)``."""
+        stacked = torch.cat(make_views(x, views), dim=0)
+        f = self.backbone.forward_features(stacked)
+        return f.reshape(len(views), x.shape[0], -1)
+
+    def forward(self, x: torch.Tensor, views: str | None = None) -> torch.Tensor:
+        """SBML: per-view logits ``(V, N, K)``; FSB: fused logits ``(N, K)``."""
+        views = parse_views(views or (self.train_views if self.training else self.test_views))
+        f = self.features(x, views)
+        if self.scheme == "fsb":
+            return self.head(f.permute(1, 0, 2).reshape(x.shape[0], -1))
+        return self.backbone.fc(f)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training loss and the fused training logits ``(N, K)`` (for accuracy logging)."""
+        out = self(x, self.train_views)
+        if self.scheme == "fsb":
+            return F.cross_entropy(out, y), out
+        loss = sum(w * F.cross_entropy(o, y) for w, o in zip(self.view_weights, out))
+        return loss, out.sum(0)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, views: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused probabilities ``(N, K)`` and, for SBML, per-view probabilities ``(V, N, K)``."""
+        views = parse_views(views or self.test_views)
+        out = self(x, views)
+        if self.scheme == "fsb":
+            return out.float().softmax(-1), None
+        return out.float().sum(0).softmax(-1), out.float().softmax(-1)
+
+
+def save_view_model(path: str | Path, model: ViewModel, labels, extra: dict | None = None) -> None:
+    """Write a checkpoint that ``torch.load(weights_only=True)`` reads and :func:`load_view_model` rebuilds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    payload = {"format": CHECKPOINT_FORMAT, "kind": "view_model", "config": model.config, "state_dict": state,
+               "labels": list(labels), "extra": extra or {}}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_view_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ViewModel, dict]:
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such checkpoint") from None
+    except Exception as e:  # noqa: BLE001 — pickle, zip and unsupported-type errors all mean "not ours"
+        raise InputError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != "view_model":
+        raise InputError(f"{path}: not a checkpoint written by training.loso (no view-model config inside)")
+    model = ViewModel(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), {"labels": payload["labels"], "extra": payload["extra"], "config": payload["config"]}
