@@ -139,7 +139,7 @@ def report(args) -> None:
         opt.step()
 
     t_ours = _timed(ours, args.steps, sync)
-    del model, opt, bank
+    del model, opt
     # baseline
     model = make_model(False)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
