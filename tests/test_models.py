@@ -10,7 +10,7 @@ from torch import nn
 
 from inference.errors import InputError
 from training.models import Normalisation, create_model, model_names, model_spec
-from training.models.checkpoint import load_checkpoint, load_pretrained, save_checkpoint
+from training.models.checkpoint import load_pretrained
 from training.models.resnet3d import KENSHOHARA_2017, KENSHOHARA_2020, ShortcutA
 
 EXPECTED = {
@@ -378,28 +378,29 @@ def test_normalisation_per_weights_file():
 # --- our checkpoints -------------------------------------------------------------------------------------------------
 
 
-def test_save_and_load_checkpoint_round_trip(tmp_path):
+def test_view_model_checkpoint_round_trip(tmp_path):
+    from training.schemes import ViewModel, load_view_model, save_view_model
+
     torch.manual_seed(4)
-    model = create_model("resnet3d_tiny", 3, shortcut="A", conv1_t_size=5)
+    model = ViewModel({"name": "resnet3d_tiny", "shortcut": "A", "conv1_t_size": 5}, 3, "fsb", "OLR", fsb_head="mlp")
     model.train()
-    model(torch.randn(4, 3, 8, 48, 48)).sum().backward()  # moves BatchNorm running statistics
+    model.loss(torch.randn(4, 3, 8, 48, 48), torch.tensor([0, 1, 2, 0]))[0].backward()  # moves BatchNorm statistics
     model.eval()
     labels = ["negative", "positive", "surprise"]
     extra = {"norm": KENSHOHARA_2020.to_dict(), "fold": 3, "metrics": {"uf1": 0.61, "uar": 0.6},
-             "views": "OLR", "chain": ["ucf101", "ckplus"], "epoch_curve": torch.arange(3.0)}
-    path = tmp_path / "run" / "best.pt"
-    save_checkpoint(path, model, labels, extra)
-    save_checkpoint(path, model, labels, extra)  # overwrites in place
-    assert sorted(os.listdir(path.parent)) == ["best.pt"]  # no temporary file left behind
+             "chain": ["ucf101", "ckplus"], "epoch_curve": torch.arange(3.0)}
+    path = tmp_path / "run" / "model.pt"
+    save_view_model(path, model, labels, extra)
+    save_view_model(path, model, labels, extra)  # overwrites in place
+    assert sorted(os.listdir(path.parent)) == ["model.pt"]  # no temporary file left behind
 
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    assert raw["format"] == 1 and raw["labels"] == labels
-    assert raw["model"] == {"name": "resnet3d_tiny", "num_classes": 3,
-                            "kwargs": {"shortcut": "A", "conv1_t_size": 5, "conv1_t_stride": 1}}
+    assert raw["format"] == 1 and raw["kind"] == "view_model" and raw["labels"] == labels
 
-    rebuilt, meta = load_checkpoint(path)
-    assert type(rebuilt) is type(model) and rebuilt.config == model.config and not rebuilt.training
-    assert rebuilt.conv1.kernel_size == (5, 7, 7) and isinstance(rebuilt.layer2[0].downsample, ShortcutA)
+    rebuilt, meta = load_view_model(path)
+    assert rebuilt.config == model.config and not rebuilt.training
+    assert rebuilt.backbone.conv1.kernel_size == (5, 7, 7)
+    assert isinstance(rebuilt.backbone.layer2[0].downsample, ShortcutA)
     assert meta["labels"] == labels and meta["extra"]["metrics"] == {"uf1": 0.61, "uar": 0.6}
     assert torch.equal(meta["extra"]["epoch_curve"], torch.arange(3.0))
     assert Normalisation.from_dict(meta["extra"]["norm"]) == KENSHOHARA_2020
@@ -407,30 +408,34 @@ def test_save_and_load_checkpoint_round_trip(tmp_path):
     with torch.no_grad():
         assert torch.equal(rebuilt(x), model(x))
 
-    # our checkpoint is also a pretrained source for the next step of an N-step chain
+    # our checkpoint is also a pretrained source for the next step of an N-step chain: its backbone
     nxt = create_model("resnet3d_tiny", 5, shortcut="A", conv1_t_size=5)
     report = load_pretrained(nxt, path)
-    assert report["head_replaced"] and torch.equal(nxt.layer3[0].conv1.weight, model.layer3[0].conv1.weight)
+    assert report["head_replaced"] and torch.equal(nxt.layer3[0].conv1.weight, model.backbone.layer3[0].conv1.weight)
 
 
-def test_save_checkpoint_refuses_what_weights_only_cannot_read(tmp_path):
-    model = create_model("resnet3d_tiny", 2)
+def test_checkpoints_refuse_what_weights_only_cannot_read(tmp_path):
+    from training.schemes import ViewModel, save_view_model
+
+    model = ViewModel({"name": "resnet3d_tiny"}, 2, "sbml", "O")
     path = tmp_path / "ckpt.pt"
-    save_checkpoint(path, model, ["a", "b"], {"ok": 1})
+    save_view_model(path, model, ["a", "b"], {"ok": 1})
     before = path.read_bytes()
     with pytest.raises(TypeError, match="Normalisation"):
-        save_checkpoint(path, model, ["a", "b"], {"norm": KENSHOHARA_2017})
+        save_view_model(path, model, ["a", "b"], {"norm": KENSHOHARA_2017})
     with pytest.raises(ValueError, match="3 labels"):
-        save_checkpoint(path, model, ["a", "b", "c"], {})
+        save_view_model(path, model, ["a", "b", "c"], {})
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["ckpt.pt"]
 
 
-def test_load_checkpoint_refuses_foreign_files(tmp_path):
+def test_load_view_model_refuses_foreign_files(tmp_path):
+    from training.schemes import load_view_model
+
     path = tmp_path / "resnet-18-kinetics.pth"
     kenshohara_file(path, create_model("resnet3d_tiny", 400), "resnet-18")
-    with pytest.raises(InputError, match="not a checkpoint of this project"):
-        load_checkpoint(path)
+    with pytest.raises(InputError, match="not a checkpoint written by training.loso"):
+        load_view_model(path)
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    with pytest.raises(InputError, match="not a readable PyTorch checkpoint"):
-        load_checkpoint(text)
+    with pytest.raises(InputError, match="not a readable checkpoint"):
+        load_view_model(text)

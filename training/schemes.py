@@ -14,8 +14,6 @@ each, so all views of a batch run through the backbone in one call.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,6 +24,7 @@ from inference.errors import InputError
 from inference.views import make_views, parse_views
 
 from .models import create_model
+from .models.checkpoint import write_checkpoint
 
 DEFAULT_WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.4, 0.2)}
 CHECKPOINT_FORMAT = 1
@@ -92,20 +91,15 @@ class ViewModel(nn.Module):
 
 
 def save_view_model(path: str | Path, model: ViewModel, labels, extra: dict | None = None) -> None:
-    """Write a checkpoint that ``torch.load(weights_only=True)`` reads and :func:`load_view_model` rebuilds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    payload = {"format": CHECKPOINT_FORMAT, "kind": "view_model", "config": model.config, "state_dict": state,
-               "labels": list(labels), "extra": extra or {}}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """The project's one checkpoint format: what :func:`load_view_model` rebuilds (export reads it, and
+    ``load_pretrained`` takes its backbone for the next step of an N-step chain). Written atomically;
+    ``torch.load(weights_only=True)`` reads it."""
+    labels = [str(x) for x in labels]
+    if len(labels) != model.config["num_classes"]:
+        raise ValueError(f"{len(labels)} labels for a model with {model.config['num_classes']} classes")
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
+    write_checkpoint(path, {"format": CHECKPOINT_FORMAT, "kind": "view_model", "config": model.config,
+                            "state_dict": state, "labels": labels, "extra": dict(extra or {})})
 
 
 def load_view_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ViewModel, dict]:

@@ -1,4 +1,4 @@
-"""Weights in and out: pretrained files into a registered model, and this project's checkpoints.
+"""Weights in and out: pretrained files into a registered model, and the writer of this project's checkpoints.
 
 Every file is read with ``torch.load(path, map_location="cpu", weights_only=True)``: no pickled
 code ever runs. Accepted as pretrained weights:
@@ -7,7 +7,7 @@ code ever runs. Accepted as pretrained weights:
   keys possibly prefixed ``module.`` (DataParallel); 2017 files also lack BatchNorm's
   ``num_batches_tracked`` buffers, which are then kept as initialised;
 - a torchvision state dict (or torchvision's reference-script checkpoint ``{"model": ...}``);
-- one of our own checkpoints (:func:`save_checkpoint`).
+- one of our own checkpoints (``training.schemes.save_view_model``): its backbone's weights.
 
 A classifier whose shape differs from the model's (400 Kinetics classes against ours) is dropped
 and the model keeps its freshly initialised head. Everything else must match when
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import torch
 
 from inference.errors import InputError
 
-from . import VideoClassifier, create_model
+from . import VideoClassifier
 
 FORMAT = 1
 _STRIP_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
@@ -91,7 +91,10 @@ def load_pretrained(model: VideoClassifier, path: str | os.PathLike, strict_back
     (BatchNorm ``num_batches_tracked`` counters aside) raises :class:`InputError`.
     """
     obj = _read(path)
-    sd = _clean_keys(_state_dict_of(obj, path), getattr(model, "pretrained_key_map", {}))
+    sd = _state_dict_of(obj, path)
+    if isinstance(obj, Mapping) and obj.get("kind") == "view_model":  # ours: the shared backbone's weights
+        sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
+    sd = _clean_keys(sd, getattr(model, "pretrained_key_map", {}))
     own = model.state_dict()
     head = HEAD
 
@@ -185,31 +188,16 @@ def _check_plain(x: Any, where: str) -> None:
     raise TypeError(f"{where} is {type(x).__name__}; checkpoints hold only tensors and plain Python values")
 
 
-def save_checkpoint(
-    path: str | os.PathLike, model: VideoClassifier, labels: Sequence[str] | None, extra: dict | None = None
-) -> Path:
-    """Write ``{"format", "model" (constructor config), "state_dict", "labels", "extra"}``
-    atomically (a temporary file in the same folder, then ``os.replace``)."""
-    config = getattr(model, "config", None)
-    if not config:
-        raise TypeError("model has no .config: build it with training.models.create_model")
-    labels = [str(x) for x in (labels or [])]
-    if labels and len(labels) != config["num_classes"]:
-        raise ValueError(f"{len(labels)} labels for a model with {config['num_classes']} classes")
-    ckpt = {
-        "format": FORMAT,
-        "model": {"name": config["name"], "num_classes": config["num_classes"], "kwargs": dict(config["kwargs"])},
-        "state_dict": {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()},
-        "labels": labels,
-        "extra": dict(extra or {}),
-    }
-    _check_plain({k: v for k, v in ckpt.items() if k != "state_dict"}, "checkpoint")
+def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """Write ``payload`` (tensors and plain Python values only, so ``weights_only=True`` reads it back)
+    atomically: a temporary file in the same folder, synced, then renamed over ``path``."""
+    _check_plain({k: v for k, v in payload.items() if k != "state_dict"}, "checkpoint")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
+            torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -218,27 +206,3 @@ def save_checkpoint(
             os.unlink(tmp)
         raise
     return path
-
-
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[VideoClassifier, dict]:
-    """Rebuild the network a :func:`save_checkpoint` file holds, with its weights, in eval mode.
-
-    Returns ``(model, meta)``, meta = ``{"format", "model", "labels", "extra"}``.
-    """
-    obj = _read(path)
-    if not (isinstance(obj, Mapping) and obj.get("format") == FORMAT and isinstance(obj.get("model"), Mapping)
-            and _is_state_dict(obj.get("state_dict"))):
-        raise InputError(
-            f"{path} is not a checkpoint of this project (format {FORMAT}); "
-            "pretrained weights from elsewhere are loaded with load_pretrained into a model built by create_model"
-        )
-    cfg = obj["model"]
-    model = create_model(cfg["name"], cfg["num_classes"], **dict(cfg.get("kwargs", {})))
-    try:
-        model.load_state_dict(obj["state_dict"], strict=True)
-    except RuntimeError as e:
-        raise InputError(f"{path}: weights do not fit the model it names ({cfg['name']}): {str(e)[:500]}") from None
-    model.to(device).eval()
-    meta = {"format": obj["format"], "model": dict(cfg), "labels": list(obj.get("labels", [])),
-            "extra": obj.get("extra", {})}
-    return model, meta
