@@ -439,3 +439,27 @@ def test_load_view_model_refuses_foreign_files(tmp_path):
     text.write_text("hello")
     with pytest.raises(InputError, match="not a readable checkpoint"):
         load_view_model(text)
+
+
+def test_imagenet_2d_weights_inflate_into_the_3d_resnet(tmp_path):
+    """I3D inflation: on a still clip, the inflated 3D network's first convolution equals the 2D one's."""
+    import torchvision
+
+    from training.loso import input_normalisation
+    from training.models.checkpoint import inflate_2d
+
+    torch.manual_seed(0)
+    two_d = torchvision.models.resnet18(weights=None).eval()
+    path = tmp_path / "resnet18-imagenet.pth"
+    torch.save(two_d.state_dict(), path)
+    three_d = create_model("resnet3d_18", 5).eval()
+    report = inflate_2d(three_d, path)
+    assert "conv1.weight" in report["inflated"] and report["head_replaced"]
+    image = torch.randn(1, 3, 64, 64)
+    still = image.unsqueeze(2).repeat(1, 1, 7, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(three_d.conv1(still)[:, :, 3], two_d.conv1(image), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(three_d.bn1.running_var, two_d.bn1.running_var)
+    with pytest.raises(InputError, match="same depth"):
+        inflate_2d(create_model("resnet3d_34", 5), path)  # 34 has more blocks than 18
+    assert input_normalisation({"name": "resnet3d_18", "pretrained": str(path), "init": "inflate2d"})["mean"] == [0.485, 0.456, 0.406]

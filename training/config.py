@@ -19,12 +19,13 @@ DEFAULTS: dict = {
     "out": None,  # run folder (default: runs/<name>)
     "data": {
         "caches": [],  # aligned caches from `python -m training.prepare` (three for the composite protocol)
-        "protocol": None,  # smic | casme2 | samm | composite (default: the cache's dataset)
+        "protocol": None,  # smic | casme2 | samm | composite | all (every label in the caches; pre-training)
     },
     "model": {
         "name": "resnext3d_101",
         "kwargs": {},
         "pretrained": None,  # a local weights file (kenshohara .pth, torchvision state dict, or ours)
+        "init": "file",  # file: load `pretrained` as it is | inflate2d: ImageNet 2D ResNet weights inflated to 3D
     },
     "scheme": {
         "type": "sbml",  # sbml | fsb
@@ -55,6 +56,7 @@ DEFAULTS: dict = {
         "checkpoint_every": 1,  # epochs between resumable checkpoints
         "eval_batch_size": 32,
     },
+    "provenance": [],  # the N-step chain that led here (filled in by training.nstep; kept in every checkpoint)
 }
 
 

@@ -37,15 +37,18 @@ class ClipBank:
 
     @classmethod
     def from_caches(cls, caches: list[str], protocol: str, n_frames: int, device: str | torch.device = "cpu") -> "ClipBank":
-        if protocol not in PROTOCOLS:
-            raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
-        classes = PROTOCOLS[protocol]
+        if protocol not in PROTOCOLS and protocol != "all":
+            raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)} or all")
         opened = [Cache.open(c) for c in caches]
         datasets = {c.settings["dataset"] for c in opened}
-        if len(opened) > 1 and protocol != "composite":
-            raise InputError(f"protocol {protocol!r} uses one dataset, but {len(opened)} caches were given")
-        if protocol != "composite" and datasets != {protocol}:
-            raise InputError(f"protocol {protocol!r} needs a {protocol} cache, got {', '.join(sorted(datasets))}")
+        if protocol == "all":  # pre-training: every label the caches hold (CK+ and Oulu-CASIA share theirs)
+            classes = tuple(sorted({r["label"] for c in opened for r in c.rows}))
+        else:
+            classes = PROTOCOLS[protocol]
+            if len(opened) > 1 and protocol != "composite":
+                raise InputError(f"protocol {protocol!r} uses one dataset, but {len(opened)} caches were given")
+            if protocol != "composite" and datasets != {protocol}:
+                raise InputError(f"protocol {protocol!r} needs a {protocol} cache, got {', '.join(sorted(datasets))}")
         clips, labels, subjects, ids = [], [], [], []
         for cache in opened:
             name = cache.settings["dataset"]

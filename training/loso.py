@@ -100,20 +100,24 @@ class Trainer:
             protocol = Cache.open(cfg["data"]["caches"][0]).settings["dataset"]
         self.protocol = protocol
         self.bank = ClipBank.from_caches(cfg["data"]["caches"], protocol, int(t["n_frames"]), self.device)
-        self.norm = model_spec(cfg["model"]["name"]).normalisation_for(cfg["model"]["pretrained"])
+        self.norm = input_normalisation(cfg["model"])
         self.model_config = {"name": cfg["model"]["name"], **(cfg["model"]["kwargs"] or {})}
 
     # ------------------------------------------------------------ pieces of a fold
     def new_model(self, fold_seed: int) -> ViewModel:
-        s = self.cfg["scheme"]
+        s, m = self.cfg["scheme"], self.cfg["model"]
         torch.manual_seed(fold_seed)
         model = ViewModel(self.model_config, len(self.bank.classes), s["type"], str(s["train_views"]),
                           s["view_weights"], s["test_views"] and str(s["test_views"]), s["fsb_head"], s["fsb_hidden"])
-        if self.cfg["model"]["pretrained"]:
-            from .models.checkpoint import load_pretrained
+        if m["pretrained"]:
+            from .models.checkpoint import inflate_2d, load_pretrained
 
-            report = load_pretrained(model.backbone, self.cfg["model"]["pretrained"])
-            self.log(f"pretrained weights {self.cfg['model']['pretrained']}: {report}")
+            load = inflate_2d if m["init"] == "inflate2d" else load_pretrained
+            report = load(model.backbone, m["pretrained"])
+            # a fresh classifier at every step, even when the file's head has the same shape
+            model.backbone.reset_classifier(len(self.bank.classes))
+            self.log(f"{m['pretrained']}: {len(report['loaded'])} tensors loaded ({m['init']}), fresh head")
+        self.init_backbone_sha256 = backbone_digest(model)  # what this model starts from (N-step provenance)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
@@ -265,7 +269,7 @@ class Trainer:
                 row["view_scores"] = {v: [round(float(p), 6) for p in per_view[vi, j]] for vi, v in enumerate(model.test_views)}
             rows.append(row)
         result = {"subject": int(subject), "fold": int(k), "selected_epoch": trained["epoch"], "rows": rows,
-                  "history": trained["history"]}
+                  "history": trained["history"], "backbone_in": self.init_backbone_sha256}
         _atomic_json(result_path, result)
         (folder / "state.pt").unlink(missing_ok=True)  # the fold is done; its model.pt is what export needs
         return result
@@ -274,8 +278,39 @@ class Trainer:
         c = self.cfg
         return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
                 "n_frames": int(c["train"]["n_frames"]), "size": int(c["train"]["size"]),
-                "normalisation": self.norm, "selection": c["train"]["selection"], "caches": c["data"]["caches"],
-                "crop": _cache_crop(c["data"]["caches"][0])}
+                "normalisation": self.norm, "selection": c["train"]["selection"],
+                "caches": [str(x) for x in c["data"]["caches"]], "crop": _cache_crop(c["data"]["caches"][0]),
+                "init": {"pretrained": c["model"]["pretrained"] and str(c["model"]["pretrained"]), "kind": c["model"]["init"]},
+                "provenance": list(c["provenance"] or [])}
+
+
+def backbone_digest(model: ViewModel) -> str:
+    """SHA-256 of the backbone's weights without its classifier: what an N-step stage carries over."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.backbone.state_dict().items()):
+        if not k.startswith("fc."):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def input_normalisation(model_cfg: dict) -> dict:
+    """The pixel normalisation the backbone's starting weights expect: ImageNet's for inflated 2D weights,
+    the stored one for our own checkpoints (so an N-step chain keeps its first stage's), else the known
+    file's (kenshohara 2017 and 2020 differ) or the architecture's default."""
+    path = model_cfg["pretrained"]
+    if path and model_cfg["init"] == "inflate2d":
+        from .models.checkpoint import imagenet_normalisation
+
+        return imagenet_normalisation()
+    if path and Path(path).is_file():
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 — not ours; load_pretrained will say what is wrong with it
+            payload = None
+        if isinstance(payload, dict) and payload.get("kind") == "view_model":
+            return dict(payload["extra"]["normalisation"])
+    return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
 def _cache_crop(path) -> dict | None:

@@ -206,3 +206,40 @@ def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def inflate_2d(model: VideoClassifier, path: str | os.PathLike) -> dict:
+    """Load ImageNet 2D ResNet weights (a torchvision ``resnet18/34/50/101`` state dict) into the 3D ResNet of
+    the same depth, inflated as in I3D: each ``k×k`` kernel is repeated over the ``t`` frames of its 3D kernel
+    and divided by ``t``, so a still clip gives the 2D network's activations. The classifier is not taken.
+    Keys outside the classifier must all match (names and, but for the added time axis, shapes)."""
+    sd = _clean_keys(_state_dict_of(_read(path), path), {})
+    own = model.state_dict()
+    take, mismatched, unexpected = {}, [], []
+    for k, v in sd.items():
+        if k.startswith(HEAD):
+            continue
+        if k not in own:
+            unexpected.append(k)
+            continue
+        target = own[k]
+        if v.dim() == 4 and target.dim() == 5 and tuple(v.shape) == tuple(target.shape[:2]) + tuple(target.shape[3:]):
+            v = v.unsqueeze(2).repeat(1, 1, target.shape[2], 1, 1) / target.shape[2]
+        if v.shape != target.shape:
+            mismatched.append([k, list(v.shape), list(target.shape)])
+            continue
+        take[k] = v
+    missing = [k for k in own if k not in take and not k.startswith(HEAD) and not k.endswith("num_batches_tracked")]
+    if missing or unexpected or mismatched:
+        message = _mismatch_message(model, path, missing, unexpected, mismatched).split(" Choose the model")[0]
+        raise InputError(f"{message} Inflate a 2D ResNet into the 3D ResNet of the same depth (resnet50 → resnet3d_50).")
+    with torch.no_grad():
+        model.load_state_dict(take, strict=False)
+    return {"path": os.fspath(path), "loaded": sorted(take), "inflated": sorted(k for k in take if own[k].dim() == 5),
+            "head_replaced": True}
+
+
+def imagenet_normalisation() -> dict:
+    """What torchvision's ImageNet 2D weights expect (0–1 pixels)."""
+    return {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "pixel_scale": 1.0,
+            "source": "ImageNet (torchvision 2D weights, inflated to 3D)"}
