@@ -73,7 +73,6 @@ def chain_config(ds: str, slug: str, scheme: dict, note: str) -> dict:
 
 
 def write_nstep() -> None:
-    import yaml
 
     out = HERE / "nstep"
     out.mkdir(exist_ok=True)
