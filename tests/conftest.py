@@ -35,16 +35,36 @@ def reference_landmarks(face_image, aligner) -> np.ndarray:
     return apply(to_source, lm_frame)
 
 
-@pytest.fixture(scope="session")
-def smic_cache(tmp_path_factory):
-    """A synthetic SMIC-HS (6 subjects × 3 clips of each class, real faces), prepared at 48 px."""
+def _smic_cache(root, subjects: int, seed: int):
     from training.datasets import smic
     from training.prepare import prepare
     from training.synth.faces import FaceSource
 
-    root = tmp_path_factory.mktemp("smic")
-    plan = [(s, c) for s in range(1, 7) for c in ("negative", "positive", "surprise") for _ in range(3)]
-    smic.write_synthetic(root / "data", FaceSource((240, 320), seed=11), subjects=6, clips_per_subject=9,
-                         rng=np.random.default_rng(11), variant="raw", n_frames=(10, 14), plan=plan)
+    plan = [(s, c) for s in range(1, subjects + 1) for c in ("negative", "positive", "surprise") for _ in range(3)]
+    smic.write_synthetic(root / "data", FaceSource((240, 320), seed=seed), subjects=subjects, clips_per_subject=9,
+                         rng=np.random.default_rng(seed), variant="raw", n_frames=(10, 14), plan=plan)
     prepare("smic", root / "data", root / "cache", size=56, progress=False, log=lambda *_: None)
     return root / "cache"
+
+
+@pytest.fixture(scope="session")
+def smic_cache(tmp_path_factory):
+    """A synthetic SMIC-HS (6 subjects × 3 clips of each class, real faces), prepared at 56 px."""
+    return _smic_cache(tmp_path_factory.mktemp("smic"), 6, 11)
+
+
+@pytest.fixture(scope="session")
+def smic_heldout_cache(tmp_path_factory):
+    """Two more synthetic subjects, other identities: a held-out set for exported models."""
+    return _smic_cache(tmp_path_factory.mktemp("smic_heldout"), 2, 99)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(smic_cache, tmp_path_factory):
+    """The tiny config's SBML-OLR LOSO on the synthetic SMIC-HS, with its --final model; (folder, results)."""
+    from training.config import load_config
+    from training.loso import run
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    cfg = load_config(ROOT / "training" / "configs" / "tiny.yaml", [f"data.caches=[{smic_cache}]", f"out={out}"])
+    return out, run(cfg, final=True, log=lambda *_: None, progress=False)

@@ -92,8 +92,8 @@ def augment(batch: torch.Tensor, out_size: int, generator: torch.Generator | Non
     # output (x, y) samples input theta @ (x, y, 1) in normalised coordinates; the flip mirrors the x axis
     theta = torch.stack([torch.stack([cos * mirror, -sin, torch.zeros(b)], 1),
                          torch.stack([sin * mirror, cos, torch.zeros(b)], 1)], 1).to(x.device, x.dtype)
-    if s == out_size and not (rotation or scale != 1.0 or flip):
-        out = x
+    if not (rotation or scale != 1.0 or flip):
+        out = resize_frames(x, out_size)  # evaluation: exactly what an exported model package does
     else:
         grid = F.affine_grid(theta, (b, c * t, out_size, out_size), align_corners=False)
         # Shrinking 128 → 112 is mild; larger factors get an area pre-filter (normalised coordinates are size-free).
@@ -101,6 +101,17 @@ def augment(batch: torch.Tensor, out_size: int, generator: torch.Generator | Non
             x = F.interpolate(x, size=(out_size, out_size), mode="area")
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.reshape(b, c, t, out_size, out_size)
+
+
+def resize_frames(x: torch.Tensor, out_size: int) -> torch.Tensor:
+    """Square frames ``(B, K, S, S)`` → ``(B, K, out, out)``: bilinear with half-pixel centres (an area
+    pre-filter first when shrinking by more than 1.5×). Evaluation and exported packages both use this."""
+    s = x.shape[-1]
+    if s == out_size:
+        return x
+    if s > 1.5 * out_size:
+        return F.interpolate(x, size=(out_size, out_size), mode="area")
+    return F.interpolate(x, size=(out_size, out_size), mode="bilinear", align_corners=False)
 
 
 def normalise(x: torch.Tensor, mean, std, pixel_scale: float = 1.0) -> torch.Tensor:

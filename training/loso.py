@@ -279,7 +279,8 @@ class Trainer:
         return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
                 "n_frames": int(c["train"]["n_frames"]), "size": int(c["train"]["size"]),
                 "normalisation": self.norm, "selection": c["train"]["selection"],
-                "caches": [str(x) for x in c["data"]["caches"]], "crop": _cache_crop(c["data"]["caches"][0]),
+                "caches": [str(x) for x in c["data"]["caches"]], "crop": _cache_setting(c["data"]["caches"][0], "crop"),
+                "synthetic": any(bool(_cache_setting(x, "synthetic")) for x in c["data"]["caches"]),
                 "init": {"pretrained": c["model"]["pretrained"] and str(c["model"]["pretrained"]), "kind": c["model"]["init"]},
                 "provenance": list(c["provenance"] or [])}
 
@@ -313,9 +314,9 @@ def input_normalisation(model_cfg: dict) -> dict:
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
-def _cache_crop(path) -> dict | None:
+def _cache_setting(path, key: str):
     try:
-        return json.loads((Path(path) / "cache.json").read_text()).get("crop")
+        return json.loads((Path(path) / "cache.json").read_text()).get(key)
     except (OSError, ValueError):
         return None
 

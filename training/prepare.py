@@ -59,9 +59,10 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
         log(f"  … and {len(result.dropped) - 20} more dropped")
     faces = module.NAME not in FACELESS
     crop = CropSettings(size=size, margin=margin)
+    synthetic = (Path(root) / "SYNTHETIC.md").exists()  # written by python -m training.synth
     writer = CacheWriter(out, {"dataset": module.NAME, "variant": variant, "root": str(Path(root).resolve()),
                                "size": crop.size, "margin": crop.margin if faces else None, "faces": faces,
-                               "crop": crop.to_dict() if faces else None})
+                               "crop": crop.to_dict() if faces else None, "synthetic": synthetic})
     done = writer.open()
     todo = [r for r in result.records
             if r.clip not in done or (retry_failed and done[r.clip]["status"] != "ok")]

@@ -22,7 +22,8 @@ FRAME_SIZES = {
     "smic": (480, 640), "casme2": (480, 640), "samm": (544, 1020), "mmew": (540, 960),
     "ckplus": (490, 640), "oulu": (240, 320), "ucf101": (240, 320),
 }
-GREY = ("ckplus", "samm")  # CK+ and SAMM are (mostly) greyscale recordings
+GREY = ("ckplus", "samm")
+SYNTHETIC_MARKER = "SYNTHETIC.md"  # prepare records it in the cache; models and packages say so  # CK+ and SAMM are (mostly) greyscale recordings
 
 
 class _Counting:
@@ -116,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             with tqdm(total=total, desc=f"{args.layout} {variant or ''}".strip(), unit="clip") as bar:
                 module.write_synthetic(tmp, _Counting(source, bar), args.subjects, args.clips_per_subject,
                                        np.random.default_rng(args.seed), n_frames=args.frames, **options)
+            (tmp / SYNTHETIC_MARKER).write_text(
+                f"# Synthetic data\n\nMade by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
+                f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
+                f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
             if out.exists():
                 shutil.rmtree(out)
             os.replace(tmp, out)

@@ -1,0 +1,155 @@
+"""Checkpoint → ONNX model package: parity with PyTorch, variants, config, a card the Hub accepts."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.__main__ import export_package
+from export.package import PackagedModel, check_parity
+from inference.errors import InputError
+from training.config import load_config
+from training.loso import run
+from training.schemes import load_view_model
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "training" / "configs" / "tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def trained(smic_cache, tiny_run, tmp_path_factory):
+    """The tiny SBML-OLR LOSO run (with its --final model) and a short FSB one."""
+    out = tmp_path_factory.mktemp("runs")
+    (out / "sbml").symlink_to(tiny_run[0], target_is_directory=True)
+    run(load_config(TINY, [f"data.caches=[{smic_cache}]", f"out={out / 'fsb'}", "epochs=1", "scheme.type=fsb",
+                           "train_views=LR", "fsb_head=mlp"]), log=lambda *_: None, progress=False)
+    return out
+
+
+def _ort(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _clips(cache, n, frames):
+    from inference.temporal import resample
+    from training.cache import Cache
+
+    c = Cache.open(cache)
+    return np.stack([resample(np.asarray(c.clip(i)), frames) for i in range(n)])
+
+
+def test_final_model_exports_with_variants(trained, smic_cache, smic_heldout_cache, tmp_path):
+    pkg = tmp_path / "pkg"
+    cfg = export_package(trained / "sbml" / "final" / "model.pt", pkg, fp16=True, int8=True, calibrate=str(smic_cache),
+                         clips=[str(smic_heldout_cache)], log=lambda *_: None)
+    assert sorted(p.name for p in pkg.iterdir()) == ["README.md", "config.json", "model.fp16.onnx", "model.int8.onnx", "model.onnx"]
+    on_disk = json.loads((pkg / "config.json").read_text())
+    assert on_disk == json.loads(json.dumps(cfg))
+    assert on_disk["labels"] == ["negative", "positive", "surprise"] and on_disk["n_frames"] == 8 and on_disk["size"] == 48
+    assert on_disk["input"]["height"] == 56 and on_disk["face_crop"]["size"] == 56 and on_disk["face_crop"]["margin"] == 0.1
+    assert on_disk["scheme"] == "sbml" and on_disk["test_views"] == "OLR" and on_disk["opset"] == 17
+    assert on_disk["loso"]["protocol"]["selection"] == "last" and 0 <= on_disk["loso"]["uf1"] <= 1
+    assert on_disk["parity"]["same_argmax"] and on_disk["parity"]["max_abs_logit_diff"] < 1e-3
+    for name in ("fp16", "int8"):
+        agreement = on_disk["variants"][name]["agreement"]
+        assert agreement["top1_agreement"] >= 0.99 and agreement["uf1_drop"] <= 0.01, agreement
+    # the package stands alone: ONNX Runtime with any batch size and any SBML view subset matches PyTorch
+    model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
+    ref = PackagedModel(model, meta["extra"]["normalisation"], 48)
+    clips = _clips(smic_cache, 5, 8)
+    session = _ort(pkg / "model.onnx")
+    for views in ([0, 1, 2], [0], [1, 2], [2, 0]):
+        probs, view_logits = session.run(None, {"clips": clips, "views": np.array(views, np.int64)})
+        with torch.no_grad():
+            p, vl = ref(torch.from_numpy(clips), torch.tensor(views))
+        np.testing.assert_allclose(view_logits, vl.numpy(), rtol=1e-3, atol=1e-5)
+        assert probs.shape == (5, 3) and view_logits.shape == (len(views), 5, 3)
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    # evaluation in training and the package agree: training's eval path is the graph's
+    from training.data import augment, normalise
+
+    x = normalise(augment(torch.from_numpy(clips), 48), **{k: meta["extra"]["normalisation"][k] for k in ("mean", "std", "pixel_scale")})
+    with torch.no_grad():
+        train_probs, _ = model.predict(x)
+    probs, _ = session.run(None, {"clips": clips, "views": np.array([0, 1, 2], np.int64)})
+    np.testing.assert_allclose(probs, train_probs.numpy(), atol=1e-4)
+
+
+def test_card_passes_the_hubs_metadata_checks(trained, tmp_path):
+    from huggingface_hub import ModelCard
+
+    pkg = tmp_path / "pkg"
+    export_package(trained / "sbml" / "final" / "model.pt", pkg, log=lambda *_: None)
+    card = ModelCard.load(pkg / "README.md")
+    assert card.data.pipeline_tag == "video-classification"
+    assert {"onnx", "micro-expression"} <= set(card.data.tags)
+    results = {r.metric_type: r for r in card.data.eval_results}
+    assert set(results) == {"uf1", "uar", "accuracy"}
+    assert results["uf1"].dataset_type == "smic" and "LOSO" in results["uf1"].metric_name
+    cfg = json.loads((pkg / "config.json").read_text())
+    assert results["uf1"].metric_value == pytest.approx(cfg["loso"]["uf1"], abs=1e-4)
+    text = (pkg / "README.md").read_text()
+    assert "## N-step provenance" in text and "model.onnx" in text and "$" not in text.split("---", 2)[2]
+
+
+def test_fold_and_fsb_checkpoints_export(trained, tmp_path):
+    fold = export_package(trained / "sbml" / "folds" / "subject_2" / "model.pt", tmp_path / "fold", views="LR",
+                          log=lambda *_: None)
+    assert fold["test_views"] == "LR" and fold["loso"] is not None  # the run's figures, said to be the run's
+    assert "one fold" in (tmp_path / "fold" / "README.md").read_text()
+    fsb = export_package(trained / "fsb" / "folds" / "subject_1" / "model.pt", tmp_path / "fsb", log=lambda *_: None)
+    assert fsb["scheme"] == "fsb" and fsb["input"]["views_input"] is None and fsb["outputs"] == ["probs", "logits"]
+    session = _ort(tmp_path / "fsb" / "model.onnx")
+    assert [i.name for i in session.get_inputs()] == ["clips"]
+    with pytest.raises(InputError, match="FSB model classifies the features of its training views"):
+        export_package(trained / "fsb" / "folds" / "subject_1" / "model.pt", tmp_path / "x", views="OLR", log=lambda *_: None)
+
+
+def test_nstep_checkpoint_exports_with_its_provenance(smic_cache, tmp_path):
+    import yaml
+
+    from training.nstep import load_chain, run_chain
+
+    chain = {"name": "c", "out": str(tmp_path / "chain"), "model": {"name": "resnet3d_tiny"}, "stages": [
+        {"name": "pre", "data": {"caches": [str(smic_cache)]},
+         "train": {"epochs": 1, "batch_size": 8, "n_frames": 8, "size": 48, "device": "cpu"}},
+        {"name": "micro", "loso": {"base": str(TINY), "data": {"caches": [str(smic_cache)]}, "train": {"epochs": 1}},
+         "final": True}]}
+    (tmp_path / "chain.yaml").write_text(yaml.safe_dump(chain))
+    run_chain(load_chain(tmp_path / "chain.yaml"), log=lambda *_: None, progress=False)
+    cfg = export_package(tmp_path / "chain" / "stage2_micro" / "final" / "model.pt", tmp_path / "pkg", log=lambda *_: None)
+    assert [p["stage"] for p in cfg["provenance"]] == ["pre", "micro"]
+    assert cfg["provenance"][1]["init"]["sha256"]
+    card = (tmp_path / "pkg" / "README.md").read_text()
+    assert "| pre | scratch |" in card and "| micro | previous `model.pt`" in card
+
+
+def test_a_wrong_export_fails_loudly(trained, smic_cache, tmp_path):
+    from export.package import export_onnx
+
+    model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
+    packaged = PackagedModel(model, meta["extra"]["normalisation"], 48)
+    export_onnx(packaged, tmp_path / "m.onnx", 8, 56)
+    with torch.no_grad():
+        model.backbone.fc.bias += 0.05  # PyTorch and the file now differ
+    with pytest.raises(InputError, match="ONNX Runtime disagrees with PyTorch"):
+        check_parity(packaged, tmp_path / "m.onnx", _clips(smic_cache, 3, 8), "OLR")
+
+
+def test_cli(trained, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(trained / "sbml" / "final" / "model.pt"),
+                          "--out", str(tmp_path / "pkg"), "--fp16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "ONNX Runtime matches PyTorch" in res.stdout and (tmp_path / "pkg" / "model.fp16.onnx").exists()
+    res = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "x")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(trained / "sbml" / "final" / "model.pt"),
+                          "--out", str(tmp_path / "y"), "--int8"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--calibrate" in res.stderr
