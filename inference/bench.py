@@ -3,6 +3,11 @@
 ``python -m inference.bench face [--clip PATH] [--repeat N]``: the face stage (find + align a whole clip)
 of our aligner against the naive way, MTCNN on every frame with a per-frame crop, on the same decoded
 clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face).
+
+``python -m inference.bench runtime --model PKG [--clip PATH] [--checkpoint CKPT]``: per-stage latency of one
+clip end to end (decode, face, resample, model, fuse), peak resident memory, and the model's time in ONNX
+Runtime fp32, int8 (when the package has it) and PyTorch eager (given the training checkpoint; needs the
+training requirements) on the same input.
 """
 
 from __future__ import annotations
@@ -70,6 +75,65 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
           f"stages {a.meta['timings_s']}; target face stage <= 0.30 s: {'met' if mo <= 0.30 else 'NOT met'}")
 
 
+def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | None, device: str) -> None:
+    import resource
+
+    import numpy as np
+
+    from .runtime import Predictor
+
+    predictor = Predictor(model, device=device)
+    predictor.predict(clip_path)  # warm up: weights, first-call initialisation
+    stages: dict[str, list[float]] = {}
+    for _ in range(repeat):
+        pred = predictor.predict(clip_path)
+        for k, v in pred.timings.items():
+            stages.setdefault(k, []).append(v)
+    med = {k: statistics.median(v) for k, v in stages.items()}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    c = predictor.config
+    print(f"runtime, {clip_path.name}, package {c.get('name')}: {c['backbone']['name']} {c['scheme'].upper()} "
+          f"{predictor.views}, {c['n_frames']}x{c['size']}^2; {predictor.provider}; {os.cpu_count()} cores; median of {repeat}")
+    print("  " + "  ".join(f"{k} {v:.3f} s" for k, v in med.items()) + f"  | peak RSS {rss:.0f} MiB")
+    clips = pred.aligned[None]
+    timings = {}
+
+    def timed(fn):
+        fn()
+        ts = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        return statistics.median(ts)
+
+    timings["ONNX Runtime fp32"] = timed(lambda: Predictor.run(predictor, clips))
+    if (predictor.folder / "model.int8.onnx").exists():
+        q = Predictor(model, device=device, variant="int8")
+        timings["ONNX Runtime int8"] = timed(lambda: q.run(clips))
+    if checkpoint is not None:
+        import torch
+
+        try:
+            from export.package import PackagedModel
+            from training.schemes import load_view_model
+        except ImportError as e:
+            raise InputError(f"PyTorch eager timing needs the training requirements ({e})") from None
+        vm, meta = load_view_model(checkpoint)
+        packaged = PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"])
+        x = torch.from_numpy(np.ascontiguousarray(clips))
+        views = torch.tensor([{"O": 0, "L": 1, "R": 2}[v] for v in predictor.views])
+
+        def eager():
+            with torch.no_grad():
+                packaged(x, views) if packaged.sbml else packaged(x)
+
+        timings["PyTorch eager fp32"] = timed(eager)
+    base = timings["ONNX Runtime fp32"]
+    for k, v in timings.items():
+        print(f"  model {k:22s} {v:.3f} s  ({base / v:.2f}x of ONNX Runtime fp32)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inference.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,10 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--repeat", type=int, default=3, help="timed runs of each (median reported)")
     f.add_argument("--size", type=int, default=112, help="crop size")
     f.add_argument("--max-frames", type=int, default=None, help="use only the clip's first N frames")
+    r = sub.add_parser("runtime", help="one clip end to end, per stage; model time in ORT fp32 / int8 / PyTorch")
+    r.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME@REV")
+    r.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled example)")
+    r.add_argument("--checkpoint", type=Path, default=None, help="the training checkpoint, to time PyTorch eager too")
+    r.add_argument("--repeat", type=int, default=3)
+    r.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     args = p.parse_args(argv)
     try:
         if args.what == "face":
             bench_face(args.clip, args.repeat, args.size, args.max_frames)
+        else:
+            bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,186 @@
+"""``python -m inference``: offline batch prediction over clips, to CSV or JSONL, resumable and shardable.
+
+    python -m inference --model packages/smic --input clips/ more.mp4 --recursive --output predictions.csv
+
+Inputs are video files and folders of frame images (a folder that holds frames is one clip). Every input gets
+one row: its top label, probabilities, faces seen and per-stage timings — or an error row with the reason;
+one bad file never stops the run. Run the same command again and inputs already in the output are skipped.
+Each row is appended with a single write, so a kill never leaves a torn row. ``--shard I/N`` takes the inputs
+whose path hashes to I modulo N: N machines with the same inputs cover each exactly once. Inputs are only read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from .errors import InputError
+from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
+
+BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
+                "t_model", "t_total", "error"]
+
+
+def find_inputs(paths: list[str], recursive: bool) -> list[Path]:
+    """Video files and frame folders named by ``paths`` (folders searched one level, or all the way down)."""
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        if p.is_file():
+            found.append(p)
+            continue
+        if _holds_frames(p):
+            found.append(p)
+            continue
+        walker = p.rglob("*") if recursive else p.iterdir()
+        for q in walker:
+            if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS:
+                found.append(q)
+            elif q.is_dir() and _holds_frames(q):
+                found.append(q)
+    unique = sorted(set(found), key=lambda q: natural_key(str(q)))
+    return unique
+
+
+def _holds_frames(folder: Path) -> bool:
+    return any(f.suffix.lower() in IMAGE_EXTENSIONS for f in folder.iterdir() if f.is_file())
+
+
+def shard_of(path: Path, n: int) -> int:
+    return int.from_bytes(hashlib.sha1(str(path).encode()).digest()[:8], "big") % n
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--shard {text!r}: write I/N, e.g. 0/4 (this machine takes part 0 of 4)") from None
+    if n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard {text!r}: need 0 <= I < N")
+    return i, n
+
+
+class RowWriter:
+    """Appends rows to a CSV or JSONL file, one complete line per write; reads back what is already done."""
+
+    def __init__(self, path: Path, labels: list[str]):
+        self.path, self.labels = path, labels
+        self.jsonl = path.suffix.lower() == ".jsonl"
+        if not self.jsonl and path.suffix.lower() != ".csv":
+            raise InputError(f"--output {path}: use a .csv or .jsonl file")
+        self.columns = BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:]
+
+    def done(self) -> set[str]:
+        """Paths already in the output (a torn last line, if any, is cut off first)."""
+        if not self.path.exists():
+            return set()
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+            data = data[:end]
+        text = data.decode("utf-8")
+        if self.jsonl:
+            return {json.loads(line)["path"] for line in text.splitlines() if line.strip()}
+        rows = list(csv.reader(io.StringIO(text)))
+        if rows and rows[0] != self.columns:
+            raise InputError(f"{self.path} was written for other labels or columns; use another --output")
+        return {r[0] for r in rows[1:] if r}
+
+    def _append(self, line: str) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.jsonl and (not self.path.exists() or self.path.stat().st_size == 0):
+            self._append(self._csv_line(self.columns))
+
+    def _csv_line(self, values) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(values)
+        return buf.getvalue()
+
+    def write(self, row: dict) -> None:
+        if self.jsonl:
+            self._append(json.dumps(row, ensure_ascii=False) + "\n")
+            return
+        flat = {**row, **{f"prob_{k}": v for k, v in (row.get("probs") or {}).items()}}
+        for stage in ("decode", "face", "resample", "model", "total"):
+            flat[f"t_{stage}"] = (row.get("timings_s") or {}).get(stage, "")
+        self._append(self._csv_line([flat.get(c, "") for c in self.columns]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m inference", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME[@REV]")
+    p.add_argument("--input", nargs="+", required=True, help="video files, frame folders, or folders of clips")
+    p.add_argument("--recursive", action="store_true", help="search input folders all the way down")
+    p.add_argument("--output", required=True, type=Path, help="results file, .csv or .jsonl (appended to; resumable)")
+    p.add_argument("--views", default=None, help="test views for SBML packages: O, OL, OR, LR or OLR (default: the package's)")
+    p.add_argument("--shard", default=None, help="I/N: process only this machine's share of the inputs")
+    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="where the model runs (default auto)")
+    p.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="which graph of the package")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (recorded only)")
+    p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
+    args = p.parse_args(argv)
+    from tqdm import tqdm
+
+    try:
+        from .runtime import Predictor
+
+        shard, shards = parse_shard(args.shard)
+        inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
+        predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
+                              limits=VideoLimits(max_frames=args.max_frames))
+        writer = RowWriter(args.output, predictor.labels)
+        done = writer.done()
+        todo = [q for q in inputs if str(q) not in done]
+        writer.start()
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{predictor.describe()}\n{len(inputs)} inputs in shard {shard}/{shards}, {len(inputs) - len(todo)} already in "
+          f"{args.output}, {len(todo)} to do")
+    counts, reasons = Counter(), Counter()
+    t0 = time.perf_counter()
+    for q in tqdm(todo, unit="clip", desc="predict"):
+        row = {"path": str(q), "views": predictor.views, "provider": predictor.provider}
+        try:
+            pred = predictor.predict(q, fps=args.fps)
+            row.update(status="ok", **pred.as_dict())
+            counts[pred.top] += 1
+        except InputError as e:
+            row.update(status="error", error=str(e))
+            reasons[str(e).split(": ", 1)[-1][:80]] += 1
+        except Exception as e:  # noqa: BLE001 — one bad file never stops the run; its reason is in its row
+            row.update(status="error", error=f"{type(e).__name__}: {e}")
+            reasons[type(e).__name__] += 1
+        writer.write(row)
+    ok = sum(counts.values())
+    print(f"{ok} predicted ({', '.join(f'{k} {v}' for k, v in counts.most_common()) or 'none'}), "
+          f"{sum(reasons.values())} errors in {time.perf_counter() - t0:.1f} s → {args.output}")
+    for reason, n in reasons.most_common(5):
+        print(f"  {n} × {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The runtime: a model package → ONNX Runtime → fused Décalcomanie probabilities for a clip.
+
+:class:`Predictor` reads ``config.json``, opens ``model.onnx`` (or its fp16 / int8 variant) with the CUDA
+execution provider when ``onnxruntime-gpu`` and a GPU are there, else on the CPU, and reports the provider
+that really runs (ONNX Runtime falls back to the CPU silently). A clip goes through the same core path as
+training: decode → align the face (the package's crop settings) → resample to the package's frame count →
+the graph, which builds the views, runs them in one batched call and fuses them (SBML: sum of logits, then
+softmax; FSB: the fused head).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .face import CropSettings, align_clip
+from .hub import resolve_package
+from .temporal import resample
+from .video import Clip, VideoLimits, read_clip
+from .views import parse_views
+
+VIEW_INDEX = {"O": 0, "L": 1, "R": 2}
+SUPPORTED_FORMAT = 1
+VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+
+
+@dataclass
+class Prediction:
+    labels: list[str]
+    probs: np.ndarray  # (K,) fused
+    views: str
+    per_view: dict[str, np.ndarray] = field(default_factory=dict)  # SBML: view letter → (K,)
+    faces_seen: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    face: dict = field(default_factory=dict)  # the aligner's meta (boxes, landmarks, transform, mode)
+    aligned: np.ndarray | None = None  # the aligned, resampled clip (T, S, S, 3) the model saw
+
+    @property
+    def top(self) -> str:
+        return self.labels[int(np.argmax(self.probs))]
+
+    def as_dict(self) -> dict:
+        return {"label": self.top, "probs": {k: round(float(p), 6) for k, p in zip(self.labels, self.probs)},
+                "per_view": {v: {k: round(float(p), 6) for k, p in zip(self.labels, pv)} for v, pv in self.per_view.items()},
+                "views": self.views, "faces_seen": self.faces_seen,
+                "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+class Predictor:
+    """``Predictor("packages/smic")`` or ``Predictor("hf://OWNER/NAME@v1")``; then ``predict(path)``."""
+
+    def __init__(self, model: str | os.PathLike, device: str = "auto", variant: str = "auto", views: str | None = None,
+                 limits: VideoLimits = VideoLimits(), threads: int | None = None):
+        import onnxruntime as ort
+
+        self.folder = resolve_package(model)
+        try:
+            self.config = json.loads((self.folder / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise InputError(f"{self.folder}/config.json cannot be read ({e}); re-export or re-download the package") from None
+        if self.config.get("format_version") != SUPPORTED_FORMAT:
+            raise InputError(f"{self.folder}: package format {self.config.get('format_version')!r}; this runtime reads "
+                             f"format {SUPPORTED_FORMAT}. Update the project or re-export the model.")
+        self.labels = list(self.config["labels"])
+        self.sbml = self.config["scheme"] == "sbml"
+        self.views = self._views(views)
+        self.n_frames = int(self.config["n_frames"])
+        crop = self.config["face_crop"]
+        self.crop = CropSettings(size=int(crop["size"]), margin=float(crop["margin"]))
+        self.limits = limits
+        want_cuda = device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers()
+        if device == "cuda" and not want_cuda:
+            raise InputError("--device cuda: this ONNX Runtime has no CUDA provider; install requirements/serve-gpu.txt "
+                             "(onnxruntime-gpu) on a machine with an NVIDIA GPU, or use --device cpu")
+        if device not in ("cpu", "cuda", "auto"):
+            raise InputError(f"unknown device {device!r}; use cpu, cuda or auto")
+        self.variant = self._variant(variant, want_cuda)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(self.folder / VARIANT_FILES[self.variant]), options, providers=providers)
+        self.provider = self.session.get_providers()[0]
+        if want_cuda and self.provider != "CUDAExecutionProvider":
+            warnings.warn(f"CUDA was asked for but ONNX Runtime runs on {self.provider} (driver or CUDA libraries "
+                          f"missing?)", RuntimeWarning, stacklevel=2)
+        self.aligner_device = "cuda" if (self.provider == "CUDAExecutionProvider" and _torch_cuda()) else "cpu"
+
+    def _views(self, views: str | None) -> str:
+        default = self.config["test_views"]
+        if views is None:
+            return default
+        views = parse_views(views)
+        if not self.sbml and views != default:
+            raise InputError(f"this package is FSB: it always classifies the views {default} together; --views cannot change that")
+        return views
+
+    def _variant(self, variant: str, cuda: bool) -> str:
+        available = {k for k, f in VARIANT_FILES.items() if (self.folder / f).exists()}
+        if variant == "auto":
+            return "fp16" if cuda and "fp16" in available else "fp32"
+        if variant not in VARIANT_FILES:
+            raise InputError(f"unknown variant {variant!r}; use auto, fp32, fp16 or int8")
+        if variant not in available:
+            raise InputError(f"this package has no {variant} variant ({VARIANT_FILES[variant]}); it has: {', '.join(sorted(available))}")
+        return variant
+
+    # ------------------------------------------------------------ stages
+    def prepare(self, clip: str | os.PathLike | Clip, fps: float | None = None) -> tuple[np.ndarray, dict, dict]:
+        """Decode, align and resample: the uint8 clip ``(T, S, S, 3)`` the graph takes, the aligner's meta, timings."""
+        t0 = time.perf_counter()
+        if not isinstance(clip, Clip):
+            clip = read_clip(clip, self.limits, fps=fps)
+        t1 = time.perf_counter()
+        aligned = align_clip(clip.frames, self.crop, device=self.aligner_device, source=clip.source)
+        t2 = time.perf_counter()
+        frames = resample(aligned.frames, self.n_frames)
+        t3 = time.perf_counter()
+        return frames, aligned.meta, {"decode": t1 - t0, "face": t2 - t1, "resample": t3 - t2}
+
+    def run(self, clips: np.ndarray, views: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The graph on a batch ``(N, T, S, S, 3)``: fused probabilities ``(N, K)`` and SBML view logits ``(V, N, K)``."""
+        views = self._views(views) if views else self.views
+        feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
+        if self.sbml:
+            feeds["views"] = np.array([VIEW_INDEX[v] for v in views], np.int64)
+        probs, second = self.session.run(None, feeds)
+        return probs, (second if self.sbml else None)
+
+    def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None) -> Prediction:
+        views = self._views(views) if views else self.views
+        frames, face, timings = self.prepare(clip, fps)
+        t0 = time.perf_counter()
+        probs, view_logits = self.run(frames[None], views)
+        t1 = time.perf_counter()
+        per_view = {v: _softmax(view_logits[i, 0]) for i, v in enumerate(views)} if view_logits is not None else {}
+        t2 = time.perf_counter()
+        timings.update(model=t1 - t0, fuse=t2 - t1)
+        timings["total"] = sum(timings.values())
+        return Prediction(self.labels, probs[0], views, per_view, int(face.get("faces_seen", 0)), timings, face, frames)
+
+    def describe(self) -> str:
+        c = self.config
+        loso = c.get("loso") or {}
+        metrics = f"; LOSO UF1 {loso['uf1']:.3f} UAR {loso['uar']:.3f}" if loso else ""
+        return (f"{c.get('name')}: {c['scheme'].upper()} {self.views}, labels {', '.join(self.labels)}, {self.n_frames} frames, "
+                f"{self.variant} on {self.provider}{metrics}")
+
+
+def _torch_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False

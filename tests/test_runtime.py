@@ -1,0 +1,165 @@
+"""The runtime and the batch command on a package exported from the tiny trained model."""
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from inference.errors import InputError
+from inference.runtime import Predictor
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def package(tiny_run, tmp_path_factory):
+    from export.__main__ import export_package
+
+    out = tmp_path_factory.mktemp("pkg") / "tiny"
+    export_package(tiny_run[0] / "final" / "model.pt", out, int8=True, calibrate=str(_cache_of(tiny_run)),
+                   log=lambda *_: None)
+    return out
+
+
+def _cache_of(tiny_run):
+    import yaml
+
+    return yaml.safe_load((tiny_run[0] / "config.yaml").read_text())["data"]["caches"][0]
+
+
+@pytest.fixture(scope="module")
+def clip_folders(smic_heldout_cache):
+    """The held-out synthetic SMIC-HS clips as the dataset ships them (frame folders)."""
+    from training.datasets import smic
+
+    return [r.frames[0].parent for r in smic.load(smic_heldout_cache.parent / "data").records]
+
+
+def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders):
+    from export.package import PackagedModel
+    from inference.face import CropSettings
+    from inference.preprocess import preprocess
+    from training.schemes import load_view_model
+
+    predictor = Predictor(package, device="cpu")
+    assert predictor.provider == "CPUExecutionProvider" and predictor.variant == "fp32"
+    model, meta = load_view_model(tiny_run[0] / "final" / "model.pt")
+    reference = PackagedModel(model, meta["extra"]["normalisation"], meta["extra"]["size"])
+    crop = CropSettings(**{k: meta["extra"]["crop"][k] for k in ("size", "margin")})
+    for folder in clip_folders[:4]:
+        pred = predictor.predict(folder)
+        o = preprocess(folder, crop, n_frames=meta["extra"]["n_frames"], views="O").views["O"]
+        with torch.no_grad():
+            probs, view_logits = reference(torch.from_numpy(o[None]), torch.tensor([0, 1, 2]))
+        np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-4)
+        assert set(pred.per_view) == {"O", "L", "R"} and pred.faces_seen == 1
+        np.testing.assert_allclose(pred.per_view["L"], torch.softmax(view_logits[1, 0], -1).numpy(), atol=1e-4)
+        assert set(pred.timings) >= {"decode", "face", "resample", "model", "fuse", "total"}
+    only_o = predictor.predict(clip_folders[0], views="O")
+    assert list(only_o.per_view) == ["O"]
+    np.testing.assert_allclose(only_o.probs, only_o.per_view["O"], atol=1e-6)  # one view: fused = that view
+    int8 = Predictor(package, device="cpu", variant="int8")
+    assert int8.predict(clip_folders[0]).top == predictor.predict(clip_folders[0]).top
+    with pytest.raises(InputError, match="no fp16 variant"):
+        Predictor(package, device="cpu", variant="fp16")
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture()
+def inputs(clip_folders, tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    for i, folder in enumerate(clip_folders[:6]):
+        shutil.copytree(folder, root / f"clip{i:02d}")
+    (root / "broken.mp4").write_text("not a video at all\n" * 20)
+    wall = root / "wall"
+    wall.mkdir()
+    import cv2
+
+    for i in range(6):
+        cv2.imwrite(str(wall / f"img{i}.png"), np.full((120, 160, 3), 90 + i, np.uint8))
+    return root
+
+
+def _cmd(package, inputs, out, *extra):
+    return [sys.executable, "-m", "inference", "--model", str(package), "--input", str(inputs), "--output", str(out),
+            "--device", "cpu", *extra]
+
+
+def test_batch_resume_after_kill_gives_every_input_once(package, inputs, tmp_path):
+    out = tmp_path / "pred.csv"
+    proc = subprocess.Popen(_cmd(package, inputs, out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (out.exists() and len(out.read_text().splitlines()) >= 3):
+        time.sleep(0.01)
+    assert proc.poll() is None, "the batch finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = len(_rows(out))
+    res = subprocess.run(_cmd(package, inputs, out), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert f"{before} already in" in res.stdout
+    rows = _rows(out)
+    expected = sorted(str(p) for p in list(inputs.glob("clip*")) + [inputs / "broken.mp4", inputs / "wall"])
+    assert sorted(r["path"] for r in rows) == expected  # each input exactly once
+    by_path = {r["path"]: r for r in rows}
+    assert by_path[str(inputs / "broken.mp4")]["status"] == "error" and "not a readable video" in by_path[str(inputs / "broken.mp4")]["error"]
+    assert by_path[str(inputs / "wall")]["status"] == "error" and "no face found" in by_path[str(inputs / "wall")]["error"]
+    for r in rows:
+        if r["path"].split("/")[-1].startswith("clip"):
+            assert r["status"] == "ok" and r["label"] in ("negative", "positive", "surprise")
+            assert abs(sum(float(r[f"prob_{k}"]) for k in ("negative", "positive", "surprise")) - 1) < 1e-4
+    assert "7 predicted" not in res.stdout  # the resumed run did only what was left
+
+
+def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
+    from inference.__main__ import find_inputs, shard_of
+
+    everything = find_inputs([str(inputs)], recursive=False)
+    assert len(everything) == 8
+    parts = [[q for q in everything if shard_of(q, 3) == i] for i in range(3)]
+    assert sorted(map(str, sum(parts, []))) == sorted(map(str, everything))
+    out = tmp_path / "shard.jsonl"
+    res = subprocess.run(_cmd(package, inputs, out, "--shard", "1/3"), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    import json
+
+    got = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert sorted(got) == sorted(map(str, parts[1]))
+    res = subprocess.run(_cmd(package, inputs, out, "--shard", "3/3"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "0 <= I < N" in res.stderr
+
+
+def test_package_from_the_local_hub(package, tmp_path, monkeypatch):
+    from export.push import push_package
+    from tests.hub_server import LocalHub
+    from tests.test_hub import _point_client_at
+
+    with LocalHub(tmp_path / "server") as server:
+        _point_client_at(monkeypatch, server.endpoint, tmp_path / "hf-home")
+        pushed = push_package(package, "lab/tiny", revision="v1")
+        predictor = Predictor("hf://lab/tiny@v1", device="cpu")
+        assert predictor.folder.name == pushed["commit"]
+        assert predictor.labels == ["negative", "positive", "surprise"]
+
+
+def test_bad_packages_and_options(package, tmp_path):
+    with pytest.raises(InputError, match="config.json"):
+        Predictor(tmp_path, device="cpu")
+    with pytest.raises(InputError, match="view set"):
+        Predictor(package, device="cpu", views="OX")
+    if "CUDAExecutionProvider" not in __import__("onnxruntime").get_available_providers():
+        with pytest.raises(InputError, match="no CUDA provider"):
+            Predictor(package, device="cuda")
