@@ -579,3 +579,26 @@ class LocalHub:
         repo = self.state.get(repo_id)
         files = repo.commits[repo.resolve(revision)]["files"]
         return {p: self.state.blob(b) for p, b in files.items()}
+
+
+def point_client_at(mp, endpoint: str, home: Path) -> None:
+    """Point the real huggingface_hub client (environment and import-time constants) at a local Hub, telemetry off."""
+    from huggingface_hub import constants
+
+    env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
+           "HF_TOKEN": TEST_TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1",
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    for k, v in env.items():
+        mp.setenv(k, v)
+    mp.delenv("HF_HUB_OFFLINE", raising=False)
+    mp.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    # The client reads these at import time; another test module may have imported it already.
+    for name, value in {
+        "ENDPOINT": endpoint,
+        "HUGGINGFACE_CO_URL_TEMPLATE": endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"), "HF_XET_CACHE": str(home / "xet"),
+        "AGENT_HARNESSES_PATH": str(home / "agent_harnesses.json"),
+        "HF_HUB_DISABLE_TELEMETRY": True, "HF_HUB_DISABLE_UPDATE_CHECK": True, "HF_HUB_OFFLINE": False,
+    }.items():
+        mp.setattr(constants, name, value)

@@ -15,7 +15,7 @@ import pytest
 
 from inference.errors import InputError
 from inference.hub import PACKAGE_FILES, UnpinnedRevisionWarning, parse_model_ref, resolve_package, resolved_commit
-from tests.hub_server import TEST_TOKEN, LocalHub
+from tests.hub_server import LocalHub, point_client_at
 
 ROOT = Path(__file__).resolve().parent.parent
 PUSHED = ("model.onnx", "config.json", "README.md")
@@ -89,33 +89,11 @@ def loopback_only():
     socket.getaddrinfo = real
 
 
-def _point_client_at(mp: pytest.MonkeyPatch, endpoint: str, home: Path) -> None:
-    from huggingface_hub import constants
-
-    env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"),
-           "HF_TOKEN": TEST_TOKEN, "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1",
-           "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    for k, v in env.items():
-        mp.setenv(k, v)
-    mp.delenv("HF_HUB_OFFLINE", raising=False)
-    mp.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    # The client reads these at import time; another test module may have imported it already.
-    for name, value in {
-        "ENDPOINT": endpoint,
-        "HUGGINGFACE_CO_URL_TEMPLATE": endpoint + "/{repo_id}/resolve/{revision}/{filename}",
-        "HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_TOKEN_PATH": str(home / "token"),
-        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"), "HF_XET_CACHE": str(home / "xet"),
-        "AGENT_HARNESSES_PATH": str(home / "agent_harnesses.json"),
-        "HF_HUB_DISABLE_TELEMETRY": True, "HF_HUB_DISABLE_UPDATE_CHECK": True, "HF_HUB_OFFLINE": False,
-    }.items():
-        mp.setattr(constants, name, value)
-
-
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     root = tmp_path_factory.mktemp("hub")
     with LocalHub(root / "server") as server, pytest.MonkeyPatch.context() as mp:
-        _point_client_at(mp, server.endpoint, root / "hf-home")
+        point_client_at(mp, server.endpoint, root / "hf-home")
         yield server
     assert not server.unhandled, f"the client called routes the local Hub lacks: {server.unhandled}"
     assert all(p for _, p in server.requests)
@@ -296,7 +274,7 @@ def test_server_down(released, tmp_path):
 
     cache = tmp_path / "cache"
     with LocalHub(tmp_path / "server") as own, pytest.MonkeyPatch.context() as mp:
-        _point_client_at(mp, own.endpoint, tmp_path / "home")
+        point_client_at(mp, own.endpoint, tmp_path / "home")
         commit = push_package(released["a"], "lab/solo", revision="v1")["commit"]
         push_package(released["b"], "lab/solo", revision="v2")
         resolve_package("hf://lab/solo@v1", cache_dir=cache)

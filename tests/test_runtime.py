@@ -144,11 +144,10 @@ def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
 
 def test_package_from_the_local_hub(package, tmp_path, monkeypatch):
     from export.push import push_package
-    from tests.hub_server import LocalHub
-    from tests.test_hub import _point_client_at
+    from tests.hub_server import LocalHub, point_client_at
 
     with LocalHub(tmp_path / "server") as server:
-        _point_client_at(monkeypatch, server.endpoint, tmp_path / "hf-home")
+        point_client_at(monkeypatch, server.endpoint, tmp_path / "hf-home")
         pushed = push_package(package, "lab/tiny", revision="v1")
         predictor = Predictor("hf://lab/tiny@v1", device="cpu")
         assert predictor.folder.name == pushed["commit"]
