@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from inference.errors import InputError
+from inference.errors import InputError, cli
 
 from .package import (FORMAT_VERSION, OPSET, PackagedModel, VARIANT_TARGETS, assemble, check_parity, export_onnx,
                       make_fp16, make_int8, predict_onnx, sha256, variant_agreement, versions, write_json)
@@ -287,6 +287,7 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
     return cfg
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export",
@@ -308,12 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None, help="the model's name in the card (default: the --out folder's name)")
     p.add_argument("--license", default="other", help="license in the card's metadata (default: other)")
     args = p.parse_args(argv)
-    try:
-        export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
-                       args.name, args.license)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
+                   args.name, args.license)
     return 0
 
 

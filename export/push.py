@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from inference.errors import InputError
+from inference.errors import InputError, cli
 from inference.hub import COMMIT, PACKAGE_FILES, valid_repo_id, valid_revision
 
 REQUIRED = ("config.json", "model.onnx", "README.md")
@@ -152,6 +152,7 @@ def _usage_error(parser: argparse.ArgumentParser, message: str):
     sys.exit(2)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.push",
@@ -171,12 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message", metavar="TEXT", help="the commit message")
     parser.error = lambda message: _usage_error(parser, message)  # one "error: …" line, exit 2
     args = parser.parse_args(argv)
-    try:
-        result = push_package(args.package, args.repo, revision=args.revision, private=args.private,
-                              commit_message=args.message, force=args.force)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = push_package(args.package, args.repo, revision=args.revision, private=args.private,
+                          commit_message=args.message, force=args.force)
     state = "pushed" if result["created_commit"] else "already up to date:"
     print(f"{state} {', '.join(result['files'])} → {result['url']} (commit {result['commit']})")
     print(f"use it as: {result['ref']}")

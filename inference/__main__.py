@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, cli
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
@@ -127,6 +127,7 @@ class RowWriter:
         self._append(self._csv_line([flat.get(c, "") for c in self.columns]))
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inference", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,20 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from tqdm import tqdm
 
-    try:
-        from .runtime import Predictor
+    from .runtime import Predictor
 
-        shard, shards = parse_shard(args.shard)
-        inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
-        predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
-                              limits=VideoLimits(max_frames=args.max_frames))
-        writer = RowWriter(args.output, predictor.labels)
-        done = writer.done()
-        todo = [q for q in inputs if str(q) not in done]
-        writer.start()
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    shard, shards = parse_shard(args.shard)
+    inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
+    predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
+                          limits=VideoLimits(max_frames=args.max_frames))
+    writer = RowWriter(args.output, predictor.labels)
+    done = writer.done()
+    todo = [q for q in inputs if str(q) not in done]
+    writer.start()
     print(f"{predictor.describe()}\n{len(inputs)} inputs in shard {shard}/{shards}, {len(inputs) - len(todo)} already in "
           f"{args.output}, {len(todo)} to do")
     counts, reasons = Counter(), Counter()

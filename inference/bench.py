@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, cli
 from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
 from .video import read_clip
 
@@ -134,6 +134,7 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
         print(f"  model {k:22s} {v:.3f} s  ({base / v:.2f}x of ONNX Runtime fp32)")
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inference.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -150,14 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--repeat", type=int, default=3)
     r.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     args = p.parse_args(argv)
-    try:
-        if args.what == "face":
-            bench_face(args.clip, args.repeat, args.size, args.max_frames)
-        else:
-            bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.what == "face":
+        bench_face(args.clip, args.repeat, args.size, args.max_frames)
+    else:
+        bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device)
     return 0
 
 

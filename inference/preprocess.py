@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, cli
 from .face import CropSettings, align_clip
 from .temporal import resample, sample_positions
 from .video import Clip, VideoLimits, read_clip
@@ -161,24 +161,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = preprocess(
-            args.clip,
-            crop=CropSettings(size=args.size, margin=args.margin),
-            n_frames=args.frames,
-            views=args.views,
-            device=args.device,
-            limits=VideoLimits(args.max_frames, args.max_seconds, args.max_pixels),
-            fps=args.fps,
-            find_frames=args.find_frames,
-            keyframes=args.keyframes,
-        )
-        write_outputs(result, args.out, args.preview_frames)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    result = preprocess(
+        args.clip,
+        crop=CropSettings(size=args.size, margin=args.margin),
+        n_frames=args.frames,
+        views=args.views,
+        device=args.device,
+        limits=VideoLimits(args.max_frames, args.max_seconds, args.max_pixels),
+        fps=args.fps,
+        find_frames=args.find_frames,
+        keyframes=args.keyframes,
+    )
+    write_outputs(result, args.out, args.preview_frames)
     m = result.meta
     print(f"{m['source']}: {m['input_frames']} frames {m['input_size'][0]}x{m['input_size'][1]} → "
           f"{m['output_frames']} frames {args.size}x{args.size}, views {m['views']}; "

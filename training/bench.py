@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 
-from inference.errors import InputError
+from inference.errors import cli
 
 from .data import augment, normalise
 from .models import model_spec
@@ -69,6 +69,7 @@ class _ReferenceStyleClips(torch.utils.data.Dataset):
         return torch.from_numpy(out).permute(3, 0, 1, 2), int(self.labels[i])
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,11 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", default="auto", help="ours: bf16 | none | auto (bf16 on CUDA)")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak for the MFU figure")
     args = p.parse_args(argv)
-    try:
-        report(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    report(args)
     return 0
 
 

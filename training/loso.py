@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import yaml
 
-from inference.errors import InputError
+from inference.errors import InputError, cli
 
 from .config import load_config
 from .data import ClipBank, augment, normalise
@@ -474,6 +474,7 @@ def _gather(out: Path, subjects: list[int], wait_seconds: float) -> list[dict]:
         time.sleep(2)
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.loso",
@@ -488,14 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--final", action="store_true", help="also train the deployable model on all subjects")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        if args.out:
-            cfg["out"] = str(args.out)
-        run(cfg, final=args.final, progress=not args.no_progress)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.overrides)
+    if args.out:
+        cfg["out"] = str(args.out)
+    run(cfg, final=args.final, progress=not args.no_progress)
     return 0
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from inference.errors import InputError
+from inference.errors import InputError, cli
 
 from .config import DEFAULTS, _merge, _read, apply_override
 from .loso import Trainer, _atomic_json, _seed, backbone_digest, run
@@ -216,6 +216,7 @@ def run_chain(chain: dict, log=print, progress: bool = True) -> dict:
     return summary
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.nstep",
@@ -230,14 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None, help="chain folder (default runs/<name>)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
-    try:
-        chain = load_chain(args.config, args.overrides)
-        if args.out:
-            chain["out"] = str(args.out)
-        run_chain(chain, progress=not args.no_progress)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    chain = load_chain(args.config, args.overrides)
+    if args.out:
+        chain["out"] = str(args.out)
+    run_chain(chain, progress=not args.no_progress)
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.errors import InputError
+from inference.errors import InputError, cli
 from inference.face import CropSettings, align_clip
 from inference.preprocess import resolve_device
 from inference.video import VideoLimits, read_clip, read_frames
@@ -101,6 +101,7 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
     return summary
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.prepare",
@@ -119,12 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true", help="try again the clips that failed before")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse clips longer than this")
     args = p.parse_args(argv)
-    try:
-        s = prepare(args.dataset, args.root, args.out, args.size, args.margin, args.variant, args.device,
-                    VideoLimits(max_frames=args.max_frames), args.retry_failed)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    s = prepare(args.dataset, args.root, args.out, args.size, args.margin, args.variant, args.device,
+                VideoLimits(max_frames=args.max_frames), args.retry_failed)
     print(f"{s['prepared']} clips prepared, {s['failed']} failed (reasons in {args.out}/manifest.csv), "
           f"{s['skipped_done']} already done, {s['dropped_by_loader']} dropped by the loader; {s['seconds']} s")
     return 0

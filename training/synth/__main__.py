@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.errors import InputError
+from inference.errors import InputError, cli
 
 from ..datasets.registry import DATASETS, dataset_module
 from .faces import FaceSource
@@ -91,46 +91,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
+    if args.subjects < 1 or args.clips_per_subject < 1:
+        raise InputError("--subjects and --clips-per-subject must be at least 1")
+    module = dataset_module(args.layout)
+    variant = args.variant
+    if variant is not None and variant not in module.VARIANTS:
+        raise InputError(f"--variant {variant!r} is not a {args.layout} variant; choose one of {', '.join(module.VARIANTS)}")
+    options = {} if variant is None else {"variant": variant}
+    out: Path = args.out
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
+    size = args.frame_size or FRAME_SIZES[module.NAME]
+    source = FaceSource(size, seed=args.seed, grey=module.NAME in GREY)
+    t0 = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside its destination and renamed at the end: a stopped run leaves no half dataset.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if args.subjects < 1 or args.clips_per_subject < 1:
-            raise InputError("--subjects and --clips-per-subject must be at least 1")
-        module = dataset_module(args.layout)
-        variant = args.variant
-        if variant is not None and variant not in module.VARIANTS:
-            raise InputError(f"--variant {variant!r} is not a {args.layout} variant; choose one of {', '.join(module.VARIANTS)}")
-        options = {} if variant is None else {"variant": variant}
-        out: Path = args.out
-        if out.exists() and any(out.iterdir()) and not args.overwrite:
-            raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
-        size = args.frame_size or FRAME_SIZES[module.NAME]
-        source = FaceSource(size, seed=args.seed, grey=module.NAME in GREY)
-        t0 = time.perf_counter()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        # Written beside its destination and renamed at the end: a stopped run leaves no half dataset.
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        try:
-            total = args.subjects * args.clips_per_subject
-            with tqdm(total=total, desc=f"{args.layout} {variant or ''}".strip(), unit="clip") as bar:
-                module.write_synthetic(tmp, _Counting(source, bar), args.subjects, args.clips_per_subject,
-                                       np.random.default_rng(args.seed), n_frames=args.frames, **options)
-            (tmp / SYNTHETIC_MARKER).write_text(
-                f"# Synthetic data\n\nMade by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
-                f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
-                f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        result = module.load(out, variant=variant or "auto")
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        total = args.subjects * args.clips_per_subject
+        with tqdm(total=total, desc=f"{args.layout} {variant or ''}".strip(), unit="clip") as bar:
+            module.write_synthetic(tmp, _Counting(source, bar), args.subjects, args.clips_per_subject,
+                                   np.random.default_rng(args.seed), n_frames=args.frames, **options)
+        (tmp / SYNTHETIC_MARKER).write_text(
+            f"# Synthetic data\n\nMade by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
+            f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
+            f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    result = module.load(out, variant=variant or "auto")
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s: {result.summary()}")
     return 0
 
