@@ -37,8 +37,8 @@ DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM", "compo
 # ---------------------------------------------------------------- clips for the checks
 
 
-def cache_clips(path: Path, labels: list[str], n_frames: int, crop_size: int, limit: int, skip: int = 0):
-    """Up to ``limit`` clips of a cache (evenly spread, after the first ``skip`` picks), resampled to the
+def cache_clips(path: Path, labels: list[str], n_frames: int, crop_size: int, limit: int):
+    """Up to ``limit`` clips of a cache (evenly spread), resampled to the
     package's frame count, with their class indices where the label is one of the package's."""
     from inference.temporal import resample
     from training.cache import Cache
@@ -46,7 +46,7 @@ def cache_clips(path: Path, labels: list[str], n_frames: int, crop_size: int, li
     cache = Cache.open(path)
     if int(cache.settings["size"]) != crop_size:
         raise InputError(f"{path}: crops of {cache.settings['size']} px, but the model was trained on {crop_size} px crops")
-    order = np.linspace(0, len(cache) - 1, min(len(cache), limit + skip)).round().astype(int)[skip:]
+    order = np.linspace(0, len(cache) - 1, min(len(cache), limit)).round().astype(int)
     clips, y = [], []
     for i in order:
         row = cache.rows[i]
@@ -65,7 +65,7 @@ def video_clips(paths: list[Path], crop: dict, n_frames: int):
     return np.stack([preprocess(p, settings, n_frames=n_frames, views="O").views["O"] for p in paths]), None
 
 
-def gather_clips(sources: list[str], extra: dict, labels: list[str], n_frames: int, crop: dict, limit: int, skip: int = 0):
+def gather_clips(sources: list[str], labels: list[str], n_frames: int, crop: dict, limit: int):
     caches = [Path(s) for s in sources if (Path(s) / "cache.json").exists()]
     videos = [Path(s) for s in sources if not (Path(s) / "cache.json").exists()]
     for v in videos:
@@ -73,7 +73,7 @@ def gather_clips(sources: list[str], extra: dict, labels: list[str], n_frames: i
             raise InputError(f"{v}: no such clip or cache")
     parts, ys = [], []
     for c in caches:
-        x, y = cache_clips(c, labels, n_frames, int(crop["size"]), limit, skip)
+        x, y = cache_clips(c, labels, n_frames, int(crop["size"]), limit)
         parts.append(x)
         ys.append(y)
     if videos:
@@ -218,7 +218,7 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
     packaged = PackagedModel(vm, extra["normalisation"], size)
     if int8 and not calibrate:
         raise InputError("--int8 needs --calibrate CACHE: training clips to calibrate the quantisation on")
-    check_x, check_y = gather_clips(clips or default_sources(extra), extra, labels, n_frames, crop, limit=16)
+    check_x, check_y = gather_clips(clips or default_sources(extra), labels, n_frames, crop, limit=16)
     synthetic = bool(extra.get("synthetic"))
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
         folder = Path(tmp) / "package"
@@ -235,7 +235,7 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
             variants["fp16"] = {"file": "model.fp16.onnx", "for": "GPU (CUDA execution provider)", "agreement": agree}
             log(f"model.fp16.onnx: top-1 agreement {agree['top1_agreement']}" + (f", UF1 drop {agree['uf1_drop']}" if "uf1_drop" in agree else ""))
         if int8:
-            calib, _ = gather_clips([calibrate], extra, labels, n_frames, crop, limit=32)
+            calib, _ = gather_clips([calibrate], labels, n_frames, crop, limit=32)
             make_int8(folder / "model.onnx", folder / "model.int8.onnx", calib, sbml, test_views)
             agree = variant_agreement(reference, predict_onnx(folder / "model.int8.onnx", check_x, sbml, test_views), check_y, len(labels))
             variants["int8"] = {"file": "model.int8.onnx", "for": "CPU (static QDQ, per-channel)", "agreement": agree,

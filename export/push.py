@@ -20,18 +20,14 @@ import sys
 from pathlib import Path
 
 from inference.errors import InputError, cli
-from inference.hub import COMMIT, PACKAGE_FILES, valid_repo_id, valid_revision
-
-REQUIRED = ("config.json", "model.onnx", "README.md")
-
+from inference.hub import COMMIT, PACKAGE_FILES, check_package, valid_repo_id, valid_revision
 
 def package_files(pkg_dir: Path) -> list[str]:
-    """The package files present in ``pkg_dir``; ``InputError`` if it is not a complete package."""
-    if not pkg_dir.is_dir():
-        raise InputError(f"{pkg_dir}: no such package folder. Give the folder `python -m export` wrote.")
-    missing = [name for name in REQUIRED if not (pkg_dir / name).is_file()]
-    if missing:
-        raise InputError(f"{pkg_dir}: not a model package, {', '.join(missing)} missing. "
+    """The package files present in ``pkg_dir``; ``InputError`` if it is not a complete package. What the runtime
+    needs is checked by the runtime's own check; a package for the Hub must carry its model card as well."""
+    check_package(pkg_dir)
+    if not (pkg_dir / "README.md").is_file():
+        raise InputError(f"{pkg_dir}: not a model package for the Hub, README.md missing (the model card). "
                          "Give the folder `python -m export` wrote (model.onnx, config.json, README.md).")
     return [name for name in PACKAGE_FILES if (pkg_dir / name).is_file()]
 

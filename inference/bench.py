@@ -107,7 +107,7 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
 
-    timings["ONNX Runtime fp32"] = timed(lambda: Predictor.run(predictor, clips))
+    timings["ONNX Runtime fp32"] = timed(lambda: predictor.run(clips))
     if (predictor.folder / "model.int8.onnx").exists():
         q = Predictor(model, device=device, variant="int8")
         timings["ONNX Runtime int8"] = timed(lambda: q.run(clips))

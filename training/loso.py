@@ -480,8 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m training.loso",
         description="Run a leave-one-subject-out experiment (SBML or FSB Décalcomanie training) from a YAML config. "
                     "Resumable: run the same command again after an interruption.",
-        epilog="Examples: python -m training.loso --config training/configs/tiny.yaml epochs=3 | "
-               "torchrun --nproc-per-node 4 -m training.loso --config training/configs/paper/table2_smic_sbml_OLR_OLR.yaml",
+        epilog="Examples: python -m training.loso --config training/configs/tiny.yaml data.caches=[cache/smic-synth] epochs=3 | "
+               "torchrun --nproc-per-node 4 -m training.loso --config training/configs/paper/table2_smic_sbml_train-OLR_test-OLR.yaml",
     )
     p.add_argument("--config", required=True, type=Path, help="YAML experiment config (see training/configs/)")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3 test_views=OL")
