@@ -14,6 +14,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,12 +118,18 @@ class Predictor:
         return variant
 
     # ------------------------------------------------------------ stages
-    def prepare(self, clip: str | os.PathLike | Clip, fps: float | None = None) -> tuple[np.ndarray, dict, dict]:
-        """Decode, align and resample: the uint8 clip ``(T, S, S, 3)`` the graph takes, the aligner's meta, timings."""
+    def prepare(self, clip: str | os.PathLike | Clip, fps: float | None = None,
+                on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, dict, dict]:
+        """Decode, align and resample: the uint8 clip ``(T, S, S, 3)`` the graph takes, the aligner's meta, timings.
+
+        ``on_stage(name)`` is called as each stage starts ("decode", "face"), e.g. to drive a progress bar."""
+        stage = on_stage or (lambda _name: None)
         t0 = time.perf_counter()
+        stage("decode")
         if not isinstance(clip, Clip):
             clip = read_clip(clip, self.limits, fps=fps)
         t1 = time.perf_counter()
+        stage("face")
         aligned = align_clip(clip.frames, self.crop, device=self.aligner_device, source=clip.source)
         t2 = time.perf_counter()
         frames = resample(aligned.frames, self.n_frames)
@@ -138,9 +145,13 @@ class Predictor:
         probs, second = self.session.run(None, feeds)
         return probs, (second if self.sbml else None)
 
-    def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None) -> Prediction:
+    def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,
+                on_stage: Callable[[str], None] | None = None) -> Prediction:
+        """Classify one clip. ``on_stage(name)`` is told "decode", "face" and "model" as each stage starts."""
         views = self._views(views) if views else self.views
-        frames, face, timings = self.prepare(clip, fps)
+        frames, face, timings = self.prepare(clip, fps, on_stage)
+        if on_stage:
+            on_stage("model")
         t0 = time.perf_counter()
         probs, view_logits = self.run(frames[None], views)
         t1 = time.perf_counter()

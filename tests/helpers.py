@@ -57,3 +57,18 @@ def eye_angle_deg(lm: np.ndarray) -> float:
 def midline_x(lm: np.ndarray) -> float:
     """x of the facial midline as the aligner defines it, for a face whose eye line is level."""
     return float(((lm[0] + lm[1]) / 2 + (lm[3] + lm[4]) / 2)[0] / 2)
+
+
+def two_faces(image: np.ndarray, frame_size=(480, 720)) -> tuple[np.ndarray, np.ndarray]:
+    """One frame with two copies of the face: a big one on the left, a smaller head on the right.
+    Returns the frame and the big copy's placement matrix."""
+    h, w = frame_size
+    big = placement(angle_deg=8, scale=1.1, shift=(-150, 0), frame_size=(h, w))
+    small = placement(angle_deg=-5, scale=0.7, shift=(190, 30), frame_size=(h, w))
+    canvas = cv2.warpAffine(image, big, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(200, 200, 200))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[10:260, 100:350] = 255  # the small copy: just the head
+    small_img = cv2.warpAffine(image, small, (w, h))
+    small_mask = cv2.warpAffine(mask, small, (w, h)) > 0
+    canvas[small_mask] = small_img[small_mask]
+    return canvas, big

@@ -1,13 +1,12 @@
 """The real MTCNN on a real public-domain face, moved by known shifts, rotations and scales."""
 
-import cv2
 import numpy as np
 import pytest
 import torch
 
 from inference.errors import InputError
 from inference.face import CropSettings, align_clip, frame_shifts
-from tests.helpers import animate, apply, eye_angle_deg, midline_x, placement
+from tests.helpers import animate, apply, eye_angle_deg, midline_x, two_faces
 
 
 def _crop_geometry(aligned, mats, reference_landmarks):
@@ -77,15 +76,7 @@ def test_moving_head_is_tracked_smoothly(face_image, aligner, reference_landmark
 
 
 def test_several_faces_the_largest_wins(face_image, aligner, reference_landmarks):
-    h, w = 480, 720
-    big = placement(angle_deg=8, scale=1.1, shift=(-150, 0), frame_size=(h, w))
-    small = placement(angle_deg=-5, scale=0.7, shift=(190, 30), frame_size=(h, w))
-    canvas = cv2.warpAffine(face_image, big, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(200, 200, 200))
-    mask = np.zeros((512, 512), np.uint8)
-    mask[10:260, 100:350] = 255  # the small copy: just the head
-    small_img = cv2.warpAffine(face_image, small, (w, h))
-    small_mask = cv2.warpAffine(mask, small, (w, h)) > 0
-    canvas[small_mask] = small_img[small_mask]
+    canvas, big = two_faces(face_image)
     frames = np.repeat(canvas[None], 5, axis=0)
     aligned = aligner.align(frames, CropSettings())
     assert aligned.meta["faces_seen"] == 2

@@ -1,0 +1,330 @@
+"""The Gradio demo: its analysis function directly, the running server through gradio_client for every kind of
+bad input, and the page end to end in a real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demo.app import DEFAULT_MODEL, EXAMPLES, Analyser, card_facts, contact_sheet
+from inference.errors import InputError
+from inference.runtime import Predictor
+from inference.video import write_video
+from tests.helpers import astronaut, two_faces
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]
+
+
+def examples() -> list[Path]:
+    found = sorted(EXAMPLES.glob("*.mp4"))
+    assert found, f"no example clips in {EXAMPLES}; regenerate them with python demo/make_examples.py"
+    return found
+
+
+def true_label(clip: Path) -> str:
+    return clip.stem.split("_")[0]
+
+
+# ----------------------------------------------------------------------------- bad clips, made fresh
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("demo_clips")
+    rng = np.random.default_rng(5)
+    out = {}
+    out["text"] = d / "notes.mp4"
+    out["text"].write_text("these are my notes, not a video\n")
+    data = examples()[0].read_bytes()
+    out["corrupt"] = d / "cut.mp4"
+    out["corrupt"].write_bytes(data[: len(data) * 2 // 5])
+    out["noface"] = d / "wall.mp4"
+    write_video(out["noface"], rng.integers(90, 160, (12, 240, 320, 3), dtype=np.uint8), fps=30)
+    out["long"] = d / "long.mp4"  # 4 s at 10 fps: over the test server's 3 s limit
+    write_video(out["long"], np.repeat(rng.integers(0, 255, (1, 96, 128, 3), dtype=np.uint8), 40, axis=0), fps=10)
+    out["big"] = d / "big.mp4"  # 1.5 MB: over the test server's 1 MB upload limit
+    out["big"].write_bytes(rng.integers(0, 255, 1_500_000, dtype=np.uint8).tobytes())
+    canvas, _ = two_faces(astronaut())
+    out["two"] = d / "two_faces.mp4"
+    write_video(out["two"], np.repeat(canvas[None], 12, axis=0), fps=30)
+    return out
+
+
+# ----------------------------------------------------------------------------- the analysis, called directly
+@pytest.fixture(scope="module")
+def analyser() -> Analyser:
+    return Analyser(Predictor(DEFAULT_MODEL, device="cpu"))
+
+
+def test_examples_are_analysed_into_everything_the_page_shows(analyser):
+    for clip in examples():
+        result = analyser.analyse(str(clip))
+        p = result.prediction
+        assert p.top == true_label(clip), f"{clip.name}: {result.fused}"
+        assert set(result.fused) == set(p.labels) and abs(sum(result.fused.values()) - 1) < 1e-4
+        assert p.faces_seen == 1 and not result.notes
+        # three views as 2×2 contact sheets; L and R are mirror-symmetric, O (a real face) is not exactly
+        assert set(result.sheets) == {"O", "L", "R"}
+        for v, sheet in result.sheets.items():
+            assert sheet.dtype == np.uint8 and sheet.shape == (260, 260, 3), v
+            tile = sheet[:128, :128].astype(int)
+            asym = np.abs(tile - tile[:, ::-1]).mean()
+            assert (asym < 6) if v in "LR" else (asym > 6), (v, asym)
+        assert not np.array_equal(result.sheets["L"], result.sheets["R"])
+        # SBML: each view's own probabilities, one row per (view, label)
+        assert [(r["view"], r["label"]) for r in result.per_view] == [(v, k) for v in p.views for k in p.labels]
+        assert set(p.timings) >= {"decode", "face", "resample", "model", "fuse", "total"}
+
+
+def test_test_views_can_be_chosen(analyser):
+    clip = str(examples()[0])
+    result = analyser.analyse(clip, "OL")
+    assert result.prediction.views == "OL" and [r["view"] for r in result.per_view] == ["O"] * 3 + ["L"] * 3
+    full = analyser.analyse(clip, "OLR").prediction.per_view
+    # the fused OL result is the softmax of the O and L logits summed: check it against the per-view outputs
+    logp = np.log(full["O"]) + np.log(full["L"])
+    fused = np.exp(logp - logp.max()) / np.exp(logp - logp.max()).sum()
+    assert np.allclose(result.prediction.probs, fused, atol=1e-4)
+
+
+def test_stages_are_reported_in_order(analyser):
+    seen = []
+    analyser.analyse(str(examples()[0]), on_stage=seen.append)
+    assert seen == ["decode", "face", "model"]
+
+
+def test_bad_inputs_raise_a_clear_input_error(analyser, clips):
+    with pytest.raises(InputError, match="No clip was given"):
+        analyser.analyse(None)
+    with pytest.raises(InputError, match="not a readable video") as e:
+        analyser.analyse(str(clips["text"]))
+    assert str(e.value).startswith("notes.mp4:"), "the message names the upload, not the server's temporary path"
+    with pytest.raises(InputError, match="face"):
+        analyser.analyse(str(clips["noface"]))
+
+
+def test_several_faces_are_reported(analyser, clips):
+    result = analyser.analyse(str(clips["two"]))
+    assert result.prediction.faces_seen == 2 and "2 faces were found" in result.notes[0]
+
+
+def test_card_facts_say_what_the_default_model_is(analyser):
+    text = card_facts(analyser.predictor, "demo/default_model")
+    assert "synthetic faces only" in text and "not a micro-expression recogniser for real people" in text
+    assert "LOSO | UF1" in text and "subjects" in text
+    assert all(label in text for label in analyser.predictor.labels)
+
+
+def test_contact_sheet_layout():
+    frames = np.stack([np.full((10, 10, 3), i * 20, np.uint8) for i in range(8)])
+    sheet = contact_sheet(frames, n=4, size=16, gap=2)
+    assert sheet.shape == (34, 34, 3)
+    assert [sheet[0, 0, 0], sheet[0, 18, 0], sheet[18, 0, 0], sheet[18, 18, 0]] == [0, 40, 100, 140]
+
+
+# ----------------------------------------------------------------------------- the running server
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, tmp: Path, *args: str, command: tuple[str, ...] = ("-m", "demo")):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.temp = tmp / "gradio-temp"
+        self.log = tmp / "server.log"
+        env = {**os.environ, "GRADIO_TEMP_DIR": str(self.temp), "GRADIO_ANALYTICS_ENABLED": "False", "PORT": str(self.port)}
+        env.pop("DEMO_MODEL", None)
+        self.proc = subprocess.Popen([sys.executable, *command, "--port", str(self.port), *args],
+                                     cwd=ROOT if command[0] == "-m" else tmp, env=env,
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 180.0) -> Server:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the demo exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError(f"the demo did not answer within {timeout} s:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """Two demos started at once: `python -m demo` with tight limits, and the Hugging Face Space entry point
+    (run as a script from another folder, as Spaces do) with quick clean-up of uploads."""
+    main = Server(tmp_path_factory.mktemp("demo_server"), "--max-seconds", "3", "--max-upload-mb", "1", "--queue-size", "2")
+    quick = Server(tmp_path_factory.mktemp("demo_quick"), "--keep-files", "5", command=(str(ROOT / "demo" / "space.py"),))
+    try:
+        yield main.wait(), quick.wait()
+    finally:
+        main.stop()
+        quick.stop()
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers[0]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False)
+
+
+def _call(client, path, views="OLR"):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)) if path else None, views, api_name="/analyse")
+
+
+def test_server_classifies_an_example(client):
+    clip = examples()[-1]
+    label, face, left, right, chart, summary, timings = _call(client, clip)
+    assert label["label"] == true_label(clip)
+    assert all(Path(p).stat().st_size > 0 for p in (face, left, right))
+    assert len(chart["value"]["data"]) == 9 and f"**{true_label(clip)}**" in summary and "model" in timings
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("text", "notes.mp4: not a readable video"),
+    ("corrupt", "cut.mp4"),
+    ("noface", "no face"),
+    ("long", "more than the limit of 3 s"),
+    (None, "No clip was given"),
+])
+def test_server_explains_bad_input(client, clips, kind, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as e:
+        _call(client, clips[kind] if kind else None)
+    text = str(e.value)
+    assert message.lower() in text.lower() and "Traceback" not in text and "/gradio-temp/" not in text
+
+
+def test_server_refuses_an_upload_over_the_size_limit(server, client, clips):
+    import httpx
+
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 1048576 bytes"):
+        _call(client, clips["big"])  # gradio_client reads the limit from the server and refuses first
+    r = httpx.post(server.url + "gradio_api/upload", files={"files": ("big.mp4", clips["big"].read_bytes())})
+    assert r.status_code == 413 and "maximum allowed size" in r.text  # and so does the server itself
+
+
+def test_server_notes_several_faces_and_keeps_serving(client, clips):
+    *_, summary, _ = _call(client, clips["two"])
+    assert "2 faces were found; the largest one was analysed" in summary
+    label, *_ = _call(client, examples()[0])  # after every error above, the server still answers
+    assert label["label"] == true_label(examples()[0])
+
+
+def test_queue_is_bounded(client):
+    from gradio_client import handle_file
+
+    jobs = [client.submit(handle_file(str(examples()[0])), "O", api_name="/analyse") for _ in range(6)]
+    outcomes = []
+    for job in jobs:
+        try:
+            job.result(timeout=120)
+            outcomes.append("done")
+        except Exception as e:  # noqa: BLE001 — the queue-full refusal is what we look for
+            outcomes.append(str(e))
+    assert outcomes.count("done") >= 1
+    refused = [o for o in outcomes if o != "done"]
+    assert refused and all("queue" in o.lower() and "full" in o.lower() for o in refused), outcomes
+
+
+def test_uploads_are_deleted_after_keep_files(servers, clips):
+    from gradio_client import Client
+
+    quick = servers[1]
+    client = Client(quick.url, verbose=False)
+    *_, summary, _ = _call(client, clips["two"])  # not an example: the app keeps its own cached copies of those
+    assert "faces seen: 2" in summary
+    own = {e.name for e in examples()}
+    uploads = lambda: [p for p in quick.temp.rglob("*") if p.is_file() and p.name not in own]  # noqa: E731
+    assert uploads(), "the upload and the result images live in GRADIO_TEMP_DIR while fresh"
+    end = time.monotonic() + 30
+    while uploads() and time.monotonic() < end:
+        time.sleep(1)
+    assert not uploads(), f"still there after 30 s: {uploads()}"
+
+
+# ----------------------------------------------------------------------------- the page in a real browser
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail("Debian's chromium is needed for the browser tests: apt-get update && apt-get install -y chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
+
+
+def _open(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    page.goto(server.url)
+    page.wait_for_selector("#analyse", timeout=60_000)
+    return page
+
+
+def test_page_end_to_end_in_chromium(browser, server):
+    clip = examples()[0]
+    page = _open(browser, server)
+    assert "synthetic faces only" in page.inner_text("#card")
+    page.locator("#clip input[type=file]").set_input_files(str(clip))
+    page.wait_for_selector("#clip video", timeout=30_000)
+    page.click("#analyse")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('faces seen')", timeout=120_000)
+    top = page.inner_text("#label").split("\n")
+    assert true_label(clip) in top[:3], top
+    for v in "olr":  # the three view images really decoded in the browser
+        page.wait_for_function(f"(() => {{ const i = document.querySelector('#view-{v} img');"
+                               f" return i && i.complete && i.naturalWidth === 260; }})()", timeout=30_000)
+    page.wait_for_selector("#per-view svg .mark-rect path", timeout=30_000)
+    assert "model" in page.inner_text("#timings")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+    page.close()
+
+
+def test_page_shows_an_error_not_a_traceback(browser, server, clips):
+    page = _open(browser, server)
+    page.locator("#clip input[type=file]").set_input_files(str(clips["noface"]))
+    page.wait_for_selector("#clip video", timeout=30_000)
+    page.click("#analyse")
+    toast = page.get_by_text("wall.mp4: no face", exact=False)
+    toast.wait_for(state="visible", timeout=60_000)
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "/gradio-temp/" not in body
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "demo-error.png"), full_page=True)
+    page.close()
