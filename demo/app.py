@@ -138,7 +138,7 @@ def card_facts(predictor: Predictor, source: str) -> str:
                      f"folds, selection: {proto.get('selection', '?')}) |")
     else:
         lines.append("| LOSO | not evaluated |")
-    lines.append(f"| runs on | ONNX Runtime, {predictor.variant} on {predictor.provider} |")
+    lines.append(f"| runs on | {predictor.variant} graph on {predictor.provider} |")
     lines.append(f"| package | `{source}` |")
     return "\n".join(lines)
 

@@ -1,7 +1,7 @@
 """``python -m export``: a training checkpoint → a parity-checked ONNX model package.
 
     python -m export --checkpoint runs/smic/final/model.pt --out packages/smic [--views OLR] [--fp16]
-                     [--int8 --calibrate cache/smic] [--clips cache/smic | clip.mp4 …]
+                     [--int8 --calibrate cache/smic] [--clips cache/smic | clip.mp4 …] [--notes NOTES.md]
 
 Checkpoints from LOSO folds, from ``--final`` all-subject training and from N-step chains all export: they
 are the same format (``training.schemes.save_view_model``) and carry the crop, frame count, normalisation,
@@ -133,11 +133,14 @@ def card_metadata(cfg: dict) -> dict:
     return meta
 
 
-def render_card(cfg: dict) -> str:
+def render_card(cfg: dict, notes: str = "") -> str:
+    """The model card: ``model_cards/default.md`` filled in from the package's config, with ``notes`` (markdown,
+    e.g. how this particular model was made) as sections of their own after the results."""
     loso = cfg.get("loso")
     if loso:
         p = loso.get("protocol", {})
-        results = (f"Leave-one-subject-out on {DATASET_NAMES.get(p.get('dataset_protocol'), p.get('dataset_protocol'))}"
+        data = DATASET_NAMES.get(p.get("dataset_protocol"), p.get("dataset_protocol"))
+        results = (f"Leave-one-subject-out on {'a synthetic copy of ' if cfg['synthetic'] else ''}{data}"
                    f" ({p.get('subjects')} subjects, {p.get('clips')} clips; predictions pooled over folds): "
                    f"**UF1 {loso['uf1']:.4f}, UAR {loso['uar']:.4f}, WAR {loso['war']:.4f}**. Model selection: "
                    f"{p.get('selection')}; train views {p.get('train_views')}, test views {p.get('test_views')}.")
@@ -185,8 +188,9 @@ def render_card(cfg: dict) -> str:
         "results": results, "model_ref": cfg.get("hub_ref") or "path/to/this/package", "graph_io": graph_io,
         "opset": cfg["opset"], "checkpoint_name": Path(cfg["source_checkpoint"]["path"]).name,
         "checkpoint_sha": cfg["source_checkpoint"]["sha256"][:16] + "…", "parity_clips": cfg["parity"]["clips"],
-        "parity_diff": f"{cfg['parity']['max_abs_logit_diff']:.2e}", "variants": variants, "provenance": provenance,
-        "summary": cfg["summary"],
+        "parity_diff": f"{cfg['parity']['max_abs_logit_diff']:.2e}", "parity_rtol": f"{cfg['parity']['rtol']:g}",
+        "parity_atol": f"{cfg['parity']['atol']:.2g}", "variants": variants, "provenance": provenance,
+        "summary": cfg["summary"], "notes": f"\n{notes.strip()}\n" if notes.strip() else "",
     }
     body = string.Template(CARD_TEMPLATE.read_text()).safe_substitute(values)
     return "---\n" + yaml.safe_dump(card_metadata(cfg), sort_keys=False, allow_unicode=True) + "---\n\n" + body
@@ -197,7 +201,7 @@ def render_card(cfg: dict) -> str:
 
 def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: bool = False, int8: bool = False,
                    calibrate: str | None = None, clips: list[str] | None = None, name: str | None = None,
-                   license: str = "other", log=print) -> dict:
+                   license: str = "other", notes: str = "", log=print) -> dict:
     from inference.views import parse_views
     from training.schemes import load_view_model
 
@@ -265,12 +269,14 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
             "protocol": protocol,
             "provenance": extra.get("provenance", []),
             "loso": loso_metrics(checkpoint, extra),
-            "init": (extra.get("init") or {}).get("kind", "scratch") if not (extra.get("init") or {}).get("pretrained") else
+            "init": "scratch" if not (extra.get("init") or {}).get("pretrained") else
                     f"{extra['init']['kind']}: {Path(extra['init']['pretrained']).name}",
-            "training_data": f"{DATASET_NAMES.get(protocol, protocol)}; caches {', '.join(map(str, extra.get('caches', [])))}",
+            "training_data": (f"{'synthetic clips in the layout of ' if synthetic else ''}{DATASET_NAMES.get(protocol, protocol)}"
+                              f"{' (python -m training.synth)' if synthetic else ''}; "
+                              f"caches {', '.join(map(str, extra.get('caches', [])))}"),
             "trained": {"what": extra.get("what"), "epoch": extra.get("epoch"), "selection": extra.get("selection")},
             "synthetic": bool(synthetic),
-            "summary": (f"A {'SBML' if sbml else 'FSB'} Décalcomanie micro-expression classifier ({', '.join(labels)}) "
+            "summary": (f"An {'SBML' if sbml else 'FSB'} Décalcomanie micro-expression classifier ({', '.join(labels)}) "
                         f"exported as ONNX." + (" Synthetic-data demo weights." if synthetic else "")),
             "opset": OPSET,
             "variants": variants,
@@ -281,7 +287,7 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
         }
         cfg["license"] = license
         write_json(folder / "config.json", cfg)
-        (folder / "README.md").write_text(render_card(cfg))
+        (folder / "README.md").write_text(render_card(cfg, notes))
         assemble(folder, out)
     log(f"wrote {out} ({', '.join(sorted(p.name for p in out.iterdir()))}) in {time.perf_counter() - t0:.1f} s")
     return cfg
@@ -308,9 +314,18 @@ def main(argv: list[str] | None = None) -> int:
                         "recorded in the checkpoint if present, else the bundled example clip)")
     p.add_argument("--name", default=None, help="the model's name in the card (default: the --out folder's name)")
     p.add_argument("--license", default="other", help="license in the card's metadata (default: other)")
+    p.add_argument("--notes", default=None, type=Path,
+                   help="a markdown file added to the model card after the results, e.g. how this model was made "
+                        "(see model_cards/demo.md)")
     args = p.parse_args(argv)
+    notes = ""
+    if args.notes:
+        try:
+            notes = args.notes.read_text()
+        except OSError as e:
+            raise InputError(f"--notes {args.notes}: cannot read it ({e.strerror or e})") from None
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
-                   args.name, args.license)
+                   args.name, args.license, notes)
     return 0
 
 

@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", default=None, help="test views for SBML packages: O, OL, OR, LR or OLR (default: the package's)")
     p.add_argument("--shard", default=None, help="I/N: process only this machine's share of the inputs")
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="where the model runs (default auto)")
+    p.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "openvino"],
+                   help="CPU engine for the ONNX graph (default auto: OpenVINO when installed, else ONNX Runtime)")
     p.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="which graph of the package")
     p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (recorded only)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     shard, shards = parse_shard(args.shard)
     inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
     predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
-                          limits=VideoLimits(max_frames=args.max_frames))
+                          limits=VideoLimits(max_frames=args.max_frames), engine=args.engine)
     writer = RowWriter(args.output, predictor.labels)
     done = writer.done()
     todo = [q for q in inputs if str(q) not in done]

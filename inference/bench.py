@@ -5,9 +5,10 @@ of our aligner against the naive way, MTCNN on every frame with a per-frame crop
 clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face).
 
 ``python -m inference.bench runtime --model PKG [--clip PATH] [--checkpoint CKPT]``: per-stage latency of one
-clip end to end (decode, face, resample, model, fuse), peak resident memory, and the model's time in ONNX
-Runtime fp32, int8 (when the package has it) and PyTorch eager (given the training checkpoint; needs the
-training requirements) on the same input.
+clip end to end (decode, face, resample, model, fuse) with the engine and variant given (default: the runtime's
+choice), peak resident memory, and the model's time in ONNX Runtime and OpenVINO (when installed), fp32 and int8
+(when the package has it), and PyTorch eager (given the training checkpoint; needs the training requirements),
+all on the same input.
 """
 
 from __future__ import annotations
@@ -75,14 +76,15 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
           f"stages {a.meta['timings_s']}; target face stage <= 0.30 s: {'met' if mo <= 0.30 else 'NOT met'}")
 
 
-def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | None, device: str) -> None:
+def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | None, device: str,
+                  engine: str = "auto", variant: str = "auto") -> None:
     import resource
 
     import numpy as np
 
-    from .runtime import Predictor
+    from .runtime import Predictor, openvino_available
 
-    predictor = Predictor(model, device=device)
+    predictor = Predictor(model, device=device, engine=engine, variant=variant)
     predictor.predict(clip_path)  # warm up: weights, first-call initialisation
     stages: dict[str, list[float]] = {}
     for _ in range(repeat):
@@ -93,7 +95,8 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     c = predictor.config
     print(f"runtime, {clip_path.name}, package {c.get('name')}: {c['backbone']['name']} {c['scheme'].upper()} "
-          f"{predictor.views}, {c['n_frames']}x{c['size']}^2; {predictor.provider}; {os.cpu_count()} cores; median of {repeat}")
+          f"{predictor.views}, {c['n_frames']}x{c['size']}^2; {predictor.variant} on {predictor.provider}; {os.cpu_count()} cores; "
+          f"median of {repeat}")
     print("  " + "  ".join(f"{k} {v:.3f} s" for k, v in med.items()) + f"  | peak RSS {rss:.0f} MiB")
     clips = pred.aligned[None]
     timings = {}
@@ -107,10 +110,12 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
 
-    timings["ONNX Runtime fp32"] = timed(lambda: predictor.run(clips))
-    if (predictor.folder / "model.int8.onnx").exists():
-        q = Predictor(model, device=device, variant="int8")
-        timings["ONNX Runtime int8"] = timed(lambda: q.run(clips))
+    has_int8 = (predictor.folder / "model.int8.onnx").exists()
+    engines = [("ONNX Runtime", "onnxruntime")] + ([("OpenVINO", "openvino")] if openvino_available() else [])
+    for title, engine in engines if predictor.provider != "CUDAExecutionProvider" else [("ONNX Runtime", "auto")]:
+        for variant in ("fp32", "int8") if has_int8 else ("fp32",):
+            p = Predictor(model, device=device, variant=variant, engine=engine)
+            timings[f"{title} {variant}"] = timed(lambda p=p: p.run(clips))
     if checkpoint is not None:
         import torch
 
@@ -144,17 +149,19 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--repeat", type=int, default=3, help="timed runs of each (median reported)")
     f.add_argument("--size", type=int, default=112, help="crop size")
     f.add_argument("--max-frames", type=int, default=None, help="use only the clip's first N frames")
-    r = sub.add_parser("runtime", help="one clip end to end, per stage; model time in ORT fp32 / int8 / PyTorch")
+    r = sub.add_parser("runtime", help="one clip end to end, per stage; model time in ORT / OpenVINO fp32 / int8 / PyTorch")
     r.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME@REV")
     r.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled example)")
     r.add_argument("--checkpoint", type=Path, default=None, help="the training checkpoint, to time PyTorch eager too")
     r.add_argument("--repeat", type=int, default=3)
     r.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    r.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "openvino"], help="engine for the per-stage run")
+    r.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="variant for the per-stage run")
     args = p.parse_args(argv)
     if args.what == "face":
         bench_face(args.clip, args.repeat, args.size, args.max_frames)
     else:
-        bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device)
+        bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device, args.engine, args.variant)
     return 0
 
 

@@ -153,3 +153,44 @@ def test_cli(trained, tmp_path):
     res = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(trained / "sbml" / "final" / "model.pt"),
                           "--out", str(tmp_path / "y"), "--int8"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "--calibrate" in res.stderr
+
+
+def test_parity_tolerance_follows_the_size_of_the_logits(trained, smic_cache, tmp_path):
+    """Float32 rounding grows with the numbers summed: a model whose logits are large still exports (a logit near
+    zero in it carries the rounding of its large neighbours), and atol is recorded at that scale."""
+    from export.package import ATOL, export_onnx
+
+    model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
+    with torch.no_grad():
+        model.backbone.fc.weight *= 50
+        model.backbone.fc.bias *= 50
+    packaged = PackagedModel(model, meta["extra"]["normalisation"], 48)
+    export_onnx(packaged, tmp_path / "m.onnx", 8, 56)
+    clips = _clips(smic_cache, 6, 8)
+    parity = check_parity(packaged, tmp_path / "m.onnx", clips, "OLR")
+    with torch.no_grad():
+        largest = float(packaged(torch.from_numpy(clips), torch.tensor([0, 1, 2]))[1].abs().max())
+    assert largest > 20 and parity["atol"] == pytest.approx(ATOL * largest, rel=1e-4)
+
+
+def test_card_notes_and_synthetic_training_data(trained, tmp_path):
+    from training.schemes import save_view_model
+
+    model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
+    save_view_model(tmp_path / "synthetic.pt", model, meta["labels"], {**meta["extra"], "synthetic": True})
+    (tmp_path / "notes.md").write_text("## How this package was made\n\nBy `make_it.sh`, from scratch.\n")
+    res = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "synthetic.pt"), "--out",
+                          str(tmp_path / "pkg"), "--notes", str(tmp_path / "notes.md")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    cfg = json.loads((tmp_path / "pkg" / "config.json").read_text())
+    assert cfg["synthetic"] and cfg["training_data"].startswith("synthetic clips in the layout of SMIC-HS")
+    card = (tmp_path / "pkg" / "README.md").read_text()
+    assert "Leave-one-subject-out on a synthetic copy of SMIC-HS" in card and "synthetic-data demo weights" in card
+    assert "| pre-training | scratch |" in card  # trained from scratch: no weights file to name
+    # the notes are sections of the card of their own, after the results and before the usage
+    assert card.index("## Results") < card.index("## How this package was made\n\nBy `make_it.sh`") < card.index("## How to use")
+    res = subprocess.run([sys.executable, "-m", "export", "--checkpoint", str(tmp_path / "synthetic.pt"), "--out",
+                          str(tmp_path / "x"), "--notes", str(tmp_path / "nope.md")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 2 and "--notes" in res.stderr and "Traceback" not in res.stderr

@@ -1,6 +1,8 @@
 """The runtime and the batch command on a package exported from the tiny trained model."""
 
+import contextlib
 import csv
+import io
 import os
 import shutil
 import signal
@@ -43,14 +45,15 @@ def clip_folders(smic_heldout_cache):
     return [r.frames[0].parent for r in smic.load(smic_heldout_cache.parent / "data").records]
 
 
-def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders):
+@pytest.mark.parametrize("engine, provider", [("onnxruntime", "CPUExecutionProvider"), ("openvino", "OpenVINO (CPU)")])
+def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders, engine, provider):
     from export.package import PackagedModel
     from inference.face import CropSettings
     from inference.preprocess import preprocess
     from training.schemes import load_view_model
 
-    predictor = Predictor(package, device="cpu")
-    assert predictor.provider == "CPUExecutionProvider" and predictor.variant == "fp32"
+    predictor = Predictor(package, device="cpu", engine=engine)
+    assert predictor.provider == provider and predictor.engine == engine and predictor.variant == "fp32"
     model, meta = load_view_model(tiny_run[0] / "final" / "model.pt")
     reference = PackagedModel(model, meta["extra"]["normalisation"], meta["extra"]["size"])
     crop = CropSettings(**{k: meta["extra"]["crop"][k] for k in ("size", "margin")})
@@ -66,10 +69,33 @@ def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders):
     only_o = predictor.predict(clip_folders[0], views="O")
     assert list(only_o.per_view) == ["O"]
     np.testing.assert_allclose(only_o.probs, only_o.per_view["O"], atol=1e-6)  # one view: fused = that view
-    int8 = Predictor(package, device="cpu", variant="int8")
+    int8 = Predictor(package, device="cpu", variant="int8", engine=engine)
     assert int8.predict(clip_folders[0]).top == predictor.predict(clip_folders[0]).top
+    batch = np.stack([predictor.prepare(f)[0] for f in clip_folders[:3]])  # a new input shape: a second compile
+    probs, view_logits = predictor.run(batch, "LR")
+    assert probs.shape == (3, len(predictor.labels)) and view_logits.shape == (2, 3, len(predictor.labels))
     with pytest.raises(InputError, match="no fp16 variant"):
         Predictor(package, device="cpu", variant="fp16")
+
+
+def test_cpu_engine_choice(package):
+    assert Predictor(package, device="cpu").engine == "openvino"  # installed with serve-cpu.txt: the default on CPU
+    with pytest.raises(InputError, match="unknown engine"):
+        Predictor(package, device="cpu", engine="tvm")
+    with pytest.raises(InputError, match="runs on the CPU"):
+        Predictor(package, device="cuda", engine="openvino")
+
+
+def test_runtime_benchmark_prints_every_engine(package, clip_folders):
+    from inference.bench import main as bench
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert bench(["runtime", "--model", str(package), "--clip", str(clip_folders[0]), "--repeat", "1"]) == 0
+    text = out.getvalue()
+    assert "fp32 on OpenVINO (CPU)" in text and "peak RSS" in text
+    for row in ("ONNX Runtime fp32", "ONNX Runtime int8", "OpenVINO fp32", "OpenVINO int8"):
+        assert f"model {row}" in text, text
 
 
 def _rows(path: Path) -> list[dict]:

@@ -1,0 +1,48 @@
+"""Regenerate the demo's example clips (needs the training requirements: the synthetic face generator).
+
+    python demo/make_examples.py
+
+One clip per SMIC-HS class — ``negative.mp4``, ``positive.mp4``, ``surprise.mp4`` — made by the generator the
+bundled default model was trained on (``training.synth.faces.FaceSource``), with a seed that training never used
+(training: seed 1, here: seed 7), so the faces are new to the model. Each is 640×480 at SMIC-HS's 100 fps,
+cut from the onset to the offset of the expression as the HS clips are, about half a second, H.264.
+The bundled model's answer for each is printed afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from inference.video import write_video  # noqa: E402
+from training.synth.faces import FaceSource  # noqa: E402
+
+OUT = ROOT / "demo" / "examples"
+SEED = 7
+FPS = 100
+LABELS = ("negative", "positive", "surprise")
+
+
+def main() -> None:
+    source = FaceSource((480, 640), seed=SEED)
+    rng = np.random.default_rng(SEED)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for subject, label in enumerate(LABELS, start=1):
+        clip = source.micro(subject, label, int(rng.integers(45, 56)), rng)
+        write_video(OUT / f"{label}.mp4", clip.frames[clip.onset:clip.offset + 1], fps=FPS, crf=20)
+    from inference.runtime import Predictor
+
+    predictor = Predictor(ROOT / "demo" / "default_model", device="cpu")
+    for label in LABELS:
+        p = predictor.predict(OUT / f"{label}.mp4")
+        size = (OUT / f"{label}.mp4").stat().st_size
+        print(f"{label}.mp4 ({size // 1024} KB): the default model says {p.top} ({p.probs.max():.2f})")
+
+
+if __name__ == "__main__":
+    main()
