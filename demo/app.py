@@ -102,7 +102,6 @@ class Analyser:
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
         return Analysis(pred, fused, sheets, rows, notes)
 
-
     def warm_up(self, clip: str | os.PathLike | None) -> None:
         """Load the face detector and the model's kernels once, so the first visitor does not wait for that."""
         if clip and Path(clip).exists():
