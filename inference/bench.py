@@ -8,7 +8,7 @@ clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face
 clip end to end (decode, face, resample, model, fuse) with the engine and variant given (default: the runtime's
 choice), peak resident memory, and the model's time in ONNX Runtime and OpenVINO (when installed), fp32 and int8
 (when the package has it), and PyTorch eager (given the training checkpoint; needs the training requirements),
-all on the same input.
+all on the same input, one clip or ``--batch B`` copies of it per call (clips/s: the GPU throughput figure).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
 
 
 def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | None, device: str,
-                  engine: str = "auto", variant: str = "auto") -> None:
+                  engine: str = "auto", variant: str = "auto", batch: int = 1) -> None:
     import resource
 
     import numpy as np
@@ -110,12 +110,13 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
             ts.append(time.perf_counter() - t)
         return statistics.median(ts)
 
+    batch_clips = np.repeat(clips, batch, axis=0)  # the same clip B times: a batch as the batch command could send
     has_int8 = (predictor.folder / "model.int8.onnx").exists()
     engines = [("ONNX Runtime", "onnxruntime")] + ([("OpenVINO", "openvino")] if openvino_available() else [])
     for title, engine in engines if predictor.provider != "CUDAExecutionProvider" else [("ONNX Runtime", "auto")]:
         for variant in ("fp32", "int8") if has_int8 else ("fp32",):
             p = Predictor(model, device=device, variant=variant, engine=engine)
-            timings[f"{title} {variant}"] = timed(lambda p=p: p.run(clips))
+            timings[f"{title} {variant}"] = timed(lambda p=p: p.run(batch_clips))
     if checkpoint is not None:
         import torch
 
@@ -125,18 +126,22 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
         except ImportError as e:
             raise InputError(f"PyTorch eager timing needs the training requirements ({e})") from None
         vm, meta = load_view_model(checkpoint)
-        packaged = PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"])
-        x = torch.from_numpy(np.ascontiguousarray(clips))
-        views = torch.tensor([{"O": 0, "L": 1, "R": 2}[v] for v in predictor.views])
+        on = "cuda" if predictor.provider == "CUDAExecutionProvider" else "cpu"
+        packaged = PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"]).to(on).eval()
+        x = torch.from_numpy(np.ascontiguousarray(batch_clips)).to(on)
+        views = torch.tensor([{"O": 0, "L": 1, "R": 2}[v] for v in predictor.views], device=on)
 
         def eager():
             with torch.no_grad():
                 packaged(x, views) if packaged.sbml else packaged(x)
+            if on == "cuda":
+                torch.cuda.synchronize()
 
         timings["PyTorch eager fp32"] = timed(eager)
     base = timings["ONNX Runtime fp32"]
+    print(f"  model time for a batch of {batch} clip{'s' if batch > 1 else ''}, {predictor.views}:")
     for k, v in timings.items():
-        print(f"  model {k:22s} {v:.3f} s  ({base / v:.2f}x of ONNX Runtime fp32)")
+        print(f"  model {k:22s} {v:.3f} s  {batch / v:8.1f} clips/s  ({base / v:.2f}x of ONNX Runtime fp32)")
 
 
 @cli
@@ -155,13 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--checkpoint", type=Path, default=None, help="the training checkpoint, to time PyTorch eager too")
     r.add_argument("--repeat", type=int, default=3)
     r.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    r.add_argument("--batch", type=int, default=1, help="clips per model call for the engine comparison (GPU throughput: e.g. 64)")
     r.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "openvino"], help="engine for the per-stage run")
     r.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="variant for the per-stage run")
     args = p.parse_args(argv)
     if args.what == "face":
         bench_face(args.clip, args.repeat, args.size, args.max_frames)
     else:
-        bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device, args.engine, args.variant)
+        if args.batch < 1:
+            raise InputError(f"--batch must be at least 1, got {args.batch}")
+        bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device, args.engine, args.variant, args.batch)
     return 0
 
 

@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -91,11 +92,13 @@ def test_runtime_benchmark_prints_every_engine(package, clip_folders):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert bench(["runtime", "--model", str(package), "--clip", str(clip_folders[0]), "--repeat", "1"]) == 0
+        assert bench(["runtime", "--model", str(package), "--clip", str(clip_folders[0]), "--repeat", "1", "--batch", "3"]) == 0
     text = out.getvalue()
-    assert "fp32 on OpenVINO (CPU)" in text and "peak RSS" in text
+    assert "fp32 on OpenVINO (CPU)" in text and "peak RSS" in text and "a batch of 3 clips" in text
     for row in ("ONNX Runtime fp32", "ONNX Runtime int8", "OpenVINO fp32", "OpenVINO int8"):
-        assert f"model {row}" in text, text
+        line = next(ln for ln in text.splitlines() if f"model {row}" in ln)
+        rate = re.search(r"([\d.]+) clips/s", line)
+        assert rate and float(rate.group(1)) > 0, line
 
 
 def _rows(path: Path) -> list[dict]:
