@@ -47,10 +47,14 @@ class Analysis:
     """Everything the page shows for one clip."""
 
     prediction: Prediction
-    fused: dict[str, float]
     sheets: dict[str, np.ndarray]  # "O", "L", "R" → an (H, W, 3) uint8 contact sheet of the aligned view
     per_view: list[dict] = field(default_factory=list)  # rows: view, label, probability (SBML only)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def fused(self) -> dict[str, float]:
+        """Fused probabilities by label, as the page's Label takes them."""
+        return {k: float(p) for k, p in zip(self.prediction.labels, self.prediction.probs)}
 
 
 def contact_sheet(frames: np.ndarray, n: int = SHOWN_FRAMES, size: int = SHOWN_SIZE, gap: int = 4) -> np.ndarray:
@@ -90,7 +94,6 @@ class Analyser:
         except InputError as e:  # name the upload by its file name, not the server's temporary path
             raise InputError(str(e).replace(str(path), Path(path).name)) from None
         labels = pred.labels
-        fused = {k: float(p) for k, p in zip(labels, pred.probs)}
         sheets = {v: contact_sheet(make_view(pred.aligned, v)) for v in "OLR"}
         rows = [{"view": v, "label": k, "probability": float(p)}
                 for v, probs in pred.per_view.items() for k, p in zip(labels, probs)]
@@ -100,7 +103,7 @@ class Analyser:
                          f"result, upload a clip with one face.")
         if pred.face.get("mode") == "tracked":
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
-        return Analysis(pred, fused, sheets, rows, notes)
+        return Analysis(pred, sheets, rows, notes)
 
     def warm_up(self, clip: str | os.PathLike | None) -> None:
         """Load the face detector and the model's kernels once, so the first visitor does not wait for that."""
