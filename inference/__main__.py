@@ -111,6 +111,7 @@ class RowWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.jsonl and (not self.path.exists() or self.path.stat().st_size == 0):
             self._append(self._csv_line(self.columns))
+        self.path.touch()  # a shard with nothing to do still leaves its (empty) output: the run finished
 
     def _csv_line(self, values) -> str:
         buf = io.StringIO()

@@ -139,7 +139,9 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
 
         timings["PyTorch eager fp32"] = timed(eager)
     base = timings["ONNX Runtime fp32"]
-    print(f"  model time for a batch of {batch} clip{'s' if batch > 1 else ''}, {predictor.views}:")
+    stem = c.get("variants", {}).get("int8", {}).get("stem")
+    print(f"  model time for a batch of {batch} clip{'s' if batch > 1 else ''}, {predictor.views}"
+          + (f" (int8 variant: first convolution in {stem})" if has_int8 and stem else "") + ":")
     for k, v in timings.items():
         print(f"  model {k:22s} {v:.3f} s  {batch / v:8.1f} clips/s  ({base / v:.2f}x of ONNX Runtime fp32)")
 

@@ -59,6 +59,8 @@ def test_final_model_exports_with_variants(trained, smic_cache, smic_heldout_cac
     for name in ("fp16", "int8"):
         agreement = on_disk["variants"][name]["agreement"]
         assert agreement["top1_agreement"] >= 0.99 and agreement["uf1_drop"] <= 0.01, agreement
+        assert 0 <= agreement["max_abs_prob_diff"] < 1, agreement
+    assert on_disk["variants"]["int8"]["stem"] in ("int8", "float")  # auto: int8 unless that missed the targets
     # the package stands alone: ONNX Runtime with any batch size and any SBML view subset matches PyTorch
     model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
     ref = PackagedModel(model, meta["extra"]["normalisation"], 48)
@@ -194,3 +196,96 @@ def test_card_notes_and_synthetic_training_data(trained, tmp_path):
                           str(tmp_path / "x"), "--notes", str(tmp_path / "nope.md")], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert res.returncode == 2 and "--notes" in res.stderr and "Traceback" not in res.stderr
+
+
+def _conv_graph(path, conv: torch.nn.Module, shape) -> None:
+    torch.onnx.export(torch.nn.Sequential(conv.eval().requires_grad_(False)), (torch.randn(shape),), str(path),
+                      input_names=["x"], output_names=["y"], opset_version=17, dynamo=False,
+                      dynamic_axes={"x": {0: "n", 2: "t"}, "y": {0: "n", 2: "t"}} if len(shape) == 5 else None)
+
+
+@pytest.mark.parametrize("kt, pad_t, bias", [(7, 3, False), (3, 1, True), (5, 0, True)])
+def test_folded_stem_computes_the_same_convolution(tmp_path, kt, pad_t, bias):
+    import onnx
+
+    from export.package import fold_temporal_stem
+
+    torch.manual_seed(kt)
+    conv = torch.nn.Conv3d(3, 16, (kt, 7, 7), stride=(1, 2, 2), padding=(pad_t, 3, 3), bias=bias)
+    _conv_graph(tmp_path / "a.onnx", conv, (2, 3, 9, 30, 30))
+    model = onnx.load(str(tmp_path / "a.onnx"))
+    assert fold_temporal_stem(model)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(tmp_path / "b.onnx"))
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == 1 and list(convs[0].attribute[[a.name for a in convs[0].attribute].index("kernel_shape")].ints) == [1, 7, 7]
+    assert [i.dims for i in model.graph.initializer if i.name == convs[0].input[1]] == [[16, 3 * kt, 1, 7, 7]]
+    x = torch.randn(2, 3, 11, 30, 30).numpy() * 60  # another clip length than the traced one: the slices follow it
+    with torch.no_grad():
+        ref = conv(torch.from_numpy(x)).numpy()
+    got = _ort(tmp_path / "b.onnx").run(None, {"x": x})[0]
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("conv, shape", [
+    (torch.nn.Conv3d(3, 8, (3, 7, 7), stride=(2, 2, 2), padding=(1, 3, 3)), (1, 3, 8, 20, 20)),  # temporal stride
+    (torch.nn.Conv3d(4, 8, (3, 3, 3), padding=1, groups=2), (1, 4, 8, 20, 20)),  # grouped
+    (torch.nn.Conv3d(3, 8, (1, 7, 7), padding=(0, 3, 3)), (1, 3, 8, 20, 20)),  # nothing to fold
+    (torch.nn.Conv2d(3, 8, 7, padding=3), (1, 3, 20, 20)),  # 2D
+])
+def test_folding_leaves_other_convolutions_alone(tmp_path, conv, shape):
+    import onnx
+
+    from export.package import fold_temporal_stem
+
+    _conv_graph(tmp_path / "a.onnx", conv, shape)
+    model = onnx.load(str(tmp_path / "a.onnx"))
+    before = model.SerializeToString()
+    assert not fold_temporal_stem(model)
+    assert model.SerializeToString() == before
+
+
+def _stem_kernel(path: Path, clips: np.ndarray) -> str:
+    """OpenVINO's kernel for the graph's first convolution, from its per-node profile."""
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    feeds = {"clips": clips, "views": np.array([0, 1, 2], np.int64)}
+    model.reshape({k: v.shape for k, v in feeds.items()})
+    request = core.compile_model(model, "CPU", {"PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "f32"}).create_infer_request()
+    request.infer(feeds)
+    return next(p.exec_type for p in request.profiling_info if p.node_type == "Convolution")
+
+
+def test_int8_stem_choice(trained, smic_cache, tmp_path):
+    """--int8-stem int8 gives OpenVINO an int8 kernel for the first convolution (3 channels have none); float keeps it
+    in float; the config says which, with its agreement with fp32."""
+    clips = _clips(smic_cache, 1, 8)
+    kernels = {}
+    for stem in ("int8", "float"):
+        cfg = export_package(trained / "sbml" / "final" / "model.pt", tmp_path / stem, int8=True, calibrate=str(smic_cache),
+                             log=lambda *_: None, int8_stem=stem)
+        int8 = cfg["variants"]["int8"]
+        assert int8["stem"] == stem and int8["agreement"]["clips"] == 16 and 0 <= int8["agreement"]["max_abs_prob_diff"] < 1
+        kernels[stem] = _stem_kernel(tmp_path / stem / "model.int8.onnx", clips)
+    assert kernels["int8"].endswith("I8") and not kernels["float"].endswith("I8"), kernels
+    with pytest.raises(InputError, match="--int8-stem must be"):
+        export_package(trained / "sbml" / "final" / "model.pt", tmp_path / "x", int8=True, calibrate=str(smic_cache),
+                       log=lambda *_: None, int8_stem="int4")
+
+
+@pytest.mark.parametrize("reachable", [True, False])
+def test_int8_stem_auto_keeps_int8_only_within_the_targets(trained, smic_cache, tmp_path, monkeypatch, reachable):
+    import export.package
+
+    monkeypatch.setitem(export.package.VARIANT_TARGETS, "top1_agreement", 0.0 if reachable else 1.01)
+    lines = []
+    cfg = export_package(trained / "sbml" / "final" / "model.pt", tmp_path / "pkg", int8=True, calibrate=str(smic_cache),
+                         log=lines.append)
+    tried = [line.split("(")[1].split(" ")[0] for line in lines if line.startswith("model.int8.onnx (")]
+    assert tried == (["int8"] if reachable else ["int8", "float"]), lines
+    assert cfg["variants"]["int8"]["stem"] == tried[-1]
+    assert cfg["variants"]["int8"]["agreement"]["meets_target"] is reachable
+    assert reachable or any(line.startswith("warning: model.int8.onnx misses the targets") for line in lines), lines

@@ -160,13 +160,24 @@ def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
     assert len(everything) == 8
     parts = [[q for q in everything if shard_of(q, 3) == i] for i in range(3)]
     assert sorted(map(str, sum(parts, []))) == sorted(map(str, everything))
-    out = tmp_path / "shard.jsonl"
-    res = subprocess.run(_cmd(package, inputs, out, "--shard", "1/3"), cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0, res.stderr
     import json
 
-    got = [json.loads(line)["path"] for line in out.read_text().splitlines()]
-    assert sorted(got) == sorted(map(str, parts[1]))
+    for i in range(3):  # each machine's output holds its share, and exists even when the share is empty
+        out = tmp_path / f"shard{i}.jsonl"
+        res = subprocess.run(_cmd(package, inputs, out, "--shard", f"{i}/3"), cwd=ROOT, capture_output=True, text=True,
+                             timeout=600)
+        assert res.returncode == 0, res.stderr
+        got = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+        assert sorted(got) == sorted(map(str, parts[i]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    shutil.copy(inputs / "broken.mp4", empty / "a.mp4")
+    share = shard_of(empty / "a.mp4", 2)
+    out = tmp_path / "none.jsonl"
+    res = subprocess.run(_cmd(package, empty, out, "--shard", f"{1 - share}/2"), cwd=ROOT, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0 and "0 inputs in shard" in res.stdout, res.stderr
+    assert out.exists() and out.read_text() == ""
     res = subprocess.run(_cmd(package, inputs, out, "--shard", "3/3"), cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "0 <= I < N" in res.stderr
 
