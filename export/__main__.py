@@ -1,7 +1,8 @@
 """``python -m export``: a training checkpoint → a parity-checked ONNX model package.
 
     python -m export --checkpoint runs/smic/final/model.pt --out packages/smic [--views OLR] [--fp16]
-                     [--int8 --calibrate cache/smic] [--clips cache/smic | clip.mp4 …] [--notes NOTES.md]
+                     [--int8 --calibrate cache/smic [--int8-stem auto|int8|float]] [--clips cache/smic | clip.mp4 …]
+                     [--notes NOTES.md]
 
 Checkpoints from LOSO folds, from ``--final`` all-subject training and from N-step chains all export: they
 are the same format (``training.schemes.save_view_model``) and carry the crop, frame count, normalisation,
@@ -322,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibrate", default=None, help="a cache of training clips to calibrate int8 on")
     p.add_argument("--int8-stem", default="auto", choices=("auto", *STEM_CHOICES),
                    help="the first convolution in the int8 variant: int8 (folded so CPUs have an int8 kernel for it; "
-                        "~25%% faster for 3D-ResNeXt-101 in OpenVINO), float (as accurate as the rest allows), or auto "
+                        "~1.2x faster for 3D-ResNeXt-101 in OpenVINO), float (as accurate as the rest allows), or auto "
                         "(default: int8 unless the variant then misses the agreement targets with fp32, then float)")
     p.add_argument("--clips", nargs="*", default=None,
                    help="caches or video files to check parity and variant agreement on (default: the training caches "
