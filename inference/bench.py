@@ -7,7 +7,8 @@ clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face
 ``python -m inference.bench runtime --model PKG [--clip PATH] [--checkpoint CKPT]``: per-stage latency of one
 clip end to end (decode, face, resample, model, fuse) with the engine and variant given (default: the runtime's
 choice), peak resident memory, and the model's time in ONNX Runtime and OpenVINO (when installed), fp32 and int8
-(when the package has it), and PyTorch eager (given the training checkpoint; needs the training requirements),
+(when the package has it; on a GPU: ONNX Runtime's CUDA provider, fp32 and fp16), and PyTorch eager (given the
+training checkpoint; needs the training requirements; on the GPU when the predictor is there),
 all on the same input, one clip or ``--batch B`` copies of it per call (clips/s: the GPU throughput figure).
 """
 
@@ -111,10 +112,12 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
         return statistics.median(ts)
 
     batch_clips = np.repeat(clips, batch, axis=0)  # the same clip B times: a batch as the batch command could send
-    has_int8 = (predictor.folder / "model.int8.onnx").exists()
+    on_gpu = predictor.provider == "CUDAExecutionProvider"
+    low = "fp16" if on_gpu else "int8"  # the reduced-precision variant for where the model runs
+    has_low = (predictor.folder / f"model.{low}.onnx").exists()
     engines = [("ONNX Runtime", "onnxruntime")] + ([("OpenVINO", "openvino")] if openvino_available() else [])
-    for title, engine in engines if predictor.provider != "CUDAExecutionProvider" else [("ONNX Runtime", "auto")]:
-        for variant in ("fp32", "int8") if has_int8 else ("fp32",):
+    for title, engine in engines if not on_gpu else [("ONNX Runtime", "auto")]:
+        for variant in ("fp32", low) if has_low else ("fp32",):
             p = Predictor(model, device=device, variant=variant, engine=engine)
             timings[f"{title} {variant}"] = timed(lambda p=p: p.run(batch_clips))
     if checkpoint is not None:
@@ -126,7 +129,7 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
         except ImportError as e:
             raise InputError(f"PyTorch eager timing needs the training requirements ({e})") from None
         vm, meta = load_view_model(checkpoint)
-        on = "cuda" if predictor.provider == "CUDAExecutionProvider" else "cpu"
+        on = "cuda" if on_gpu else "cpu"
         packaged = PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"]).to(on).eval()
         x = torch.from_numpy(np.ascontiguousarray(batch_clips)).to(on)
         views = torch.tensor([{"O": 0, "L": 1, "R": 2}[v] for v in predictor.views], device=on)
@@ -141,7 +144,7 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
     base = timings["ONNX Runtime fp32"]
     stem = c.get("variants", {}).get("int8", {}).get("stem")
     print(f"  model time for a batch of {batch} clip{'s' if batch > 1 else ''}, {predictor.views}"
-          + (f" (int8 variant: first convolution in {stem})" if has_int8 and stem else "") + ":")
+          + (f" (int8 variant: first convolution in {stem})" if low == "int8" and has_low and stem else "") + ":")
     for k, v in timings.items():
         print(f"  model {k:22s} {v:.3f} s  {batch / v:8.1f} clips/s  ({base / v:.2f}x of ONNX Runtime fp32)")
 
