@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import InputError, cli
+from .pipeline import prepared_clips
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
@@ -128,6 +129,11 @@ class RowWriter:
         self._append(self._csv_line([flat.get(c, "") for c in self.columns]))
 
 
+def default_workers() -> int:
+    """Cores beyond two, up to 8: on a 2-core machine the model's threads already use both cores."""
+    return max(0, min(8, (os.cpu_count() or 1) - 2))
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inference", description=__doc__,
@@ -142,6 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "openvino"],
                    help="CPU engine for the ONNX graph (default auto: OpenVINO when installed, else ONNX Runtime)")
     p.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="which graph of the package")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes that decode and align clips while the model runs (default: one per core beyond "
+                        "two, at most 8; 0 prepares in this process)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="prepared clips per model call (default: 16 on a GPU, 1 on a CPU)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (recorded only)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
     args = p.parse_args(argv)
@@ -153,27 +164,53 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
     predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
                           limits=VideoLimits(max_frames=args.max_frames), engine=args.engine)
+    on_gpu = predictor.provider == "CUDAExecutionProvider"
+    workers = default_workers() if args.workers is None else args.workers
+    batch_size = (16 if on_gpu else 1) if args.batch_size is None else args.batch_size
+    if workers < 0 or batch_size < 1:
+        raise InputError("--workers must be ≥ 0 and --batch-size ≥ 1")
     writer = RowWriter(args.output, predictor.labels)
     done = writer.done()
     todo = [q for q in inputs if str(q) not in done]
     writer.start()
     print(f"{predictor.describe()}\n{len(inputs)} inputs in shard {shard}/{shards}, {len(inputs) - len(todo)} already in "
-          f"{args.output}, {len(todo)} to do")
+          f"{args.output}, {len(todo)} to do; {workers or 'no'} preparing worker{'s' if workers != 1 else ''}, "
+          f"model batches of {batch_size}")
     counts, reasons = Counter(), Counter()
     t0 = time.perf_counter()
-    for q in tqdm(todo, unit="clip", desc="predict"):
-        row = {"path": str(q), "views": predictor.views, "provider": predictor.provider}
+    bar = tqdm(total=len(todo), unit="clip", desc="predict")
+    base = {"views": predictor.views, "provider": predictor.provider}
+
+    def error(q: Path, reason: str, key: str) -> None:
+        writer.write({"path": str(q), **base, "status": "error", "error": reason})
+        reasons[key] += 1
+        bar.update()
+
+    batch: list[tuple[Path, tuple]] = []
+
+    def classify() -> None:
         try:
-            pred = predictor.predict(q, fps=args.fps)
-            row.update(status="ok", **pred.as_dict())
-            counts[pred.top] += 1
-        except InputError as e:
-            row.update(status="error", error=str(e))
-            reasons[str(e).split(": ", 1)[-1][:80]] += 1
-        except Exception as e:  # noqa: BLE001 — one bad file never stops the run; its reason is in its row
-            row.update(status="error", error=f"{type(e).__name__}: {e}")
-            reasons[type(e).__name__] += 1
-        writer.write(row)
+            predictions = predictor.classify([prepared for _, prepared in batch])
+        except Exception as e:  # noqa: BLE001 — the model failing on a batch is reported on its rows
+            for q, _ in batch:
+                error(q, f"model: {type(e).__name__}: {e}", type(e).__name__)
+        else:
+            for (q, _), pred in zip(batch, predictions):
+                writer.write({"path": str(q), **base, "status": "ok", **pred.as_dict()})
+                counts[pred.top] += 1
+                bar.update()
+        batch.clear()
+
+    for q, status, payload in prepared_clips(todo, predictor.preparer, args.fps, workers):
+        if status == "error":
+            error(q, payload, payload.split(": ", 1)[-1][:80])
+            continue
+        batch.append((q, payload))
+        if len(batch) >= batch_size:
+            classify()
+    if batch:
+        classify()
+    bar.close()
     ok = sum(counts.values())
     print(f"{ok} predicted ({', '.join(f'{k} {v}' for k, v in counts.most_common()) or 'none'}), "
           f"{sum(reasons.values())} errors in {time.perf_counter() - t0:.1f} s → {args.output}")

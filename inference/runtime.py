@@ -60,6 +60,32 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class Preparer:
+    """The model-free part of the path — decode, align, resample — as a small picklable object, so that worker
+    processes can prepare clips while the model runs (``python -m inference --workers``)."""
+
+    crop: CropSettings
+    n_frames: int
+    limits: VideoLimits = VideoLimits()
+    device: str = "cpu"  # where the face aligner runs
+
+    def __call__(self, clip: str | os.PathLike | Clip, fps: float | None = None,
+                 on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, dict, dict]:
+        stage = on_stage or (lambda _name: None)
+        t0 = time.perf_counter()
+        stage("decode")
+        if not isinstance(clip, Clip):
+            clip = read_clip(clip, self.limits, fps=fps)
+        t1 = time.perf_counter()
+        stage("face")
+        aligned = align_clip(clip.frames, self.crop, device=self.device, source=clip.source)
+        t2 = time.perf_counter()
+        frames = resample(aligned.frames, self.n_frames)
+        t3 = time.perf_counter()
+        return frames, aligned.meta, {"decode": t1 - t0, "face": t2 - t1, "resample": t3 - t2}
+
+
 class Predictor:
     """``Predictor("packages/smic")`` or ``Predictor("hf://OWNER/NAME@v1")``; then ``predict(path)``."""
 
@@ -135,23 +161,16 @@ class Predictor:
         return variant
 
     # ------------------------------------------------------------ stages
+    @property
+    def preparer(self) -> Preparer:
+        return Preparer(self.crop, self.n_frames, self.limits, self.aligner_device)
+
     def prepare(self, clip: str | os.PathLike | Clip, fps: float | None = None,
                 on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, dict, dict]:
         """Decode, align and resample: the uint8 clip ``(T, S, S, 3)`` the graph takes, the aligner's meta, timings.
 
         ``on_stage(name)`` is called as each stage starts ("decode", "face"), e.g. to drive a progress bar."""
-        stage = on_stage or (lambda _name: None)
-        t0 = time.perf_counter()
-        stage("decode")
-        if not isinstance(clip, Clip):
-            clip = read_clip(clip, self.limits, fps=fps)
-        t1 = time.perf_counter()
-        stage("face")
-        aligned = align_clip(clip.frames, self.crop, device=self.aligner_device, source=clip.source)
-        t2 = time.perf_counter()
-        frames = resample(aligned.frames, self.n_frames)
-        t3 = time.perf_counter()
-        return frames, aligned.meta, {"decode": t1 - t0, "face": t2 - t1, "resample": t3 - t2}
+        return self.preparer(clip, fps, on_stage)
 
     def run(self, clips: np.ndarray, views: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The graph on a batch ``(N, T, S, S, 3)``: fused probabilities ``(N, K)`` and SBML view logits ``(V, N, K)``."""
@@ -162,21 +181,32 @@ class Predictor:
         probs, second = self.session.run(None, feeds)
         return probs, (second if self.sbml else None)
 
+    def classify(self, prepared: list[tuple[np.ndarray, dict, dict]], views: str | None = None) -> list[Prediction]:
+        """Prepared clips (``prepare``'s results) through the graph in one call. Each prediction's "model" timing is
+        its share of the batch's call."""
+        views = self._views(views) if views else self.views
+        t0 = time.perf_counter()
+        probs, view_logits = self.run(np.stack([frames for frames, _, _ in prepared]), views)
+        t1 = time.perf_counter()
+        per_view = [{v: _softmax(view_logits[i, n]) for i, v in enumerate(views)} if view_logits is not None else {}
+                    for n in range(len(prepared))]
+        t2 = time.perf_counter()
+        out = []
+        for n, (frames, face, timings) in enumerate(prepared):
+            timings = {**timings, "model": (t1 - t0) / len(prepared), "fuse": (t2 - t1) / len(prepared)}
+            timings["total"] = sum(timings.values())
+            out.append(Prediction(self.labels, probs[n], views, per_view[n], int(face.get("faces_seen", 0)), timings,
+                                  face, frames))
+        return out
+
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,
                 on_stage: Callable[[str], None] | None = None) -> Prediction:
         """Classify one clip. ``on_stage(name)`` is told "decode", "face" and "model" as each stage starts."""
         views = self._views(views) if views else self.views
-        frames, face, timings = self.prepare(clip, fps, on_stage)
+        prepared = self.prepare(clip, fps, on_stage)
         if on_stage:
             on_stage("model")
-        t0 = time.perf_counter()
-        probs, view_logits = self.run(frames[None], views)
-        t1 = time.perf_counter()
-        per_view = {v: _softmax(view_logits[i, 0]) for i, v in enumerate(views)} if view_logits is not None else {}
-        t2 = time.perf_counter()
-        timings.update(model=t1 - t0, fuse=t2 - t1)
-        timings["total"] = sum(timings.values())
-        return Prediction(self.labels, probs[0], views, per_view, int(face.get("faces_seen", 0)), timings, face, frames)
+        return self.classify([prepared], views)[0]
 
     def describe(self) -> str:
         c = self.config

@@ -72,3 +72,20 @@ def two_faces(image: np.ndarray, frame_size=(480, 720)) -> tuple[np.ndarray, np.
     small_mask = cv2.warpAffine(mask, small, (w, h)) > 0
     canvas[small_mask] = small_img[small_mask]
     return canvas, big
+
+
+class DyingPreparer:
+    """Stands in for ``inference.runtime.Preparer`` in worker processes, to test how the batch command's pool
+    survives them: the process exits on clips named ``crash*``, raises on ``bad*``, and otherwise returns a small
+    clip filled with the length of the file's name."""
+
+    def __call__(self, path, fps=None):
+        import os
+        from pathlib import Path
+
+        name = Path(path).name
+        if name.startswith("crash"):
+            os._exit(3)
+        if name.startswith("bad"):
+            raise ValueError(f"{name} is unreadable")
+        return np.full((2, 4, 4, 3), len(name), np.uint8), {"faces_seen": 1}, {"decode": 0.0}

@@ -153,6 +153,40 @@ def test_batch_resume_after_kill_gives_every_input_once(package, inputs, tmp_pat
     assert "7 predicted" not in res.stdout  # the resumed run did only what was left
 
 
+def test_batch_with_workers_and_model_batches_gives_the_same_rows(package, inputs, tmp_path):
+    rows = {}
+    for mode, extra in {"serial": ["--workers", "0"], "parallel": ["--workers", "2", "--batch-size", "3"]}.items():
+        out = tmp_path / f"{mode}.csv"
+        res = subprocess.run(_cmd(package, inputs, out, *extra), cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        assert ("2 preparing workers, model batches of 3" if mode == "parallel" else "no preparing workers") in res.stdout
+        rows[mode] = {r["path"]: r for r in _rows(out)}
+    serial, parallel = rows["serial"], rows["parallel"]
+    assert sorted(serial) == sorted(parallel) and len(serial) == 8  # every input once, in whatever order it finished
+    for path, r in serial.items():
+        q = parallel[path]
+        assert (q["status"], q["label"], q["error"]) == (r["status"], r["label"], r["error"]), path
+        if r["status"] == "ok":
+            for k in ("negative", "positive", "surprise"):
+                assert abs(float(q[f"prob_{k}"]) - float(r[f"prob_{k}"])) < 1e-4, path
+    assert sum(r["status"] == "ok" for r in serial.values()) == 6
+
+
+def test_a_dying_worker_costs_only_the_clip_that_kills_it(tmp_path):
+    from inference.pipeline import WORKER_DIED, prepared_clips
+    from tests.helpers import DyingPreparer
+
+    names = ["a.mp4", "crash1.mp4", "bb.mp4", "bad.mp4", "ccc.mp4", "crash2.mp4", "dddd.mp4", "eeeee.mp4"]
+    got = list(prepared_clips([tmp_path / n for n in names], DyingPreparer(), None, workers=2))
+    assert sorted(q.name for q, _, _ in got) == sorted(names)  # each clip exactly once
+    result = {q.name: (status, payload) for q, status, payload in got}
+    assert result["crash1.mp4"] == ("error", WORKER_DIED) and result["crash2.mp4"] == ("error", WORKER_DIED)
+    assert result["bad.mp4"] == ("error", "ValueError: bad.mp4 is unreadable")
+    for name in ("a.mp4", "bb.mp4", "ccc.mp4", "dddd.mp4", "eeeee.mp4"):
+        status, (frames, face, _) = result[name]
+        assert status == "ok" and frames.shape == (2, 4, 4, 3) and int(frames[0, 0, 0, 0]) == len(name)
+
+
 def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
     from inference.__main__ import find_inputs, shard_of
 

@@ -1,0 +1,96 @@
+"""Clips prepared (decoded, aligned, resampled) ahead of the model, in worker processes when asked.
+
+The batch command (``python -m inference --workers N``) reads from :func:`prepared_clips`. Workers are spawned
+processes (no fork after ONNX Runtime / OpenVINO / torch have started threads), so the functions they run live
+here, in an importable module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import InputError
+
+_WORKER_PREPARER = None  # set in each worker process by _worker_init
+
+
+def _worker_init(preparer) -> None:
+    global _WORKER_PREPARER
+    _WORKER_PREPARER = preparer
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)  # the parallelism is the workers themselves
+    cv2.setNumThreads(1)
+
+
+def _prepare_one(preparer, path: Path, fps: float | None) -> tuple[str, object]:
+    """("ok", prepared) or ("error", reason): exceptions never cross a process boundary as objects."""
+    try:
+        return "ok", preparer(path, fps)
+    except InputError as e:
+        return "error", str(e)
+    except Exception as e:  # noqa: BLE001 — one bad file never stops the run; its reason is in its row
+        return "error", f"{type(e).__name__}: {e}"
+
+
+def _prepare_in_worker(job: tuple[Path, float | None]) -> tuple[str, object]:
+    return _prepare_one(_WORKER_PREPARER, *job)
+
+
+WORKER_DIED = ("the worker process preparing this clip died (a crash in a decoder, or killed, e.g. out of memory); "
+               "it was retried alone and died again")
+
+
+def prepared_clips(paths: list[Path], preparer, fps: float | None, workers: int):
+    """Yield ``(path, "ok", prepared)`` or ``(path, "error", reason)`` for every path, in completion order.
+
+    With ``workers`` > 0, clips are prepared in that many spawned processes, a bounded number ahead of the model.
+    If a worker dies, the clips it may have been holding are retried one at a time in a fresh pool: the one that
+    kills it again gets an error row; the others go on."""
+    if workers <= 0:
+        for q in paths:
+            yield (q, *_prepare_one(preparer, q, fps))
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    def new_pool():
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                                   initargs=(preparer,))
+
+    queue, suspects, inflight = deque(paths), deque(), {}
+    isolating = False  # the one clip in flight is a suspect, submitted alone
+    pool = new_pool()
+    try:
+        while queue or suspects or inflight:
+            if not inflight and suspects:
+                q = suspects.popleft()
+                inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+                isolating = True
+            if not isolating:
+                while queue and len(inflight) < 2 * workers:
+                    q = queue.popleft()
+                    inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for f in done:
+                q = inflight.pop(f)
+                try:
+                    result = f.result()
+                except BrokenProcessPool:
+                    lost = [q, *inflight.values()]
+                    inflight.clear()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    if isolating:
+                        yield q, "error", WORKER_DIED
+                    else:
+                        suspects.extend(lost)
+                    isolating = False
+                    break
+                isolating = False
+                yield (q, *result)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
