@@ -201,15 +201,21 @@ def main(argv: list[str] | None = None) -> int:
                 bar.update()
         batch.clear()
 
-    for q, status, payload in prepared_clips(todo, predictor.preparer, args.fps, workers):
-        if status == "error":
-            error(q, payload, payload.split(": ", 1)[-1][:80])
-            continue
-        batch.append((q, payload))
-        if len(batch) >= batch_size:
+    try:
+        for q, status, payload in prepared_clips(todo, predictor.preparer, args.fps, workers):
+            if status == "error":
+                error(q, payload, payload.split(": ", 1)[-1][:80])
+                continue
+            batch.append((q, payload))
+            if len(batch) >= batch_size:
+                classify()
+        if batch:
             classify()
-    if batch:
-        classify()
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: {bar.n} of {len(todo)} rows written to {args.output}; run the same command again to "
+              f"go on from there", file=sys.stderr)
+        return 130
     bar.close()
     ok = sum(counts.values())
     print(f"{ok} predicted ({', '.join(f'{k} {v}' for k, v in counts.most_common()) or 'none'}), "

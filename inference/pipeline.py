@@ -7,6 +7,7 @@ here, in an importable module.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 from .errors import InputError
@@ -17,6 +18,7 @@ _WORKER_PREPARER = None  # set in each worker process by _worker_init
 def _worker_init(preparer) -> None:
     global _WORKER_PREPARER
     _WORKER_PREPARER = preparer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     import cv2
     import torch
 

@@ -172,6 +172,21 @@ def test_batch_with_workers_and_model_batches_gives_the_same_rows(package, input
     assert sum(r["status"] == "ok" for r in serial.values()) == 6
 
 
+def test_ctrl_c_stops_the_batch_cleanly(package, inputs, tmp_path):
+    out = tmp_path / "pred.jsonl"
+    proc = subprocess.Popen(_cmd(package, inputs, out, "--workers", "1"), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not (out.exists() and out.read_text().count("\n") >= 1):
+        time.sleep(0.01)
+    assert proc.poll() is None, "the batch finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted:" in err and "run the same command again" in err and "Traceback" not in err, err
+    assert out.read_bytes().endswith(b"\n")  # whole rows only
+
+
 def test_a_dying_worker_costs_only_the_clip_that_kills_it(tmp_path):
     from inference.pipeline import WORKER_DIED, prepared_clips
     from tests.helpers import DyingPreparer
