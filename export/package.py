@@ -244,11 +244,12 @@ def fold_temporal_stem(model) -> bool:
     return True
 
 
-def make_int8(src: Path, dst: Path, calibration: np.ndarray, sbml: bool, views: str, stem: str = "int8") -> None:
+def make_int8(src: Path, dst: Path, calibration: np.ndarray, sbml: bool, views: str, stem: str = "int8") -> str:
     """Static QDQ int8 (per-channel weights, uint8 activations) calibrated on ``calibration`` clips.
 
     ``stem="int8"`` folds the first 3D convolution (see ``fold_temporal_stem``) and quantises it with the rest;
-    ``stem="float"`` leaves it unfolded in float, as the classifier always is.
+    ``stem="float"`` leaves it unfolded in float, as the classifier always is. Returns what the stem became:
+    "float" also when ``stem="int8"`` was asked for a first convolution that does not fold (e.g. a temporal stride).
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -272,10 +273,12 @@ def make_int8(src: Path, dst: Path, calibration: np.ndarray, sbml: bool, views: 
         if stem == "int8" and fold_temporal_stem(model):
             onnx.save(model, str(prepared))
         else:
+            stem = "float"
             keep += [n.name for n in model.graph.node if n.op_type == "Conv"][:1]
         quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=keep)
+    return stem
 
 
 def write_json(path: Path, data: dict) -> None:

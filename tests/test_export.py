@@ -289,3 +289,21 @@ def test_int8_stem_auto_keeps_int8_only_within_the_targets(trained, smic_cache, 
     assert cfg["variants"]["int8"]["stem"] == tried[-1]
     assert cfg["variants"]["int8"]["agreement"]["meets_target"] is reachable
     assert reachable or any(line.startswith("warning: model.int8.onnx misses the targets") for line in lines), lines
+
+
+def test_an_int8_stem_that_cannot_fold_is_reported_as_float(tmp_path):
+    from export.package import make_int8
+
+    class Clips(torch.nn.Module):  # uint8 clips in, like a package's graph; a stem with a temporal stride
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv3d(3, 8, (3, 3, 3), stride=(2, 1, 1), padding=1)
+
+        def forward(self, clips):
+            return self.conv(clips.permute(0, 4, 1, 2, 3).float() / 255).mean((2, 3, 4))
+
+    torch.onnx.export(Clips().eval(), (torch.zeros(1, 6, 16, 16, 3, dtype=torch.uint8),), str(tmp_path / "m.onnx"),
+                      input_names=["clips"], output_names=["probs"], opset_version=17, dynamo=False)
+    calib = np.random.default_rng(0).integers(0, 255, (4, 6, 16, 16, 3), dtype=np.uint8)
+    assert make_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", calib, False, "O", stem="int8") == "float"
+    assert make_int8(tmp_path / "m.onnx", tmp_path / "q.onnx", calib, False, "O", stem="float") == "float"
