@@ -7,6 +7,8 @@ one row: its top label, probabilities, faces seen and per-stage timings — or a
 one bad file never stops the run. Run the same command again and inputs already in the output are skipped.
 Each row is appended with a single write, so a kill never leaves a torn row. ``--shard I/N`` takes the inputs
 whose path hashes to I modulo N: N machines with the same inputs cover each exactly once. Inputs are only read.
+``--workers N`` decodes and aligns clips in N processes while the model runs, ``--batch-size B`` sends B clips per
+model call; Ctrl-C stops cleanly, and the same command goes on from there.
 """
 
 from __future__ import annotations
