@@ -22,6 +22,7 @@ from pathlib import Path
 from inference.errors import InputError, cli
 from inference.hub import COMMIT, PACKAGE_FILES, check_package, valid_repo_id, valid_revision
 
+
 def package_files(pkg_dir: Path) -> list[str]:
     """The package files present in ``pkg_dir``; ``InputError`` if it is not a complete package. What the runtime
     needs is checked by the runtime's own check; a package for the Hub must carry its model card as well."""

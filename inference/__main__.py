@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .errors import InputError, cli
 from .pipeline import prepared_clips
+from .runtime import ENGINES, VARIANT_CHOICES
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
@@ -147,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", default=None, help="test views for SBML packages: O, OL, OR, LR or OLR (default: the package's)")
     p.add_argument("--shard", default=None, help="I/N: process only this machine's share of the inputs")
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="where the model runs (default auto)")
-    p.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "openvino"],
+    p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="CPU engine for the ONNX graph (default auto: OpenVINO when installed, else ONNX Runtime)")
-    p.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="which graph of the package")
+    p.add_argument("--variant", default="auto", choices=VARIANT_CHOICES, help="which graph of the package")
     p.add_argument("--workers", type=int, default=None,
                    help="processes that decode and align clips while the model runs (default: one per core beyond "
                         "two, at most 8; 0 prepares in this process)")

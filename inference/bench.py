@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import InputError, cli
 from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
+from .runtime import ENGINES, VARIANT_CHOICES
 from .video import read_clip
 
 DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
@@ -166,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--repeat", type=int, default=3)
     r.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     r.add_argument("--batch", type=int, default=1, help="clips per model call for the engine comparison (GPU throughput: e.g. 64)")
-    r.add_argument("--engine", default="auto", choices=["auto", "onnxruntime", "openvino"], help="engine for the per-stage run")
-    r.add_argument("--variant", default="auto", choices=["auto", "fp32", "fp16", "int8"], help="variant for the per-stage run")
+    r.add_argument("--engine", default="auto", choices=ENGINES, help="engine for the per-stage run")
+    r.add_argument("--variant", default="auto", choices=VARIANT_CHOICES, help="variant for the per-stage run")
     args = p.parse_args(argv)
     if args.what == "face":
         bench_face(args.clip, args.repeat, args.size, args.max_frames)

@@ -30,6 +30,7 @@ from .views import parse_views
 VIEW_INDEX = {"O": 0, "L": 1, "R": 2}
 SUPPORTED_FORMAT = 1
 VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+VARIANT_CHOICES = ("auto", *VARIANT_FILES)  # auto: fp16 on a GPU when the package has it, else fp32
 ENGINES = ("auto", "onnxruntime", "openvino")  # auto: ONNX Runtime's CUDA provider on a GPU, else OpenVINO if installed
 
 
