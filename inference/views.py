@@ -23,6 +23,7 @@ import numpy as np
 from .errors import InputError
 
 VIEW_LETTERS = "OLR"
+VIEW_INDEX = {v: i for i, v in enumerate(VIEW_LETTERS)}  # the graph input ``views`` of an SBML package: O=0, L=1, R=2
 
 
 def parse_views(spec: str) -> str:
@@ -32,6 +33,11 @@ def parse_views(spec: str) -> str:
         raise InputError(f"invalid view set {spec!r}: use a combination of the letters O, L and R, each at most once "
                          f"(for example O, OL, OR, LR or OLR)")
     return views
+
+
+def view_indices(views: str) -> np.ndarray:
+    """A view set as the int64 indices an SBML package's ``views`` input takes (``"OLR"`` → ``[0, 1, 2]``)."""
+    return np.array([VIEW_INDEX[v] for v in parse_views(views)], np.int64)
 
 
 @lru_cache(maxsize=256)
