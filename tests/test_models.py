@@ -445,7 +445,7 @@ def test_imagenet_2d_weights_inflate_into_the_3d_resnet(tmp_path):
     """I3D inflation: on a still clip, the inflated 3D network's first convolution equals the 2D one's."""
     import torchvision
 
-    from training.loso import input_normalisation
+    from training.engine import input_normalisation
     from training.models.checkpoint import inflate_2d
 
     torch.manual_seed(0)

@@ -1,7 +1,8 @@
 """``python -m training.bench``: our training step against a reference-code-style step, in one run.
 
-- **ours**: the clips live on the device as uint8; one batched ``grid_sample`` augments the whole batch there;
-  the Décalcomanie views are gathers on the device; bf16 autocast (CUDA, or ``--amp bf16`` on CPU) and
+- **ours**: the training engine's own step (:meth:`training.engine.Trainer.train_step`, what every LOSO fold and
+  N-step stage runs): the clips live on the device as uint8; one batched ``grid_sample`` augments the whole batch
+  there; the Décalcomanie views are gathers on the device; bf16 autocast (CUDA, or ``--amp bf16`` on CPU) and
   channels-last-3d;
 - **baseline** (the reference code's way): fp32, contiguous tensors, and a ``DataLoader`` whose worker
   processes augment clip by clip, frame by frame on the CPU, then copy each batch to the device.
@@ -15,7 +16,7 @@ would take at our rate.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import copy
 import math
 import os
 import sys
@@ -24,10 +25,12 @@ import time
 import numpy as np
 import torch
 
+from inference.device import resolve_device
 from inference.errors import cli
 
-from .data import augment, normalise
-from .models import model_spec
+from .config import DEFAULTS, check_config
+from .data import ClipBank, normalise
+from .engine import Trainer
 from .schemes import ViewModel
 
 PEAKS_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
@@ -83,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=64, help="random clips in the pool")
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers of the baseline")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", help="ours: bf16 | none | auto (bf16 on CUDA)")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "none"), help="ours: bf16 | none | auto (bf16 on CUDA)")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak for the MFU figure")
     args = p.parse_args(argv)
     report(args)
@@ -101,44 +104,43 @@ def _timed(step, n: int, sync) -> float:
     return (time.perf_counter() - t) / n
 
 
+def engine_config(args) -> dict:
+    """The training config whose step is timed: the paper's augmentation (±30°, zoom 1.1, flip), Adam 1e-4."""
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg.update(name="bench", data={"caches": [], "protocol": "all"})
+    cfg["model"]["name"] = args.model
+    cfg["scheme"].update(type="sbml", train_views=args.views)
+    cfg["train"].update(n_frames=args.frames, size=args.size, batch_size=args.batch, device=args.device, amp=args.amp,
+                        rotation=30.0, scale=1.1, flip=True, lr=1e-4)
+    return check_config(cfg)
+
+
 def report(args) -> None:
-    device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) else
-                          ("cpu" if args.device == "auto" else args.device))
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    amp = torch.bfloat16 if (args.amp == "bf16" or (args.amp == "auto" and cuda)) else None
-    norm = model_spec(args.model).normalisation_for(None)
+    cfg = engine_config(args)
+    device = torch.device(resolve_device(args.device))
     rng = np.random.default_rng(0)
     pool = rng.integers(0, 256, (args.clips, args.frames, args.cache_size, args.cache_size, 3), dtype=np.uint8)
     labels = rng.integers(0, 3, args.clips)
+    bank = ClipBank(torch.from_numpy(pool).to(device), torch.from_numpy(labels).to(device), np.zeros(args.clips, int),
+                    [f"random:{i}" for i in range(args.clips)], ("a", "b", "c"))
+    trainer = Trainer(cfg, log=lambda *_: None, progress=False, bank=bank)
+    cuda, amp, norm = trainer.cuda, trainer.amp_dtype, trainer.norm
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
 
-    def make_model(channels_last: bool):
-        m = ViewModel({"name": args.model}, 3, "sbml", args.views).to(device)
-        return m.to(memory_format=torch.channels_last_3d) if channels_last else m
-
-    # ours
-    model = make_model(cuda)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    bank, ys = torch.from_numpy(pool).to(device), torch.from_numpy(labels).to(device)
+    # ours: the engine's training step
+    model = trainer.new_model(0)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["train"]["lr"])
     gen = torch.Generator().manual_seed(0)
 
     def ours():
         idx = torch.randint(0, args.clips, (args.batch,), generator=gen)
-        x = normalise(augment(bank[idx.to(device)], args.size, gen, 30.0, 1.1, True), norm["mean"], norm["std"],
-                      norm.get("pixel_scale", 1.0))
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
-            loss, _ = model.loss(x, ys[idx.to(device)])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        trainer.train_step(model, opt, idx, bank.clips, bank.labels, gen)
 
     t_ours = _timed(ours, args.steps, sync)
     del model, opt
     # baseline
-    model = make_model(False)
+    model = ViewModel({"name": args.model}, 3, "sbml", args.views).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     loader = torch.utils.data.DataLoader(_ReferenceStyleClips(pool, labels, args.size, 0), batch_size=args.batch,
                                          shuffle=True, num_workers=args.workers, drop_last=True,
@@ -166,7 +168,7 @@ def report(args) -> None:
     print(f"training step: {args.model}, SBML {args.views}, batch {args.batch} x {args.frames}x{args.size}^2, on {name}; "
           f"{args.steps} timed steps each")
     for label, t, cps, how in (("ours", t_ours, cps_o, f"uint8 on device, batched aug, {'bf16' if amp else 'fp32'}"
-                                f"{', channels-last-3d' if cuda else ''}"),
+                                f"{', channels-last-3d' if trainer.channels_last else ''}"),
                                ("baseline", t_base, cps_b, f"fp32, {args.workers} DataLoader workers, per-sample CPU aug")):
         mfu = f"{100 * flops / t / (peak * 1e12):5.1f} % of {peak:g} TFLOP/s" if peak else "n/a (give --peak-tflops)"
         print(f"  {label:9s} {t * 1000:9.1f} ms/step {cps:9.1f} clips/s  {flops / t / 1e12:7.2f} TFLOP/s  MFU {mfu}  [{how}]")

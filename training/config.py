@@ -3,16 +3,25 @@
 Every key has a default here, so a config names only what differs. Overrides take dotted keys
 (``train.epochs=3``) or bare ones when the name is unique (``epochs=3``); values are read as YAML
 (``milestones=[1,2]``, ``smote=true``, ``train_views=OL``).
+
+:func:`load_config` casts and checks every value once (:func:`check_config`), so the code that uses a config reads
+``cfg["train"]["epochs"]`` as an int, ``cfg["train"]["lr"]`` as a number, ``cfg["train"]["flip"]`` as a bool. A
+whole number given for a real-valued key stays as written (``rotation: 30`` and ``rotation: 30.0`` mean the same),
+so the run folder's ``config.yaml`` reads as the config did.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import yaml
 
 from inference.errors import InputError
+from inference.views import parse_views
+
+from .labels import PROTOCOLS
 
 DEFAULTS: dict = {
     "name": None,  # the run's name (default: the config file's name)
@@ -60,18 +69,20 @@ DEFAULTS: dict = {
 }
 
 
-def _merge(base: dict, update: dict, where: str) -> dict:
+def merge(base: dict, update: dict, where: str) -> dict:
+    """``update`` over a copy of ``base``, section by section; a key ``base`` does not know is an InputError."""
     out = copy.deepcopy(base)
     for k, v in (update or {}).items():
         if k == "base":
             continue
         if k not in base:
             raise InputError(f"{where}: unknown key {k!r}; known keys: {', '.join(base)}")
-        out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
+        out[k] = merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
     return out
 
 
-def _read(path: Path, seen: tuple = ()) -> dict:
+def read_yaml(path: Path, seen: tuple = ()) -> dict:
+    """A YAML config file as a dict, with the file its ``base:`` names (relative to it) underneath."""
     if not path.is_file():
         raise InputError(f"{path}: no such config file")
     if path.resolve() in seen:
@@ -83,17 +94,18 @@ def _read(path: Path, seen: tuple = ()) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{path}: a config is a mapping of keys to values")
     if data.get("base"):
-        parent = _read((path.parent / data["base"]).resolve(), seen + (path.resolve(),))
-        return _deep_update(parent, data)
+        parent = read_yaml((path.parent / data["base"]).resolve(), seen + (path.resolve(),))
+        return deep_update(parent, data)
     return data
 
 
-def _deep_update(base: dict, update: dict) -> dict:
+def deep_update(base: dict, update: dict) -> dict:
+    """``update`` over a copy of ``base``, nested dicts merged, any key accepted (``base`` itself left out)."""
     out = copy.deepcopy(base)
     for k, v in update.items():
         if k == "base":
             continue
-        out[k] = _deep_update(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
+        out[k] = deep_update(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else v
     return out
 
 
@@ -121,15 +133,133 @@ def apply_override(cfg: dict, text: str) -> None:
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> dict:
-    cfg = _merge(DEFAULTS, _read(Path(path)) if path else {}, str(path or "config"))
+    """A LOSO experiment's config: the file (and its ``base:`` chain) over :data:`DEFAULTS`, then the overrides,
+    every value cast and checked (:func:`check_config`)."""
+    cfg = merge(DEFAULTS, read_yaml(Path(path)) if path else {}, str(path or "config"))
     for o in overrides:
         apply_override(cfg, o)
     if not cfg["name"]:
         cfg["name"] = Path(path).stem if path else "run"
     if not cfg["data"]["caches"]:
         raise InputError("no data: set data.caches to one or more folders made by python -m training.prepare")
-    if isinstance(cfg["data"]["caches"], str):
-        cfg["data"]["caches"] = [cfg["data"]["caches"]]
-    if cfg["train"]["selection"] not in ("last", "test_set_best"):
-        raise InputError(f"train.selection must be last or test_set_best, got {cfg['train']['selection']!r}")
+    return check_config(cfg)
+
+
+# ---------------------------------------------------------------- casting and checking, once
+
+
+def _fail(key: str, what: str, value) -> InputError:
+    return InputError(f"{key} must be {what}, got {value!r}")
+
+
+def _int(key: str, value, minimum: int | None = None) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            pass
+    if minimum == 1:
+        what = "a positive integer"
+    else:
+        what = "an integer" if minimum is None else f"an integer of at least {minimum}"
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        raise _fail(key, what, value)
+    return value
+
+
+def _real(key: str, value, minimum: float | None = None, positive: bool = False) -> int | float:
+    """A finite number; a whole number stays an int (as written), text such as ``1e-4`` becomes a float."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            pass
+    what = "a positive number" if positive else ("a number" if minimum is None else f"a number of at least {minimum:g}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _fail(key, what, value)
+    if (positive and value <= 0) or (minimum is not None and value < minimum):
+        raise _fail(key, what, value)
+    return value
+
+
+def _bool(key: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(key, "true or false", value)
+    return value
+
+
+def _choice(key: str, value, options: tuple, lower: bool = True):
+    text = str(value).strip().lower() if lower and value is not None else value
+    if text not in options:
+        raise _fail(key, " or ".join(", ".join(map(str, options)).rsplit(", ", 1)), value)
+    return text
+
+
+def _text(key: str, value, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if value is None or isinstance(value, (dict, list, bool)) or str(value).strip() == "":
+        raise _fail(key, "a name or path" + (" (or null)" if optional else ""), value)
+    return str(value)
+
+
+def _views(key: str, value, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    try:
+        parse_views(value)
+    except InputError as e:
+        raise InputError(f"{key}: {e}") from None
+    return str(value)
+
+
+def _list(key: str, value, item, what: str) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise _fail(key, f"a list of {what}", value)
+    return [item(f"{key}[{i}]", v) for i, v in enumerate(value)]
+
+
+def check_config(cfg: dict, where: str = "") -> dict:
+    """A copy of ``cfg`` (a :func:`merge` over :data:`DEFAULTS`) with every known key cast to its type and
+    checked: ints, numbers, bools and names, with an :class:`InputError` that names the key for a bad value.
+
+    ``where`` prefixes the messages (an N-step stage). Casting twice gives the same config."""
+    cfg = copy.deepcopy(cfg)
+    k = (lambda key: f"{where}: {key}") if where else (lambda key: key)
+    d, m, s, t = cfg["data"], cfg["model"], cfg["scheme"], cfg["train"]
+    cfg["name"] = _text(k("name"), cfg["name"], optional=True)
+    cfg["out"] = _text(k("out"), cfg["out"], optional=True)
+    cfg["provenance"] = list(cfg["provenance"] or [])
+    caches = [d["caches"]] if isinstance(d["caches"], str) else d["caches"]
+    d["caches"] = _list(k("data.caches"), caches, _text, "cache folders")
+    d["protocol"] = None if d["protocol"] is None else _choice(k("data.protocol"), d["protocol"], (*PROTOCOLS, "all"))
+    m["name"] = _text(k("model.name"), m["name"])
+    if not isinstance(m["kwargs"] or {}, dict):
+        raise _fail(k("model.kwargs"), "a mapping of keyword arguments", m["kwargs"])
+    m["kwargs"] = dict(m["kwargs"] or {})
+    m["pretrained"] = _text(k("model.pretrained"), m["pretrained"], optional=True)
+    m["init"] = _choice(k("model.init"), m["init"], ("file", "inflate2d"))
+    s["type"] = _choice(k("scheme.type"), s["type"], ("sbml", "fsb"))
+    s["train_views"] = _views(k("scheme.train_views"), s["train_views"])
+    s["test_views"] = _views(k("scheme.test_views"), s["test_views"], optional=True)
+    if s["view_weights"] is not None:
+        s["view_weights"] = _list(k("scheme.view_weights"), s["view_weights"], _real, "numbers")
+    s["fsb_head"] = _choice(k("scheme.fsb_head"), s["fsb_head"], ("linear", "mlp"))
+    s["fsb_hidden"] = _int(k("scheme.fsb_hidden"), s["fsb_hidden"], 1)
+    for key in ("epochs", "batch_size", "n_frames", "size", "checkpoint_every", "eval_batch_size"):
+        t[key] = _int(k(f"train.{key}"), t[key], 1)
+    t["seed"] = _int(k("train.seed"), t["seed"])
+    t["milestones"] = _list(k("train.milestones"), t["milestones"], lambda key, v: _int(key, v, 1), "epoch numbers")
+    for key in ("lr", "gamma", "scale"):
+        t[key] = _real(k(f"train.{key}"), t[key], positive=True)
+    t["rotation"] = _real(k("train.rotation"), t["rotation"], minimum=0)
+    for key in ("flip", "balanced", "smote"):
+        t[key] = _bool(k(f"train.{key}"), t[key])
+    t["selection"] = _choice(k("train.selection"), t["selection"], ("last", "test_set_best"))
+    t["device"] = _text(k("train.device"), t["device"])
+    t["amp"] = _choice(k("train.amp"), t["amp"], ("auto", "bf16", "none"))
+    if t["channels_last"] != "auto":
+        t["channels_last"] = _bool(k("train.channels_last"), t["channels_last"])
     return cfg

@@ -23,8 +23,7 @@ from inference.errors import InputError
 from inference.temporal import resample
 
 from .cache import Cache
-from .datasets.registry import COMPOSITE_SUBJECT_BASE
-from .labels import PROTOCOLS
+from .labels import PROTOCOLS, protocol_entry
 
 
 @dataclass
@@ -36,7 +35,10 @@ class ClipBank:
     classes: tuple[str, ...]
 
     @classmethod
-    def from_caches(cls, caches: list[str], protocol: str, n_frames: int, device: str | torch.device = "cpu") -> "ClipBank":
+    def from_caches(cls, caches: list[str], protocol: str, n_frames: int,
+                    device: str | torch.device = "cpu") -> "ClipBank":
+        """The clips of ``caches`` that ``protocol`` uses (:func:`training.labels.protocol_entry`: its classes,
+        subject ids made unique across datasets in the composite protocol), resampled to ``n_frames``."""
         if protocol not in PROTOCOLS and protocol != "all":
             raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)} or all")
         opened = [Cache.open(c) for c in caches]
@@ -53,16 +55,17 @@ class ClipBank:
         for cache in opened:
             name = cache.settings["dataset"]
             for i, row in enumerate(cache.rows):
-                label = row["composite"] if protocol == "composite" else row["label"]
-                if label not in classes:
+                entry = protocol_entry(protocol, name, row["label"], row["subject"], row.get("composite"))
+                if entry is None or entry[0] not in classes:
                     continue
-                subject = row["subject"] + (COMPOSITE_SUBJECT_BASE.get(name, 0) if protocol == "composite" else 0)
+                label, subject = entry
                 clips.append(resample(np.asarray(cache.clip(i)), n_frames))
                 labels.append(classes.index(label))
                 subjects.append(subject)
                 ids.append(f"{name}:{row['clip']}")
         if not clips:
-            raise InputError(f"no clips of the {protocol} protocol ({', '.join(classes)}) in {', '.join(map(str, caches))}")
+            raise InputError(f"no clips of the {protocol} protocol ({', '.join(classes)}) in "
+                             f"{', '.join(map(str, caches))}")
         sizes = {c.shape[1:] for c in clips}
         if len(sizes) != 1:
             raise InputError(f"the caches hold crops of different sizes {sorted(sizes)}; prepare them with one --size")

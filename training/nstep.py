@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import sys
 import time
@@ -40,9 +39,11 @@ import numpy as np
 import yaml
 
 from inference.errors import InputError, cli
+from inference.files import file_sha256, write_json_atomic
 
-from .config import DEFAULTS, _merge, _read, apply_override
-from .loso import Trainer, _atomic_json, _seed, backbone_digest, run
+from .config import DEFAULTS, apply_override, check_config, deep_update, merge, read_yaml
+from .engine import Trainer, backbone_digest, seed_for
+from .loso import run
 from .schemes import save_view_model
 
 INIT_KINDS = ("scratch", "file", "imagenet2d", "previous")
@@ -51,17 +52,9 @@ PRETRAIN_RECIPE = {"epochs": 30, "lr": 1.0e-4, "milestones": [13, 18, 22], "gamm
                    "size": 112, "n_frames": 16, "checkpoint_every": 1}
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_chain(path: str | Path, overrides: list[str] = ()) -> dict:
     path = Path(path)
-    chain = _read(path)
+    chain = read_yaml(path)
     for key in chain:
         if key not in ("base", "name", "out", "model", "stages"):
             raise InputError(f"{path}: unknown key {key!r} in a chain config; known: name, out, model, stages")
@@ -69,7 +62,7 @@ def load_chain(path: str | Path, overrides: list[str] = ()) -> dict:
     if not isinstance(stages, list) or not stages:
         raise InputError(f"{path}: a chain needs a list of stages")
     chain["name"] = chain.get("name") or path.stem
-    chain["model"] = _merge(DEFAULTS["model"], chain.get("model") or {}, f"{path}: model")
+    chain["model"] = merge(DEFAULTS["model"], chain.get("model") or {}, f"{path}: model")
     names = set()
     for i, st in enumerate(stages):
         where = f"{path}: stage {i + 1}"
@@ -114,18 +107,19 @@ def load_chain(path: str | Path, overrides: list[str] = ()) -> dict:
             else:
                 chain[parts[0]] = yaml.safe_load(value)
         else:
-            raise InputError(f"override {o!r}: use stage.<number>.<key>=value (e.g. stage.1.epochs=3) or model.<key>=value")
+            raise InputError(f"override {o!r}: use stage.<number>.<key>=value (e.g. stage.1.epochs=3) "
+                             f"or model.<key>=value")
+    for i, st in enumerate(stages):  # every stage's values checked now, not when the chain reaches it
+        check_config(st["loso"] if "loso" in st else _stage_config(chain, st), f"{path}: stage {i + 1}")
     return chain
 
 
 def _deep_base(loso: dict, folder: Path) -> dict:
     """A LOSO stage's config: its own keys over the file named by ``base`` (relative to the chain file)."""
     base = loso.get("base")
-    merged = _read((folder / base).resolve()) if base else {}
-    from .config import _deep_update
-
-    merged = _deep_update(merged, {k: v for k, v in loso.items() if k != "base"})
-    return _merge(DEFAULTS, merged, "loso stage")
+    merged = read_yaml((folder / base).resolve()) if base else {}
+    merged = deep_update(merged, {k: v for k, v in loso.items() if k != "base"})
+    return merge(DEFAULTS, merged, "loso stage")
 
 
 def _stage_config(chain: dict, stage: dict) -> dict:
@@ -136,8 +130,10 @@ def _stage_config(chain: dict, stage: dict) -> dict:
     cfg["name"] = stage["name"]
     cfg["model"] = copy.deepcopy(chain["model"])
     cfg["data"] = {"caches": list(stage["data"]["caches"]), "protocol": "all"}
-    cfg["scheme"] = _merge(DEFAULTS["scheme"], {"type": "sbml", "train_views": "O", **(stage.get("scheme") or {})}, "scheme")
-    cfg["train"] = _merge(DEFAULTS["train"], {**PRETRAIN_RECIPE, **(stage.get("train") or {})}, f"stage {stage['name']}: train")
+    cfg["scheme"] = merge(DEFAULTS["scheme"], {"type": "sbml", "train_views": "O", **(stage.get("scheme") or {})},
+                          "scheme")
+    cfg["train"] = merge(DEFAULTS["train"], {**PRETRAIN_RECIPE, **(stage.get("train") or {})},
+                         f"stage {stage['name']}: train")
     return cfg
 
 
@@ -173,10 +169,11 @@ def run_chain(chain: dict, log=print, progress: bool = True) -> dict:
             init = _apply_init(cfg, stage["init"], previous)
             cfg["name"] = f"{chain['name']}/{stage['name']}"
             cfg["out"] = str(folder)
+            cfg = check_config(cfg, f"stage {stage['name']}")
             cfg["provenance"] = provenance + [{"stage": stage["name"], "kind": "loso", "init": init,
-                                               "data": [str(c) for c in cfg["data"]["caches"]],
-                                               "protocol": cfg["data"]["protocol"], "epochs": cfg["train"]["epochs"],
-                                               "scheme": cfg["scheme"]["type"], "train_views": str(cfg["scheme"]["train_views"])}]
+                                               "data": cfg["data"]["caches"], "protocol": cfg["data"]["protocol"],
+                                               "epochs": cfg["train"]["epochs"], "scheme": cfg["scheme"]["type"],
+                                               "train_views": cfg["scheme"]["train_views"]}]
             log(f"stage {i + 1}/{len(chain['stages'])} {stage['name']}: LOSO from {init['kind']}")
             summary = run(cfg, final=bool(stage.get("final")), log=log, progress=progress)
             provenance = cfg["provenance"]
@@ -189,26 +186,28 @@ def run_chain(chain: dict, log=print, progress: bool = True) -> dict:
             continue
         cfg = _stage_config(chain, stage)
         init = _apply_init(cfg, stage["init"], previous)
+        cfg = check_config(cfg, f"stage {stage['name']}")
         cfg["provenance"] = list(provenance)
         cfg["out"] = str(folder)
         t0 = time.perf_counter()
         trainer = Trainer(cfg, folder, log=log, progress=progress)
         classes = trainer.bank.classes
-        log(f"stage {i + 1}/{len(chain['stages'])} {stage['name']}: {len(trainer.bank)} clips, {len(classes)} classes, "
-            f"from {init['kind']}")
-        seed = _seed(int(cfg["train"]["seed"]), "stage", stage["name"])
+        log(f"stage {i + 1}/{len(chain['stages'])} {stage['name']}: {len(trainer.bank)} clips, {len(classes)} "
+            f"classes, from {init['kind']}")
+        seed = seed_for(cfg["train"]["seed"], "stage", stage["name"])
         trained = trainer.train_model(stage["name"], folder, np.arange(len(trainer.bank)), None, seed)
         entry = {"stage": stage["name"], "kind": "pretrain", "init": init, "data": cfg["data"]["caches"],
                  "datasets": sorted({i.split(":")[0] for i in trainer.bank.ids}), "clips": len(trainer.bank),
-                 "classes": list(classes), "epochs": int(cfg["train"]["epochs"]), "lr": float(cfg["train"]["lr"]),
-                 "backbone_in": getattr(trainer, "init_backbone_sha256", None),
+                 "classes": list(classes), "epochs": cfg["train"]["epochs"], "lr": float(cfg["train"]["lr"]),
+                 "backbone_in": trainer.init_backbone_sha256,
                  "backbone_out": backbone_digest(trained["model"]),
                  "final_train_acc": trained["history"][-1]["train_acc"] if trained["history"] else None,
                  "seconds": round(time.perf_counter() - t0, 1)}
         provenance.append(entry)
         save_view_model(folder / "model.pt", trained["model"], classes,
-                        {**trainer.model_extra(f"N-step stage {stage['name']}", trained["epoch"]), "provenance": list(provenance)})
-        _atomic_json(done, entry)
+                        {**trainer.model_extra(f"N-step stage {stage['name']}", trained["epoch"]),
+                         "provenance": list(provenance)})
+        write_json_atomic(done, entry)
         (folder / "state.pt").unlink(missing_ok=True)
         previous = folder / "model.pt"
         if last:

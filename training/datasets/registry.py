@@ -8,6 +8,7 @@ from types import ModuleType
 
 from inference.errors import InputError
 
+from ..labels import COMPOSITE_SUBJECT_BASE, PROTOCOLS, protocol_entry
 from .base import LoadResult
 
 DATASETS = ("smic", "casme2", "samm", "mmew", "ckplus", "oulu", "ucf101")
@@ -29,39 +30,39 @@ def load_dataset(name: str, root: str | Path, variant: str = "auto", **options) 
     return dataset_module(name).load(root, variant=variant, **options)
 
 
-# Subject ids in the composite protocol: each dataset's own ids shifted into a block of its own,
-# so that subject 1 of SMIC and subject 1 of CASME II stay two people (SMIC s3 → 1003, CASME II sub03 → 2003).
-COMPOSITE_SUBJECT_BASE = {"smic": 1000, "casme2": 2000, "samm": 3000}
-
-
 def load_composite(roots: dict[str, str | Path], variant: str = "auto") -> LoadResult:
     """The MEGC2019 composite set: SMIC-HS, CASME II and SAMM (whichever are given), clips with a composite
-    label only, subject ids made unique across datasets (see :data:`COMPOSITE_SUBJECT_BASE`)."""
+    label only, subject ids made unique across datasets — all by :func:`training.labels.protocol_entry`, the rule
+    the training data bank uses (the dataset's own subject id is kept in ``extra["dataset_subject"]``)."""
     from dataclasses import replace
 
     unknown = set(roots) - set(COMPOSITE_SUBJECT_BASE)
     if unknown or not roots:
-        raise InputError(f"the composite protocol combines {', '.join(COMPOSITE_SUBJECT_BASE)}; got {', '.join(sorted(roots)) or 'nothing'}")
+        raise InputError(f"the composite protocol combines {', '.join(COMPOSITE_SUBJECT_BASE)}; "
+                         f"got {', '.join(sorted(roots)) or 'nothing'}")
     records, dropped = [], []
     for name, root in roots.items():
         result = load_dataset(name, root, variant)
         dropped += [(f"{name}:{clip}", why) for clip, why in result.dropped]
         for r in result.records:
-            if r.composite is None:
+            entry = protocol_entry("composite", name, r.emotion, r.subject, r.composite)
+            if entry is None:
                 dropped.append((f"{name}:{r.clip}", f"{r.emotion!r} has no composite label"))
             else:
-                records.append(replace(r, subject=COMPOSITE_SUBJECT_BASE[name] + r.subject,
-                                       extra={**r.extra, "dataset_subject": r.subject}))
+                records.append(replace(r, subject=entry[1], extra={**r.extra, "dataset_subject": r.subject}))
     return LoadResult(records, dropped)
 
 
 def protocol_records(result: LoadResult, protocol: str) -> tuple[list, list[int], tuple[str, ...]]:
-    """The records a protocol uses, their class indices, and the class names (the model's output order)."""
-    from ..labels import PROTOCOLS
-
+    """The records a protocol uses (:func:`training.labels.protocol_entry`), their class indices, and the class
+    names (the model's output order)."""
     if protocol not in PROTOCOLS:
         raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     classes = PROTOCOLS[protocol]
-    key = (lambda r: r.composite) if protocol == "composite" else (lambda r: r.emotion)
-    picked = [r for r in result.records if key(r) in classes]
-    return picked, [classes.index(key(r)) for r in picked], classes
+    picked, labels = [], []
+    for r in result.records:
+        entry = protocol_entry(protocol, r.dataset, r.emotion, r.subject, r.composite)
+        if entry is not None:
+            picked.append(r)
+            labels.append(classes.index(entry[0]))
+    return picked, labels, classes

@@ -1,0 +1,285 @@
+"""The training engine: what LOSO folds, N-step stages and the training bench share.
+
+A :class:`Trainer` holds one experiment's data on the training device (a :class:`~training.data.ClipBank`), its
+recipe (the config's ``train`` section), the input normalisation and the device set-up: bf16 autocast on CUDA,
+channels-last-3d, deterministic algorithms on the CPU. Its pieces are plain methods, in the spirit of torchvision's
+``references/video_classification/train.py``:
+
+- :meth:`Trainer.train_step`: one optimiser step on a batch of clip indices (what ``training.bench`` times);
+- :meth:`Trainer.train_one_epoch`: one pass over a training set, returns the mean loss and training accuracy;
+- :meth:`Trainer.evaluate`: fused (and per-view) probabilities of clips;
+- :meth:`Trainer.train_model`: a model trained for the recipe's epochs, resumable from ``state.pt`` in its folder.
+
+Random numbers: every epoch draws from a generator seeded by :func:`seed_for` (seed, fold or stage, epoch), so a
+run killed at any moment and resumed gives the same model (on the CPU, bit for bit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inference.device import resolve_device
+from inference.files import write_atomic
+
+from .data import ClipBank, augment, normalise
+from .models import model_spec
+from .schemes import ViewModel
+from .smote import smote_plan
+
+
+def seed_for(*parts) -> int:
+    """A 63-bit seed from ``parts`` (SHA-256 of their ``repr``): ``seed_for(seed, "fold", subject)``,
+    ``seed_for(fold_seed, epoch)``. The same parts give the same seed on every machine and in every process."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") % (2**63)
+
+
+def backbone_digest(model: ViewModel) -> str:
+    """SHA-256 of the backbone's weights without its classifier: what an N-step stage carries over."""
+    h = hashlib.sha256()
+    for k, v in sorted(model.backbone.state_dict().items()):
+        if not k.startswith("fc."):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def input_normalisation(model_cfg: dict) -> dict:
+    """The pixel normalisation the backbone's starting weights expect: ImageNet's for inflated 2D weights,
+    the stored one for our own checkpoints (so an N-step chain keeps its first stage's), else the known
+    file's (kenshohara 2017 and 2020 differ) or the architecture's default."""
+    path = model_cfg["pretrained"]
+    if path and model_cfg["init"] == "inflate2d":
+        from .models.checkpoint import imagenet_normalisation
+
+        return imagenet_normalisation()
+    if path and Path(path).is_file():
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 — not ours; load_pretrained will say what is wrong with it
+            payload = None
+        if isinstance(payload, dict) and payload.get("kind") == "view_model":
+            return dict(payload["extra"]["normalisation"])
+    return model_spec(model_cfg["name"]).normalisation_for(path)
+
+
+def cache_setting(path, key: str):
+    """One setting from a cache's ``cache.json`` (None when the file or the key is missing)."""
+    try:
+        return json.loads((Path(path) / "cache.json").read_text()).get(key)
+    except (OSError, ValueError):
+        return None
+
+
+class Trainer:
+    """Everything one experiment shares across its folds: data on the device, recipe, normalisation.
+
+    ``cfg`` is a config from :func:`training.config.load_config` (values already cast). ``bank`` defaults to the
+    clips of ``cfg["data"]["caches"]`` under the config's protocol (the first cache's dataset when none is named).
+    """
+
+    def __init__(self, cfg: dict, out: Path | None = None, log=print, progress: bool = True,
+                 bank: ClipBank | None = None):
+        self.cfg, self.out, self.log, self.progress = cfg, Path(out) if out is not None else None, log, progress
+        t = cfg["train"]
+        self.device = torch.device(resolve_device(t["device"]))
+        self.cuda = self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if (t["amp"] == "bf16" or (t["amp"] == "auto" and self.cuda)) else None
+        self.channels_last = self.cuda if t["channels_last"] == "auto" else t["channels_last"]
+        if not self.cuda:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        protocol = cfg["data"]["protocol"]
+        if protocol is None:
+            from .cache import Cache
+
+            protocol = Cache.open(cfg["data"]["caches"][0]).settings["dataset"]
+        self.protocol = protocol
+        if bank is None:
+            bank = ClipBank.from_caches(cfg["data"]["caches"], protocol, t["n_frames"], self.device)
+        self.bank = bank
+        self.norm = input_normalisation(cfg["model"])
+        self.model_config = {"name": cfg["model"]["name"], **cfg["model"]["kwargs"]}
+        self.init_backbone_sha256: str | None = None
+
+    # ------------------------------------------------------------ model, batches, device
+    def new_model(self, seed: int) -> ViewModel:
+        """A fresh model for the config's scheme, initialised from ``seed`` (and the config's starting weights,
+        with a fresh classifier), on the device."""
+        s, m = self.cfg["scheme"], self.cfg["model"]
+        torch.manual_seed(seed)
+        model = ViewModel(self.model_config, len(self.bank.classes), s["type"], s["train_views"], s["view_weights"],
+                          s["test_views"], s["fsb_head"], s["fsb_hidden"])
+        if m["pretrained"]:
+            from .models.checkpoint import inflate_2d, load_pretrained
+
+            load = inflate_2d if m["init"] == "inflate2d" else load_pretrained
+            report = load(model.backbone, m["pretrained"])
+            # a fresh classifier at every step, even when the file's head has the same shape
+            model.backbone.reset_classifier(len(self.bank.classes))
+            self.log(f"{m['pretrained']}: {len(report['loaded'])} tensors loaded ({m['init']}), fresh head")
+        self.init_backbone_sha256 = backbone_digest(model)  # what this model starts from (N-step provenance)
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last_3d)
+        return model
+
+    def batch(self, idx: torch.Tensor, clips: torch.Tensor, generator: torch.Generator | None,
+              train: bool) -> torch.Tensor:
+        """The network input for clips ``idx`` of ``clips``: augmented (training) or resized, normalised."""
+        t = self.cfg["train"]
+        x = augment(clips[idx.to(clips.device)], t["size"], generator, rotation=t["rotation"] if train else 0.0,
+                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train)
+        x = normalise(x, self.norm["mean"], self.norm["std"], self.norm.get("pixel_scale", 1.0))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        return x
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # ------------------------------------------------------------ training and evaluation
+    def train_step(self, model: ViewModel, optimizer: torch.optim.Optimizer, idx: torch.Tensor,
+                   clips: torch.Tensor, labels: torch.Tensor,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimiser step on the clips ``idx``: augmentation on the device, forward under autocast, backward.
+        Returns the loss, the fused training logits and the labels (tensors on the device; nothing synchronises)."""
+        x = self.batch(idx, clips, generator, train=True)
+        y = labels[idx.to(labels.device)]
+        with self.autocast():
+            loss, logits = model.loss(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss, logits, y
+
+    def epoch_order(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = len(labels)
+        if not self.cfg["train"]["balanced"]:
+            return torch.randperm(n, generator=generator)
+        counts = torch.bincount(labels.cpu(), minlength=len(self.bank.classes)).float()
+        weights = (1.0 / counts.clamp(min=1))[labels.cpu()]
+        return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+    def train_one_epoch(self, model: ViewModel, optimizer: torch.optim.Optimizer, clips: torch.Tensor,
+                        labels: torch.Tensor, generator: torch.Generator) -> dict:
+        """One pass over ``clips`` in an order drawn from ``generator``; the mean loss and training accuracy."""
+        bs = self.cfg["train"]["batch_size"]
+        order = self.epoch_order(labels, generator)
+        model.train()
+        total, correct, loss_sum = 0, 0, 0.0
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            if len(idx) < 2 and len(order) > 1:  # BatchNorm needs two samples; fold a lone one in
+                continue
+            loss, logits, y = self.train_step(model, optimizer, idx, clips, labels, generator)
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(-1) == y).sum())
+            total += len(idx)
+        return {"loss": loss_sum / max(total, 1), "train_acc": correct / max(total, 1)}
+
+    def evaluate(self, model: ViewModel, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fused probabilities ``(N, K)`` of the bank's clips ``idx`` and, for SBML, per-view ones ``(V, N, K)``."""
+        model.eval()
+        fused, per_view = [], []
+        bs = self.cfg["train"]["eval_batch_size"]
+        with torch.no_grad(), self.autocast():
+            for s in range(0, len(idx), bs):
+                x = self.batch(torch.as_tensor(idx[s:s + bs]), self.bank.clips, None, train=False)
+                p, pv = model.predict(x)
+                fused.append(p.cpu().numpy())
+                if pv is not None:
+                    per_view.append(pv.cpu().numpy())
+        return np.concatenate(fused), (np.concatenate(per_view, axis=1) if per_view else None)
+
+    def training_set(self, train_idx: np.ndarray, fold_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clips and labels a fold trains on: its training subjects' clips, plus SMOTE clips mixed only
+        from those (never from the held-out subject)."""
+        clips, labels = self.bank.clips[torch.as_tensor(train_idx, device=self.device)], self.bank.labels[train_idx]
+        if not self.cfg["train"]["smote"]:
+            return clips, labels
+        rng = np.random.default_rng(seed_for("smote", fold_seed))
+        all_labels = self.bank.labels.cpu().numpy()
+        plan = smote_plan(all_labels, self.bank.subjects, set(self.bank.subjects[train_idx].tolist()), rng)
+        if not plan:
+            return clips, labels
+        a = self.bank.clips[torch.as_tensor([p.first for p in plan], device=self.device)].float()
+        b = self.bank.clips[torch.as_tensor([p.second for p in plan], device=self.device)].float()
+        lam = torch.tensor([p.lam for p in plan], device=self.device).view(-1, 1, 1, 1, 1)
+        mixed = (lam * a + (1 - lam) * b).round_().clamp_(0, 255).to(torch.uint8)
+        extra = torch.tensor([int(p.label) for p in plan], dtype=torch.int64, device=self.device)
+        return torch.cat([clips, mixed]), torch.cat([labels, extra])
+
+    def train_model(self, name: str, folder: Path, train_idx: np.ndarray, test_idx: np.ndarray | None,
+                    seed: int) -> dict:
+        """Train on the bank's clips ``train_idx`` for the recipe's epochs, resuming from ``folder/state.pt``
+        (written every ``checkpoint_every`` epochs); returns the chosen model, its epoch and the per-epoch
+        history. With ``selection: test_set_best`` the epoch that scores best on ``test_idx`` is chosen."""
+        from torch.utils.tensorboard import SummaryWriter
+        from tqdm import tqdm
+
+        t = self.cfg["train"]
+        folder.mkdir(parents=True, exist_ok=True)
+        model = self.new_model(seed)
+        opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(t["milestones"]), gamma=t["gamma"])
+        start, best, history = 0, None, []
+        state_path = folder / "state.pt"
+        if state_path.exists():
+            state = torch.load(state_path, map_location=self.device, weights_only=True)
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            start, best, history = state["epoch"], state.get("best"), state["history"]
+            self.log(f"{name}: resuming at epoch {start}")
+        clips, labels = self.training_set(train_idx, seed)
+        epochs = t["epochs"]
+        tb = SummaryWriter(log_dir=str(self.out / "tensorboard" / name), purge_step=start)
+        bar = tqdm(range(start, epochs), desc=name, unit="epoch", initial=start, total=epochs,
+                   disable=not self.progress, leave=False)
+        for epoch in bar:
+            gen = torch.Generator().manual_seed(seed_for(seed, epoch))
+            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen)}
+            sched.step()
+            record["lr"] = opt.param_groups[0]["lr"]
+            if t["selection"] == "test_set_best" and test_idx is not None:
+                probs, _ = self.evaluate(model, test_idx)
+                acc = float((probs.argmax(1) == self.bank.labels[test_idx].cpu().numpy()).mean())
+                record["test_subject_acc"] = acc
+                if best is None or acc > best["acc"]:
+                    best = {"acc": acc, "epoch": epoch + 1,
+                            "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+            history.append(record)
+            for k, v in record.items():
+                if k != "epoch":
+                    tb.add_scalar(k, v, epoch + 1)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}")
+            if (epoch + 1) % t["checkpoint_every"] == 0 or epoch + 1 == epochs:
+                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "epoch": epoch + 1, "best": best, "history": history}
+                write_atomic(state_path, lambda f: torch.save(state, f))
+        tb.close()
+        chosen_epoch = epochs
+        if t["selection"] == "test_set_best" and best is not None:
+            model.load_state_dict(best["model"])
+            chosen_epoch = best["epoch"]
+        return {"model": model, "epoch": chosen_epoch, "history": history}
+
+    def model_extra(self, what: str, epoch: int) -> dict:
+        """What a saved model records about how it was made (``extra`` of :func:`training.schemes.save_view_model`)."""
+        c = self.cfg
+        caches = c["data"]["caches"]
+        return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
+                "n_frames": c["train"]["n_frames"], "size": c["train"]["size"],
+                "normalisation": self.norm, "selection": c["train"]["selection"],
+                "caches": [str(x) for x in caches], "crop": cache_setting(caches[0], "crop"),
+                "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
+                "init": {"pretrained": c["model"]["pretrained"] and str(c["model"]["pretrained"]),
+                         "kind": c["model"]["init"]},
+                "provenance": list(c["provenance"] or [])}

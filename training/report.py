@@ -1,0 +1,119 @@
+"""A LOSO run's reports, from its folds' results: every file is written atomically (a reader never sees half).
+
+- ``predictions.csv``: one row per clip: subject, clip, label, pred, fold, score per class;
+- ``per_subject.csv``: clips, correct, accuracy and selected epoch per held-out subject;
+- ``results.json``: UF1 / UAR / WAR pooled over folds, per-class scores, confusion, protocol (and the warning
+  when the folds' epochs were chosen on their test subjects);
+- ``confusion.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from inference.files import write_atomic, write_json_atomic
+
+from .metrics import scores
+
+SELECTION_WARNING = ("selection=test_set_best: each fold's epoch was chosen by its score on the held-out subject "
+                     "(as the reference code does). These figures are optimistic and not comparable to honest LOSO.")
+
+
+def write_reports(out: Path, cfg: dict, protocol: str, classes, results: list[dict]) -> dict:
+    """Write the run's reports into ``out`` from the folds' ``result.json`` contents; returns results.json's."""
+    classes = list(classes)
+    results = sorted(results, key=lambda r: r["subject"])
+    rows = [r for res in results for r in res["rows"]]
+    metrics = scores([classes.index(r["label"]) for r in rows], [classes.index(r["pred"]) for r in rows],
+                     len(classes))
+    _write_csv(out / "predictions.csv", ["subject", "clip", "label", "pred", "fold", *[f"score_{c}" for c in classes]],
+               [[r["subject"], r["clip"], r["label"], r["pred"], r["fold"], *r["scores"]] for r in rows])
+    per_subject = []
+    for res in results:
+        n = len(res["rows"])
+        ok = sum(r["label"] == r["pred"] for r in res["rows"])
+        per_subject.append({"subject": res["subject"], "clips": n, "correct": ok,
+                            "accuracy": round(ok / n, 4) if n else 0.0, "selected_epoch": res["selected_epoch"]})
+    _write_csv(out / "per_subject.csv", list(per_subject[0]), [list(s.values()) for s in per_subject])
+    s, t = cfg["scheme"], cfg["train"]
+    described = {
+        "evaluation": "leave-one-subject-out, predictions pooled over all folds (UF1/UAR composite style)",
+        "dataset_protocol": protocol, "classes": classes, "subjects": len(results), "clips": len(rows),
+        "scheme": s["type"], "train_views": s["train_views"], "test_views": s["test_views"] or s["train_views"],
+        "fsb_head": s["fsb_head"] if s["type"] == "fsb" else None, "backbone": cfg["model"]["name"],
+        "pretrained": cfg["model"]["pretrained"], "epochs": t["epochs"], "n_frames": t["n_frames"], "size": t["size"],
+        "selection": t["selection"], "smote": t["smote"], "balanced": t["balanced"], "seed": t["seed"],
+    }
+    results_json = {"uf1": metrics["uf1"], "uar": metrics["uar"], "war": metrics["war"], "n": metrics["n"],
+                    "protocol": described, "per_class": metrics["per_class"], "confusion": metrics["confusion"],
+                    "run": cfg["name"]}
+    if t["selection"] == "test_set_best":
+        results_json["warning"] = SELECTION_WARNING
+    write_json_atomic(out / "results.json", results_json)
+    confusion_png(out / "confusion.png", np.array(metrics["confusion"]), classes, metrics)
+    text = report_markdown(results_json, per_subject)
+    write_atomic(out / "report.md", lambda f: f.write(text.encode("utf-8")))
+    return results_json
+
+
+def _write_csv(path: Path, header: list, rows: list[list]) -> None:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    write_atomic(path, lambda f: f.write(buf.getvalue().encode("utf-8")))
+
+
+def confusion_png(path: Path, m: np.ndarray, classes, metrics: dict) -> None:
+    """The confusion matrix as an image, UF1 / UAR / WAR in its title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2.5, 1.1 * len(classes) + 2))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=35, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, int(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    ax.set_title(f"UF1 {metrics['uf1']:.3f}  UAR {metrics['uar']:.3f}  WAR {metrics['war']:.3f}")
+    fig.tight_layout()
+    try:
+        write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+
+
+def report_markdown(res: dict, per_subject: list[dict]) -> str:
+    """``report.md``: the scores, the recipe, the confusion image, per-class and per-subject tables."""
+    p = res["protocol"]
+    lines = [f"# {res['run']}", ""]
+    if "warning" in res:
+        lines += [f"> **Warning.** {res['warning']}", ""]
+    lines += [
+        f"{p['evaluation']}; {p['dataset_protocol']} protocol ({', '.join(p['classes'])}), {p['subjects']} subjects, "
+        f"{p['clips']} clips.",
+        "",
+        "| UF1 | UAR | WAR |", "| --- | --- | --- |", f"| {res['uf1']:.4f} | {res['uar']:.4f} | {res['war']:.4f} |", "",
+        f"Scheme **{p['scheme'].upper()}**{' (' + p['fsb_head'] + ' head)' if p['fsb_head'] else ''}: train views "
+        f"{p['train_views']}, test views {p['test_views']}; backbone {p['backbone']}"
+        f"{' from ' + str(p['pretrained']) if p['pretrained'] else ' from scratch'}; {p['epochs']} epochs, "
+        f"{p['n_frames']} frames at {p['size']} px; model selection: {p['selection']}; SMOTE: {p['smote']}; "
+        f"balanced sampling: {p['balanced']}; seed {p['seed']}.",
+        "", "![confusion](confusion.png)", "", "| class | F1 | recall | support |", "| --- | --- | --- | --- |",
+    ]
+    pc = res["per_class"]
+    for c, f1, rc, n in zip(p["classes"], pc["f1"], pc["recall"], pc["support"]):
+        lines.append(f"| {c} | {f1:.3f} | {rc:.3f} | {n} |")
+    lines += ["", "| subject | clips | correct | accuracy | epoch |", "| --- | --- | --- | --- | --- |"]
+    for s in per_subject:
+        lines.append(f"| {s['subject']} | {s['clips']} | {s['correct']} | {s['accuracy']:.3f} | {s['selected_epoch']} |")
+    return "\n".join(lines) + "\n"
