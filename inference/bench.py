@@ -4,12 +4,12 @@
 of our aligner against the naive way, MTCNN on every frame with a per-frame crop, on the same decoded
 clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face).
 
-``python -m inference.bench runtime --model PKG [--clip PATH] [--checkpoint CKPT]``: per-stage latency of one
-clip end to end (decode, face, resample, model, fuse) with the engine and variant given (default: the runtime's
-choice), peak resident memory, and the model's time in ONNX Runtime and OpenVINO (when installed), fp32 and int8
-(when the package has it; on a GPU: ONNX Runtime's CUDA provider, fp32 and fp16), and PyTorch eager (given the
-training checkpoint; needs the training requirements; on the GPU when the predictor is there),
-all on the same input, one clip or ``--batch B`` copies of it per call (clips/s: the GPU throughput figure).
+``python -m inference.bench runtime --model PKG [--clip PATH] [--batch B]``: per-stage latency of one clip end to
+end (decode, face, resample, model, fuse) with the engine and variant given (default: the runtime's choice), peak
+resident memory, and the model's time in ONNX Runtime and OpenVINO (when installed), fp32 and int8 (when the package
+has it; on a GPU: ONNX Runtime's CUDA provider, fp32 and fp16), all on the same input, one clip or ``--batch B``
+copies of it per call (clips/s: the GPU throughput figure). PyTorch eager against the same engines, from the training
+checkpoint, is ``python -m export.bench`` (it needs the training requirements, which a serving box does not have).
 """
 
 from __future__ import annotations
@@ -20,13 +20,15 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from .device import DEVICE_CHOICES
 from .errors import InputError, cli
 from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
-from .runtime import ENGINES, VARIANT_CHOICES
+from .runtime import ENGINES, VARIANT_CHOICES, VARIANT_FILES, Predictor, openvino_available
 from .video import read_clip
 
 DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
@@ -38,10 +40,10 @@ def naive_align(aligner: FaceAligner, frames: np.ndarray, crop: CropSettings, ba
     last = None
     for s in range(0, len(frames), batch):
         boxes, _, points, _ = aligner.detect(frames[s:s + batch])
-        for j, (b, l) in enumerate(zip(boxes, points)):
+        for j, (b, lm) in enumerate(zip(boxes, points)):
             if len(b):
                 areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-                last = l[int(np.argmax(areas))]
+                last = lm[int(np.argmax(areas))]
             if last is None:
                 raise InputError("naive baseline: no face in the first frames")
             out[s + j] = warp(frames[s + j], output_crop_matrix(last, crop), crop.size)
@@ -73,18 +75,60 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
     print(f"{'':44s}{'time s':>8s}{'ms/frame':>10s}{'drift mean px':>15s}{'drift max px':>14s}")
     print(f"{'ours: find on 2, refine 8 keyframes, ' + a.meta['mode']:44s}{mo:8.3f}{1000 * mo / T:10.2f}"
           f"{d_ours.mean():15.3f}{d_ours.max():14.3f}")
-    print(f"{'naive: MTCNN on every frame':44s}{mn:8.3f}{1000 * mn / T:10.2f}{d_naive.mean():15.3f}{d_naive.max():14.3f}")
-    print(f"ratio: ours is {mn / mo:.1f}x faster, with {d_naive.mean() / max(d_ours.mean(), 1e-9):.1f}x less mean drift; "
+    print(f"{'naive: MTCNN on every frame':44s}{mn:8.3f}{1000 * mn / T:10.2f}{d_naive.mean():15.3f}"
+          f"{d_naive.max():14.3f}")
+    print(f"ratio: ours is {mn / mo:.1f}x faster, with {d_naive.mean() / max(d_ours.mean(), 1e-9):.1f}x less mean "
+          f"drift; "
           f"stages {a.meta['timings_s']}; target face stage <= 0.30 s: {'met' if mo <= 0.30 else 'NOT met'}")
 
 
-def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | None, device: str,
-                  engine: str = "auto", variant: str = "auto", batch: int = 1) -> None:
+def describe_package(predictor: Predictor) -> str:
+    """``package NAME: BACKBONE SCHEME VIEWS, TxS^2``: a benchmark's header."""
+    c = predictor.package
+    return f"package {c.name}: {c.backbone['name']} {c.scheme.upper()} {predictor.views}, {c.n_frames}x{c.size}^2"
+
+
+def timed(fn: Callable[[], object], repeat: int) -> float:
+    """Median seconds of ``repeat`` calls of ``fn``, after one call to warm it up."""
+    fn()
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def compare_engines(predictor: Predictor, model: str, device: str, clip: np.ndarray, batch: int, repeat: int,
+                    extra: Callable[[np.ndarray], dict[str, Callable[[], object]]] | None = None) -> dict[str, float]:
+    """Time the package's graph on one batch — the prepared ``clip`` (T, S, S, 3), ``batch`` times — in ONNX Runtime
+    and OpenVINO (when installed), fp32 and the reduced-precision variant of where it runs (int8 on the CPU, fp16 on
+    a GPU) when the package has it, and in whatever ``extra(batch_clips)`` adds (name → a call to time, e.g. PyTorch
+    eager). Prints each as seconds, clips/s and a ratio of ONNX Runtime fp32, all from this one run."""
+    batch_clips = np.repeat(clip[None], batch, axis=0)  # the same clip B times: a batch as the batch command could send
+    on_gpu = predictor.provider == "CUDAExecutionProvider"
+    low = "fp16" if on_gpu else "int8"  # the reduced-precision variant for where the model runs
+    has_low = (predictor.folder / VARIANT_FILES[low]).exists()
+    engines = [("ONNX Runtime", "onnxruntime")] + ([("OpenVINO", "openvino")] if openvino_available() else [])
+    timings = {}
+    for title, engine in engines if not on_gpu else [("ONNX Runtime", "auto")]:
+        for variant in ("fp32", low) if has_low else ("fp32",):
+            p = Predictor(model, device=device, variant=variant, engine=engine)
+            timings[f"{title} {variant}"] = timed(lambda p=p: p.run(batch_clips), repeat)
+    for name, fn in (extra(batch_clips) if extra else {}).items():
+        timings[name] = timed(fn, repeat)
+    base = timings["ONNX Runtime fp32"]
+    stem = predictor.package.variants["int8"].stem if "int8" in predictor.package.variants else None
+    print(f"  model time for a batch of {batch} clip{'s' if batch > 1 else ''}, {predictor.views}"
+          + (f" (int8 variant: first convolution in {stem})" if low == "int8" and has_low and stem else "") + ":")
+    for k, v in timings.items():
+        print(f"  model {k:22s} {v:.3f} s  {batch / v:8.1f} clips/s  ({base / v:.2f}x of ONNX Runtime fp32)")
+    return timings
+
+
+def bench_runtime(model: str, clip_path: Path, repeat: int, device: str, engine: str = "auto", variant: str = "auto",
+                  batch: int = 1) -> None:
     import resource
-
-    import numpy as np
-
-    from .runtime import Predictor, openvino_available
 
     predictor = Predictor(model, device=device, engine=engine, variant=variant)
     predictor.predict(clip_path)  # warm up: weights, first-call initialisation
@@ -95,59 +139,15 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, checkpoint: Path | N
             stages.setdefault(k, []).append(v)
     med = {k: statistics.median(v) for k, v in stages.items()}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    c = predictor.config
-    print(f"runtime, {clip_path.name}, package {c.get('name')}: {c['backbone']['name']} {c['scheme'].upper()} "
-          f"{predictor.views}, {c['n_frames']}x{c['size']}^2; {predictor.variant} on {predictor.provider}; {os.cpu_count()} cores; "
-          f"median of {repeat}")
+    print(f"runtime, {clip_path.name}, {describe_package(predictor)}; {predictor.variant} on {predictor.provider}; "
+          f"{os.cpu_count()} cores; median of {repeat}")
     print("  " + "  ".join(f"{k} {v:.3f} s" for k, v in med.items()) + f"  | peak RSS {rss:.0f} MiB")
-    clips = pred.aligned[None]
-    timings = {}
+    compare_engines(predictor, model, device, pred.aligned, batch, repeat)
 
-    def timed(fn):
-        fn()
-        ts = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-        return statistics.median(ts)
 
-    batch_clips = np.repeat(clips, batch, axis=0)  # the same clip B times: a batch as the batch command could send
-    on_gpu = predictor.provider == "CUDAExecutionProvider"
-    low = "fp16" if on_gpu else "int8"  # the reduced-precision variant for where the model runs
-    has_low = (predictor.folder / f"model.{low}.onnx").exists()
-    engines = [("ONNX Runtime", "onnxruntime")] + ([("OpenVINO", "openvino")] if openvino_available() else [])
-    for title, engine in engines if not on_gpu else [("ONNX Runtime", "auto")]:
-        for variant in ("fp32", low) if has_low else ("fp32",):
-            p = Predictor(model, device=device, variant=variant, engine=engine)
-            timings[f"{title} {variant}"] = timed(lambda p=p: p.run(batch_clips))
-    if checkpoint is not None:
-        import torch
-
-        try:
-            from export.package import PackagedModel
-            from training.schemes import load_view_model
-        except ImportError as e:
-            raise InputError(f"PyTorch eager timing needs the training requirements ({e})") from None
-        vm, meta = load_view_model(checkpoint)
-        on = "cuda" if on_gpu else "cpu"
-        packaged = PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"]).to(on).eval()
-        x = torch.from_numpy(np.ascontiguousarray(batch_clips)).to(on)
-        views = torch.tensor([{"O": 0, "L": 1, "R": 2}[v] for v in predictor.views], device=on)
-
-        def eager():
-            with torch.no_grad():
-                packaged(x, views) if packaged.sbml else packaged(x)
-            if on == "cuda":
-                torch.cuda.synchronize()
-
-        timings["PyTorch eager fp32"] = timed(eager)
-    base = timings["ONNX Runtime fp32"]
-    stem = c.get("variants", {}).get("int8", {}).get("stem")
-    print(f"  model time for a batch of {batch} clip{'s' if batch > 1 else ''}, {predictor.views}"
-          + (f" (int8 variant: first convolution in {stem})" if low == "int8" and has_low and stem else "") + ":")
-    for k, v in timings.items():
-        print(f"  model {k:22s} {v:.3f} s  {batch / v:8.1f} clips/s  ({base / v:.2f}x of ONNX Runtime fp32)")
+def check_batch(batch: int) -> None:
+    if batch < 1:
+        raise InputError(f"--batch must be at least 1, got {batch}")
 
 
 @cli
@@ -156,26 +156,31 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
     f = sub.add_parser("face", help="face stage: ours vs MTCNN on every frame")
-    f.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled 2 s 640x480 100 fps example)")
+    f.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
+                   help="clip to time (default: the bundled 2 s 640x480 100 fps example)")
     f.add_argument("--repeat", type=int, default=3, help="timed runs of each (median reported)")
     f.add_argument("--size", type=int, default=112, help="crop size")
     f.add_argument("--max-frames", type=int, default=None, help="use only the clip's first N frames")
-    r = sub.add_parser("runtime", help="one clip end to end, per stage; model time in ORT / OpenVINO fp32 / int8 / PyTorch")
+    r = sub.add_parser("runtime", help="one clip end to end, per stage; model time in ORT / OpenVINO fp32 / int8")
     r.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME@REV")
     r.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled example)")
-    r.add_argument("--checkpoint", type=Path, default=None, help="the training checkpoint, to time PyTorch eager too")
+    r.add_argument("--checkpoint", type=Path, default=None, help=argparse.SUPPRESS)  # moved: python -m export.bench
     r.add_argument("--repeat", type=int, default=3)
-    r.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
-    r.add_argument("--batch", type=int, default=1, help="clips per model call for the engine comparison (GPU throughput: e.g. 64)")
+    r.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    r.add_argument("--batch", type=int, default=1,
+                   help="clips per model call for the engine comparison (GPU throughput: e.g. 64)")
     r.add_argument("--engine", default="auto", choices=ENGINES, help="engine for the per-stage run")
     r.add_argument("--variant", default="auto", choices=VARIANT_CHOICES, help="variant for the per-stage run")
     args = p.parse_args(argv)
     if args.what == "face":
         bench_face(args.clip, args.repeat, args.size, args.max_frames)
     else:
-        if args.batch < 1:
-            raise InputError(f"--batch must be at least 1, got {args.batch}")
-        bench_runtime(args.model, args.clip, args.repeat, args.checkpoint, args.device, args.engine, args.variant, args.batch)
+        if args.checkpoint is not None:
+            raise InputError("inference.bench runtime times the package only; PyTorch eager from a training checkpoint "
+                             f"is timed by python -m export.bench --model {args.model} --checkpoint {args.checkpoint} "
+                             "(needs requirements/train.txt)")
+        check_batch(args.batch)
+        bench_runtime(args.model, args.clip, args.repeat, args.device, args.engine, args.variant, args.batch)
     return 0
 
 

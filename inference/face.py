@@ -53,7 +53,8 @@ class CropSettings:
         if not (16 <= int(self.size) <= 1024):
             raise InputError(f"crop size must be between 16 and 1024 pixels, got {self.size}")
         if not (-0.3 <= float(self.margin) <= 1.0):
-            raise InputError(f"crop margin must be between -0.3 and 1.0 (a fraction of the face size), got {self.margin}")
+            raise InputError(f"crop margin must be between -0.3 and 1.0 (a fraction of the face size), got "
+                             f"{self.margin}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -176,9 +177,12 @@ class FaceAligner:
 
     DETECT_MAX_SIDE = 480  # the find stage only needs to locate the face; refine works at full resolution
     THRESHOLDS = (0.7, 0.8, 0.9)  # MTCNN's three stages; stricter than its defaults, fewer candidates to check
+    FIND_FRAMES = 2  # default frames the full detector runs on (the first and the last)
+    KEYFRAMES = 8  # default frames whose landmarks are refined
 
-    def __init__(self, device: str = "cpu", find_frames: int = 2, keyframes: int = 8, refine_iters: int = 3,
-                 min_face: int | None = None, track_tolerance: float = 1.0, min_probability: float = 0.9):
+    def __init__(self, device: str = "cpu", find_frames: int = FIND_FRAMES, keyframes: int = KEYFRAMES,
+                 refine_iters: int = 3, min_face: int | None = None, track_tolerance: float = 1.0,
+                 min_probability: float = 0.9):
         self.device = device
         self.find_frames = max(1, int(find_frames))
         self.keyframes = max(self.find_frames, int(keyframes))
@@ -218,16 +222,16 @@ class FaceAligner:
         with torch.inference_mode():
             boxes, probs, points = mtcnn.detect(np.ascontiguousarray(small), landmarks=True)
         out_b, out_p, out_l = [], [], []
-        for b, p, l in zip(boxes, probs, points):
+        for b, p, pts in zip(boxes, probs, points):
             if b is None:
                 out_b.append(np.zeros((0, 4))), out_p.append(np.zeros(0)), out_l.append(np.zeros((0, 5, 2)))
                 continue
-            b, p, l = np.asarray(b, np.float64), np.asarray(p, np.float64), np.asarray(l, np.float64)
+            b, p, pts = np.asarray(b, np.float64), np.asarray(p, np.float64), np.asarray(pts, np.float64)
             keep = p >= self.min_probability
-            b, p, l = b[keep], p[keep], l[keep]
+            b, p, pts = b[keep], p[keep], pts[keep]
             b = b / [sx, sy, sx, sy]
-            l = l / [sx, sy]
-            out_b.append(b), out_p.append(p), out_l.append(l)
+            pts = pts / [sx, sy]
+            out_b.append(b), out_p.append(p), out_l.append(pts)
         return out_b, out_p, out_l, min(sx, sy)
 
     def detect_padded(self, frames: np.ndarray, pad: float = 0.3):
@@ -235,9 +239,10 @@ class FaceAligner:
         import cv2
 
         p = int(round(pad * max(frames.shape[1:3])))
-        framed = np.stack([cv2.copyMakeBorder(f, p, p, p, p, cv2.BORDER_CONSTANT, value=(127, 127, 127)) for f in frames])
+        grey = (127, 127, 127)
+        framed = np.stack([cv2.copyMakeBorder(f, p, p, p, p, cv2.BORDER_CONSTANT, value=grey) for f in frames])
         boxes, probs, points, scale = self.detect(framed)
-        return [b - p for b in boxes], probs, [l - p for l in points], scale
+        return [b - p for b in boxes], probs, [pts - p for pts in points], scale
 
     # -- stage 2: refine
     def refine(self, frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +253,7 @@ class FaceAligner:
         lm = np.array(landmarks, np.float64)
         prob = np.zeros(len(lm))
         for _ in range(self.refine_iters):
-            mats = [crop_matrix(l, ONET_SIZE, ONET_EXTENT, ONET_CENTRE) for l in lm]
+            mats = [crop_matrix(pts, ONET_SIZE, ONET_EXTENT, ONET_CENTRE) for pts in lm]
             crops = np.stack([warp(f, m, ONET_SIZE) for f, m in zip(frames, mats)])
             x = torch.as_tensor(crops, device=self.device).permute(0, 3, 1, 2).float()
             with torch.inference_mode():
@@ -289,7 +294,8 @@ class FaceAligner:
         found = {}
         for i, bs, ps, ls in zip(find_idx, boxes, probs, points):
             if len(bs):
-                j = max(range(len(bs)), key=lambda j: (_box_iou(bs[j], ref), (bs[j][2] - bs[j][0]) * (bs[j][3] - bs[j][1])))
+                j = max(range(len(bs)),
+                        key=lambda j: (_box_iou(bs[j], ref), (bs[j][2] - bs[j][0]) * (bs[j][3] - bs[j][1])))
                 found[i] = (bs[j], float(ps[j]), ls[j])
         t_find = time.perf_counter()
 
@@ -314,7 +320,7 @@ class FaceAligner:
             t = np.arange(n)
             flat = key_lm_ok.reshape(len(key_idx_ok), -1)
             per_frame = np.stack([np.interp(t, key_idx_ok, flat[:, c]) for c in range(flat.shape[1])], axis=1)
-            mats = np.stack([output_crop_matrix(l.reshape(5, 2), crop) for l in per_frame])
+            mats = np.stack([output_crop_matrix(pts.reshape(5, 2), crop) for pts in per_frame])
         out = np.empty((n, crop.size, crop.size, 3), np.uint8)
         for i in range(n):
             out[i] = warp(frames[i], mats[i], crop.size)
@@ -332,7 +338,7 @@ class FaceAligner:
             "boxes": {str(i): [round(float(v), 2) for v in found[i][0]] for i in found},
             "box_probabilities": {str(i): round(found[i][1], 5) for i in found},
             "keyframes": [int(i) for i in key_idx],
-            "keyframe_landmarks": {str(k): np.round(l, 3).tolist() for k, l in zip(key_idx, key_lm)},
+            "keyframe_landmarks": {str(k): np.round(pts, 3).tolist() for k, pts in zip(key_idx, key_lm)},
             "keyframe_probabilities": {str(k): round(float(p), 5) for k, p in zip(key_idx, key_prob)},
             "landmarks": np.round(median_lm, 3).tolist(),
             "head_roll_deg": round(angle, 3),

@@ -1,8 +1,9 @@
 """Clips prepared (decoded, aligned, resampled) ahead of the model, in worker processes when asked.
 
-The batch command (``python -m inference --workers N``) reads from :func:`prepared_clips`. Workers are spawned
-processes (no fork after ONNX Runtime / OpenVINO / torch have started threads), so the functions they run live
-here, in an importable module.
+The batch command (``python -m inference --workers N``) reads from :func:`prepared_clips`: each clip goes through
+the one clip path (a :class:`inference.preprocess.Preparer`, the predictor's) and comes back as a
+:class:`inference.preprocess.PreparedClip`, which pickles. Workers are spawned processes (no fork after ONNX Runtime
+/ OpenVINO / torch have started threads), so the functions they run live here, in an importable module.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import signal
 from pathlib import Path
 
 from .errors import InputError
+from .preprocess import PreparedClip, Preparer
 
-_WORKER_PREPARER = None  # set in each worker process by _worker_init
+_WORKER_PREPARER: Preparer | None = None  # set in each worker process by _worker_init
 
 
-def _worker_init(preparer) -> None:
+def _worker_init(preparer: Preparer) -> None:
     global _WORKER_PREPARER
     _WORKER_PREPARER = preparer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
@@ -26,7 +28,7 @@ def _worker_init(preparer) -> None:
     cv2.setNumThreads(1)
 
 
-def _prepare_one(preparer, path: Path, fps: float | None) -> tuple[str, object]:
+def _prepare_one(preparer: Preparer, path: Path, fps: float | None) -> tuple[str, PreparedClip | str]:
     """("ok", prepared) or ("error", reason): exceptions never cross a process boundary as objects."""
     try:
         return "ok", preparer(path, fps)
@@ -36,7 +38,7 @@ def _prepare_one(preparer, path: Path, fps: float | None) -> tuple[str, object]:
         return "error", f"{type(e).__name__}: {e}"
 
 
-def _prepare_in_worker(job: tuple[Path, float | None]) -> tuple[str, object]:
+def _prepare_in_worker(job: tuple[Path, float | None]) -> tuple[str, PreparedClip | str]:
     return _prepare_one(_WORKER_PREPARER, *job)
 
 
@@ -44,8 +46,8 @@ WORKER_DIED = ("the worker process preparing this clip died (a crash in a decode
                "it was retried alone and died again")
 
 
-def prepared_clips(paths: list[Path], preparer, fps: float | None, workers: int):
-    """Yield ``(path, "ok", prepared)`` or ``(path, "error", reason)`` for every path, in completion order.
+def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, workers: int):
+    """Yield ``(path, "ok", PreparedClip)`` or ``(path, "error", reason)`` for every path, in completion order.
 
     With ``workers`` > 0, clips are prepared in that many spawned processes, a bounded number ahead of the model.
     If a worker dies, the clips it may have been holding are retried one at a time in a fresh pool: the one that

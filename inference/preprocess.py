@@ -1,29 +1,99 @@
-"""Clip → what the model sees: aligned face, resampled in time, as Décalcomanie views.
+"""The clip path: a recording → decoded → face aligned → resampled in time, as one named result.
 
-``python -m inference.preprocess CLIP --out DIR [--size 112] [--frames N]`` writes ``O.npy``, ``L.npy``,
-``R.npy`` (uint8 ``(T, S, S, 3)``), ``preview.png`` (frames of the three views) and ``meta.json``
-(boxes, landmarks, the transform, frames used, faces seen, timings). The same :func:`preprocess`
-function serves the runtime and builds the training cache, so crops never differ between the two.
+:class:`Preparer` is the one entry. ``Preparer(crop, n_frames)(clip)`` returns a :class:`PreparedClip` (the
+aligned uint8 frames, the aligner's meta, stage timings, where the clip came from). The runtime prepares every
+clip it classifies with it (``Predictor.prepare``, and the batch command's worker processes: a
+:class:`Preparer` and its result pickle), and ``python -m training.prepare`` builds the training cache with it
+(``n_frames=None``: all frames kept), so the crops a model is trained on never differ from the ones it is served.
+
+``python -m inference.preprocess CLIP --out DIR [--size 112] [--frames N]`` shows what the model sees: it writes
+``O.npy``, ``L.npy``, ``R.npy`` (uint8 ``(T, S, S, 3)``), ``preview.png`` (frames of the three views) and
+``meta.json`` (boxes, landmarks, the transform, frames used, faces seen, timings).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .device import resolve_device
 from .errors import InputError, cli
-from .face import CropSettings, align_clip
+from .face import CropSettings, FaceAligner, align_clip
+from .files import write_atomic, write_json_atomic
 from .temporal import resample, sample_positions
 from .video import Clip, VideoLimits, read_clip
 from .views import make_views, parse_views
+
+
+@dataclass(frozen=True)
+class PreparedClip:
+    """A clip made ready for a model: its face aligned and its length resampled. Plain arrays and dicts, so it
+    pickles (worker processes hand it back)."""
+
+    frames: np.ndarray  # uint8 (T, S, S, 3): the aligned face, resampled to the asked frame count
+    face: dict  # the aligner's meta: crop, mode, faces_seen, boxes, landmarks, transform, head roll, its timings
+    timings: dict[str, float]  # seconds per stage: decode, face, resample
+    source: str  # the file or folder (or the name the caller gave the clip)
+    fps: float | None  # the decoded clip's frame rate (None: a folder of frames without a known rate)
+    rotation: int = 0  # degrees the decoder turned the frames to honour the file's display matrix
+    input_frames: int = 0  # frames decoded
+    input_size: tuple[int, int] = (0, 0)  # (width, height) of the decoded frames
+
+    @property
+    def faces_seen(self) -> int:
+        return int(self.face.get("faces_seen", 0))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def frames_used(self) -> list[float]:
+        """The input position (fractional frame index) of each output frame."""
+        return [round(float(p), 4) for p in sample_positions(self.input_frames, self.n_frames)]
+
+
+@dataclass(frozen=True)
+class Preparer:
+    """Decode (unless given a decoded :class:`Clip`) → align the face → resample to ``n_frames`` (None keeps every
+    frame). A small frozen object: worker processes get a copy and prepare clips while the model runs."""
+
+    crop: CropSettings = CropSettings()
+    n_frames: int | None = None
+    limits: VideoLimits = VideoLimits()
+    device: str = "cpu"  # where the face aligner runs: cpu, cuda, cuda:N or auto (resolved on construction)
+    find_frames: int = FaceAligner.FIND_FRAMES
+    keyframes: int = FaceAligner.KEYFRAMES
+
+    def __post_init__(self):
+        object.__setattr__(self, "device", resolve_device(self.device))
+
+    def __call__(self, clip: str | os.PathLike | Clip, fps: float | None = None,
+                 on_stage: Callable[[str], None] | None = None) -> PreparedClip:
+        """``on_stage(name)`` is called as each stage starts ("decode", "face"), e.g. to drive a progress bar."""
+        stage = on_stage or (lambda _name: None)
+        t0 = time.perf_counter()
+        stage("decode")
+        if not isinstance(clip, Clip):
+            clip = read_clip(clip, self.limits, fps=fps)
+        t1 = time.perf_counter()
+        stage("face")
+        aligned = align_clip(clip.frames, self.crop, device=self.device, source=clip.source,
+                             find_frames=self.find_frames, keyframes=self.keyframes)
+        t2 = time.perf_counter()
+        frames = resample(aligned.frames, self.n_frames) if self.n_frames else aligned.frames
+        t3 = time.perf_counter()
+        return PreparedClip(frames=frames, face=aligned.meta, timings={"decode": t1 - t0, "face": t2 - t1,
+                                                                        "resample": t3 - t2},
+                            source=clip.source, fps=clip.fps, rotation=clip.rotation, input_frames=clip.n_frames,
+                            input_size=(int(clip.frames.shape[2]), int(clip.frames.shape[1])))
 
 
 @dataclass
@@ -32,54 +102,35 @@ class Preprocessed:
     meta: dict = field(default_factory=dict)
 
 
-def resolve_device(device: str) -> str:
-    """``cpu``, ``cuda`` or ``cuda:N``; ``auto`` picks CUDA when torch sees a GPU."""
-    import torch
-
-    device = (device or "cpu").lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} asked for, but no CUDA GPU is visible to PyTorch; use --device cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto")
-    return device
-
-
 def preprocess(clip: str | os.PathLike | Clip, crop: CropSettings = CropSettings(), n_frames: int | None = None,
                views: str = "OLR", device: str = "cpu", limits: VideoLimits = VideoLimits(),
-               fps: float | None = None, **aligner_options) -> Preprocessed:
-    """Decode (unless given a :class:`Clip`), align, resample to ``n_frames`` (None keeps all), build views."""
+               fps: float | None = None, find_frames: int = FaceAligner.FIND_FRAMES,
+               keyframes: int = FaceAligner.KEYFRAMES) -> Preprocessed:
+    """The clip through :class:`Preparer`, then its Décalcomanie views, with the meta that ``meta.json`` holds."""
     views = parse_views(views)
     if n_frames is not None and not (1 <= int(n_frames) <= 10_000):
         raise InputError(f"--frames must be between 1 and 10000, got {n_frames}")
+    prepared = Preparer(crop, int(n_frames) if n_frames else None, limits, device, find_frames, keyframes)(clip, fps)
     t0 = time.perf_counter()
-    if not isinstance(clip, Clip):
-        clip = read_clip(clip, limits=limits, fps=fps)
-    t_decode = time.perf_counter()
-    aligned = align_clip(clip.frames, crop, device=resolve_device(device), source=clip.source, **aligner_options)
-    t_face = time.perf_counter()
-    n_out = int(n_frames) if n_frames else clip.n_frames
-    frames = resample(aligned.frames, n_out)
-    t_resample = time.perf_counter()
-    out = dict(zip(views, make_views(frames, views)))
+    out = dict(zip(views, make_views(prepared.frames, views)))
     t_views = time.perf_counter()
+    face = prepared.face
     meta = {
-        "source": clip.source,
-        "fps": clip.fps,
-        "rotation_applied_deg": clip.rotation,
-        "input_frames": clip.n_frames,
-        "input_size": [int(clip.frames.shape[2]), int(clip.frames.shape[1])],
-        "output_frames": n_out,
-        "frames_used": [round(float(p), 4) for p in sample_positions(clip.n_frames, n_out)],
+        "source": prepared.source,
+        "fps": prepared.fps,
+        "rotation_applied_deg": prepared.rotation,
+        "input_frames": prepared.input_frames,
+        "input_size": list(prepared.input_size),
+        "output_frames": prepared.n_frames,
+        "frames_used": prepared.frames_used,
         "views": views,
-        **{k: v for k, v in aligned.meta.items() if k not in ("source", "timings_s")},
+        **{k: v for k, v in face.items() if k not in ("source", "timings_s")},
         "timings_s": {
-            "decode": round(t_decode - t0, 4),
-            "face": round(t_face - t_decode, 4),
-            **{f"face_{k}": v for k, v in aligned.meta["timings_s"].items()},
-            "resample": round(t_resample - t_face, 4),
-            "views": round(t_views - t_resample, 4),
+            "decode": round(prepared.timings["decode"], 4),
+            "face": round(prepared.timings["face"], 4),
+            **{f"face_{k}": v for k, v in face["timings_s"].items()},
+            "resample": round(prepared.timings["resample"], 4),
+            "views": round(t_views - t0, 4),
         },
     }
     return Preprocessed(views=out, meta=meta)
@@ -114,22 +165,12 @@ def write_outputs(result: Preprocessed, out_dir: str | os.PathLike, preview_colu
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-
-    def put(name: str, write) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-            os.replace(tmp, out_dir / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        written.append(out_dir / name)
-
     for letter, clip in result.views.items():
-        put(f"{letter}.npy", lambda f, clip=clip: np.save(f, np.ascontiguousarray(clip)))
-    put("preview.png", lambda f: preview_image(result.views, preview_columns).save(f, format="PNG"))
-    put("meta.json", lambda f: f.write(json.dumps(result.meta, indent=2).encode()))
+        written.append(write_atomic(out_dir / f"{letter}.npy",
+                                    lambda f, clip=clip: np.save(f, np.ascontiguousarray(clip))))
+    written.append(write_atomic(out_dir / "preview.png",
+                                lambda f: preview_image(result.views, preview_columns).save(f, format="PNG")))
+    written.append(write_json_atomic(out_dir / "meta.json", result.meta))
     return written
 
 
@@ -150,13 +191,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--margin", type=float, default=CropSettings.margin,
                    help="extra room around the face, as a fraction of its size on each side (default 0.1)")
     p.add_argument("--views", default="OLR", help="which views to write (default OLR)")
-    p.add_argument("--device", default="cpu", help="where the face detector runs: cpu, cuda, cuda:N or auto (default cpu)")
+    p.add_argument("--device", default="cpu",
+                   help="where the face detector runs: cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames (recorded in meta.json)")
-    p.add_argument("--find-frames", type=int, default=2, help="frames the full face detector looks at (default 2)")
-    p.add_argument("--keyframes", type=int, default=8, help="frames whose landmarks are refined (default 8)")
-    p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips (default %(default)s)")
-    p.add_argument("--max-seconds", type=float, default=VideoLimits.max_seconds, help="refuse longer clips (default %(default)s)")
-    p.add_argument("--max-pixels", type=int, default=VideoLimits.max_pixels, help="refuse larger frames (default %(default)s)")
+    p.add_argument("--find-frames", type=int, default=FaceAligner.FIND_FRAMES,
+                   help="frames the full face detector looks at (default %(default)s)")
+    p.add_argument("--keyframes", type=int, default=FaceAligner.KEYFRAMES,
+                   help="frames whose landmarks are refined (default %(default)s)")
+    p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames,
+                   help="refuse longer clips (default %(default)s)")
+    p.add_argument("--max-seconds", type=float, default=VideoLimits.max_seconds,
+                   help="refuse longer clips (default %(default)s)")
+    p.add_argument("--max-pixels", type=int, default=VideoLimits.max_pixels,
+                   help="refuse larger frames (default %(default)s)")
     p.add_argument("--preview-frames", type=int, default=8, help="frames shown per view in preview.png (default 8)")
     return p
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .device import resolve_device
 from .errors import InputError
-from .face import CropSettings, align_clip
+from .face import CropSettings
 from .hub import resolve_package
-from .temporal import resample
-from .video import Clip, VideoLimits, read_clip
+from .preprocess import PreparedClip, Preparer
+from .video import Clip, VideoLimits
 from .views import parse_views
 
 VIEW_INDEX = {"O": 0, "L": 1, "R": 2}
@@ -51,7 +52,8 @@ class Prediction:
 
     def as_dict(self) -> dict:
         return {"label": self.top, "probs": {k: round(float(p), 6) for k, p in zip(self.labels, self.probs)},
-                "per_view": {v: {k: round(float(p), 6) for k, p in zip(self.labels, pv)} for v, pv in self.per_view.items()},
+                "per_view": {v: {k: round(float(p), 6) for k, p in zip(self.labels, pv)}
+                             for v, pv in self.per_view.items()},
                 "views": self.views, "faces_seen": self.faces_seen,
                 "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
 
@@ -59,32 +61,6 @@ class Prediction:
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
-
-
-@dataclass(frozen=True)
-class Preparer:
-    """The model-free part of the path — decode, align, resample — as a small picklable object, so that worker
-    processes can prepare clips while the model runs (``python -m inference --workers``)."""
-
-    crop: CropSettings
-    n_frames: int
-    limits: VideoLimits = VideoLimits()
-    device: str = "cpu"  # where the face aligner runs
-
-    def __call__(self, clip: str | os.PathLike | Clip, fps: float | None = None,
-                 on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, dict, dict]:
-        stage = on_stage or (lambda _name: None)
-        t0 = time.perf_counter()
-        stage("decode")
-        if not isinstance(clip, Clip):
-            clip = read_clip(clip, self.limits, fps=fps)
-        t1 = time.perf_counter()
-        stage("face")
-        aligned = align_clip(clip.frames, self.crop, device=self.device, source=clip.source)
-        t2 = time.perf_counter()
-        frames = resample(aligned.frames, self.n_frames)
-        t3 = time.perf_counter()
-        return frames, aligned.meta, {"decode": t1 - t0, "face": t2 - t1, "resample": t3 - t2}
 
 
 class Predictor:
@@ -140,7 +116,7 @@ class Predictor:
         if want_cuda and self.provider != "CUDAExecutionProvider":
             warnings.warn(f"CUDA was asked for but ONNX Runtime runs on {self.provider} (driver or CUDA libraries "
                           f"missing?)", RuntimeWarning, stacklevel=2)
-        self.aligner_device = "cuda" if (self.provider == "CUDAExecutionProvider" and _torch_cuda()) else "cpu"
+        self.aligner_device = resolve_device("auto") if self.provider == "CUDAExecutionProvider" else "cpu"
 
     def _views(self, views: str | None) -> str:
         default = self.config["test_views"]
@@ -167,10 +143,9 @@ class Predictor:
         return Preparer(self.crop, self.n_frames, self.limits, self.aligner_device)
 
     def prepare(self, clip: str | os.PathLike | Clip, fps: float | None = None,
-                on_stage: Callable[[str], None] | None = None) -> tuple[np.ndarray, dict, dict]:
-        """Decode, align and resample: the uint8 clip ``(T, S, S, 3)`` the graph takes, the aligner's meta, timings.
-
-        ``on_stage(name)`` is called as each stage starts ("decode", "face"), e.g. to drive a progress bar."""
+                on_stage: Callable[[str], None] | None = None) -> PreparedClip:
+        """Decode, align and resample with the package's crop and frame count: ``.frames`` is the uint8 clip
+        ``(T, S, S, 3)`` the graph takes. ``on_stage(name)`` is called as each stage starts ("decode", "face")."""
         return self.preparer(clip, fps, on_stage)
 
     def run(self, clips: np.ndarray, views: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -182,22 +157,22 @@ class Predictor:
         probs, second = self.session.run(None, feeds)
         return probs, (second if self.sbml else None)
 
-    def classify(self, prepared: list[tuple[np.ndarray, dict, dict]], views: str | None = None) -> list[Prediction]:
+    def classify(self, prepared: list[PreparedClip], views: str | None = None) -> list[Prediction]:
         """Prepared clips (``prepare``'s results) through the graph in one call. Each prediction's "model" timing is
         its share of the batch's call."""
         views = self._views(views) if views else self.views
         t0 = time.perf_counter()
-        probs, view_logits = self.run(np.stack([frames for frames, _, _ in prepared]), views)
+        probs, view_logits = self.run(np.stack([clip.frames for clip in prepared]), views)
         t1 = time.perf_counter()
         per_view = [{v: _softmax(view_logits[i, n]) for i, v in enumerate(views)} if view_logits is not None else {}
                     for n in range(len(prepared))]
         t2 = time.perf_counter()
         out = []
-        for n, (frames, face, timings) in enumerate(prepared):
-            timings = {**timings, "model": (t1 - t0) / len(prepared), "fuse": (t2 - t1) / len(prepared)}
+        for n, clip in enumerate(prepared):
+            timings = {**clip.timings, "model": (t1 - t0) / len(prepared), "fuse": (t2 - t1) / len(prepared)}
             timings["total"] = sum(timings.values())
-            out.append(Prediction(self.labels, probs[n], views, per_view[n], int(face.get("faces_seen", 0)), timings,
-                                  face, frames))
+            out.append(Prediction(self.labels, probs[n], views, per_view[n], clip.faces_seen, timings, clip.face,
+                                  clip.frames))
         return out
 
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,
@@ -264,12 +239,3 @@ def openvino_available() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("openvino") is not None
-
-
-def _torch_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False

@@ -142,18 +142,21 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
 
     src = str(path)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
-        hint = " It looks like a single image; give a folder of frames instead." if path.suffix.lower() in IMAGE_EXTENSIONS else ""
+        single_image = path.suffix.lower() in IMAGE_EXTENSIONS
+        hint = " It looks like a single image; give a folder of frames instead." if single_image else ""
         raise InputError(f"{src}: not a supported video type (use {', '.join(VIDEO_EXTENSIONS)}).{hint}")
     if path.stat().st_size == 0:
         raise InputError(f"{src}: the file is empty (0 bytes). The upload or copy probably failed; try again.")
     try:
         container = av.open(src, metadata_errors="ignore")
     except (av.FFmpegError, UnicodeDecodeError) as e:
-        raise InputError(f"{src}: not a readable video ({_ffmpeg_reason(e)}). The file is corrupt, truncated, or not a video.") from None
+        raise InputError(f"{src}: not a readable video ({_ffmpeg_reason(e)}). The file is corrupt, truncated, or not "
+                         f"a video.") from None
     with container:
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-            raise InputError(f"{src}: the file has no video stream (it holds {', '.join(kinds)}). Give a video with picture.")
+            raise InputError(f"{src}: the file has no video stream (it holds {', '.join(kinds)}). Give a video with "
+                             f"picture.")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         w, h = stream.codec_context.width, stream.codec_context.height
@@ -184,7 +187,8 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
                 f"The file is truncated or corrupt; re-export or re-upload it."
             ) from None
     if not frames:
-        raise InputError(f"{src}: no frame could be decoded. The file is truncated or corrupt; re-export or re-upload it.")
+        raise InputError(f"{src}: no frame could be decoded. The file is truncated or corrupt; re-export or "
+                         f"re-upload it.")
     # A file cut short with its index intact decodes without an error but ends early.
     if declared and len(frames) < declared - 2:
         raise InputError(

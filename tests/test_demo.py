@@ -29,7 +29,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 def examples() -> list[Path]:
     found = sorted(EXAMPLES.glob("*.mp4"))
-    assert found, f"no example clips in {EXAMPLES}; regenerate them with python demo/make_examples.py"
+    assert found, f"no example clips in {EXAMPLES}; regenerate them with python tools/make_demo_examples.py"
     return found
 
 

@@ -48,6 +48,14 @@ def test_prepare_builds_a_memory_mapped_cache(dataset, tmp_path):
         assert row["n_frames"] == len(rec.segment()) == cache.clip(i).shape[0]  # onset → offset
         assert row["faces_seen"] == "1"
     assert cache.clip(0).std() > 10  # real pictures, not zeros
+    # the cache holds what serving's clip path gives for the same frames: one path (inference.preprocess.Preparer)
+    from inference.face import CropSettings
+    from inference.preprocess import Preparer
+    from inference.video import read_frames
+
+    served = Preparer(CropSettings(size=64))(read_frames(list(by_clip[cache.rows[0]["clip"]].segment())))
+    assert served.n_frames == served.input_frames  # no n_frames: every frame kept, as the cache keeps them
+    np.testing.assert_array_equal(cache.clip(0), served.frames)
     # a second run finds everything done and changes nothing
     size_before = (out / "frames.u8").stat().st_size
     again = prepare("casme2", dataset, out, size=64, progress=False, log=lambda *_: None)
@@ -132,6 +140,7 @@ def test_synth_and_prepare_commands(tmp_path):
                           "--out", str(cache), "--size", "48"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "4 clips prepared, 0 failed" in res.stdout
-    res = subprocess.run([sys.executable, "-m", "training.prepare", "--dataset", "smic", "--root", str(tmp_path / "nope"),
+    res = subprocess.run([sys.executable, "-m", "training.prepare", "--dataset", "smic",
+                          "--root", str(tmp_path / "nope"),
                           "--out", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error:") and "Traceback" not in res.stderr

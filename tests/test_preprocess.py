@@ -25,10 +25,10 @@ def test_preprocess_example_clip(tmp_path):
     res = run(EXAMPLE, "--out", out, "--size", 112, "--frames", 34)
     assert res.returncode == 0, res.stderr
     assert "faces seen 1" in res.stdout
-    o, l, r = (np.load(out / f"{v}.npy") for v in "OLR")
-    for v in (o, l, r):
+    o, left, r = (np.load(out / f"{v}.npy") for v in "OLR")
+    for v in (o, left, r):
         assert v.shape == (34, 112, 112, 3) and v.dtype == np.uint8
-    np.testing.assert_array_equal(l, make_view(o, "L"))
+    np.testing.assert_array_equal(left, make_view(o, "L"))
     np.testing.assert_array_equal(r, make_view(o, "R"))
     meta = json.loads((out / "meta.json").read_text())
     assert meta["input_frames"] == 200 and meta["output_frames"] == 34 and meta["fps"] == 100
@@ -94,9 +94,42 @@ def test_help_explains():
         assert words in text
 
 
+def test_one_clip_path_gives_a_named_picklable_result(face_image):
+    import pickle
+
+    from inference.errors import InputError
+    from inference.face import CropSettings
+    from inference.preprocess import PreparedClip, Preparer, preprocess
+    from inference.video import Clip
+    from tests.helpers import animate
+
+    frames, _ = animate(face_image, 9, angle=5, shift=(5, -3), frame_size=(240, 320), base_scale=0.8)
+    clip = Clip(frames, 30.0, "in-memory")
+    stages = []
+    prepared = Preparer(CropSettings(size=64), n_frames=5)(clip, on_stage=stages.append)
+    assert isinstance(prepared, PreparedClip) and stages == ["decode", "face"]
+    assert prepared.frames.shape == (5, 64, 64, 3) and prepared.frames.dtype == np.uint8
+    assert (prepared.source, prepared.fps, prepared.input_frames) == ("in-memory", 30.0, 9)
+    assert prepared.input_size == (320, 240)
+    assert prepared.faces_seen == 1 and prepared.face["crop"]["size"] == 64 and prepared.face["mode"] == "fixed"
+    assert set(prepared.timings) == {"decode", "face", "resample"}
+    assert prepared.frames_used == [0.0, 2.0, 4.0, 6.0, 8.0]
+    again = pickle.loads(pickle.dumps(prepared))  # what a worker process hands back
+    np.testing.assert_array_equal(again.frames, prepared.frames)
+    every = Preparer(CropSettings(size=64))(clip)  # no n_frames: every frame (the training cache)
+    assert every.n_frames == 9
+    np.testing.assert_array_equal(every.frames[[0, 2, 4, 6, 8]], prepared.frames)  # whole positions: the same frames
+    o = preprocess(clip, CropSettings(size=64), n_frames=5, views="O")  # the command's path is the same path
+    np.testing.assert_array_equal(o.views["O"], prepared.frames)
+    assert o.meta["faces_seen"] == 1 and o.meta["frames_used"] == prepared.frames_used
+    with pytest.raises(InputError, match="unknown device"):
+        Preparer(device="tpu")
+
+
 def test_runtime_imports_nothing_from_training():
     code = ("import sys, inference.preprocess, inference.bench, inference.face, inference.video, inference.views\n"
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('training', 'export', 'demo', 'pandas', 'tensorboard', 'yaml')]\n"
+            "bad = [m for m in sys.modules\n"
+            "       if m.split('.')[0] in ('training', 'export', 'demo', 'pandas', 'tensorboard', 'yaml')]\n"
             "print(bad)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 0 and res.stdout.strip() == "[]", res.stdout + res.stderr

@@ -72,7 +72,7 @@ def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders, eng
     np.testing.assert_allclose(only_o.probs, only_o.per_view["O"], atol=1e-6)  # one view: fused = that view
     int8 = Predictor(package, device="cpu", variant="int8", engine=engine)
     assert int8.predict(clip_folders[0]).top == predictor.predict(clip_folders[0]).top
-    batch = np.stack([predictor.prepare(f)[0] for f in clip_folders[:3]])  # a new input shape: a second compile
+    batch = np.stack([predictor.prepare(f).frames for f in clip_folders[:3]])  # a new input shape: a second compile
     probs, view_logits = predictor.run(batch, "LR")
     assert probs.shape == (3, len(predictor.labels)) and view_logits.shape == (2, 3, len(predictor.labels))
     with pytest.raises(InputError, match="no fp16 variant"):
@@ -92,13 +92,35 @@ def test_runtime_benchmark_prints_every_engine(package, clip_folders):
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert bench(["runtime", "--model", str(package), "--clip", str(clip_folders[0]), "--repeat", "1", "--batch", "3"]) == 0
+        assert bench(["runtime", "--model", str(package), "--clip", str(clip_folders[0]), "--repeat", "1",
+                      "--batch", "3"]) == 0
     text = out.getvalue()
     assert "fp32 on OpenVINO (CPU)" in text and "peak RSS" in text and "a batch of 3 clips" in text
     for row in ("ONNX Runtime fp32", "ONNX Runtime int8", "OpenVINO fp32", "OpenVINO int8"):
         line = next(ln for ln in text.splitlines() if f"model {row}" in ln)
         rate = re.search(r"([\d.]+) clips/s", line)
         assert rate and float(rate.group(1)) > 0, line
+
+
+def test_eager_benchmark_lives_on_the_export_side(package, tiny_run, clip_folders):
+    from export.bench import main as eager_bench
+    from inference.bench import main as bench
+
+    checkpoint = tiny_run[0] / "final" / "model.pt"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert eager_bench(["--model", str(package), "--checkpoint", str(checkpoint), "--clip", str(clip_folders[0]),
+                            "--repeat", "1", "--batch", "2", "--device", "cpu"]) == 0
+    text = out.getvalue()
+    assert "eager on cpu" in text and "a batch of 2 clips" in text
+    for row in ("PyTorch eager fp32", "ONNX Runtime fp32", "ONNX Runtime int8", "OpenVINO fp32", "OpenVINO int8"):
+        line = next(ln for ln in text.splitlines() if f"model {row}" in ln)
+        ratio = re.search(r"\(([\d.]+)x of ONNX Runtime fp32\)", line)
+        assert ratio and float(ratio.group(1)) > 0, line
+    err = io.StringIO()  # the serving-side bench no longer takes a checkpoint, and says where that went
+    with contextlib.redirect_stderr(err):
+        assert bench(["runtime", "--model", str(package), "--checkpoint", str(checkpoint)]) == 2
+    assert "python -m export.bench" in err.getvalue()
 
 
 def _rows(path: Path) -> list[dict]:
@@ -131,7 +153,8 @@ def test_batch_resume_after_kill_gives_every_input_once(package, inputs, tmp_pat
     out = tmp_path / "pred.csv"
     proc = subprocess.Popen(_cmd(package, inputs, out), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline and proc.poll() is None and not (out.exists() and len(out.read_text().splitlines()) >= 3):
+    while (time.time() < deadline and proc.poll() is None
+           and not (out.exists() and len(out.read_text().splitlines()) >= 3)):
         time.sleep(0.01)
     assert proc.poll() is None, "the batch finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
@@ -144,8 +167,9 @@ def test_batch_resume_after_kill_gives_every_input_once(package, inputs, tmp_pat
     expected = sorted(str(p) for p in list(inputs.glob("clip*")) + [inputs / "broken.mp4", inputs / "wall"])
     assert sorted(r["path"] for r in rows) == expected  # each input exactly once
     by_path = {r["path"]: r for r in rows}
-    assert by_path[str(inputs / "broken.mp4")]["status"] == "error" and "not a readable video" in by_path[str(inputs / "broken.mp4")]["error"]
-    assert by_path[str(inputs / "wall")]["status"] == "error" and "no face found" in by_path[str(inputs / "wall")]["error"]
+    broken, wall = by_path[str(inputs / "broken.mp4")], by_path[str(inputs / "wall")]
+    assert broken["status"] == "error" and "not a readable video" in broken["error"]
+    assert wall["status"] == "error" and "no face found" in wall["error"]
     for r in rows:
         if r["path"].split("/")[-1].startswith("clip"):
             assert r["status"] == "ok" and r["label"] in ("negative", "positive", "surprise")
@@ -159,7 +183,8 @@ def test_batch_with_workers_and_model_batches_gives_the_same_rows(package, input
         out = tmp_path / f"{mode}.csv"
         res = subprocess.run(_cmd(package, inputs, out, *extra), cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr
-        assert ("2 preparing workers, model batches of 3" if mode == "parallel" else "no preparing workers") in res.stdout
+        expected = "2 preparing workers, model batches of 3" if mode == "parallel" else "no preparing workers"
+        assert expected in res.stdout
         rows[mode] = {r["path"]: r for r in _rows(out)}
     serial, parallel = rows["serial"], rows["parallel"]
     assert sorted(serial) == sorted(parallel) and len(serial) == 8  # every input once, in whatever order it finished
@@ -198,8 +223,10 @@ def test_a_dying_worker_costs_only_the_clip_that_kills_it(tmp_path):
     assert result["crash1.mp4"] == ("error", WORKER_DIED) and result["crash2.mp4"] == ("error", WORKER_DIED)
     assert result["bad.mp4"] == ("error", "ValueError: bad.mp4 is unreadable")
     for name in ("a.mp4", "bb.mp4", "ccc.mp4", "dddd.mp4", "eeeee.mp4"):
-        status, (frames, face, _) = result[name]
+        status, prepared = result[name]
+        frames = prepared.frames
         assert status == "ok" and frames.shape == (2, 4, 4, 3) and int(frames[0, 0, 0, 0]) == len(name)
+        assert prepared.faces_seen == 1 and prepared.source.endswith(name)  # a named result, through the pickle
 
 
 def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
@@ -223,11 +250,12 @@ def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
     shutil.copy(inputs / "broken.mp4", empty / "a.mp4")
     share = shard_of(empty / "a.mp4", 2)
     out = tmp_path / "none.jsonl"
-    res = subprocess.run(_cmd(package, empty, out, "--shard", f"{1 - share}/2"), cwd=ROOT, capture_output=True, text=True,
-                         timeout=600)
+    res = subprocess.run(_cmd(package, empty, out, "--shard", f"{1 - share}/2"), cwd=ROOT, capture_output=True,
+                         text=True, timeout=600)
     assert res.returncode == 0 and "0 inputs in shard" in res.stdout, res.stderr
     assert out.exists() and out.read_text() == ""
-    res = subprocess.run(_cmd(package, inputs, out, "--shard", "3/3"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(_cmd(package, inputs, out, "--shard", "3/3"), cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
     assert res.returncode == 2 and "0 <= I < N" in res.stderr
 
 

@@ -40,7 +40,8 @@ def test_frame_folder_is_ordered_numerically(tmp_path, small_clip):
         cv2.imwrite(str(tmp_path / f"reg_img{46 + 18 * i}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     (tmp_path / "Thumbs.db").write_bytes(b"\0" * 10)
     names = [p.name for p in list_frame_files(tmp_path)]
-    assert names == ["reg_img46.png", "reg_img64.png", "reg_img82.png", "reg_img100.png", "reg_img118.png", "reg_img136.png"]
+    assert names == ["reg_img46.png", "reg_img64.png", "reg_img82.png", "reg_img100.png", "reg_img118.png",
+                     "reg_img136.png"]
     clip = read_clip(tmp_path, fps=200)
     assert clip.fps == 200 and clip.frames.shape == (6, 96, 128, 3)
     np.testing.assert_array_equal(clip.frames, small_clip[:6])  # PNG is lossless: exact, in order
@@ -183,6 +184,7 @@ def test_ffmpeg_prints_nothing_for_bad_input(tmp_path):
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 4000)
     code = ("import sys; from inference.video import read_clip; from inference.errors import InputError\n"
             f"try: read_clip({str(bad)!r})\nexcept InputError as e: print('caught')")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(__import__('pathlib').Path(__file__).parent.parent))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(__import__('pathlib').Path(__file__).parent.parent))
     assert res.stdout.strip() == "caught"
     assert res.stderr == ""

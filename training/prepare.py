@@ -1,7 +1,8 @@
 """``python -m training.prepare``: a dataset as distributed → aligned, cached clips + manifest.
 
-Every clip (onset → offset where annotated) is aligned with the same :mod:`inference.face` code that
-serves uploads, so training never sees crops that differ from serving's. Resumable: a second run skips
+Every clip (onset → offset where annotated) goes through the clip path that serves uploads
+(:class:`inference.preprocess.Preparer`, with every frame kept), so training never sees crops that differ
+from serving's. Resumable: a second run skips
 finished clips, a killed run loses at most the clip in flight; one bad clip is recorded with its reason
 and never stops the run.
 """
@@ -9,6 +10,7 @@ and never stops the run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections import Counter
@@ -17,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError, cli
-from inference.face import CropSettings, align_clip
-from inference.preprocess import resolve_device
-from inference.video import VideoLimits, read_clip, read_frames
+from inference.face import CropSettings
+from inference.preprocess import Preparer
+from inference.video import Clip, VideoLimits, read_clip, read_frames
 
 from .cache import CacheWriter
 from .datasets.base import ClipRecord
@@ -38,13 +40,16 @@ def centre_square(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(f, (nw, nh), interpolation=interp)[y0:y0 + size, x0:x0 + size] for f in frames])
 
 
-def load_clip_frames(record: ClipRecord, limits: VideoLimits) -> np.ndarray:
+def load_clip(record: ClipRecord, limits: VideoLimits) -> Clip:
+    """The record's frames (its annotated segment), decoded, named after the record."""
     if record.video is not None:
-        return read_clip(record.video, limits=limits, fps=record.fps).frames
-    frames = record.segment()
-    if not frames:
-        raise InputError(f"{record.clip}: no frames")
-    return read_frames(list(frames), limits, record.fps, source=str(Path(frames[0]).parent)).frames
+        clip = read_clip(record.video, limits=limits, fps=record.fps)
+    else:
+        frames = record.segment()
+        if not frames:
+            raise InputError(f"{record.clip}: no frames")
+        clip = read_frames(list(frames), limits, record.fps, source=str(Path(frames[0]).parent))
+    return dataclasses.replace(clip, source=record.clip)
 
 
 def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float = 0.1, variant: str = "auto",
@@ -68,7 +73,7 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
             if r.clip not in done or (retry_failed and done[r.clip]["status"] != "ok")]
     if len(todo) < len(result.records):
         log(f"resuming: {len(result.records) - len(todo)} clips already in {out}")
-    device = resolve_device(device)
+    preparer = Preparer(crop, n_frames=None, limits=limits, device=device)  # every frame kept
     counts = Counter(ok=0, failed=0)
     from tqdm import tqdm
 
@@ -79,13 +84,13 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
                "composite": rec.composite or "", "onset": rec.onset, "apex": rec.apex, "offset": rec.offset,
                "fps": rec.fps, "source": str(rec.video or (rec.frames[0].parent if rec.frames else ""))}
         try:
-            frames = load_clip_frames(rec, limits)
+            clip = load_clip(rec, limits)
             if faces:
-                aligned = align_clip(frames, crop, device=device, source=rec.clip)
-                row.update(faces_seen=aligned.meta["faces_seen"], mode=aligned.meta["mode"])
-                frames = aligned.frames
+                prepared = preparer(clip)
+                row.update(faces_seen=prepared.faces_seen, mode=prepared.face["mode"])
+                frames = prepared.frames
             else:
-                frames = centre_square(frames, crop.size)
+                frames = centre_square(clip.frames, crop.size)
             writer.add(row, frames)
             counts["ok"] += 1
         except InputError as e:
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True, type=Path, help="the dataset's top folder, as distributed")
     p.add_argument("--out", required=True, type=Path, help="cache folder (created; resumed when it exists)")
     p.add_argument("--size", type=int, default=128, help="side of the square face crop (default 128)")
-    p.add_argument("--margin", type=float, default=CropSettings.margin, help="crop margin, fraction of face size (default 0.1)")
+    p.add_argument("--margin", type=float, default=CropSettings.margin,
+                   help="crop margin, fraction of face size (default 0.1)")
     p.add_argument("--variant", default="auto", help="raw, cropped, … (default auto: what the folder holds)")
     p.add_argument("--device", default="cpu", help="face detector device: cpu, cuda, auto (default cpu)")
     p.add_argument("--retry-failed", action="store_true", help="try again the clips that failed before")

@@ -22,8 +22,8 @@ FRAME_SIZES = {
     "smic": (480, 640), "casme2": (480, 640), "samm": (544, 1020), "mmew": (540, 960),
     "ckplus": (490, 640), "oulu": (240, 320), "ucf101": (240, 320),
 }
-GREY = ("ckplus", "samm")
-SYNTHETIC_MARKER = "SYNTHETIC.md"  # prepare records it in the cache; models and packages say so  # CK+ and SAMM are (mostly) greyscale recordings
+GREY = ("ckplus", "samm")  # CK+ and SAMM are (mostly) greyscale recordings
+SYNTHETIC_MARKER = "SYNTHETIC.md"  # prepare records it in the cache; models and packages say so
 
 
 class _Counting:
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clips-per-subject", type=int, default=6, help="clips per subject (default 6)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same dataset")
     p.add_argument("--variant", default=None,
-                   help="layout variant, e.g. raw or cropped (default: the writer's, cropped where the dataset has both)")
+                   help="layout variant, e.g. raw or cropped (default: the writer's, cropped where the dataset "
+                        "has both)")
     p.add_argument("--frames", type=_range, default=(20, 40), help="frames per clip, N or MIN-MAX (default 20-40)")
     p.add_argument("--frame-size", type=_size, default=None,
                    help="HEIGHTxWIDTH of the frames (default: like the real recordings, e.g. 480x640)")
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     module = dataset_module(args.layout)
     variant = args.variant
     if variant is not None and variant not in module.VARIANTS:
-        raise InputError(f"--variant {variant!r} is not a {args.layout} variant; choose one of {', '.join(module.VARIANTS)}")
+        raise InputError(f"--variant {variant!r} is not a {args.layout} variant; choose one of "
+                         f"{', '.join(module.VARIANTS)}")
     options = {} if variant is None else {"variant": variant}
     out: Path = args.out
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -118,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             module.write_synthetic(tmp, _Counting(source, bar), args.subjects, args.clips_per_subject,
                                    np.random.default_rng(args.seed), n_frames=args.frames, **options)
         (tmp / SYNTHETIC_MARKER).write_text(
-            f"# Synthetic data\n\nMade by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
+            f"# Synthetic data\n\n"
+            f"Made by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
             f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
             f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
         if out.exists():

@@ -80,7 +80,8 @@ EMOTION_AUS: dict[str, list[list[str]]] = {  # alternatives; one is drawn per cl
     "neutral": [[]],
 }
 EMOTION_AUS["other"] = EMOTION_AUS["others"]
-EMOTION_AUS["negative"] = EMOTION_AUS["disgust"] + EMOTION_AUS["anger"] + EMOTION_AUS["sadness"] + EMOTION_AUS["repression"]
+EMOTION_AUS["negative"] = (EMOTION_AUS["disgust"] + EMOTION_AUS["anger"] + EMOTION_AUS["sadness"]
+                           + EMOTION_AUS["repression"])
 EMOTION_AUS["happy"] = EMOTION_AUS["happiness"]
 
 
@@ -147,7 +148,8 @@ class FaceSource:
         h, w = self.frame_size
         src = base_face().astype(np.float32)
         # skin tone and lighting: a per-subject colour gain and a left-right / top-bottom brightness slope
-        gain = np.clip(1.0 + rng.normal(0, 0.1) + rng.normal(0, 0.035, 3) * [1.0, 0.7, 1.2], 0.7, 1.3).astype(np.float32)
+        gain = np.clip(1.0 + rng.normal(0, 0.1) + rng.normal(0, 0.035, 3) * [1.0, 0.7, 1.2], 0.7, 1.3)
+        gain = gain.astype(np.float32)
         ys, xs = np.mgrid[0:512, 0:512].astype(np.float32)
         cx, cy = BASE_LANDMARKS[:, 0].mean(), BASE_LANDMARKS[:, 1].mean()
         face_mask = np.exp(-(((xs - cx) / 80.0) ** 2 + ((ys - cy) / 105.0) ** 2))[..., None]
@@ -300,7 +302,8 @@ class FaceSource:
             if kind == 0:
                 pos, r = start + speed * t * np.array([0.3 * w, 0.05 * h]), radius
             elif kind == 1:
-                pos, r = start + 0.15 * min(h, w) * np.array([math.cos(6.28 * speed * t), math.sin(6.28 * speed * t)]), radius
+                pos = start + 0.15 * min(h, w) * np.array([math.cos(6.28 * speed * t), math.sin(6.28 * speed * t)])
+                r = radius
             elif kind == 2:
                 pos, r = start + np.array([0.0, 0.15 * h * math.sin(12.56 * speed * t)]), radius
             else:

@@ -1,6 +1,6 @@
 """Regenerate the demo's example clips (needs the training requirements: the synthetic face generator).
 
-    python demo/make_examples.py
+    python tools/make_demo_examples.py
 
 One clip per SMIC-HS class — ``negative.mp4``, ``positive.mp4``, ``surprise.mp4`` — made by the generator the
 bundled default model was trained on (``training.synth.faces.FaceSource``), with a seed that training never used

@@ -1,6 +1,6 @@
-"""Regenerate the bundled example clips (needs the dev requirements: scikit-image).
+"""Regenerate the bundled example clips (needs the training requirements: scikit-image).
 
-    python examples/make_examples.py
+    python tools/make_examples.py
 
 ``astronaut.mp4``: NASA's public-domain astronaut portrait (scikit-image's ``astronaut``) as a 2 s,
 640×480, 100 fps clip with a 6° head roll, a small offset and sub-pixel per-frame shake — the size
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from inference.video import write_video  # noqa: E402
-from tests.helpers import animate, astronaut  # noqa: E402
+from training.synth.still import animate, astronaut  # noqa: E402
 
 
 def main() -> None:

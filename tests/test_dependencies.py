@@ -1,0 +1,110 @@
+"""The dependency rule (shared/DESIGN.md), checked from the source: every import statement, lazy ones inside
+functions included, and ``importlib.import_module`` / ``__import__`` calls with a literal name.
+
+- ``inference`` imports nothing else from the repository (a serving box has no training requirements);
+- ``demo`` imports ``inference`` only;
+- nothing imports ``demo``; nothing but the tests imports ``tests``;
+- the build scripts in ``tools/`` are imported by nobody (the served packages least of all);
+- any other folder of Python files (``examples/``, ``model_cards/``, …) may import the libraries, not ``demo``,
+  ``tests`` or ``tools``.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("inference", "training", "export", "demo", "tools", "tests")
+ALLOWED = {  # package → the other repository packages it may import
+    "inference": set(),
+    "demo": {"inference"},
+    "training": {"inference"},
+    "export": {"inference", "training"},
+    "tools": {"inference", "training", "export"},
+    "tests": {"inference", "training", "export", "demo", "tools"},
+}
+OTHER = {"inference", "training", "export"}  # what a folder not named above may import
+SKIP = {"runs", "node_modules", "build", "dist"}  # outputs, never sources
+
+
+def _module_name(root: Path, path: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(root: Path, path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module name) for every import in the file at ``path``; relative imports resolved."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = _module_name(root, path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            name = ".".join(base + ([node.module] if node.module else []))
+            found.append((node.lineno, name))
+            if not node.module:  # from . import x: x may be a module
+                found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def violations(root: Path) -> list[str]:
+    """Every import of a repository package that the rule does not allow, as ``file:line: a imports b``."""
+    bad = []
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and d.name not in SKIP and d.name[0] not in "._")
+    for folder in folders:
+        allowed = ALLOWED.get(folder.name, OTHER)
+        for path in sorted(folder.rglob("*.py")):
+            for line, name in imported_modules(root, path):
+                target = name.split(".")[0]
+                if target in PACKAGES and target != folder.name and target not in allowed:
+                    bad.append(f"{path.relative_to(root)}:{line}: {folder.name} imports {name}")
+    return bad
+
+
+def test_every_package_imports_only_what_the_rule_allows():
+    assert violations(ROOT) == []
+
+
+def test_the_rule_as_designed():
+    assert ALLOWED["inference"] == set() and ALLOWED["demo"] == {"inference"}
+    assert not any("demo" in allowed for package, allowed in ALLOWED.items() if package != "tests")
+    assert not any("tests" in allowed for allowed in ALLOWED.values())
+    assert not any("tools" in allowed for package, allowed in ALLOWED.items() if package != "tests")
+    assert all((ROOT / package).is_dir() for package in PACKAGES)
+
+
+def test_the_check_sees_lazy_relative_and_dynamic_imports(tmp_path):
+    (tmp_path / "inference").mkdir()
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "inference" / "__init__.py").write_text("")
+    (tmp_path / "inference" / "bench.py").write_text(
+        "from .errors import InputError\n"
+        "def eager():\n"
+        "    from export.package import PackagedModel\n"
+        "    from ..training import schemes\n"
+        "    import importlib\n"
+        "    return importlib.import_module('tests.helpers')\n")
+    (tmp_path / "demo" / "make.py").write_text("import numpy\nfrom inference.video import write_video\n"
+                                               "from training.synth.faces import FaceSource\n")
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "make.py").write_text("from training.synth.still import animate\n"
+                                                   "from tests.helpers import astronaut\n")
+    for package in set(PACKAGES) - {"inference", "demo"}:
+        (tmp_path / package).mkdir()
+    assert sorted(violations(tmp_path)) == sorted([
+        "inference/bench.py:3: inference imports export.package",
+        "inference/bench.py:4: inference imports training",
+        "inference/bench.py:6: inference imports tests.helpers",
+        "demo/make.py:3: demo imports training.synth.faces",
+        "examples/make.py:2: examples imports tests.helpers",
+    ])
