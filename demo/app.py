@@ -117,26 +117,23 @@ class Analyser:
 # --------------------------------------------------------------------------- text for the page
 def card_facts(predictor: Predictor, source: str) -> str:
     """The model card's key facts as Markdown: what the model is, what it was trained on, how it scored."""
-    c = predictor.config
+    c = predictor.package
     lines = []
-    if c.get("synthetic"):
+    if c.synthetic:
         lines.append("> **Demo weights trained on synthetic faces only** (the project's generator, "
                      "`python -m training.synth`). They show the pipeline working end to end; they are not a "
                      "micro-expression recogniser for real people.\n")
-    lines += [f"**{c.get('name', 'model')}** — {c.get('summary', '')}", "",
+    lines += [f"**{c.name}** — {c.summary}", "",
               "| | |", "| --- | --- |",
               f"| classes | {', '.join(predictor.labels)} |",
-              f"| scheme | {c['scheme'].upper()}, trained on views {c.get('train_views', '?')}, "
-              f"test views {c.get('test_views', '?')} |",
-              f"| backbone | {(c.get('backbone') or {}).get('name', '?')}, {c['n_frames']} frames of "
-              f"{c.get('size', '?')} px |",
-              f"| training data | {c.get('training_data', 'not recorded')} |"]
-    loso = c.get("loso") or {}
-    if loso:
-        proto = loso.get("protocol") or {}
-        lines.append(f"| LOSO | UF1 {loso['uf1']:.3f} · UAR {loso['uar']:.3f} · WAR {loso.get('war', float('nan')):.3f} "
-                     f"({proto.get('subjects', '?')} subjects, {proto.get('clips', loso.get('n', '?'))} clips, "
-                     f"{proto.get('dataset_protocol', c.get('protocol', '?'))} protocol, predictions pooled over "
+              f"| scheme | {c.scheme.upper()}, trained on views {c.train_views}, test views {c.test_views} |",
+              f"| backbone | {c.backbone.get('name', '?')}, {c.n_frames} frames of {c.size or '?'} px |",
+              f"| training data | {c.training_data or 'not recorded'} |"]
+    if c.loso:
+        loso, proto = c.loso, c.loso.protocol
+        lines.append(f"| LOSO | UF1 {loso.uf1:.3f} · UAR {loso.uar:.3f} · WAR {loso.war:.3f} "
+                     f"({proto.get('subjects', '?')} subjects, {proto.get('clips', loso.n or '?')} clips, "
+                     f"{proto.get('dataset_protocol', c.protocol or '?')} protocol, predictions pooled over "
                      f"folds, selection: {proto.get('selection', '?')}) |")
     else:
         lines.append("| LOSO | not evaluated |")
@@ -199,7 +196,7 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[video], label="Examples (synthetic clips)"
-                                if predictor.config.get("synthetic") else "Examples")
+                                if predictor.package.synthetic else "Examples")
             with gr.Column(scale=1):
                 label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities", elem_id="label")
                 summary = gr.Markdown(elem_id="summary")

@@ -18,8 +18,6 @@ clips) variants sit beside ``model.onnx`` with their agreement with fp32 recorde
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -32,11 +30,10 @@ import torch
 import torch.nn as nn
 
 from inference.errors import InputError
-from inference.views import make_views
+from inference.package import Parity
+from inference.views import make_views, view_indices
 
-FORMAT_VERSION = 1
 OPSET = 17
-VIEW_INDEX = {"O": 0, "L": 1, "R": 2}
 STEM_CHOICES = ("int8", "float")  # how the int8 variant treats the first convolution
 RTOL, ATOL = 1e-3, 1e-4  # ATOL is relative to the largest |logit| (see check_parity)
 VARIANT_TARGETS = {"top1_agreement": 0.99, "uf1_drop": 0.01}
@@ -79,14 +76,6 @@ class PackagedModel(nn.Module):
         return logits.softmax(-1), logits
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _ort_session(path: Path):
     try:
         import onnxruntime as ort
@@ -99,7 +88,7 @@ def _ort_session(path: Path):
 def _feeds(sbml: bool, clips: np.ndarray, views: str) -> dict:
     feeds = {"clips": clips}
     if sbml:
-        feeds["views"] = np.array([VIEW_INDEX[v] for v in views], np.int64)
+        feeds["views"] = view_indices(views)
     return feeds
 
 
@@ -121,7 +110,7 @@ def export_onnx(packaged: PackagedModel, path: Path, n_frames: int, crop_size: i
                           output_names=outputs, dynamic_axes=dyn, do_constant_folding=True)
 
 
-def check_parity(packaged: PackagedModel, onnx_path: Path, clips: np.ndarray, views: str) -> dict:
+def check_parity(packaged: PackagedModel, onnx_path: Path, clips: np.ndarray, views: str) -> Parity:
     """ONNX Runtime against PyTorch on the same clips; raises InputError on a mismatch."""
     import onnx
 
@@ -132,7 +121,7 @@ def check_parity(packaged: PackagedModel, onnx_path: Path, clips: np.ndarray, vi
     with torch.no_grad():
         args = (torch.from_numpy(clips),)
         if packaged.sbml:
-            args += (torch.tensor([VIEW_INDEX[v] for v in views]),)
+            args += (torch.from_numpy(view_indices(views)),)
         pt_probs, pt_logits = (t.numpy() for t in packaged(*args))
     diff = float(np.abs(ort_logits - pt_logits).max())
     # float32 rounding follows the size of the numbers summed, not of the result: a logit near zero in a model whose
@@ -145,8 +134,8 @@ def check_parity(packaged: PackagedModel, onnx_path: Path, clips: np.ndarray, vi
         raise InputError(f"{onnx_path}: ONNX Runtime disagrees with PyTorch (max |Δlogit| {diff:.3g}, "
                          f"{int(bad.sum())} logits outside rtol {RTOL} / atol {atol:.3g}, same argmax: {same_argmax}); "
                          f"the export is wrong — please report it with the checkpoint")
-    return {"clips": int(len(clips)), "views": views, "max_abs_logit_diff": diff, "rtol": RTOL, "atol": atol,
-            "same_argmax": same_argmax}
+    return Parity(clips=int(len(clips)), views=views, max_abs_logit_diff=diff, rtol=RTOL, atol=atol,
+                  same_argmax=same_argmax)
 
 
 def predict_onnx(path: Path, clips: np.ndarray, sbml: bool, views: str, batch: int = 8) -> np.ndarray:
@@ -159,8 +148,8 @@ def variant_agreement(reference: np.ndarray, variant: np.ndarray, labels: np.nda
     from training.metrics import scores
 
     agree = float((reference.argmax(1) == variant.argmax(1)).mean())
-    report = {"top1_agreement": round(agree, 4), "max_abs_prob_diff": round(float(np.abs(reference - variant).max()), 4),
-              "clips": int(len(reference))}
+    report = {"top1_agreement": round(agree, 4),
+              "max_abs_prob_diff": round(float(np.abs(reference - variant).max()), 4), "clips": int(len(reference))}
     if labels is not None:
         uf1_ref = scores(labels, reference.argmax(1), n_classes)["uf1"]
         uf1_var = scores(labels, variant.argmax(1), n_classes)["uf1"]
@@ -168,6 +157,17 @@ def variant_agreement(reference: np.ndarray, variant: np.ndarray, labels: np.nda
     report["meets_target"] = bool(agree >= VARIANT_TARGETS["top1_agreement"]
                                   and report.get("uf1_drop", 0.0) <= VARIANT_TARGETS["uf1_drop"])
     return report
+
+
+def embed_metadata(path: Path, facts: dict[str, str]) -> None:
+    """Write ``facts`` (``ModelPackage.onnx_metadata``) into the graph file's ONNX ``metadata_props``, as ultralytics
+    does, so that the file says what it is without its ``config.json``. Other metadata the file holds is kept."""
+    import onnx
+
+    model = onnx.load(str(path))
+    props = {p.key: p.value for p in model.metadata_props}
+    onnx.helper.set_model_props(model, {**props, **{k: str(v) for k, v in facts.items()}})
+    onnx.save(model, str(path))
 
 
 def make_fp16(src: Path, dst: Path) -> None:
@@ -279,12 +279,6 @@ def make_int8(src: Path, dst: Path, calibration: np.ndarray, sbml: bool, views: 
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv", "MatMul", "Gemm"], nodes_to_exclude=keep)
     return stem
-
-
-def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def versions() -> dict:

@@ -15,21 +15,21 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import sys
 from pathlib import Path
 
 from inference.errors import InputError, cli
-from inference.hub import COMMIT, PACKAGE_FILES, check_package, valid_repo_id, valid_revision
+from inference.hub import COMMIT, check_package, hub_endpoint, valid_repo_id, valid_revision
+from inference.package import CARD_FILE, HUB_FILES, PACKAGE_FILES, missing_files
 
 
 def package_files(pkg_dir: Path) -> list[str]:
     """The package files present in ``pkg_dir``; ``InputError`` if it is not a complete package. What the runtime
     needs is checked by the runtime's own check; a package for the Hub must carry its model card as well."""
     check_package(pkg_dir)
-    if not (pkg_dir / "README.md").is_file():
-        raise InputError(f"{pkg_dir}: not a model package for the Hub, README.md missing (the model card). "
-                         "Give the folder `python -m export` wrote (model.onnx, config.json, README.md).")
+    if missing_files(pkg_dir, HUB_FILES):
+        raise InputError(f"{pkg_dir}: not a model package for the Hub, {CARD_FILE} missing (the model card). "
+                         f"Give the folder `python -m export` wrote ({', '.join(HUB_FILES)}).")
     return [name for name in PACKAGE_FILES if (pkg_dir / name).is_file()]
 
 
@@ -92,9 +92,8 @@ def push_package(pkg_dir: str | Path, repo_id: str, revision: str | None = None,
         raise InputError(f"{revision!r} is not a usable tag name; use something like v1.0 or smic-loso-2024 "
                          "(not 'main', not a 40-hex commit)")
 
-    check_card(pkg_dir / "README.md")
-    endpoint = (os.environ.get("HF_ENDPOINT") or "").strip().rstrip("/") or None
-    api = HfApi(endpoint=endpoint, token=token)
+    check_card(pkg_dir / CARD_FILE)
+    api = HfApi(endpoint=hub_endpoint(), token=token)
     where = api.endpoint
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)

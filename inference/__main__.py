@@ -25,8 +25,9 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import InputError, cli
+from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
-from .runtime import ENGINES, VARIANT_CHOICES
+from .runtime import ENGINES
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",

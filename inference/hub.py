@@ -25,9 +25,8 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError
+from .package import PACKAGE_FILES, missing_files
 
-PACKAGE_FILES = ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "config.json", "README.md")
-REQUIRED_FILES = ("config.json", "model.onnx")
 SCHEME = "hf://"
 REF_FORM = "hf://OWNER/NAME or hf://OWNER/NAME@REV (REV: a tag, a branch or a 40-hex commit)"
 
@@ -76,7 +75,7 @@ def check_package(folder: Path, what: str | None = None) -> Path:
                          f"or a Hub model as {REF_FORM}.")
     if not folder.is_dir():
         raise InputError(f"{what}: not a folder. A model package is a folder holding config.json and model.onnx.")
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    missing = missing_files(folder)
     if missing:
         raise InputError(f"{what}: not a model package, {' and '.join(missing)} missing. "
                          "Export one with `python -m export …` or point to the folder it wrote.")
@@ -102,7 +101,9 @@ def _offline() -> bool:
     return _env_true("HF_HUB_OFFLINE") or _env_true("TRANSFORMERS_OFFLINE") or constants.HF_HUB_OFFLINE
 
 
-def _endpoint() -> str | None:
+def hub_endpoint() -> str | None:
+    """``HF_ENDPOINT`` (a private or local Hub) as read now, or None for the Hugging Face Hub: the one place it is
+    read, for downloads here and for ``python -m export.push``."""
     endpoint = (os.environ.get("HF_ENDPOINT") or "").strip().rstrip("/")
     return endpoint or None
 
@@ -134,7 +135,7 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None) 
 
     asked = f"hf://{repo_id}" + (f"@{revision}" if revision else "")
     offline = _offline()
-    endpoint = _endpoint()
+    endpoint = hub_endpoint()
     where = endpoint or "the Hugging Face Hub"
     try:
         path = Path(snapshot_download(
@@ -171,7 +172,7 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None) 
         raise InputError(f"{asked}: download from {where} failed ({type(e).__name__}: {e}). Check the network "
                          "and the disk space of the Hub cache (HF_HOME), then try again.") from None
 
-    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    missing = missing_files(path)
     if missing:
         raise InputError(f"{asked}: commit {path.name} of {repo_id} holds no model package ({' and '.join(missing)} "
                          "missing). Check the revision, or push a package with `python -m export.push`.")

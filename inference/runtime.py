@@ -11,7 +11,6 @@ softmax; FSB: the fused head).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -22,16 +21,12 @@ import numpy as np
 
 from .device import resolve_device
 from .errors import InputError
-from .face import CropSettings
 from .hub import resolve_package
+from .package import VARIANT_CHOICES, VARIANT_FILES, ModelPackage
 from .preprocess import PreparedClip, Preparer
 from .video import Clip, VideoLimits
-from .views import parse_views
+from .views import parse_views, view_indices
 
-VIEW_INDEX = {"O": 0, "L": 1, "R": 2}
-SUPPORTED_FORMAT = 1
-VARIANT_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
-VARIANT_CHOICES = ("auto", *VARIANT_FILES)  # auto: fp16 on a GPU when the package has it, else fp32
 ENGINES = ("auto", "onnxruntime", "openvino")  # auto: ONNX Runtime's CUDA provider on a GPU, else OpenVINO if installed
 
 
@@ -71,19 +66,12 @@ class Predictor:
         import onnxruntime as ort
 
         self.folder = resolve_package(model)
-        try:
-            self.config = json.loads((self.folder / "config.json").read_text())
-        except (OSError, ValueError) as e:
-            raise InputError(f"{self.folder}/config.json cannot be read ({e}); re-export or re-download the package") from None
-        if self.config.get("format_version") != SUPPORTED_FORMAT:
-            raise InputError(f"{self.folder}: package format {self.config.get('format_version')!r}; this runtime reads "
-                             f"format {SUPPORTED_FORMAT}. Update the project or re-export the model.")
-        self.labels = list(self.config["labels"])
-        self.sbml = self.config["scheme"] == "sbml"
+        self.package = ModelPackage.load(self.folder)  # config.json, checked
+        self.labels = list(self.package.labels)
+        self.sbml = self.package.sbml
         self.views = self._views(views)
-        self.n_frames = int(self.config["n_frames"])
-        crop = self.config["face_crop"]
-        self.crop = CropSettings(size=int(crop["size"]), margin=float(crop["margin"]))
+        self.n_frames = self.package.n_frames
+        self.crop = self.package.crop_settings()
         self.limits = limits
         if engine not in ENGINES:
             raise InputError(f"unknown engine {engine!r}; use {', '.join(ENGINES)}")
@@ -119,7 +107,7 @@ class Predictor:
         self.aligner_device = resolve_device("auto") if self.provider == "CUDAExecutionProvider" else "cpu"
 
     def _views(self, views: str | None) -> str:
-        default = self.config["test_views"]
+        default = self.package.test_views
         if views is None:
             return default
         views = parse_views(views)
@@ -132,7 +120,7 @@ class Predictor:
         if variant == "auto":
             return "fp16" if cuda and "fp16" in available else "fp32"
         if variant not in VARIANT_FILES:
-            raise InputError(f"unknown variant {variant!r}; use auto, fp32, fp16 or int8")
+            raise InputError(f"unknown variant {variant!r}; use {', '.join(VARIANT_CHOICES)}")
         if variant not in available:
             raise InputError(f"this package has no {variant} variant ({VARIANT_FILES[variant]}); it has: {', '.join(sorted(available))}")
         return variant
@@ -153,7 +141,7 @@ class Predictor:
         views = self._views(views) if views else self.views
         feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
         if self.sbml:
-            feeds["views"] = np.array([VIEW_INDEX[v] for v in views], np.int64)
+            feeds["views"] = view_indices(views)
         probs, second = self.session.run(None, feeds)
         return probs, (second if self.sbml else None)
 
@@ -185,10 +173,9 @@ class Predictor:
         return self.classify([prepared], views)[0]
 
     def describe(self) -> str:
-        c = self.config
-        loso = c.get("loso") or {}
-        metrics = f"; LOSO UF1 {loso['uf1']:.3f} UAR {loso['uar']:.3f}" if loso else ""
-        return (f"{c.get('name')}: {c['scheme'].upper()} {self.views}, labels {', '.join(self.labels)}, {self.n_frames} frames, "
+        p = self.package
+        metrics = f"; LOSO UF1 {p.loso.uf1:.3f} UAR {p.loso.uar:.3f}" if p.loso else ""
+        return (f"{p.name}: {p.scheme.upper()} {self.views}, labels {', '.join(self.labels)}, {self.n_frames} frames, "
                 f"{self.variant} on {self.provider}{metrics}")
 
 
