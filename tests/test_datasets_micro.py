@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import openpyxl
 import pytest
+import torch
 
 from inference.errors import InputError
 from training.datasets import casme2, samm, smic
@@ -407,3 +408,55 @@ def test_load_composite_keeps_subjects_apart(tmp_path):
     casme, y, names = protocol_records(casme2.load(roots["casme2"]), "casme2")
     assert all(names[k] == r.emotion for r, k in zip(casme, y))
     assert all(r.emotion not in ("fear", "sadness") for r in casme)
+
+
+def _cache_of(folder: Path, name: str, records, size: int = 8) -> Path:
+    """A dataset cache holding ``records`` as training.prepare writes their rows, with flat frames instead of
+    aligned faces (the protocol rule only reads the rows)."""
+    from training.cache import CacheWriter
+
+    writer = CacheWriter(folder, {"dataset": name, "variant": "cropped", "size": size, "margin": 0.1, "faces": True,
+                                  "crop": None, "synthetic": True})
+    writer.open()
+    for k, r in enumerate(records):
+        row = {"dataset": name, "subject": r.subject, "clip": r.clip, "label": r.emotion,
+               "composite": r.composite or ""}
+        writer.add(row, np.full((3, size, size, 3), k % 256, np.uint8))
+    return folder
+
+
+def test_composite_clip_bank_keeps_subjects_apart(tmp_path):
+    """What training runs: the data bank on SMIC-HS + CASME II caches under the composite protocol (the rule in
+    training.labels.protocol_entry), against the loaders' own records."""
+    from training.data import ClipBank
+
+    rng = np.random.default_rng(0)
+    plans = {"smic": [(s, e) for s in (1, 2) for e in ("negative", "positive", "surprise", "negative")],
+             "casme2": [(s, e) for s in (1, 2) for e in ("others", "disgust", "happiness", "repression", "surprise",
+                                                         "fear", "sadness")]}
+    singles, caches = {}, []
+    for name, module in (("smic", smic), ("casme2", casme2)):
+        module.write_synthetic(tmp_path / name, FlatSource(), subjects=2, clips_per_subject=0, rng=rng,
+                               plan=plans[name], n_frames=(3, 5))
+        singles[name] = module.load(tmp_path / name).records
+        caches.append(_cache_of(tmp_path / f"cache-{name}", name, singles[name]))
+    bank = ClipBank.from_caches(caches, "composite", 4)
+    expected = sum(r.composite is not None for recs in singles.values() for r in recs)
+    assert expected == 8 + 8 and len(bank) == expected
+    assert bank.classes == ("negative", "positive", "surprise")
+    assert bank.clips.shape == (expected, 4, 8, 8, 3) and bank.clips.dtype == torch.uint8
+    assert {int(s) // 1000 for s in bank.subjects} == {1, 2}
+    by_id = {f"{n}:{r.clip}": r for n, recs in singles.items() for r in recs}
+    for i, clip_id in enumerate(bank.ids):  # subject 1 of SMIC and subject 1 of CASME II stay two people
+        r = by_id[clip_id]
+        assert int(bank.subjects[i]) == {"smic": 1000, "casme2": 2000}[r.dataset] + r.subject
+        assert bank.classes[int(bank.labels[i])] == r.composite
+    assert {1001, 2001} <= set(bank.subjects.tolist())
+    left_out = {by_id[k].emotion for k in by_id if k not in set(bank.ids)}
+    assert left_out == {"others", "fear", "sadness"}  # no composite label
+    casme = ClipBank.from_caches([caches[1]], "casme2", 4)  # the dataset's own protocol on the same cache
+    assert casme.classes == PROTOCOLS["casme2"] and len(casme) == 10
+    assert all(casme.classes[int(y)] == by_id[i].emotion for i, y in zip(casme.ids, casme.labels))
+    assert set(casme.subjects.tolist()) == {1, 2}
+    with pytest.raises(InputError, match="needs a casme2 cache"):
+        ClipBank.from_caches([caches[0]], "casme2", 4)

@@ -123,7 +123,8 @@ def test_torchrun_shards_folds_into_one_report(smic_cache, tmp_path):
     single = tmp_path / "single"  # one process, with the threads torchrun gives each rank (float sums follow them)
     cmd = [sys.executable, "-m", "training.loso", "--config", str(TINY), f"data.caches=[{smic_cache}]", f"out={single}",
            "epochs=1", "--no-progress"]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     assert _predictions(out) == _predictions(single)  # each fold's result does not depend on which rank ran it
 
@@ -134,7 +135,8 @@ def test_config_errors_are_messages(smic_cache, tmp_path):
     with pytest.raises(InputError, match="no such key"):
         load_config(TINY, ["nonsense=3"])
     with pytest.raises(InputError, match="test views must be the same"):
-        run(_cfg(smic_cache, tmp_path / "x", "scheme.type=fsb", "train_views=OL", "test_views=O"), log=_quiet, progress=False)
+        run(_cfg(smic_cache, tmp_path / "x", "scheme.type=fsb", "train_views=OL", "test_views=O"), log=_quiet,
+            progress=False)
     res = subprocess.run([sys.executable, "-m", "training.loso", "--config", str(TINY), "epochs=1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "no data" in res.stderr and "Traceback" not in res.stderr

@@ -224,7 +224,8 @@ def test_kenshohara_resnext101_file_loads_into_a_3_class_model(tmp_path):
     assert report["arch"] == "resnext-101" and report["epoch"] == 200
     assert [m[0] for m in report["mismatched"]] == ["fc.weight", "fc.bias"]
     assert report["unexpected"] == []
-    assert set(report["missing"]) == {"fc.weight", "fc.bias"} | {k for k in model.state_dict() if k.endswith("num_batches_tracked")}
+    counters = {k for k in model.state_dict() if k.endswith("num_batches_tracked")}
+    assert set(report["missing"]) == {"fc.weight", "fc.bias"} | counters
     own = model.state_dict()
     for k, v in file_sd.items():
         if not k.startswith("fc."):
@@ -305,7 +306,8 @@ def test_truncated_and_unsafe_and_empty_files_are_input_errors(tmp_path):
         load_pretrained(create_model("resnet3d_tiny", 3), cut)
 
     unsafe = tmp_path / "unsafe.pth"
-    torch.save({"state_dict": create_model("resnet3d_tiny", 3).state_dict(), "obj": Normalisation((0, 0, 0), (1, 1, 1), 1)},
+    torch.save({"state_dict": create_model("resnet3d_tiny", 3).state_dict(),
+                "obj": Normalisation((0, 0, 0), (1, 1, 1), 1)},
                unsafe)
     with pytest.raises(InputError, match="not a readable PyTorch checkpoint"):  # weights_only refuses objects
         load_pretrained(create_model("resnet3d_tiny", 3), unsafe)
@@ -356,7 +358,8 @@ def test_normalisation_per_weights_file():
     assert spec.norm_for("my_own.pth") == spec.norm == KENSHOHARA_2020
     assert model_spec("resnext3d_101").norm == KENSHOHARA_2017
     assert model_spec("swin3d_b").norm.mean == (0.485, 0.456, 0.406)
-    assert {w.filename for w in model_spec("swin3d_b").pretrained} == {"swin3d_b_1k-24f7c7c6.pth", "swin3d_b_22k-7c6ae6fa.pth"}
+    assert {w.filename for w in model_spec("swin3d_b").pretrained} == {"swin3d_b_1k-24f7c7c6.pth",
+                                                                      "swin3d_b_22k-7c6ae6fa.pth"}
 
     pixels = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1, 1).expand(1, 3, 2, 1, 1)
     out17 = KENSHOHARA_2017.apply(pixels)
@@ -371,8 +374,8 @@ def test_normalisation_per_weights_file():
     assert spec.normalisation_for("resnet-50-kinetics.pth")["pixel_scale"] == 255
     assert spec.normalisation["pixel_scale"] == 1
     x01 = pixels.float() / 255
-    torch.testing.assert_close((x01[0, :, 1, 0, 0] * d["pixel_scale"] - torch.tensor(d["mean"])) / torch.tensor(d["std"]),
-                               out17[0, :, 1, 0, 0])
+    expected = (x01[0, :, 1, 0, 0] * d["pixel_scale"] - torch.tensor(d["mean"])) / torch.tensor(d["std"])
+    torch.testing.assert_close(expected, out17[0, :, 1, 0, 0])
 
 
 # --- our checkpoints -------------------------------------------------------------------------------------------------
@@ -462,4 +465,5 @@ def test_imagenet_2d_weights_inflate_into_the_3d_resnet(tmp_path):
         torch.testing.assert_close(three_d.bn1.running_var, two_d.bn1.running_var)
     with pytest.raises(InputError, match="same depth"):
         inflate_2d(create_model("resnet3d_34", 5), path)  # 34 has more blocks than 18
-    assert input_normalisation({"name": "resnet3d_18", "pretrained": str(path), "init": "inflate2d"})["mean"] == [0.485, 0.456, 0.406]
+    norm = input_normalisation({"name": "resnet3d_18", "pretrained": str(path), "init": "inflate2d"})
+    assert norm["mean"] == [0.485, 0.456, 0.406]

@@ -29,7 +29,8 @@ def pretrain_caches(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("pretrain")
     caches = {}
-    for name, module, size in (("ucf101", ucf101, (120, 160)), ("ckplus", ckplus, (240, 320)), ("oulu", oulu, (240, 320))):
+    for name, module, size in (("ucf101", ucf101, (120, 160)), ("ckplus", ckplus, (240, 320)),
+                               ("oulu", oulu, (240, 320))):
         module.write_synthetic(root / name, FaceSource(size, seed=3, grey=name == "ckplus"), subjects=3,
                                clips_per_subject=2, rng=np.random.default_rng(3), n_frames=(8, 10))
         prepare(name, root / name, root / f"cache-{name}", size=56, progress=False, log=lambda *_: None)
@@ -107,18 +108,20 @@ def test_killed_stage_resumes_and_finished_stages_are_skipped(pretrain_caches, s
 
 def test_chain_config_errors(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"model": {"name": "resnet3d_tiny"}, "stages": [{"name": "a", "init": {"kind": "previous"},
-                                                                                      "data": {"caches": ["x"]}}]}))
+    bad.write_text(yaml.safe_dump({"model": {"name": "resnet3d_tiny"},
+                                   "stages": [{"name": "a", "init": {"kind": "previous"}, "data": {"caches": ["x"]}}]}))
     with pytest.raises(InputError, match="no previous stage"):
         load_chain(bad)
-    bad.write_text(yaml.safe_dump({"stages": [{"name": "a", "loso": {"base": str(TINY)}}, {"name": "b", "data": {"caches": ["x"]}}]}))
+    bad.write_text(yaml.safe_dump({"stages": [{"name": "a", "loso": {"base": str(TINY)}},
+                                              {"name": "b", "data": {"caches": ["x"]}}]}))
     with pytest.raises(InputError, match="only the last stage can be a LOSO run"):
         load_chain(bad)
-    bad.write_text(yaml.safe_dump({"stages": [{"name": "a", "init": {"kind": "imagenet2d"}, "data": {"caches": ["x"]}}]}))
+    bad.write_text(yaml.safe_dump({"stages": [{"name": "a", "init": {"kind": "imagenet2d"},
+                                               "data": {"caches": ["x"]}}]}))
     with pytest.raises(InputError, match="needs init.path"):
         load_chain(bad)
-    bad.write_text(yaml.safe_dump({"stages": [{"name": "a", "init": {"kind": "file", "path": str(tmp_path / "none.pth")},
-                                               "data": {"caches": ["x"]}}]}))
+    bad.write_text(yaml.safe_dump({"stages": [{"name": "a", "data": {"caches": ["x"]},
+                                               "init": {"kind": "file", "path": str(tmp_path / "none.pth")}}]}))
     with pytest.raises(InputError, match="none.pth not found"):
         run_chain(load_chain(bad), log=lambda *_: None, progress=False)
 

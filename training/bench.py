@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", type=int, default=64, help="random clips in the pool")
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers of the baseline")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "none"), help="ours: bf16 | none | auto (bf16 on CUDA)")
+    p.add_argument("--amp", default="auto", choices=("auto", "bf16", "none"),
+                   help="ours: bf16 | none | auto (bf16 on CUDA)")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak for the MFU figure")
     args = p.parse_args(argv)
     report(args)
@@ -165,13 +166,15 @@ def report(args) -> None:
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({os.cpu_count()} cores)"
     peak = args.peak_tflops or next((v for k, v in PEAKS_TFLOPS.items() if k in name), None)
     cps_o, cps_b = args.batch / t_ours, args.batch / t_base
-    print(f"training step: {args.model}, SBML {args.views}, batch {args.batch} x {args.frames}x{args.size}^2, on {name}; "
-          f"{args.steps} timed steps each")
+    print(f"training step: {args.model}, SBML {args.views}, batch {args.batch} x {args.frames}x{args.size}^2, "
+          f"on {name}; {args.steps} timed steps each")
     for label, t, cps, how in (("ours", t_ours, cps_o, f"uint8 on device, batched aug, {'bf16' if amp else 'fp32'}"
                                 f"{', channels-last-3d' if trainer.channels_last else ''}"),
-                               ("baseline", t_base, cps_b, f"fp32, {args.workers} DataLoader workers, per-sample CPU aug")):
+                               ("baseline", t_base, cps_b,
+                                f"fp32, {args.workers} DataLoader workers, per-sample CPU aug")):
         mfu = f"{100 * flops / t / (peak * 1e12):5.1f} % of {peak:g} TFLOP/s" if peak else "n/a (give --peak-tflops)"
-        print(f"  {label:9s} {t * 1000:9.1f} ms/step {cps:9.1f} clips/s  {flops / t / 1e12:7.2f} TFLOP/s  MFU {mfu}  [{how}]")
+        print(f"  {label:9s} {t * 1000:9.1f} ms/step {cps:9.1f} clips/s  {flops / t / 1e12:7.2f} TFLOP/s  "
+              f"MFU {mfu}  [{how}]")
     print(f"  speed-up: {t_base / t_ours:.2f}x")
     smic = 16 * 100 * math.ceil(154 / args.batch) * args.batch / cps_o
     print(f"  a full SMIC LOSO (16 folds x 100 epochs x ~154 training clips) at our rate: {smic / 60:.1f} min")

@@ -118,7 +118,8 @@ def apply_override(cfg: dict, text: str) -> None:
     if len(parts) == 1 and key not in cfg:
         owners = [section for section, sub in cfg.items() if isinstance(sub, dict) and key in sub]
         if len(owners) != 1:
-            raise InputError(f"override {key!r}: {'no such key' if not owners else 'ambiguous, say ' + ' or '.join(f'{o}.{key}' for o in owners)}")
+            why = "ambiguous, say " + " or ".join(f"{o}.{key}" for o in owners) if owners else "no such key"
+            raise InputError(f"override {key!r}: {why}")
         parts = [owners[0], key]
     node = cfg
     for p in parts[:-1]:

@@ -146,7 +146,8 @@ def _apply_init(cfg: dict, init: dict, previous: Path | None) -> dict:
     path = previous if kind == "previous" else Path(init["path"])
     if not Path(path).is_file():
         raise InputError(f"starting weights {path} not found; "
-                         + ("download them and put them there, or change init" if kind != "previous" else "run the chain from the start"))
+                         + ("download them and put them there, or change init" if kind != "previous"
+                            else "run the chain from the start"))
     cfg["model"]["pretrained"] = str(path)
     cfg["model"]["init"] = "inflate2d" if kind == "imagenet2d" else "file"
     return {"kind": kind, "path": str(path), "sha256": file_sha256(path)}
@@ -219,9 +220,9 @@ def run_chain(chain: dict, log=print, progress: bool = True) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m training.nstep",
-        description="Run an N-step pre-training chain (e.g. Kinetics → UCF101 → Macro → micro-expression LOSO): each stage "
-                    "starts from the previous stage's backbone with a fresh classifier. Resumable: finished stages are "
-                    "skipped and the stage in flight continues from its last checkpoint.",
+        description="Run an N-step pre-training chain (e.g. Kinetics → UCF101 → Macro → micro-expression LOSO): "
+                    "each stage starts from the previous stage's backbone with a fresh classifier. Resumable: "
+                    "finished stages are skipped and the stage in flight continues from its last checkpoint.",
         epilog="Example: python -m training.nstep --config training/configs/nstep/table1_smic_kinetics-ucf-macro.yaml "
                "stage.1.epochs=3",
     )

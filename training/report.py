@@ -115,5 +115,6 @@ def report_markdown(res: dict, per_subject: list[dict]) -> str:
         lines.append(f"| {c} | {f1:.3f} | {rc:.3f} | {n} |")
     lines += ["", "| subject | clips | correct | accuracy | epoch |", "| --- | --- | --- | --- | --- |"]
     for s in per_subject:
-        lines.append(f"| {s['subject']} | {s['clips']} | {s['correct']} | {s['accuracy']:.3f} | {s['selected_epoch']} |")
+        lines.append(f"| {s['subject']} | {s['clips']} | {s['correct']} | {s['accuracy']:.3f} "
+                     f"| {s['selected_epoch']} |")
     return "\n".join(lines) + "\n"

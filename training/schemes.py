@@ -113,4 +113,5 @@ def load_view_model(path: str | Path, device: str | torch.device = "cpu") -> tup
         raise InputError(f"{path}: not a checkpoint written by training.loso (no view-model config inside)")
     model = ViewModel(**payload["config"])
     model.load_state_dict(payload["state_dict"])
-    return model.to(device).eval(), {"labels": payload["labels"], "extra": payload["extra"], "config": payload["config"]}
+    meta = {"labels": payload["labels"], "extra": payload["extra"], "config": payload["config"]}
+    return model.to(device).eval(), meta

@@ -232,7 +232,8 @@ def inflate_2d(model: VideoClassifier, path: str | os.PathLike) -> dict:
     missing = [k for k in own if k not in take and not k.startswith(HEAD) and not k.endswith("num_batches_tracked")]
     if missing or unexpected or mismatched:
         message = _mismatch_message(model, path, missing, unexpected, mismatched).split(" Choose the model")[0]
-        raise InputError(f"{message} Inflate a 2D ResNet into the 3D ResNet of the same depth (resnet50 → resnet3d_50).")
+        raise InputError(f"{message} Inflate a 2D ResNet into the 3D ResNet of the same depth "
+                         f"(resnet50 → resnet3d_50).")
     with torch.no_grad():
         model.load_state_dict(take, strict=False)
     return {"path": os.fspath(path), "loaded": sorted(take), "inflated": sorted(k for k in take if own[k].dim() == 5),

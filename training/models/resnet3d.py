@@ -72,7 +72,8 @@ class ShortcutA(nn.Module):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, cardinality: int = 1):
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 cardinality: int = 1):
         super().__init__()
         self.conv1 = _conv3(cin, planes, stride)
         self.bn1 = nn.BatchNorm3d(planes)
@@ -93,7 +94,8 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None, cardinality: int = 1):
+    def __init__(self, cin: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 cardinality: int = 1):
         super().__init__()
         mid = self.mid_planes(planes, cardinality)
         self.conv1 = _conv1(cin, mid)
@@ -203,13 +205,15 @@ _2020_CLASSES = {"K": 700, "KM": 1039, "KMS": 1139, "KS": 800, "M": 339, "MS": 4
 
 def _k2020(depth: int, *datasets: str) -> tuple[PretrainedWeights, ...]:
     return tuple(
-        PretrainedWeights(f"r3d{depth}_{d}_200ep.pth", _2020_CLASSES[d], KENSHOHARA_2020, MappingProxyType({}), _SRC_2020)
+        PretrainedWeights(f"r3d{depth}_{d}_200ep.pth", _2020_CLASSES[d], KENSHOHARA_2020, MappingProxyType({}),
+                          _SRC_2020)
         for d in datasets
     )
 
 
 def _register(name, arch, description, norm, pretrained=(), kwargs=_KWARGS):
-    register(ModelSpec(name, "resnet3d", _builder(**arch), MappingProxyType(dict(kwargs)), norm, description, tuple(pretrained)))
+    register(ModelSpec(name, "resnet3d", _builder(**arch), MappingProxyType(dict(kwargs)), norm, description,
+                       tuple(pretrained)))
 
 
 _register(

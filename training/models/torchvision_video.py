@@ -62,7 +62,8 @@ def _register(name: str, weights_cls, description: str) -> None:
     def build(num_classes: int) -> TorchvisionVideo:
         return TorchvisionVideo(builder, num_classes)
 
-    register(ModelSpec(name, "torchvision", build, MappingProxyType({}), _norm(weights_cls.DEFAULT), description, pretrained))
+    register(ModelSpec(name, "torchvision", build, MappingProxyType({}), _norm(weights_cls.DEFAULT), description,
+                       pretrained))
 
 
 _register("r3d_18", tvv.R3D_18_Weights, "torchvision R3D-18 (3D ResNet-18, Kinetics-400 weights available)")
