@@ -181,7 +181,8 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                 gr.update(value=chart, visible=analyser.sbml), summary, timings_markdown(p.timings))
 
     title = "Décalcomanie micro-expression recognition"
-    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(min(600, limits.keep_files_s), limits.keep_files_s)) as app:
+    delete_cache = (min(600, limits.keep_files_s), limits.keep_files_s)
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(f"# {title}\nUpload a short clip of one face (or record one with the webcam). The app finds and "
                     "aligns the face, splits it at the facial midline into the Décalcomanie views — **O** (original), "
                     "**L** (left half mirrored), **R** (right half mirrored) — and classifies the expression. "

@@ -3,10 +3,10 @@
 :class:`Predictor` reads ``config.json``, opens ``model.onnx`` (or its fp16 / int8 variant) with the CUDA
 execution provider when ``onnxruntime-gpu`` and a GPU are there, else on the CPU — through OpenVINO when it is
 installed (several times faster there on these 3D networks, same ONNX file), else ONNX Runtime's CPU provider —
-and reports the provider that really runs (ONNX Runtime falls back to the CPU silently). A clip goes through the same core path as
-training: decode → align the face (the package's crop settings) → resample to the package's frame count →
-the graph, which builds the views, runs them in one batched call and fuses them (SBML: sum of logits, then
-softmax; FSB: the fused head).
+and reports the provider that really runs (ONNX Runtime falls back to the CPU silently). A clip goes through the
+same core path as training: decode → align the face (the package's crop settings) → resample to the package's
+frame count → the graph, which builds the views, runs them in one batched call and fuses them (SBML: sum of logits,
+then softmax; FSB: the fused head). The package's ``config.json`` is read as :class:`inference.package.ModelPackage`.
 """
 
 from __future__ import annotations
@@ -79,8 +79,9 @@ class Predictor:
             raise InputError("--engine openvino runs on the CPU; use --device cpu (or auto) with it")
         want_cuda = device in ("cuda", "auto") and "CUDAExecutionProvider" in ort.get_available_providers()
         if device == "cuda" and not want_cuda:
-            raise InputError("--device cuda: this ONNX Runtime has no CUDA provider; install requirements/serve-gpu.txt "
-                             "(onnxruntime-gpu) on a machine with an NVIDIA GPU, or use --device cpu")
+            raise InputError("--device cuda: this ONNX Runtime has no CUDA provider; install "
+                             "requirements/serve-gpu.txt (onnxruntime-gpu) on a machine with an NVIDIA GPU, or use "
+                             "--device cpu")
         if device not in ("cpu", "cuda", "auto"):
             raise InputError(f"unknown device {device!r}; use cpu, cuda or auto")
         if engine == "openvino":
@@ -112,7 +113,8 @@ class Predictor:
             return default
         views = parse_views(views)
         if not self.sbml and views != default:
-            raise InputError(f"this package is FSB: it always classifies the views {default} together; --views cannot change that")
+            raise InputError(f"this package is FSB: it always classifies the views {default} together; --views "
+                             f"cannot change that")
         return views
 
     def _variant(self, variant: str, cuda: bool) -> str:
@@ -122,7 +124,8 @@ class Predictor:
         if variant not in VARIANT_FILES:
             raise InputError(f"unknown variant {variant!r}; use {', '.join(VARIANT_CHOICES)}")
         if variant not in available:
-            raise InputError(f"this package has no {variant} variant ({VARIANT_FILES[variant]}); it has: {', '.join(sorted(available))}")
+            raise InputError(f"this package has no {variant} variant ({VARIANT_FILES[variant]}); it has: "
+                             f"{', '.join(sorted(available))}")
         return variant
 
     # ------------------------------------------------------------ stages
@@ -137,7 +140,8 @@ class Predictor:
         return self.preparer(clip, fps, on_stage)
 
     def run(self, clips: np.ndarray, views: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-        """The graph on a batch ``(N, T, S, S, 3)``: fused probabilities ``(N, K)`` and SBML view logits ``(V, N, K)``."""
+        """The graph on a batch ``(N, T, S, S, 3)``: fused probabilities ``(N, K)`` and SBML view logits
+        ``(V, N, K)``."""
         views = self._views(views) if views else self.views
         feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
         if self.sbml:

@@ -1,6 +1,6 @@
 """The demo's bundled default package (demo/default_model): small enough for the repository, labelled as
 synthetic-data demo weights with the commands that made it, and good at what it was trained for — fresh synthetic
-clips, of faces it never saw, through the runtime path the demo uses (decode → MTCNN alignment → ONNX Runtime)."""
+clips, of faces it never saw, through the runtime path the demo uses (decode → MTCNN alignment → the ONNX graph on the CPU engine)."""
 
 import json
 import re
@@ -59,6 +59,18 @@ def test_card_and_config_say_synthetic_and_how_it_was_made():
     for command in _commands():  # the card quotes exactly what the script runs
         assert command in body, command
     assert "$" not in body
+
+
+def test_the_bare_graph_says_what_it_is():
+    """model.onnx carries the package's key facts in its ONNX metadata, the same as config.json's."""
+    from inference.package import FORMAT_VERSION, ModelPackage, read_onnx_metadata
+
+    cfg = ModelPackage.load(PACKAGE)
+    meta = read_onnx_metadata(PACKAGE / "model.onnx")
+    assert meta["format_version"] == FORMAT_VERSION and meta["labels"] == cfg.labels and meta["variant"] == "fp32"
+    assert (meta["n_frames"], meta["size"], meta["crop_size"]) == (cfg.n_frames, cfg.size, cfg.input.height)
+    assert (meta["input_kind"], meta["input_layout"], meta["scheme"], meta["test_views"]) == ("rgb_clip", "NTHWC",
+                                                                                               "sbml", "OLR")
 
 
 def test_examples_one_small_clip_per_class():

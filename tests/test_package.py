@@ -10,8 +10,18 @@ import pytest
 
 from inference.errors import InputError
 from inference.face import CropSettings
-from inference.package import (FORMAT_VERSION, HUB_FILES, PACKAGE_FILES, REQUIRED_FILES, VARIANT_CHOICES, VARIANT_FILES,
-                               ModelPackage, crop_settings, missing_files, read_onnx_metadata)
+from inference.package import (
+    FORMAT_VERSION,
+    HUB_FILES,
+    PACKAGE_FILES,
+    REQUIRED_FILES,
+    VARIANT_CHOICES,
+    VARIANT_FILES,
+    ModelPackage,
+    crop_settings,
+    missing_files,
+    read_onnx_metadata,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "demo" / "default_model"
@@ -109,7 +119,8 @@ def test_the_runtime_refuses_a_newer_package(tmp_path):
     data = _config()
     data["format_version"] = FORMAT_VERSION + 1
     (folder / "config.json").write_text(json.dumps(data))
-    with pytest.raises(InputError, match=f"this runtime reads format {FORMAT_VERSION}. Update the project or re-export"):
+    with pytest.raises(InputError, match=f"this runtime reads format {FORMAT_VERSION}. Update the project or "
+                                         "re-export"):
         Predictor(folder, device="cpu")
 
 
