@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from inference.errors import InputError
-from inference.hub import PACKAGE_FILES, UnpinnedRevisionWarning, parse_model_ref, resolve_package, resolved_commit
+from inference.hub import UnpinnedRevisionWarning, parse_model_ref, resolve_package, resolved_commit
+from inference.package import PACKAGE_FILES
 from tests.hub_server import LocalHub, point_client_at
 
 ROOT = Path(__file__).resolve().parent.parent
