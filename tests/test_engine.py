@@ -120,3 +120,22 @@ def test_config_values_are_cast_and_checked_once(tmp_path):
     ]:
         with pytest.raises(InputError, match=message):
             load_config(tiny, ["data.caches=[cache/x]", override])
+
+
+def test_the_bench_times_the_engines_own_step(monkeypatch, capsys):
+    from training import bench
+    from training.engine import Trainer as EngineTrainer
+
+    calls = []
+    step = EngineTrainer.train_step
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[2].tolist())  # the batch's clip indices
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(EngineTrainer, "train_step", counted)
+    assert bench.main(["--model", "resnet3d_tiny", "--frames", "4", "--size", "24", "--cache-size", "28",
+                       "--batch", "2", "--steps", "1", "--clips", "4", "--workers", "0", "--device", "cpu"]) == 0
+    assert len(calls) == 3 + 1 and all(len(c) == 2 for c in calls)  # 3 warm-up steps, 1 timed
+    out = capsys.readouterr().out
+    assert "ours" in out and "baseline" in out and "speed-up" in out

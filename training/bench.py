@@ -41,7 +41,7 @@ def forward_flops(model: ViewModel, t: int, size: int) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     x = torch.zeros(1, 3, t, size, size)
-    backbone = model.backbone.to("cpu").float()
+    backbone = model.backbone.to("cpu").float().eval()  # batch statistics need no second clip
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         backbone(x)
     return float(counter.get_total_flops())

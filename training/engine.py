@@ -278,8 +278,7 @@ class Trainer:
         return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
                 "n_frames": c["train"]["n_frames"], "size": c["train"]["size"],
                 "normalisation": self.norm, "selection": c["train"]["selection"],
-                "caches": [str(x) for x in caches], "crop": cache_setting(caches[0], "crop"),
+                "caches": list(caches), "crop": cache_setting(caches[0], "crop"),
                 "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
-                "init": {"pretrained": c["model"]["pretrained"] and str(c["model"]["pretrained"]),
-                         "kind": c["model"]["init"]},
+                "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"]},
                 "provenance": list(c["provenance"] or [])}
