@@ -10,19 +10,19 @@ from inference.views import make_view, make_views, parse_views, view_columns
 def test_view_invariants_numpy(width):
     rng = np.random.default_rng(width)
     clip = rng.integers(0, 256, (5, 7, width, 3), dtype=np.uint8)
-    o, l, r = make_views(clip, "OLR")
+    o, left, r = make_views(clip, "OLR")
     c = width // 2
     assert o is clip  # O is the clip itself, no copy
-    assert l.shape == r.shape == clip.shape
+    assert left.shape == r.shape == clip.shape
     # both views are mirror-symmetric about the centre
-    np.testing.assert_array_equal(l, l[:, :, ::-1])
+    np.testing.assert_array_equal(left, left[:, :, ::-1])
     np.testing.assert_array_equal(r, r[:, :, ::-1])
     # L keeps O's left half (and the odd centre column), R keeps O's right half
     keep = c + width % 2
-    np.testing.assert_array_equal(l[:, :, :keep], clip[:, :, :keep])
+    np.testing.assert_array_equal(left[:, :, :keep], clip[:, :, :keep])
     np.testing.assert_array_equal(r[:, :, c:], clip[:, :, c:])
     # the other half is the mirror of the kept half
-    np.testing.assert_array_equal(l[:, :, width - c:], clip[:, :, :c][:, :, ::-1])
+    np.testing.assert_array_equal(left[:, :, width - c:], clip[:, :, :c][:, :, ::-1])
     np.testing.assert_array_equal(r[:, :, :c], clip[:, :, width - c:][:, :, ::-1])
 
 

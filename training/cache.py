@@ -65,7 +65,8 @@ class CacheWriter:
             diff = [k for k in keys if old.get(k) != self.settings.get(k)]
             if diff:
                 raise InputError(
-                    f"{self.folder} holds a cache built with other settings ({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
+                    f"{self.folder} holds a cache built with other settings "
+                    f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
                     f"use another --out, or the same settings to resume")
         else:
             tmp = meta.with_suffix(".json.tmp")
@@ -138,7 +139,8 @@ class Cache:
         if path.stat().st_size < total * s * s * 3:
             raise InputError(f"{path} is shorter than its manifest says; the cache is damaged — run prepare again "
                              f"with the same --out to repair it")
-        frames = np.memmap(path, np.uint8, mode="r", shape=(total, s, s, 3)) if total else np.zeros((0, s, s, 3), np.uint8)
+        frames = (np.memmap(path, np.uint8, mode="r", shape=(total, s, s, 3)) if total
+                  else np.zeros((0, s, s, 3), np.uint8))
         return cls(folder, settings, ok, [r for r in latest if r["status"] != "ok"], frames)
 
     def clip(self, i: int) -> np.ndarray:

@@ -48,7 +48,8 @@ class LoadResult:
         """One paragraph a user can read: what was loaded, and what was dropped and why."""
         subjects = len({r.subject for r in self.records})
         counts = Counter(r.emotion for r in self.records)
-        text = f"{len(self.records)} clips from {subjects} subjects ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})"
+        per_emotion = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        text = f"{len(self.records)} clips from {subjects} subjects ({per_emotion})"
         if self.dropped:
             reasons = Counter(reason for _, reason in self.dropped)
             text += f"; dropped {len(self.dropped)}: " + "; ".join(f"{n} × {r}" for r, n in reasons.most_common())
