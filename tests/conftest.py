@@ -68,3 +68,17 @@ def tiny_run(smic_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_run")
     cfg = load_config(ROOT / "training" / "configs" / "tiny.yaml", [f"data.caches=[{smic_cache}]", f"out={out}"])
     return out, run(cfg, final=True, log=lambda *_: None, progress=False)
+
+
+@pytest.fixture(scope="session")
+def small_run(smic_heldout_cache, tmp_path_factory):
+    """The tiny config's SBML-OLR LOSO on the two held-out subjects (2 folds), with its --final model; (folder,
+    results). The cheap trained model the export, runtime and Hub tests package: they need a real checkpoint of
+    each kind (a fold's, a --final one with LOSO figures), not a good recogniser."""
+    from training.config import load_config
+    from training.loso import run
+
+    out = tmp_path_factory.mktemp("small_run")
+    cfg = load_config(ROOT / "training" / "configs" / "tiny.yaml",
+                      [f"data.caches=[{smic_heldout_cache}]", f"out={out}", "train.epochs=4", "train.milestones=[3]"])
+    return out, run(cfg, final=True, log=lambda *_: None, progress=False)
