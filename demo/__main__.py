@@ -26,18 +26,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m demo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(DEFAULT_MODEL),
-                   help="model package folder or hf://OWNER/NAME[@REV] (default: the bundled synthetic-data demo package)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for every interface (default 127.0.0.1)")
+                   help="model package folder or hf://OWNER/NAME[@REV] (default: the bundled synthetic-data demo "
+                        "package)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; 0.0.0.0 for every interface (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
-    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="where the model runs (default auto)")
-    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb, help=f"largest upload (default {d.max_upload_mb:g} MB)")
-    p.add_argument("--max-seconds", type=float, default=d.max_seconds, help=f"longest clip (default {d.max_seconds:g} s)")
+    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"],
+                   help="where the model runs (default auto)")
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_mb,
+                   help=f"largest upload (default {d.max_upload_mb:g} MB)")
+    p.add_argument("--max-seconds", type=float, default=d.max_seconds,
+                   help=f"longest clip (default {d.max_seconds:g} s)")
     p.add_argument("--queue-size", type=int, default=d.queue_size,
                    help=f"requests that may wait; more are turned away (default {d.queue_size})")
     p.add_argument("--keep-files", type=int, default=d.keep_files_s, metavar="SECONDS",
                    help=f"delete uploads and results this long after they arrive (default {d.keep_files_s} s)")
-    p.add_argument("--concurrency", type=int, default=d.concurrency, help=f"clips analysed at once (default {d.concurrency})")
+    p.add_argument("--concurrency", type=int, default=d.concurrency,
+                   help=f"clips analysed at once (default {d.concurrency})")
     return p
 
 
