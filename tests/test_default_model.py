@@ -1,6 +1,7 @@
 """The demo's bundled default package (demo/default_model): small enough for the repository, labelled as
 synthetic-data demo weights with the commands that made it, and good at what it was trained for — fresh synthetic
-clips, of faces it never saw, through the runtime path the demo uses (decode → MTCNN alignment → the ONNX graph on the CPU engine)."""
+clips, of faces it never saw, through the runtime path the demo uses (decode → MTCNN alignment → the ONNX graph on
+the CPU engine)."""
 
 import json
 import re

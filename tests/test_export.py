@@ -12,7 +12,7 @@ import torch
 from export.__main__ import export_package
 from export.package import PackagedModel, check_parity
 from inference.errors import InputError
-from inference.package import ModelPackage
+from inference.package import VARIANT_FILES, ModelPackage, read_onnx_metadata
 from training.config import load_config
 from training.loso import run
 from training.schemes import load_view_model
@@ -79,6 +79,12 @@ def test_final_model_exports_with_variants(final_package, trained, clips):
         assert agreement["top1_agreement"] >= 0.99 and agreement["uf1_drop"] <= 0.01, agreement
         assert 0 <= agreement["max_abs_prob_diff"] < 1, agreement
     assert on_disk["variants"]["int8"]["stem"] in ("int8", "float")  # auto: int8 unless that missed the targets
+    for variant, name in VARIANT_FILES.items():  # each bare graph file says what it is (ONNX metadata)
+        facts = read_onnx_metadata(pkg / name)
+        assert facts["variant"] == variant and facts["format_version"] == on_disk["format_version"] == 1
+        assert facts["labels"] == on_disk["labels"] and facts["n_frames"] == 8 and facts["crop_size"] == 56
+        assert (facts["input_kind"], facts["input_layout"], facts["scheme"], facts["test_views"]) == (
+            "rgb_clip", "NTHWC", "sbml", "OLR")
     # the package stands alone: ONNX Runtime with any batch size and any SBML view subset matches PyTorch
     model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
     ref = PackagedModel(model, meta["extra"]["normalisation"], 48)
@@ -127,6 +133,8 @@ def test_fold_and_fsb_checkpoints_export(trained, tmp_path):
     assert fsb.scheme == "fsb" and fsb.input.views_input is None and fsb.outputs == ["probs", "logits"]
     session = _ort(tmp_path / "fsb" / "model.onnx")
     assert [i.name for i in session.get_inputs()] == ["clips"]
+    facts = read_onnx_metadata(tmp_path / "fsb" / "model.onnx")
+    assert facts["scheme"] == "fsb" and facts["views_input"] == "" and facts["test_views"] == "LR"
     with pytest.raises(InputError, match="FSB model classifies the features of its training views"):
         export_package(trained / "fsb" / "folds" / "subject_1" / "model.pt", tmp_path / "x", views="OLR",
                        log=lambda *_: None)
