@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def package(tiny_run, tmp_path_factory):
+    """The tiny LOSO's --final model exported with an int8 variant. A well-trained model on purpose: batch workers
+    align faces with single-threaded torch, which moves a few aligned pixels by a grey level or two; a near-uniform
+    model's probabilities move by ~2e-4 with them, more than the serial/parallel comparison allows."""
     from export.__main__ import export_package
 
     out = tmp_path_factory.mktemp("pkg") / "tiny"
@@ -49,7 +52,7 @@ def clip_folders(smic_heldout_cache):
 @pytest.mark.parametrize("engine, provider", [("onnxruntime", "CPUExecutionProvider"), ("openvino", "OpenVINO (CPU)")])
 def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders, engine, provider):
     from export.package import PackagedModel
-    from inference.face import CropSettings
+    from inference.package import crop_settings
     from inference.preprocess import preprocess
     from training.schemes import load_view_model
 
@@ -57,7 +60,7 @@ def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders, eng
     assert predictor.provider == provider and predictor.engine == engine and predictor.variant == "fp32"
     model, meta = load_view_model(tiny_run[0] / "final" / "model.pt")
     reference = PackagedModel(model, meta["extra"]["normalisation"], meta["extra"]["size"])
-    crop = CropSettings(**{k: meta["extra"]["crop"][k] for k in ("size", "margin")})
+    crop = crop_settings(meta["extra"]["crop"])
     for folder in clip_folders[:4]:
         pred = predictor.predict(folder)
         o = preprocess(folder, crop, n_frames=meta["extra"]["n_frames"], views="O").views["O"]
