@@ -56,6 +56,23 @@ class LoadResult:
         return text
 
 
+def match_sheet(rows, folders: dict, sheet_name: str, record_of, folder_id=str) -> LoadResult:
+    """Sheet rows matched to frame folders: ``record_of(row, used)`` gives ``(record or None, clip id, reason)`` and
+    adds the key of the folder it used to ``used``; a row without a record and a folder no row used are dropped,
+    each with its reason (``folder_id(key)`` names an unused folder)."""
+    records, dropped, used = [], [], set()
+    for row in rows:
+        record, clip, reason = record_of(row, used)
+        if record is None:
+            dropped.append((clip, reason))
+        else:
+            records.append(record)
+    for key, folder in sorted(folders.items()):
+        if key not in used:
+            dropped.append((folder_id(key), f"frame folder {folder} has no row in {sheet_name}"))
+    return LoadResult(records, dropped)
+
+
 _NUMBER = re.compile(r"(\d+)")
 
 

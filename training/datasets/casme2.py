@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError
-from training.datasets.base import ClipRecord, LoadResult, subject_id
+from training.datasets.base import ClipRecord, LoadResult, match_sheet, subject_id
 from training.datasets.sheets import annotated_clip, draw_rows, read_sheet, spelling, write_frames, write_table
 from training.labels import composite_label, normalise
 from training.synth.source import ClipSource
@@ -61,17 +61,9 @@ def load(root: Path, variant: str = "auto") -> LoadResult:
     rows = read_sheet(sheet)
     objective = _objective_classes(home)
     folders = _clip_folders(tree)
-    records, dropped, used = [], [], set()
-    for row in rows:
-        record, clip, reason = _record(row, folders, used, sheet.name, objective, variant)
-        if record is None:
-            dropped.append((clip, reason))
-        else:
-            records.append(record)
-    for (subject, name), folder in sorted(folders.items()):
-        if (subject, name) not in used:
-            dropped.append((f"sub{subject:02d}/{name}", f"frame folder {folder} has no row in {sheet.name}"))
-    return LoadResult(records, dropped)
+    return match_sheet(rows, folders, sheet.name,
+                       lambda row, used: _record(row, folders, used, sheet.name, objective, variant),
+                       folder_id=lambda key: f"sub{key[0]:02d}/{key[1]}")
 
 
 def _find_home(root: Path) -> tuple[Path, Path]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError
-from training.datasets.base import ClipRecord, LoadResult, subject_id
+from training.datasets.base import ClipRecord, LoadResult, match_sheet, subject_id
 from training.datasets.sheets import annotated_clip, draw_rows, read_sheet, spelling, write_frames
 from training.labels import composite_label, normalise
 from training.synth.source import ClipSource
@@ -51,17 +51,7 @@ def load(root: Path, variant: str = "auto") -> LoadResult:
     tree, variant = _frame_tree(home, variant)
     rows = read_sheet(sheet)
     folders = _clip_folders(tree)
-    records, dropped, used = [], [], set()
-    for row in rows:
-        record, clip, reason = _record(row, folders, used, sheet.name, variant)
-        if record is None:
-            dropped.append((clip, reason))
-        else:
-            records.append(record)
-    for name, folder in sorted(folders.items()):
-        if name not in used:
-            dropped.append((name, f"frame folder {folder} has no row in {sheet.name}"))
-    return LoadResult(records, dropped)
+    return match_sheet(rows, folders, sheet.name, lambda row, used: _record(row, folders, used, sheet.name, variant))
 
 
 def _find_home(root: Path) -> tuple[Path, Path]:
