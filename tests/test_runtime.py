@@ -23,14 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def package(tiny_run, tmp_path_factory):
-    """The tiny LOSO's --final model exported with an int8 variant. A well-trained model on purpose: batch workers
-    align faces with single-threaded torch, which moves a few aligned pixels by a grey level or two; a near-uniform
-    model's probabilities move by ~2e-4 with them, more than the serial/parallel comparison allows."""
+def package(small_run, tmp_path_factory):
+    """The small LOSO's --final model exported with an int8 variant (the runtime needs a real package, not a good
+    recogniser: the expensive 24-epoch tiny LOSO is test_loso's)."""
     from export.__main__ import export_package
 
     out = tmp_path_factory.mktemp("pkg") / "tiny"
-    export_package(tiny_run[0] / "final" / "model.pt", out, int8=True, calibrate=str(_cache_of(tiny_run)),
+    export_package(small_run[0] / "final" / "model.pt", out, int8=True, calibrate=str(_cache_of(small_run)),
                    log=lambda *_: None)
     return out
 
@@ -50,7 +49,7 @@ def clip_folders(smic_heldout_cache):
 
 
 @pytest.mark.parametrize("engine, provider", [("onnxruntime", "CPUExecutionProvider"), ("openvino", "OpenVINO (CPU)")])
-def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders, engine, provider):
+def test_predictor_matches_the_pytorch_path(package, small_run, clip_folders, engine, provider):
     from export.package import PackagedModel
     from inference.package import crop_settings
     from inference.preprocess import preprocess
@@ -58,7 +57,7 @@ def test_predictor_matches_the_pytorch_path(package, tiny_run, clip_folders, eng
 
     predictor = Predictor(package, device="cpu", engine=engine)
     assert predictor.provider == provider and predictor.engine == engine and predictor.variant == "fp32"
-    model, meta = load_view_model(tiny_run[0] / "final" / "model.pt")
+    model, meta = load_view_model(small_run[0] / "final" / "model.pt")
     reference = PackagedModel(model, meta["extra"]["normalisation"], meta["extra"]["size"])
     crop = crop_settings(meta["extra"]["crop"])
     for folder in clip_folders[:4]:
@@ -105,11 +104,11 @@ def test_runtime_benchmark_prints_every_engine(package, clip_folders):
         assert rate and float(rate.group(1)) > 0, line
 
 
-def test_eager_benchmark_lives_on_the_export_side(package, tiny_run, clip_folders):
+def test_eager_benchmark_lives_on_the_export_side(package, small_run, clip_folders):
     from export.bench import main as eager_bench
     from inference.bench import main as bench
 
-    checkpoint = tiny_run[0] / "final" / "model.pt"
+    checkpoint = small_run[0] / "final" / "model.pt"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert eager_bench(["--model", str(package), "--checkpoint", str(checkpoint), "--clip", str(clip_folders[0]),
