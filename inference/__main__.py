@@ -24,9 +24,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .device import DEVICE_CHOICES
 from .errors import InputError, cli
 from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
+from .preprocess import PreparedClip
 from .runtime import ENGINES
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
@@ -146,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", nargs="+", required=True, help="video files, frame folders, or folders of clips")
     p.add_argument("--recursive", action="store_true", help="search input folders all the way down")
     p.add_argument("--output", required=True, type=Path, help="results file, .csv or .jsonl (appended to; resumable)")
-    p.add_argument("--views", default=None, help="test views for SBML packages: O, OL, OR, LR or OLR (default: the package's)")
+    p.add_argument("--views", default=None,
+                   help="test views for SBML packages: O, OL, OR, LR or OLR (default: the package's)")
     p.add_argument("--shard", default=None, help="I/N: process only this machine's share of the inputs")
-    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"], help="where the model runs (default auto)")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                   help="where the model runs (default auto)")
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="CPU engine for the ONNX graph (default auto: OpenVINO when installed, else ONNX Runtime)")
     p.add_argument("--variant", default="auto", choices=VARIANT_CHOICES, help="which graph of the package")
@@ -177,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     done = writer.done()
     todo = [q for q in inputs if str(q) not in done]
     writer.start()
-    print(f"{predictor.describe()}\n{len(inputs)} inputs in shard {shard}/{shards}, {len(inputs) - len(todo)} already in "
+    print(f"{predictor.describe()}\n{len(inputs)} inputs in shard {shard}/{shards}, {len(inputs) - len(todo)} "
+          f"already in "
           f"{args.output}, {len(todo)} to do; {workers or 'no'} preparing worker{'s' if workers != 1 else ''}, "
           f"model batches of {batch_size}")
     counts, reasons = Counter(), Counter()
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         reasons[key] += 1
         bar.update()
 
-    batch: list[tuple[Path, tuple]] = []
+    batch: list[tuple[Path, PreparedClip]] = []
 
     def classify() -> None:
         try:

@@ -23,7 +23,8 @@ from tests.helpers import astronaut, two_faces
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 
 
@@ -145,7 +146,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.temp = tmp / "gradio-temp"
         self.log = tmp / "server.log"
-        env = {**os.environ, "GRADIO_TEMP_DIR": str(self.temp), "GRADIO_ANALYTICS_ENABLED": "False", "PORT": str(self.port)}
+        env = {**os.environ, "GRADIO_TEMP_DIR": str(self.temp), "GRADIO_ANALYTICS_ENABLED": "False",
+               "PORT": str(self.port)}
         env.pop("DEMO_MODEL", None)
         self.proc = subprocess.Popen([sys.executable, *command, "--port", str(self.port), *args],
                                      cwd=ROOT if command[0] == "-m" else tmp, env=env,
@@ -176,8 +178,10 @@ class Server:
 def servers(tmp_path_factory):
     """Two demos started at once: `python -m demo` with tight limits, and the Hugging Face Space entry point
     (run as a script from another folder, as Spaces do) with quick clean-up of uploads."""
-    main = Server(tmp_path_factory.mktemp("demo_server"), "--max-seconds", "3", "--max-upload-mb", "1", "--queue-size", "2")
-    quick = Server(tmp_path_factory.mktemp("demo_quick"), "--keep-files", "5", command=(str(ROOT / "demo" / "space.py"),))
+    main = Server(tmp_path_factory.mktemp("demo_server"), "--max-seconds", "3", "--max-upload-mb", "1",
+                  "--queue-size", "2")
+    quick = Server(tmp_path_factory.mktemp("demo_quick"), "--keep-files", "5",
+                   command=(str(ROOT / "demo" / "space.py"),))
     try:
         yield main.wait(), quick.wait()
     finally:
