@@ -1,11 +1,5 @@
-import os
 import sys
 from pathlib import Path
-
-# Under pytest-xdist (pyproject: -n 2) two worker processes share the machine's cores: one math thread each, and
-# every command a test starts inherits it, so in-process and subprocess runs stay comparable bit for bit.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
@@ -100,11 +94,3 @@ def small_run(smic_heldout_cache, tmp_path_factory):
                       [f"data.caches=[{smic_heldout_cache}]", f"out={out}", "train.epochs=4", "train.milestones=[3]"])
     return out, run(cfg, final=True, log=lambda *_: None, progress=False)
 
-
-# The longest test files, started first, so that pytest-xdist's two workers end together (longest first).
-LONGEST_FIRST = ("test_learning.py", "test_loso.py", "test_nstep.py", "test_runtime.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

@@ -1,7 +1,6 @@
 """The recipe learns: the tiny config's SBML-OLR LOSO (24 epochs, 6 folds) on the synthetic asymmetric SMIC-HS.
 
-A test of its own, the suite's longest (conftest.py starts it first, so one xdist worker trains while the other
-runs the rest).
+A test of its own: the suite's longest (about 2 min on 2 cores), and the one that checks the recipe learns.
 """
 
 from tests.test_loso import _check_outputs
