@@ -77,7 +77,9 @@ def merge(base: dict, update: dict, where: str) -> dict:
             continue
         if k not in base:
             raise InputError(f"{where}: unknown key {k!r}; known keys: {', '.join(base)}")
-        out[k] = merge(base[k], v, f"{where}.{k}") if isinstance(base[k], dict) and isinstance(v, dict) else v
+        # an empty default mapping (model.kwargs) is free-form: the file's mapping is taken as it is
+        nested = isinstance(base[k], dict) and bool(base[k]) and isinstance(v, dict)
+        out[k] = merge(base[k], v, f"{where}.{k}") if nested else v
     return out
 
 

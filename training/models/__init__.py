@@ -196,3 +196,4 @@ def create_model(
 
 # The model files register their specs on import (they import the names defined above).
 from . import resnet3d, torchvision_video  # noqa: E402,F401
+from . import peers_flow  # noqa: E402,F401  (SSSN, DSSN, OFF-ApexNet)
