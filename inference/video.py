@@ -11,10 +11,12 @@ too large) raises :class:`inference.errors.InputError` with a message that says 
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,40 +216,53 @@ def _ffmpeg_reason(e: Exception) -> str:
     return re.sub(r"\s*:\s*'[^']*'$", "", msg).strip() or type(e).__name__
 
 
-def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, codec: str | None = None,
-                rotation: int = 0, crf: int = 18) -> None:
-    """Write RGB uint8 frames ``(T, H, W, 3)`` as a video file, atomically (temp file + rename).
+def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray], fps: float,
+                codec: str | None = None, rotation: int = 0, crf: int = 18, preset: str | None = None,
+                live: bool = False, first_pts: int = 0) -> None:
+    """Write RGB uint8 frames ``(T, H, W, 3)`` (an array, or any iterable of ``(H, W, 3)`` frames, encoded as they
+    come: a long or large clip never has to sit in memory) as a video file, atomically (temp file + rename).
 
     The codec follows the extension (H.264 for .mp4/.mov/.mkv, VP9 for .webm, MPEG-4 Part 2 for .avi)
-    unless given. ``rotation`` stores a display matrix (degrees counter-clockwise), as phones do.
+    unless given. ``rotation`` stores a display matrix (degrees counter-clockwise), as phones do. ``preset`` is
+    x264's speed/size trade-off (e.g. "ultrafast"). ``live`` writes a WebM/Matroska file as a browser's recorder
+    does (no duration, no index). A negative ``first_pts`` starts the timestamps before zero: an MP4 then carries an
+    edit list that hides the first ``-first_pts`` frames, which its header still counts (what trimming editors and
+    encoder delays leave).
     """
     import av
 
     path = Path(path)
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None or first.ndim != 3 or first.shape[-1] != 3 or first.dtype != np.uint8:
+        got = "no frames" if first is None else f"{first.dtype} {first.shape}"
+        raise ValueError(f"frames must be uint8 (H, W, 3) images, got {got}")
     ext = path.suffix.lower()
     codec = codec or {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(ext, "libx264")
-    _, h, w, _ = frames.shape
-    if codec in ("libx264", "mpeg4", "libvpx-vp9") and (h % 2 or w % 2):
-        frames = frames[:, : h - h % 2, : w - w % 2]  # 4:2:0 chroma needs even sizes
-        h, w = frames.shape[1:3]
+    h, w = first.shape[:2]
+    if codec in ("libx264", "mpeg4", "libvpx", "libvpx-vp9"):
+        h, w = h - h % 2, w - w % 2  # 4:2:0 chroma needs even sizes
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=ext, prefix=f".{path.stem}.", dir=path.parent)
     os.close(fd)
     try:
         rate = _as_fraction(fps)
-        with av.open(tmp, mode="w", format=_format_for(ext)) as out:
+        with av.open(tmp, mode="w", format=_format_for(ext), options={"live": "1"} if live else {}) as out:
             stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height = w, h
             stream.pix_fmt = "yuv420p"
-            if codec in ("libx264", "libvpx-vp9"):
-                stream.options = {"crf": str(crf)} if codec == "libx264" else {"crf": str(crf + 12), "b": "0"}
+            if codec == "libx264":
+                stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+            elif codec == "libvpx-vp9":
+                stream.options = {"crf": str(crf + 12), "b": "0"}
+            elif codec == "libvpx":  # VP8 as browsers record it: real-time, bounded bit rate
+                stream.options = {"crf": str(crf + 12), "b": "2M", "deadline": "realtime", "cpu-used": "8"}
             if rotation:
                 stream.set_display_rotation(rotation)
-            for img in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+            for i, img in enumerate(itertools.chain([first], frames)):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img[:h, :w]), format="rgb24")
+                frame.pts = first_pts + i
+                for packet in stream.encode(frame):
                     out.mux(packet)
             for packet in stream.encode():
                 out.mux(packet)
