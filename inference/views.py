@@ -12,10 +12,23 @@ For odd ``W`` the centre column ``c`` is the midline itself: it is kept once, in
 Each view is one gather along the width axis (one allocation), ``O`` is returned as is (no copy).
 Works on numpy clips ``(T, H, W, 3)`` (width axis -2) and on torch tensors ``(N, C, T, H, W)``
 (width axis -1); other layouts pass ``axis``.
+
+**Motion inputs.** A horizontal mirror reverses horizontal motion. For a flow input pass ``flow=``
+:class:`FlowChannels` ``(u, axis, zero)``: the index of the ``u`` channel, the channel axis (default: -1 for numpy,
+``(…, H, W, C)``; 1 for torch, ``(N, C, T, H, W)``) and the value of zero motion in ``u``. In the mirrored half of
+``L`` (output columns ``W - c … W-1``) and of ``R`` (columns ``0 … c-1``) — and everywhere in :func:`mirror` — ``u``
+becomes ``2·zero − u``: plain negation for float flow (``zero = 0``), the reflection about the recorded zero for
+stored uint8 images (``zero = 128`` for ``inference.motion``'s "fixed" scaling, rounded and clipped to 0…255, so the
+one value with no mirror image, 0, becomes 255; for min-max images the zero measured by
+``FlowScaling.zero(img)``). ``zero`` is a number or an array that broadcasts against ``x`` with its channel and width
+axes of length 1 (e.g. one zero per clip of a batch: ``(N, 1, 1, 1, 1)`` for torch). ``v`` and the strain are
+mirrored as images, unchanged in sign. The kept half and ``O`` are left as they are; RGB inputs (``flow=None``)
+behave as before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -56,25 +69,94 @@ def view_columns(width: int, view: str) -> np.ndarray:
     raise InputError(f"unknown view {view!r}: use O, L or R")
 
 
-def make_view(x, view: str, axis: int | None = None):
-    """One Décalcomanie view of a numpy array or torch tensor."""
+@dataclass(frozen=True)
+class FlowChannels:
+    """Where the horizontal motion ``u`` lies in a flow input, and its zero (see the module docstring)."""
+
+    u: int = 0
+    axis: int | None = None  # channel axis; None: -1 for numpy arrays, 1 for torch tensors
+    zero: object = 0.0  # a number, or an array broadcasting against x with the channel and width axes of length 1
+
+
+def mirrored_columns(width: int, view: str) -> slice:
+    """The output columns of ``view`` that hold a mirror image (empty for ``O``)."""
+    c = width // 2
+    return {"O": slice(0, 0), "L": slice(width - c, width), "R": slice(0, c)}[view]
+
+
+def _is_numpy(x) -> bool:
+    if isinstance(x, np.ndarray):
+        return True
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return False
+    raise TypeError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
+
+
+def _negate_u(out, columns: slice, width_axis: int, flow: FlowChannels):
+    """``u ← 2·zero − u`` in place over ``columns`` of ``out`` (a fresh array or tensor)."""
+    nd = out.ndim
+    channel_axis = (-1 if _is_numpy(out) else 1) if flow.axis is None else flow.axis
+    ca, wa = channel_axis % nd, width_axis % nd
+    if ca == wa:
+        raise InputError(f"the flow channel axis ({channel_axis}) is the width axis ({width_axis}): name the channel "
+                         f"axis in FlowChannels(axis=…)")
+    if not 0 <= flow.u < out.shape[ca]:
+        raise InputError(f"flow u channel {flow.u} is outside the {out.shape[ca]} channels of axis {channel_axis}")
+    idx = [slice(None)] * nd
+    idx[ca], idx[wa] = slice(flow.u, flow.u + 1), columns
+    idx = tuple(idx)
+    part = out[idx]
+    if _is_numpy(out):
+        new = 2.0 * np.asarray(flow.zero, np.float64) - part
+        if np.issubdtype(out.dtype, np.integer):
+            info = np.iinfo(out.dtype)
+            new = np.clip(np.rint(new), info.min, info.max)
+    else:
+        import torch
+
+        new = 2.0 * torch.as_tensor(flow.zero, dtype=torch.float64, device=out.device) - part.to(torch.float64)
+        if not out.dtype.is_floating_point:
+            info = torch.iinfo(out.dtype)
+            new = new.round().clamp(info.min, info.max)
+    out[idx] = new.astype(out.dtype) if _is_numpy(out) else new.to(out.dtype)
+    return out
+
+
+def _gather(x, cols, axis: int | None):
+    """Columns ``cols(width)`` of ``x`` along its width axis (default: -2 for numpy, -1 for torch); returns
+    (result, width axis)."""
+    if _is_numpy(x):
+        axis = -2 if axis is None else axis
+        return np.take(x, cols(x.shape[axis]), axis=axis), axis
+    import torch
+
+    axis = -1 if axis is None else axis
+    return x.index_select(axis, torch.from_numpy(cols(x.shape[axis])).to(x.device)), axis
+
+
+def make_view(x, view: str, axis: int | None = None, flow: FlowChannels | None = None):
+    """One Décalcomanie view of a numpy array or torch tensor; ``flow``: ``x`` is a flow input (module docstring)."""
     view = parse_views(view)
     if len(view) != 1:
         raise InputError(f"make_view takes one view letter, got {view!r}; use make_views for a set")
     if view == "O":
         return x
-    if isinstance(x, np.ndarray):
-        axis = -2 if axis is None else axis
-        return np.take(x, view_columns(x.shape[axis], view), axis=axis)
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        axis = -1 if axis is None else axis
-        idx = torch.from_numpy(view_columns(x.shape[axis], view)).to(x.device)
-        return x.index_select(axis, idx)
-    raise TypeError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
+    out, axis = _gather(x, lambda w: view_columns(w, view), axis)
+    if flow is not None:
+        _negate_u(out, mirrored_columns(out.shape[axis], view), axis, flow)
+    return out
 
 
-def make_views(x, views: str = "OLR", axis: int | None = None) -> list:
+def make_views(x, views: str = "OLR", axis: int | None = None, flow: FlowChannels | None = None) -> list:
     """The views of ``x`` named by ``views``, in that order."""
-    return [make_view(x, v, axis) for v in parse_views(views)]
+    return [make_view(x, v, axis, flow) for v in parse_views(views)]
+
+
+def mirror(x, axis: int | None = None, flow: FlowChannels | None = None):
+    """The horizontal mirror image of ``x`` (a flip augmentation); with ``flow``, ``u`` reflected about its zero."""
+    out, axis = _gather(x, lambda w: np.arange(w)[::-1].copy(), axis)
+    if flow is not None:
+        _negate_u(out, slice(None), axis, flow)
+    return out
