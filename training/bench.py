@@ -33,7 +33,11 @@ from .data import ClipBank, normalise
 from .engine import Trainer
 from .schemes import ViewModel
 
-PEAKS_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "RTX 4090": 165.0}
+# Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, matched against the device name in this order
+# (the PCIe and NVL H100s are slower parts than the SXM one that reports itself as "NVIDIA H100 80GB HBM3").
+PEAKS_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0,
+                "RTX 4090": 165.0}
+PEAKS_SOURCE = "NVIDIA datasheets, dense bf16 tensor-core peak (H100/H200 SXM 989, H100 NVL 835, H100 PCIe 756 TFLOP/s)"
 
 
 def forward_flops(model: ViewModel, t: int, size: int) -> float:
@@ -72,8 +76,7 @@ class _ReferenceStyleClips(torch.utils.data.Dataset):
         return torch.from_numpy(out).permute(3, 0, 1, 2), int(self.labels[i])
 
 
-@cli
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnext3d_101")
@@ -89,8 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", default="auto", choices=("auto", "bf16", "none"),
                    help="ours: bf16 | none | auto (bf16 on CUDA)")
     p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak for the MFU figure")
-    args = p.parse_args(argv)
-    report(args)
+    return p
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    report(build_parser().parse_args(argv))
     return 0
 
 
@@ -108,7 +115,8 @@ def _timed(step, n: int, sync) -> float:
 def engine_config(args) -> dict:
     """The training config whose step is timed: the paper's augmentation (±30°, zoom 1.1, flip), Adam 1e-4."""
     cfg = copy.deepcopy(DEFAULTS)
-    cfg.update(name="bench", data={"caches": [], "protocol": "all"})
+    cfg["name"] = "bench"
+    cfg["data"].update(caches=[], protocol="all")  # the other data settings keep their defaults
     cfg["model"]["name"] = args.model
     cfg["scheme"].update(type="sbml", train_views=args.views)
     cfg["train"].update(n_frames=args.frames, size=args.size, batch_size=args.batch, device=args.device, amp=args.amp,
@@ -116,7 +124,17 @@ def engine_config(args) -> dict:
     return check_config(cfg)
 
 
-def report(args) -> None:
+def peak_for(name: str, override: float | None = None) -> tuple[float | None, str]:
+    """The bf16 dense peak (TFLOP/s) for a device name, and where the figure comes from (None: unknown device)."""
+    if override:
+        return override, "given (--peak-tflops)"
+    peak = next((v for k, v in PEAKS_TFLOPS.items() if k in name), None)
+    return peak, (PEAKS_SOURCE if peak else "unknown device: no peak, MFU not computed")
+
+
+def measure(args, log=None) -> dict:
+    """Time our step and the baseline (``args`` from :func:`build_parser`); the figures as a dict. ``log(line)``
+    hears each timing as it is taken."""
     cfg = engine_config(args)
     device = torch.device(resolve_device(args.device))
     rng = np.random.default_rng(0)
@@ -139,6 +157,8 @@ def report(args) -> None:
         trainer.train_step(model, opt, idx, bank.clips, bank.labels, gen)
 
     t_ours = _timed(ours, args.steps, sync)
+    if log:
+        log(f"ours: {t_ours * 1000:.1f} ms/step, {args.batch / t_ours:.1f} clips/s")
     del model, opt
     # baseline
     model = ViewModel({"name": args.model}, 3, "sbml", args.views).to(device)
@@ -162,23 +182,38 @@ def report(args) -> None:
         opt.step()
 
     t_base = _timed(baseline, args.steps, sync)
+    if log:
+        log(f"baseline: {t_base * 1000:.1f} ms/step, {args.batch / t_base:.1f} clips/s")
     flops = forward_flops(model, args.frames, args.size) * 3 * len(args.views) * args.batch  # fwd + bwd ≈ 3× fwd
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({os.cpu_count()} cores)"
-    peak = args.peak_tflops or next((v for k, v in PEAKS_TFLOPS.items() if k in name), None)
-    cps_o, cps_b = args.batch / t_ours, args.batch / t_base
-    print(f"training step: {args.model}, SBML {args.views}, batch {args.batch} x {args.frames}x{args.size}^2, "
-          f"on {name}; {args.steps} timed steps each")
-    for label, t, cps, how in (("ours", t_ours, cps_o, f"uint8 on device, batched aug, {'bf16' if amp else 'fp32'}"
-                                f"{', channels-last-3d' if trainer.channels_last else ''}"),
-                               ("baseline", t_base, cps_b,
-                                f"fp32, {args.workers} DataLoader workers, per-sample CPU aug")):
-        mfu = f"{100 * flops / t / (peak * 1e12):5.1f} % of {peak:g} TFLOP/s" if peak else "n/a (give --peak-tflops)"
-        print(f"  {label:9s} {t * 1000:9.1f} ms/step {cps:9.1f} clips/s  {flops / t / 1e12:7.2f} TFLOP/s  "
-              f"MFU {mfu}  [{how}]")
-    print(f"  speed-up: {t_base / t_ours:.2f}x")
-    smic = 16 * 100 * math.ceil(154 / args.batch) * args.batch / cps_o
-    print(f"  a full SMIC LOSO (16 folds x 100 epochs x ~154 training clips) at our rate: {smic / 60:.1f} min")
+    peak, peak_source = peak_for(name, args.peak_tflops)
+    smic_clips = 16 * 100 * math.ceil(154 / args.batch) * args.batch
+    out = {"model": args.model, "views": args.views, "batch": args.batch, "frames": args.frames, "size": args.size,
+           "steps": args.steps, "workers": args.workers, "device": name, "flops_per_step": flops,
+           "peak_tflops": peak, "peak_source": peak_source, "speedup": t_base / t_ours,
+           "smic_loso_clips": smic_clips, "smic_loso_min": smic_clips / (args.batch / t_ours) / 60,
+           "smic_formula": f"16 folds x 100 epochs x ceil(154/{args.batch})*{args.batch} training clips (SMIC-HS: "
+                           f"164 clips, ~154 outside the held-out subject) / our clips/s; evaluation not counted"}
+    for label, t, how in (("ours", t_ours, f"uint8 on device, batched aug, {'bf16' if amp else 'fp32'}"
+                                           f"{', channels-last-3d' if trainer.channels_last else ''}"),
+                          ("baseline", t_base, f"fp32, {args.workers} DataLoader workers, per-sample CPU aug")):
+        out[label] = {"s_per_step": t, "clips_per_s": args.batch / t, "tflops": flops / t / 1e12,
+                      "mfu": flops / t / (peak * 1e12) if peak else None, "how": how}
+    return out
 
+
+def report(args) -> None:
+    r = measure(args)
+    print(f"training step: {r['model']}, SBML {r['views']}, batch {r['batch']} x {r['frames']}x{r['size']}^2, "
+          f"on {r['device']}; {r['steps']} timed steps each")
+    for label in ("ours", "baseline"):
+        f = r[label]
+        mfu = (f"{100 * f['mfu']:5.1f} % of {r['peak_tflops']:g} TFLOP/s" if r["peak_tflops"]
+               else "n/a (give --peak-tflops)")
+        print(f"  {label:9s} {f['s_per_step'] * 1000:9.1f} ms/step {f['clips_per_s']:9.1f} clips/s  "
+              f"{f['tflops']:7.2f} TFLOP/s  MFU {mfu}  [{f['how']}]")
+    print(f"  speed-up: {r['speedup']:.2f}x")
+    print(f"  a full SMIC LOSO (16 folds x 100 epochs x ~154 training clips) at our rate: {r['smic_loso_min']:.1f} min")
 
 if __name__ == "__main__":
     sys.exit(main())
