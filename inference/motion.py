@@ -28,7 +28,8 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
     side; most of a face does not move between onset and apex) and of the strain as the channel's minimum.
 
   :meth:`FlowScaling.encode` makes the image, :meth:`FlowScaling.zero` the per-channel zero values,
-  :meth:`FlowScaling.decode` inverts "fixed" (to within half a step).
+  :meth:`FlowScaling.decode` inverts "fixed" (to within half a step), :meth:`FlowScaling.channels` tells
+  ``inference.views.make_views`` how to mirror the stored images (``flow=scaling.channels(img)``).
 - :func:`flow_image` — onset → apex as one ``(size, size, 3)`` uint8 image (channels ``u, v, strain``): flow and
   strain at the frames' resolution, then resized (``u, v`` scaled by ``size / W``; strain as is) with pixel-area
   averaging, then encoded.
@@ -56,6 +57,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .views import FlowChannels
 
 METHODS = ("tvl1", "farneback")
 # OpenCV's own defaults, named as its setters name them (cv2.optflow.DualTVL1OpticalFlow_create's arguments).
@@ -285,6 +287,15 @@ class FlowScaling:
         uv = np.median(img[..., rows, cols, :2].astype(np.float32), axis=(-3, -2))
         return np.concatenate([uv, img[..., 2].min(axis=(-2, -1))[..., None].astype(np.float32)], axis=-1)
 
+    def channels(self, img=None) -> FlowChannels:
+        """What :func:`inference.views.make_views` needs to mirror stored images ``(..., H, W, 3)`` of this scaling
+        (channel axis -1): ``u`` is channel 0, its zero 128 ("fixed") or measured per image ("minmax", shape
+        ``img.shape[:-3] + (1, 1, 1)``)."""
+        if self.mode == "fixed":
+            return FlowChannels(u=0, axis=-1, zero=128.0)
+        z = self.zero(img)[..., 0]
+        return FlowChannels(u=0, axis=-1, zero=z.reshape(z.shape + (1, 1, 1)))
+
     def decode(self, img) -> tuple[np.ndarray, np.ndarray]:
         """``(uv (H, W, 2), strain (H, W))`` float32 of a "fixed" image; a min-max image has lost its scale."""
         if self.mode != "fixed":
@@ -312,8 +323,8 @@ def resize_flow(uv, size: int) -> np.ndarray:
 
 def flow_image(onset_frame, apex_frame, size: int | None = None, method: str = "tvl1",
                scaling: FlowScaling = FIXED, params: dict | None = None) -> np.ndarray:
-    """Onset → apex as a ``(size, size, 3)`` uint8 image with channels ``u, v, strain`` (``size`` None: the
-    frames' own size, which must then be square)."""
+    """Onset → apex as a ``(size, size, 3)`` uint8 image with channels ``u, v, strain`` (``size`` None: at the
+    frames' own size)."""
     uv = flow(onset_frame, apex_frame, method, params)
     s = strain(uv)
     if size is not None:
@@ -416,6 +427,9 @@ def magnify(frames, fps: float, alpha: float = 10.0, low_hz: float = 0.5, high_h
         raise InputError(f"magnify needs the clip's frame rate (fps > 0), got {fps}")
     if not 0 <= low_hz < high_hz:
         raise InputError(f"the pass band must satisfy 0 <= low_hz < high_hz, got {low_hz} … {high_hz} Hz")
+    if low_hz >= fps / 2:
+        raise InputError(f"the pass band {low_hz} … {high_hz} Hz lies above the Nyquist frequency of a {fps:g} fps "
+                         f"clip ({fps / 2:g} Hz): lower it")
     if alpha < 0 or cutoff <= 0:
         raise InputError(f"magnify needs alpha >= 0 and cutoff > 0, got alpha={alpha}, cutoff={cutoff}")
     h, w = arr.shape[1:3]

@@ -145,6 +145,12 @@ def test_flow_scaling_round_trips():
     expect = [255 * (0 - (-1.0)) / 3.0, 255 * (0 - (-3.0)) / 3.5, 0]
     np.testing.assert_allclose(mm.zero(img), expect, atol=1)
     np.testing.assert_allclose(mm.zero(np.stack([img, img]))[1], expect, atol=1)  # one zero per image of a clip
+    # the views of stored min-max images reflect u about each image's measured zero
+    ch = mm.channels(np.stack([img, img]))
+    assert ch.zero.shape == (2, 1, 1, 1) and motion.FIXED.channels() == FlowChannels(u=0, axis=-1, zero=128.0)
+    left = make_view(np.stack([img, img]), "L", flow=ch)[1]
+    mirrored_u = np.clip(np.rint(2 * mm.zero(img)[0] - img[:, 19::-1, 0]), 0, 255)
+    np.testing.assert_array_equal(left[:, 20:, 0], mirrored_u)
     with pytest.raises(InputError, match="cannot be decoded"):
         mm.decode(img)
     with pytest.raises(InputError, match="unknown flow scaling"):
@@ -221,6 +227,8 @@ def test_magnify_in_band_and_out(face_image):
         motion.magnify(clip, fps, alpha, 2.0, 5.0, levels=6)
     with pytest.raises(InputError, match="pass band"):
         motion.magnify(clip, fps, alpha, 5.0, 2.0)
+    with pytest.raises(InputError, match="Nyquist"):
+        motion.magnify(clip, fps, alpha, 16.0, 20.0)
 
 
 def test_mirrored_clip_flow_is_mirrored_flow_with_u_negated(face_image):
@@ -236,9 +244,8 @@ def test_mirrored_clip_flow_is_mirrored_flow_with_u_negated(face_image):
     rows, cols = motion.central((size, size), 0.8)
     region = np.zeros_like(ok)
     region[rows, cols] = True
-    for view in "OLR":
-        got = motion.flow(make_view(a, view), make_view(b, view))
-        want = make_view(uv, view, flow=channels)
+    for view, va, vb, want in zip("OLR", make_views(a), make_views(b), make_views(uv, "OLR", flow=channels)):
+        got = motion.flow(va, vb)
         err = np.linalg.norm(got - want, axis=-1)[ok & region].mean()
         assert err < 0.05, (view, err)
     got = motion.flow(mirror(a), mirror(b))
