@@ -10,6 +10,10 @@ resident memory, and the model's time in ONNX Runtime and OpenVINO (when install
 has it; on a GPU: ONNX Runtime's CUDA provider, fp32 and fp16), all on the same input, one clip or ``--batch B``
 copies of it per call (clips/s: the GPU throughput figure). PyTorch eager against the same engines, from the training
 checkpoint, is ``python -m export.bench`` (it needs the training requirements, which a serving box does not have).
+
+``python -m inference.bench motion [--clip PATH] [--frames N] [--size S] [--tim N] [--repeat N]``: the motion inputs
+of one aligned clip (first N frames, S px): the apex estimate, TV-L1 onset → apex and TIM to ``--tim`` frames, against
+TV-L1 flow for every consecutive frame pair (and Farneback for every pair), with the ratio, in one run.
 """
 
 from __future__ import annotations
@@ -145,6 +149,42 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, device: str, engine:
     compare_engines(predictor, model, device, pred.aligned, batch, repeat)
 
 
+def bench_motion(clip_path: Path, n_frames: int, size: int, n_tim: int, repeat: int) -> None:
+    import cv2
+
+    from . import motion
+
+    clip = read_clip(clip_path)
+    if n_frames < 2 or len(clip.frames) < n_frames:
+        raise InputError(f"--frames must be between 2 and the clip's {len(clip.frames)} frames, got {n_frames}")
+    frames = FaceAligner().align(clip.frames[:n_frames], CropSettings(size=size), source=str(clip_path)).frames
+    scaling = motion.FIXED
+
+    def apex_flow_tim():
+        apex = motion.estimate_apex(frames)
+        return motion.flow_image(frames[0], frames[apex], None, "tvl1", scaling), motion.tim(frames, n_tim)
+
+    def every_pair(method):
+        return lambda: motion.flow_clip(frames, method, scaling)
+
+    parts = {"apex estimate (frame difference)": lambda: motion.estimate_apex(frames),
+             "TV-L1 onset -> apex, one pair": lambda: motion.flow_image(frames[0], frames[-1], None, "tvl1", scaling),
+             f"TIM {n_frames} -> {n_tim} frames": lambda: motion.tim(frames, n_tim),
+             f"TIM to {n_tim}, then TV-L1 of its {n_tim - 1} pairs": lambda: motion.flow_clip(
+                 motion.tim(frames, n_tim)),
+             f"Farneback, every pair ({n_frames - 1})": every_pair("farneback")}
+    t_ours = timed(apex_flow_tim, repeat)
+    t_all = timed(every_pair("tvl1"), repeat)
+    print(f"motion inputs, {clip_path.name}: {n_frames} frames aligned to {size}x{size}; median of {repeat}; "
+          f"{os.cpu_count()} cores, OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads)")
+    for name, fn in parts.items():
+        print(f"  {name:44s} {timed(fn, repeat):8.3f} s")
+    print(f"  {'ours: apex + TV-L1 onset->apex + TIM':44s} {t_ours:8.3f} s")
+    print(f"  {f'TV-L1 for every pair ({n_frames - 1})':44s} {t_all:8.3f} s")
+    print(f"ratio: onset->apex + TIM is {t_all / t_ours:.1f}x faster than TV-L1 on every pair "
+          f"({1000 * t_all / (n_frames - 1):.0f} ms per pair)")
+
+
 def check_batch(batch: int) -> None:
     if batch < 1:
         raise InputError(f"--batch must be at least 1, got {batch}")
@@ -171,8 +211,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="clips per model call for the engine comparison (GPU throughput: e.g. 64)")
     r.add_argument("--engine", default="auto", choices=ENGINES, help="engine for the per-stage run")
     r.add_argument("--variant", default="auto", choices=VARIANT_CHOICES, help="variant for the per-stage run")
+    m = sub.add_parser("motion", help="motion inputs: TV-L1 onset->apex + TIM vs TV-L1 on every frame pair")
+    m.add_argument("--clip", type=Path, default=DEFAULT_CLIP,
+                   help="clip to align and time (default: the bundled example)")
+    m.add_argument("--frames", type=int, default=30, help="use the clip's first N frames")
+    m.add_argument("--size", type=int, default=112, help="aligned crop size")
+    m.add_argument("--tim", type=int, default=10, help="TIM to this many frames")
+    m.add_argument("--repeat", type=int, default=1, help="timed runs of each, after one warm-up (median reported)")
     args = p.parse_args(argv)
-    if args.what == "face":
+    if args.what == "motion":
+        bench_motion(args.clip, args.frames, args.size, args.tim, args.repeat)
+    elif args.what == "face":
         bench_face(args.clip, args.repeat, args.size, args.max_frames)
     else:
         if args.checkpoint is not None:
