@@ -2,9 +2,22 @@
 
 Layout of a cache folder::
 
-    cache.json     settings it was built with (dataset, variant, crop size and margin, format version)
+    cache.json     settings it was built with (dataset, variant, crop size and margin, input kind, format version)
     frames.u8      all clips' frames back to back, raw uint8 (total_frames, S, S, 3): one np.memmap call
     manifest.csv   one row per clip: subject, clip, label, n_frames, status, start, … (status "ok" or the reason)
+
+Whatever the input kind, a clip is uint8 ``(T, S, S, 3)``; ``cache.json`` says what its channels hold under
+``inputs`` (:func:`input_settings`): ``{"kind": "rgb"}`` for aligned faces (a cache without the key is read as that),
+or a motion kind with how it was made, e.g. ``{"kind": "flow_image", "method": "tvl1", "params": {…},
+"scaling": {…}, "apex": "annotated"}``:
+
+- ``rgb``: the aligned face frames;
+- ``flow_image``: one frame per clip, onset → apex flow; channels u, v, optical strain, stored as ``scaling`` says
+  (:class:`inference.motion.FlowScaling`; our own caches: "fixed", zero motion at 128);
+- ``flow_clip``: T-1 frames of u, v, strain (:func:`inference.motion.flow_clip`);
+- ``magnified``: the aligned face frames after Eulerian motion magnification (RGB channels).
+
+A folder holding a published flow-image set (:mod:`training.datasets.flowset`) opens as a cache too, read in memory.
 
 The writer appends a clip's frames, syncs them, then appends its manifest row as one complete line. After a
 kill at any moment, :meth:`CacheWriter.open` drops a torn last line and any frame bytes no row accounts for,
@@ -27,7 +40,22 @@ from inference.errors import InputError
 
 FORMAT = 1
 COLUMNS = ("dataset", "subject", "clip", "label", "composite", "n_frames", "status", "start",
-           "onset", "apex", "offset", "fps", "faces_seen", "mode", "source")
+           "onset", "apex", "offset", "fps", "faces_seen", "mode", "source", "input_apex")
+# input_apex: for motion inputs, the frame (0-based, onset = 0) used as apex, and where it came from ("3 annotated")
+
+INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified")
+FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain; a mirror negates u
+
+
+def frame_size(settings: dict) -> int:
+    """Side of the stored frames: the crop size, or a flow image's own size (``inputs.size``)."""
+    return int(input_settings(settings).get("size") or settings["size"])
+
+
+def input_settings(settings: dict) -> dict:
+    """What a cache's clips hold: its ``cache.json``'s ``inputs`` (``{"kind": "rgb"}`` for caches made before
+    motion inputs existed)."""
+    return dict(settings.get("inputs") or {"kind": "rgb"})
 
 
 def _read_rows(path: Path) -> tuple[list[dict], int]:
@@ -52,7 +80,7 @@ class CacheWriter:
     def __init__(self, folder: Path, settings: dict):
         self.folder = Path(folder)
         self.settings = {"format": FORMAT, **settings}
-        self.size = int(settings["size"])
+        self.size = frame_size(settings)
         self.frame_bytes = self.size * self.size * 3
 
     def open(self) -> dict[str, dict]:
@@ -61,12 +89,14 @@ class CacheWriter:
         meta = self.folder / "cache.json"
         if meta.exists():
             old = json.loads(meta.read_text())
-            keys = ("format", "dataset", "variant", "size", "margin", "faces")
-            diff = [k for k in keys if old.get(k) != self.settings.get(k)]
+            old["inputs"] = input_settings(old)
+            new = dict(self.settings, inputs=input_settings(self.settings))
+            keys = ("format", "dataset", "variant", "size", "margin", "faces", "inputs")
+            diff = [k for k in keys if old.get(k) != new.get(k)]
             if diff:
                 raise InputError(
                     f"{self.folder} holds a cache built with other settings "
-                    f"({', '.join(f'{k}={old.get(k)!r}' for k in diff)}); "
+                    f"({'; '.join(f'{k}: {old.get(k)!r} there, {new.get(k)!r} now' for k in diff)}); "
                     f"use another --out, or the same settings to resume")
         else:
             tmp = meta.with_suffix(".json.tmp")
@@ -74,12 +104,14 @@ class CacheWriter:
             os.replace(tmp, meta)
         manifest = self.folder / "manifest.csv"
         rows, end = _read_rows(manifest)
+        self.columns = COLUMNS
         if not rows:
             with open(manifest, "w", encoding="utf-8", newline="") as f:
                 f.write(",".join(COLUMNS) + "\n")
         else:
             with open(manifest, "r+b") as f:  # drop a torn last line
                 f.truncate(end)
+            self.columns = tuple(rows[0])  # a cache made before a column was added keeps its own header
         frames = self.folder / "frames.u8"
         used = max((int(r["start"]) + int(r["n_frames"]) for r in rows if r["status"] == "ok"), default=0)
         with open(frames, "ab") as f:
@@ -89,7 +121,7 @@ class CacheWriter:
 
     def _append_row(self, row: dict) -> None:
         buf = io.StringIO()
-        csv.DictWriter(buf, COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(row)
+        csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n").writerow(row)
         with open(self.folder / "manifest.csv", "a", encoding="utf-8", newline="") as f:
             f.write(buf.getvalue())
             f.flush()
@@ -119,21 +151,27 @@ class Cache:
     settings: dict
     rows: list[dict]  # the usable clips (status ok), in manifest order, last row per clip
     failed: list[dict]
-    frames: np.ndarray  # (total_frames, S, S, 3) uint8 memmap
+    frames: np.ndarray  # (total_frames, S, S, 3) uint8 memmap (an array for a flow-image set)
 
     @classmethod
     def open(cls, folder: str | Path) -> "Cache":
+        """A cache made by ``training.prepare``, or a published flow-image set read as one
+        (:func:`training.datasets.flowset.open_set`)."""
         folder = Path(folder)
         if not (folder / "cache.json").exists() or not (folder / "manifest.csv").exists():
-            raise InputError(f"{folder}: not a dataset cache (no cache.json / manifest.csv); build one with "
-                             f"python -m training.prepare")
+            from .datasets import flowset
+
+            if flowset.is_flowset(folder):
+                return flowset.open_set(folder)
+            raise InputError(f"{folder}: not a dataset cache (no cache.json / manifest.csv) nor a flow-image set "
+                             f"({flowset.LAYOUT}); build a cache with python -m training.prepare")
         settings = json.loads((folder / "cache.json").read_text())
         rows, _ = _read_rows(folder / "manifest.csv")
         latest = list(_latest(rows).values())
         ok = [r for r in latest if r["status"] == "ok"]
         for r in ok:
             r["subject"], r["n_frames"], r["start"] = int(r["subject"]), int(r["n_frames"]), int(r["start"])
-        s = int(settings["size"])
+        s = frame_size(settings)
         total = max((r["start"] + r["n_frames"] for r in ok), default=0)
         path = folder / "frames.u8"
         if path.stat().st_size < total * s * s * 3:
@@ -142,6 +180,11 @@ class Cache:
         frames = (np.memmap(path, np.uint8, mode="r", shape=(total, s, s, 3)) if total
                   else np.zeros((0, s, s, 3), np.uint8))
         return cls(folder, settings, ok, [r for r in latest if r["status"] != "ok"], frames)
+
+    @property
+    def inputs(self) -> dict:
+        """What the clips hold (:func:`input_settings`): ``kind`` and, for motion, how it was made."""
+        return input_settings(self.settings)
 
     def clip(self, i: int) -> np.ndarray:
         r = self.rows[i]

@@ -21,6 +21,7 @@ import yaml
 from inference.errors import InputError
 from inference.views import parse_views
 
+from .cache import INPUT_KINDS
 from .labels import PROTOCOLS
 
 DEFAULTS: dict = {
@@ -29,6 +30,7 @@ DEFAULTS: dict = {
     "data": {
         "caches": [],  # aligned caches from `python -m training.prepare` (three for the composite protocol)
         "protocol": None,  # smic | casme2 | samm | composite | all (every label in the caches; pre-training)
+        "inputs": "rgb",  # what the caches hold: rgb | flow_image | flow_clip | magnified (others are refused)
     },
     "model": {
         "name": "resnext3d_101",
@@ -238,6 +240,7 @@ def check_config(cfg: dict, where: str = "") -> dict:
     caches = [d["caches"]] if isinstance(d["caches"], str) else d["caches"]
     d["caches"] = _list(k("data.caches"), caches, _text, "cache folders")
     d["protocol"] = None if d["protocol"] is None else _choice(k("data.protocol"), d["protocol"], (*PROTOCOLS, "all"))
+    d["inputs"] = _choice(k("data.inputs"), d.get("inputs", "rgb"), INPUT_KINDS)
     m["name"] = _text(k("model.name"), m["name"])
     if not isinstance(m["kwargs"] or {}, dict):
         raise _fail(k("model.kwargs"), "a mapping of keyword arguments", m["kwargs"])

@@ -5,15 +5,21 @@ each to the network's frame count (linear interpolation, first and last frames k
 uint8 tensor ``(N, T, S, S, 3)`` — SMIC at 34 frames of 128² is 0.3 GB, small next to a GPU's memory, so no
 data loader, worker processes or host-to-device copies sit in the training loop.
 
+The bank holds one input kind (``data.inputs``: rgb, flow_image, flow_clip, magnified; :mod:`training.cache`); a
+cache of another kind, or motion caches made with different methods, parameters or scalings, are refused. For the
+flow kinds (channels u, v, strain) it also keeps, per clip and frame, the stored value of zero motion
+(:meth:`inference.motion.FlowScaling.zero`: 128/128/0 for "fixed" caches, measured on the image for "minmax" sets).
+
 :func:`augment` draws one random rotation, zoom and horizontal flip per clip (the same for all its frames,
 applied before the Décalcomanie views are built) and resamples the whole batch with one ``grid_sample``
-to the network's input size.
+to the network's input size. On flow the vectors follow the picture: a mirror negates u about its zero value,
+a rotation turns (u, v) by the same angle (magnitudes are kept: a zoom of a few per cent is not rescaled).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,8 +28,11 @@ import torch.nn.functional as F
 from inference.errors import InputError
 from inference.temporal import resample
 
-from .cache import Cache
+from .cache import FLOW_KINDS, INPUT_KINDS, Cache
 from .labels import PROTOCOLS, protocol_entry
+
+# what must agree between the caches of one bank (a model is served with one way of making its inputs)
+_SAME_INPUTS = ("kind", "method", "params", "scaling")
 
 
 @dataclass
@@ -33,16 +42,29 @@ class ClipBank:
     subjects: np.ndarray  # (N,) int subject ids (unique across datasets in the composite protocol)
     ids: list[str]  # "dataset:clip"
     classes: tuple[str, ...]
+    inputs: dict = field(default_factory=lambda: {"kind": "rgb"})  # what the clips hold (cache.json "inputs")
+    zeros: torch.Tensor | None = None  # flow kinds: (N, T, 3) float32 stored value of zero motion per channel
+
+    @property
+    def flow(self) -> bool:
+        """Whether the clips are flow (channels u, v, strain), which mirrors and rotations must treat as vectors."""
+        return self.inputs["kind"] in FLOW_KINDS
 
     @classmethod
     def from_caches(cls, caches: list[str], protocol: str, n_frames: int,
-                    device: str | torch.device = "cpu") -> "ClipBank":
+                    device: str | torch.device = "cpu", inputs: str = "rgb") -> "ClipBank":
         """The clips of ``caches`` that ``protocol`` uses (:func:`training.labels.protocol_entry`: its classes,
-        subject ids made unique across datasets in the composite protocol), resampled to ``n_frames``."""
+        subject ids made unique across datasets in the composite protocol), resampled to ``n_frames``.
+        Every cache must hold ``inputs`` (the config's ``data.inputs``)."""
         if protocol not in PROTOCOLS and protocol != "all":
             raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)} or all")
+        if inputs not in INPUT_KINDS:
+            raise InputError(f"unknown input kind {inputs!r}; choose one of {', '.join(INPUT_KINDS)}")
         opened = [Cache.open(c) for c in caches]
-        datasets = {c.settings["dataset"] for c in opened}
+        made = check_inputs(opened, inputs)
+        if inputs == "flow_image" and n_frames != 1:
+            raise InputError(f"a flow image is one frame per clip; set train.n_frames: 1 (got {n_frames})")
+        datasets = {r.get("dataset") or c.settings["dataset"] for c in opened for r in c.rows}
         if protocol == "all":  # pre-training: every label the caches hold (CK+ and Oulu-CASIA share theirs)
             classes = tuple(sorted({r["label"] for c in opened for r in c.rows}))
         else:
@@ -53,8 +75,8 @@ class ClipBank:
                 raise InputError(f"protocol {protocol!r} needs a {protocol} cache, got {', '.join(sorted(datasets))}")
         clips, labels, subjects, ids = [], [], [], []
         for cache in opened:
-            name = cache.settings["dataset"]
             for i, row in enumerate(cache.rows):
+                name = row.get("dataset") or cache.settings["dataset"]  # a flow-image set mixes datasets
                 entry = protocol_entry(protocol, name, row["label"], row["subject"], row.get("composite"))
                 if entry is None or entry[0] not in classes:
                     continue
@@ -69,18 +91,46 @@ class ClipBank:
         sizes = {c.shape[1:] for c in clips}
         if len(sizes) != 1:
             raise InputError(f"the caches hold crops of different sizes {sorted(sizes)}; prepare them with one --size")
-        return cls(torch.from_numpy(np.stack(clips)).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
-                   np.array(subjects), ids, tuple(classes))
+        stacked = np.stack(clips)
+        zeros = None
+        if inputs in FLOW_KINDS:
+            from inference.motion import FlowScaling
+
+            zeros = torch.from_numpy(FlowScaling.from_dict(made["scaling"]).zero(stacked)).float().to(device)
+        return cls(torch.from_numpy(stacked).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
+                   np.array(subjects), ids, tuple(classes), made, zeros)
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
+def check_inputs(caches: list[Cache], inputs: str) -> dict:
+    """The caches' common input settings: each must hold ``inputs``, and motion caches must agree on how they were
+    made (method, parameters, scaling); the apex source may differ (one dataset annotates it, another does not)."""
+    for c in caches:
+        kind = c.inputs["kind"]
+        if kind != inputs:
+            raise InputError(f"{c.folder} holds {kind} inputs, but this model trains on {inputs} (data.inputs); "
+                             f"prepare a {inputs} cache (python -m training.prepare --inputs {inputs}) or set "
+                             f"data.inputs: {kind}")
+    first = caches[0].inputs
+    for c in caches[1:]:
+        diff = [k for k in _SAME_INPUTS if c.inputs.get(k) != first.get(k)]
+        if diff:
+            raise InputError(f"{caches[0].folder} and {c.folder} hold {inputs} inputs made differently "
+                             f"({', '.join(f'{k}: {first.get(k)!r} vs {c.inputs.get(k)!r}' for k in diff)}); "
+                             f"prepare them with the same motion settings")
+    apex = sorted({str(c.inputs["apex"]) for c in caches if "apex" in c.inputs})
+    return {**first, **({"apex": apex[0] if len(apex) == 1 else "mixed"} if apex else {})}
+
+
 def augment(batch: torch.Tensor, out_size: int, generator: torch.Generator | None = None, rotation: float = 0.0,
-            scale: float = 1.0, flip: bool = False) -> torch.Tensor:
+            scale: float = 1.0, flip: bool = False, flow_zero: torch.Tensor | None = None) -> torch.Tensor:
     """uint8 clips ``(B, T, S, S, 3)`` → float ``(B, 3, T, out, out)`` in [0, 1], randomly rotated (±``rotation``
     degrees), zoomed in (up to ``scale``) and mirrored per clip; with no augmentation, a plain resize.
 
+    ``flow_zero`` ``(B, T, 3)`` (stored values of zero motion, 0–255) marks the clips as flow (channels u, v,
+    strain): a mirror then negates u about its zero, a rotation turns the (u, v) vectors with the picture.
     Random numbers come from ``generator`` (on the CPU), so a run is reproducible whatever the device.
     """
     b, t, s, _, c = batch.shape
@@ -103,7 +153,23 @@ def augment(batch: torch.Tensor, out_size: int, generator: torch.Generator | Non
         if s > 1.5 * out_size:
             x = F.interpolate(x, size=(out_size, out_size), mode="area")
         out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.reshape(b, c, t, out_size, out_size)
+    out = out.reshape(b, c, t, out_size, out_size)
+    if flow_zero is not None and (rotation or flip):
+        out = turn_vectors(out, flow_zero.to(out.device, out.dtype) / 255.0, angle.to(out.device, out.dtype),
+                           mirror.to(out.device, out.dtype))
+    return out
+
+
+def turn_vectors(x: torch.Tensor, zero: torch.Tensor, angle: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
+    """Flow clips ``(B, 3, T, H, W)`` (u, v, strain; zero motion at ``zero`` ``(B, T, 3)``, same units) whose
+    picture was resampled as ``out(p) = in(A p)`` with ``A`` the rotation by ``angle`` after the mirror ``x → m·x``:
+    a displacement ``d`` becomes ``A⁻¹ d``, i.e. ``u' = m(cos·u + sin·v)``, ``v' = −sin·u + cos·v`` about the zero."""
+    z = zero.permute(0, 2, 1)[..., None, None]  # (B, 3, T, 1, 1)
+    du, dv = x[:, 0] - z[:, 0], x[:, 1] - z[:, 1]
+    cos, sin, m = (a.view(-1, 1, 1, 1) for a in (torch.cos(angle), torch.sin(angle), mirror))
+    u = m * (cos * du + sin * dv) + z[:, 0]
+    v = -sin * du + cos * dv + z[:, 1]
+    return torch.stack([u, v, x[:, 2]], dim=1)
 
 
 def resize_frames(x: torch.Tensor, out_size: int) -> torch.Tensor:
@@ -119,7 +185,9 @@ def resize_frames(x: torch.Tensor, out_size: int) -> torch.Tensor:
 
 def normalise(x: torch.Tensor, mean, std, pixel_scale: float = 1.0) -> torch.Tensor:
     """Per-channel normalisation of ``(B, 3, T, H, W)`` in [0, 1], in the statistics a backbone was trained
-    with (``pixel_scale`` 255 for checkpoints that expect 0–255 pixels)."""
-    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
+    with (``pixel_scale`` 255 for checkpoints that expect 0–255 pixels). ``mean`` is ``(3,)``, or per clip and frame
+    ``(B, T, 3)`` (flow centred on each clip's zero-motion values)."""
+    mean = torch.as_tensor(mean, dtype=x.dtype, device=x.device)
+    mean = mean.permute(0, 2, 1)[..., None, None] if mean.dim() == 3 else mean.view(1, 3, 1, 1, 1)
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
     return (x * pixel_scale - mean) / std

@@ -12,6 +12,11 @@ channels-last-3d, deterministic algorithms on the CPU. Its pieces are plain meth
 
 Random numbers: every epoch draws from a generator seeded by :func:`seed_for` (seed, fold or stage, epoch), so a
 run killed at any moment and resumed gives the same model (on the CPU, bit for bit).
+
+Input kinds (``data.inputs``, :mod:`training.cache`): the bank holds one kind, and a saved model records it (with how
+the inputs were made) in ``extra["inputs"]``; a model of one kind refuses to start from weights trained on another.
+Flow inputs (u, v, strain) are normalised by :data:`FLOW_NORMALISATION`: centred on each clip's stored zero-motion
+values (``(x − zero) / 0.5`` in 0–1 units, so zero motion is exactly 0 and a mirror negates u without an offset).
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import numpy as np
 import torch
 
 from inference.device import resolve_device
+from inference.errors import InputError
 from inference.files import write_atomic
 
+from .cache import FLOW_KINDS, input_settings
 from .data import ClipBank, augment, normalise
 from .models import model_spec
 from .schemes import ViewModel
@@ -49,22 +56,39 @@ def backbone_digest(model: ViewModel) -> str:
     return h.hexdigest()
 
 
-def input_normalisation(model_cfg: dict) -> dict:
+# Flow inputs: per clip (and frame), each channel minus its stored zero-motion value, over 0.5 (0–1 units). For
+# "fixed" caches the zero is the constant [128, 128, 0]/255 (``mean``); "centre": "zero" says that a min-max scaled
+# set is centred on the zeros measured on each image (inference.motion.FlowScaling.zero).
+FLOW_NORMALISATION = {"mean": [128 / 255, 128 / 255, 0.0], "std": [0.5, 0.5, 0.5], "pixel_scale": 1.0,
+                      "source": "flow: centred on the stored zero-motion values", "centre": "zero"}
+
+
+def pretrained_payload(path) -> dict | None:
+    """Our own checkpoint (``save_view_model``) at ``path``, loaded, or None for any other file."""
+    if not (path and Path(path).is_file()):
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 — not ours; load_pretrained will say what is wrong with it
+        return None
+    return payload if isinstance(payload, dict) and payload.get("kind") == "view_model" else None
+
+
+def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     """The pixel normalisation the backbone's starting weights expect: ImageNet's for inflated 2D weights,
     the stored one for our own checkpoints (so an N-step chain keeps its first stage's), else the known
-    file's (kenshohara 2017 and 2020 differ) or the architecture's default."""
+    file's (kenshohara 2017 and 2020 differ) or the architecture's default; flow inputs without our own
+    checkpoint: :data:`FLOW_NORMALISATION`."""
     path = model_cfg["pretrained"]
     if path and model_cfg["init"] == "inflate2d":
         from .models.checkpoint import imagenet_normalisation
 
         return imagenet_normalisation()
-    if path and Path(path).is_file():
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 — not ours; load_pretrained will say what is wrong with it
-            payload = None
-        if isinstance(payload, dict) and payload.get("kind") == "view_model":
-            return dict(payload["extra"]["normalisation"])
+    payload = pretrained_payload(path)
+    if payload is not None:
+        return dict(payload["extra"]["normalisation"])
+    if inputs in FLOW_KINDS:
+        return dict(FLOW_NORMALISATION)
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
@@ -100,9 +124,17 @@ class Trainer:
             protocol = Cache.open(cfg["data"]["caches"][0]).settings["dataset"]
         self.protocol = protocol
         if bank is None:
-            bank = ClipBank.from_caches(cfg["data"]["caches"], protocol, t["n_frames"], self.device)
+            bank = ClipBank.from_caches(cfg["data"]["caches"], protocol, t["n_frames"], self.device,
+                                        cfg["data"]["inputs"])
         self.bank = bank
-        self.norm = input_normalisation(cfg["model"])
+        self.inputs = bank.inputs["kind"]
+        payload = pretrained_payload(cfg["model"]["pretrained"])
+        if payload is not None:  # our own model: it must have been trained on the same kind of input
+            was = input_settings(payload["extra"])["kind"]
+            if was != self.inputs:
+                raise InputError(f"{cfg['model']['pretrained']} was trained on {was} inputs; this run trains on "
+                                 f"{self.inputs} (data.inputs): start from a {self.inputs} model")
+        self.norm = input_normalisation(cfg["model"], self.inputs)
         self.model_config = {"name": cfg["model"]["name"], **cfg["model"]["kwargs"]}
         self.init_backbone_sha256: str | None = None
 
@@ -113,7 +145,7 @@ class Trainer:
         s, m = self.cfg["scheme"], self.cfg["model"]
         torch.manual_seed(seed)
         model = ViewModel(self.model_config, len(self.bank.classes), s["type"], s["train_views"], s["view_weights"],
-                          s["test_views"], s["fsb_head"], s["fsb_hidden"])
+                          s["test_views"], s["fsb_head"], s["fsb_hidden"], inputs=self.inputs)
         if m["pretrained"]:
             from .models.checkpoint import inflate_2d, load_pretrained
 
@@ -129,12 +161,20 @@ class Trainer:
         return model
 
     def batch(self, idx: torch.Tensor, clips: torch.Tensor, generator: torch.Generator | None,
-              train: bool) -> torch.Tensor:
-        """The network input for clips ``idx`` of ``clips``: augmented (training) or resized, normalised."""
+              train: bool, zeros: torch.Tensor | None = None) -> torch.Tensor:
+        """The network input for clips ``idx`` of ``clips``: augmented (training) or resized, normalised. Flow clips
+        need their zero-motion values ``zeros`` (``(N, T, 3)``, aligned with ``clips``; the bank's by default)."""
         t = self.cfg["train"]
+        zero = None
+        if self.bank.flow:
+            zeros = self.bank.zeros if zeros is None else zeros
+            if len(zeros) != len(clips):
+                raise ValueError(f"{len(zeros)} zero-motion rows for {len(clips)} flow clips")
+            zero = zeros[idx.to(zeros.device)]
         x = augment(clips[idx.to(clips.device)], t["size"], generator, rotation=t["rotation"] if train else 0.0,
-                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train)
-        x = normalise(x, self.norm["mean"], self.norm["std"], self.norm.get("pixel_scale", 1.0))
+                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train, flow_zero=zero)
+        mean = zero / 255.0 if zero is not None and self.norm.get("centre") == "zero" else self.norm["mean"]
+        x = normalise(x, mean, self.norm["std"], self.norm.get("pixel_scale", 1.0))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
@@ -146,11 +186,11 @@ class Trainer:
 
     # ------------------------------------------------------------ training and evaluation
     def train_step(self, model: ViewModel, optimizer: torch.optim.Optimizer, idx: torch.Tensor,
-                   clips: torch.Tensor, labels: torch.Tensor,
-                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   clips: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
+                   zeros: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimiser step on the clips ``idx``: augmentation on the device, forward under autocast, backward.
         Returns the loss, the fused training logits and the labels (tensors on the device; nothing synchronises)."""
-        x = self.batch(idx, clips, generator, train=True)
+        x = self.batch(idx, clips, generator, train=True, zeros=zeros)
         y = labels[idx.to(labels.device)]
         with self.autocast():
             loss, logits = model.loss(x, y)
@@ -168,8 +208,9 @@ class Trainer:
         return torch.multinomial(weights, n, replacement=True, generator=generator)
 
     def train_one_epoch(self, model: ViewModel, optimizer: torch.optim.Optimizer, clips: torch.Tensor,
-                        labels: torch.Tensor, generator: torch.Generator) -> dict:
-        """One pass over ``clips`` in an order drawn from ``generator``; the mean loss and training accuracy."""
+                        labels: torch.Tensor, generator: torch.Generator, zeros: torch.Tensor | None = None) -> dict:
+        """One pass over ``clips`` in an order drawn from ``generator``; the mean loss and training accuracy
+        (``zeros``: the flow clips' zero-motion values, aligned with ``clips``)."""
         bs = self.cfg["train"]["batch_size"]
         order = self.epoch_order(labels, generator)
         model.train()
@@ -178,7 +219,7 @@ class Trainer:
             idx = order[s:s + bs]
             if len(idx) < 2 and len(order) > 1:  # BatchNorm needs two samples; fold a lone one in
                 continue
-            loss, logits, y = self.train_step(model, optimizer, idx, clips, labels, generator)
+            loss, logits, y = self.train_step(model, optimizer, idx, clips, labels, generator, zeros)
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(-1) == y).sum())
             total += len(idx)
@@ -198,23 +239,30 @@ class Trainer:
                     per_view.append(pv.cpu().numpy())
         return np.concatenate(fused), (np.concatenate(per_view, axis=1) if per_view else None)
 
-    def training_set(self, train_idx: np.ndarray, fold_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clips and labels a fold trains on: its training subjects' clips, plus SMOTE clips mixed only
-        from those (never from the held-out subject)."""
-        clips, labels = self.bank.clips[torch.as_tensor(train_idx, device=self.device)], self.bank.labels[train_idx]
+    def training_set(self, train_idx: np.ndarray,
+                     fold_seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Clips, labels and (flow) zero-motion values a fold trains on: its training subjects' clips, plus SMOTE
+        clips mixed only from those (never from the held-out subject)."""
+        at = torch.as_tensor(train_idx, device=self.device)
+        clips, labels = self.bank.clips[at], self.bank.labels[train_idx]
+        zeros = self.bank.zeros[at] if self.bank.zeros is not None else None
         if not self.cfg["train"]["smote"]:
-            return clips, labels
+            return clips, labels, zeros
         rng = np.random.default_rng(seed_for("smote", fold_seed))
         all_labels = self.bank.labels.cpu().numpy()
         plan = smote_plan(all_labels, self.bank.subjects, set(self.bank.subjects[train_idx].tolist()), rng)
         if not plan:
-            return clips, labels
-        a = self.bank.clips[torch.as_tensor([p.first for p in plan], device=self.device)].float()
-        b = self.bank.clips[torch.as_tensor([p.second for p in plan], device=self.device)].float()
+            return clips, labels, zeros
+        first = torch.as_tensor([p.first for p in plan], device=self.device)
+        second = torch.as_tensor([p.second for p in plan], device=self.device)
+        a, b = self.bank.clips[first].float(), self.bank.clips[second].float()
         lam = torch.tensor([p.lam for p in plan], device=self.device).view(-1, 1, 1, 1, 1)
         mixed = (lam * a + (1 - lam) * b).round_().clamp_(0, 255).to(torch.uint8)
         extra = torch.tensor([int(p.label) for p in plan], dtype=torch.int64, device=self.device)
-        return torch.cat([clips, mixed]), torch.cat([labels, extra])
+        if zeros is not None:  # a mixed flow clip's zero is the same mixture of its parents' zeros
+            lz = lam.view(-1, 1, 1)
+            zeros = torch.cat([zeros, lz * self.bank.zeros[first] + (1 - lz) * self.bank.zeros[second]])
+        return torch.cat([clips, mixed]), torch.cat([labels, extra]), zeros
 
     def train_model(self, name: str, folder: Path, train_idx: np.ndarray, test_idx: np.ndarray | None,
                     seed: int) -> dict:
@@ -238,14 +286,14 @@ class Trainer:
             sched.load_state_dict(state["scheduler"])
             start, best, history = state["epoch"], state.get("best"), state["history"]
             self.log(f"{name}: resuming at epoch {start}")
-        clips, labels = self.training_set(train_idx, seed)
+        clips, labels, zeros = self.training_set(train_idx, seed)
         epochs = t["epochs"]
         tb = SummaryWriter(log_dir=str(self.out / "tensorboard" / name), purge_step=start)
         bar = tqdm(range(start, epochs), desc=name, unit="epoch", initial=start, total=epochs,
                    disable=not self.progress, leave=False)
         for epoch in bar:
             gen = torch.Generator().manual_seed(seed_for(seed, epoch))
-            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen)}
+            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen, zeros)}
             sched.step()
             record["lr"] = opt.param_groups[0]["lr"]
             if t["selection"] == "test_set_best" and test_idx is not None:
@@ -277,7 +325,7 @@ class Trainer:
         caches = c["data"]["caches"]
         return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
                 "n_frames": c["train"]["n_frames"], "size": c["train"]["size"],
-                "normalisation": self.norm, "selection": c["train"]["selection"],
+                "normalisation": self.norm, "selection": c["train"]["selection"], "inputs": dict(self.bank.inputs),
                 "caches": list(caches), "crop": cache_setting(caches[0], "crop"),
                 "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
                 "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"]},

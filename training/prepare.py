@@ -5,6 +5,20 @@ Every clip (onset → offset where annotated) goes through the clip path that se
 from serving's. Resumable: a second run skips
 finished clips, a killed run loses at most the clip in flight; one bad clip is recorded with its reason
 and never stops the run.
+
+``--inputs`` chooses what the cache holds (:mod:`training.cache`), made from those aligned faces by
+:mod:`inference.motion` (what serving computes too):
+
+- ``rgb`` (default): the aligned frames;
+- ``flow_image``: one onset → apex flow image per clip (u, v, strain; "fixed" scaling, zero motion at 128), at
+  ``--flow-size`` (default: the crop size). The apex is the annotated one where the dataset gives it (the frame of
+  that number in the clip), else :func:`inference.motion.estimate_apex`; the manifest's ``input_apex`` says which;
+- ``flow_clip``: the flow of consecutive frames (``--flow-reference onset``: of every frame against the first);
+- ``magnified``: the frames after linear Eulerian magnification (``--magnify-alpha``, ``--magnify-band``, at the
+  clip's frame rate).
+
+``cache.json`` records the kind, method and parameters; a second run into the same folder with other settings is
+refused. ``--dataset flowset`` copies a published flow-image set (:mod:`training.datasets.flowset`) into a cache.
 """
 
 from __future__ import annotations
@@ -23,9 +37,90 @@ from inference.face import CropSettings
 from inference.preprocess import Preparer
 from inference.video import Clip, VideoLimits, read_clip, read_frames
 
-from .cache import CacheWriter
-from .datasets.base import ClipRecord
+from .cache import INPUT_KINDS, CacheWriter
+from .datasets import flowset
+from .datasets.base import ClipRecord, frame_number
 from .datasets.registry import DATASETS, FACELESS, dataset_module
+
+
+@dataclasses.dataclass(frozen=True)
+class MotionOptions:
+    """How ``training.prepare`` turns aligned faces into its ``--inputs`` kind (recorded in ``cache.json``)."""
+
+    kind: str = "rgb"
+    method: str = "tvl1"  # optical flow: tvl1 | farneback
+    flow_size: int | None = None  # flow_image side (None: the crop size)
+    gain: float = 16.0  # "fixed" scaling: stored units per pixel of u and v
+    strain_gain: float = 512.0  # … per unit of strain
+    reference: str = "consecutive"  # flow_clip: consecutive pairs | every frame against the onset
+    alpha: float = 10.0  # magnified: amplification
+    band: tuple[float, float] = (0.5, 5.0)  # magnified: temporal pass band, Hz
+    levels: int = 4  # magnified: pyramid levels
+
+    def __post_init__(self):
+        if self.kind not in INPUT_KINDS:
+            raise InputError(f"unknown --inputs {self.kind!r}; choose one of {', '.join(INPUT_KINDS)}")
+
+    def scaling(self):
+        from inference.motion import FlowScaling
+
+        return FlowScaling("fixed", self.gain, self.strain_gain)
+
+    def settings(self, size: int, apex: str | None) -> dict:
+        """``cache.json``'s ``inputs`` for crops of ``size`` (``apex``: where flow images' apexes come from)."""
+        if self.kind == "rgb":
+            return {"kind": "rgb"}
+        from inference.motion import flow_params
+
+        if self.kind == "magnified":
+            return {"kind": "magnified", "method": "eulerian_linear",
+                    "params": {"alpha": self.alpha, "low_hz": self.band[0], "high_hz": self.band[1],
+                               "levels": self.levels}}
+        out = {"kind": self.kind, "method": self.method, "params": flow_params(self.method),
+               "scaling": self.scaling().to_dict()}
+        if self.kind == "flow_image":
+            out.update(size=self.flow_size or size, apex=apex)
+        else:
+            out.update(reference=self.reference)
+        return out
+
+
+def apex_index(rec: ClipRecord, n_frames: int) -> int | None:
+    """The annotated apex as an index into the clip's cached frames (onset = 0), or None when not annotated."""
+    if rec.apex is None:
+        return None
+    if rec.frames:
+        numbers = [frame_number(f) for f in rec.segment()]
+        i = numbers.index(rec.apex) if rec.apex in numbers else None
+    else:
+        i = rec.apex - rec.onset if rec.onset is not None else None
+    return i if i is not None and 0 <= i < n_frames else None
+
+
+def apex_source(records: list[ClipRecord]) -> str:
+    given = sum(r.apex is not None for r in records)
+    if given == len(records):
+        return "annotated"
+    return "annotated where given, else estimated" if given else "estimated"
+
+
+def motion_input(frames: np.ndarray, rec: ClipRecord, opts: MotionOptions) -> tuple[np.ndarray, str]:
+    """The aligned clip turned into ``opts.kind`` (uint8 ``(T', S', S', 3)``) and the manifest's ``input_apex``."""
+    from inference import motion
+
+    if opts.kind == "rgb":
+        return frames, ""
+    if opts.kind == "magnified":
+        if not rec.fps:
+            raise InputError(f"{rec.clip}: magnification needs the clip's frame rate, and the dataset gives none")
+        return motion.magnify(frames, rec.fps, opts.alpha, opts.band[0], opts.band[1], opts.levels), ""
+    if opts.kind == "flow_clip":
+        return motion.flow_clip(frames, opts.method, opts.scaling(), reference=opts.reference), ""
+    i = apex_index(rec, len(frames))
+    how = "annotated" if i is not None else "estimated"
+    i = motion.estimate_apex(frames) if i is None else i
+    img = motion.flow_image(frames[0], frames[i], opts.flow_size or frames.shape[1], opts.method, opts.scaling())
+    return img[None], f"{i} {how}"
 
 
 def centre_square(frames: np.ndarray, size: int) -> np.ndarray:
@@ -54,7 +149,10 @@ def load_clip(record: ClipRecord, limits: VideoLimits) -> Clip:
 
 def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float = 0.1, variant: str = "auto",
             device: str = "cpu", limits: VideoLimits = VideoLimits(), retry_failed: bool = False,
-            progress: bool = True, log=print) -> dict:
+            progress: bool = True, log=print, motion: MotionOptions = MotionOptions()) -> dict:
+    if str(dataset).strip().lower() == flowset.NAME:
+        t0 = time.perf_counter()
+        return {**flowset.write_cache(root, out), "seconds": round(time.perf_counter() - t0, 2)}
     module = dataset_module(dataset)
     result = module.load(Path(root), variant=variant)
     log(f"{module.NAME} at {root}: {result.summary()}")
@@ -67,7 +165,8 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
     synthetic = (Path(root) / "SYNTHETIC.md").exists()  # written by python -m training.synth
     writer = CacheWriter(out, {"dataset": module.NAME, "variant": variant, "root": str(Path(root).resolve()),
                                "size": crop.size, "margin": crop.margin if faces else None, "faces": faces,
-                               "crop": crop.to_dict() if faces else None, "synthetic": synthetic})
+                               "crop": crop.to_dict() if faces else None, "synthetic": synthetic,
+                               "inputs": motion.settings(crop.size, apex_source(result.records))})
     done = writer.open()
     todo = [r for r in result.records
             if r.clip not in done or (retry_failed and done[r.clip]["status"] != "ok")]
@@ -91,6 +190,7 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
                 frames = prepared.frames
             else:
                 frames = centre_square(clip.frames, crop.size)
+            frames, row["input_apex"] = motion_input(frames, rec, motion)
             writer.add(row, frames)
             counts["ok"] += 1
         except InputError as e:
@@ -106,6 +206,14 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
     return summary
 
 
+def _band(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW-HIGH in Hz such as 0.5-5, got {text!r}") from None
+    return lo, hi
+
+
 @cli
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
@@ -115,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                     "(subject, clip, label, n_frames, status, …). Run it again with the same --out to resume.",
         epilog="Example: python -m training.prepare --dataset casme2 --root /data/CASME2 --out cache/casme2",
     )
-    p.add_argument("--dataset", required=True, help=f"one of {', '.join(DATASETS)}")
+    p.add_argument("--dataset", required=True,
+                   help=f"one of {', '.join(DATASETS)}, or {flowset.NAME} (a published flow-image set: copied)")
     p.add_argument("--root", required=True, type=Path, help="the dataset's top folder, as distributed")
     p.add_argument("--out", required=True, type=Path, help="cache folder (created; resumed when it exists)")
     p.add_argument("--size", type=int, default=128, help="side of the square face crop (default 128)")
@@ -125,9 +234,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="face detector device: cpu, cuda, auto (default cpu)")
     p.add_argument("--retry-failed", action="store_true", help="try again the clips that failed before")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse clips longer than this")
+    m = p.add_argument_group("motion inputs (--inputs other than rgb)")
+    m.add_argument("--inputs", default="rgb", choices=INPUT_KINDS,
+                   help="what the cache holds: aligned frames (rgb, default), one onset→apex flow image per clip "
+                        "(flow_image), the flow of consecutive frames (flow_clip), magnified frames (magnified)")
+    m.add_argument("--flow-method", default="tvl1", choices=("tvl1", "farneback"), help="optical flow (default tvl1)")
+    m.add_argument("--flow-size", type=int, default=None, help="flow_image side in pixels (default: --size)")
+    m.add_argument("--flow-gain", type=float, default=MotionOptions.gain,
+                   help="stored units per pixel of u and v, zero motion at 128 (default 16)")
+    m.add_argument("--strain-gain", type=float, default=MotionOptions.strain_gain,
+                   help="stored units per unit of optical strain (default 512)")
+    m.add_argument("--flow-reference", default="consecutive", choices=("consecutive", "onset"),
+                   help="flow_clip: flow of consecutive frames (default) or of every frame against the first")
+    m.add_argument("--magnify-alpha", type=float, default=MotionOptions.alpha, help="magnified: amplification (10)")
+    m.add_argument("--magnify-band", type=_band, default=MotionOptions.band,
+                   help="magnified: temporal pass band LOW-HIGH in Hz (default 0.5-5)")
+    m.add_argument("--magnify-levels", type=int, default=MotionOptions.levels, help="magnified: pyramid levels (4)")
     args = p.parse_args(argv)
+    motion = MotionOptions(args.inputs, args.flow_method, args.flow_size, args.flow_gain, args.strain_gain,
+                           args.flow_reference, args.magnify_alpha, args.magnify_band, args.magnify_levels)
     s = prepare(args.dataset, args.root, args.out, args.size, args.margin, args.variant, args.device,
-                VideoLimits(max_frames=args.max_frames), args.retry_failed)
+                VideoLimits(max_frames=args.max_frames), args.retry_failed, motion=motion)
     print(f"{s['prepared']} clips prepared, {s['failed']} failed (reasons in {args.out}/manifest.csv), "
           f"{s['skipped_done']} already done, {s['dropped_by_loader']} dropped by the loader; {s['seconds']} s")
     return 0

@@ -10,6 +10,10 @@
 
 Views are built from the (augmented, normalised) O batch inside :meth:`ViewModel.forward` with one gather
 each, so all views of a batch run through the backbone in one call.
+
+On flow inputs (``inputs``: flow_image, flow_clip; channels u, v, strain) the mirrored half of the L and R views has
+its horizontal motion negated (:class:`inference.views.FlowChannels`): the engine centres flow on its zero-motion
+value, so in the normalised batch zero motion is 0 and the mirror is a plain negation of channel 0.
 """
 
 from __future__ import annotations
@@ -21,19 +25,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from inference.errors import InputError
-from inference.views import make_views, parse_views
+from inference.views import FlowChannels, make_views, parse_views
 
+from .cache import FLOW_KINDS, INPUT_KINDS
 from .models import create_model
 from .models.checkpoint import write_checkpoint
 
 DEFAULT_WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.4, 0.2)}
+NORMALISED_FLOW = FlowChannels(u=0, axis=1, zero=0.0)  # u is channel 0 of (N, C, T, H, W); zero motion at 0
 CHECKPOINT_FORMAT = 1
 
 
 class ViewModel(nn.Module):
     def __init__(self, backbone: dict, num_classes: int, scheme: str = "sbml", train_views: str = "OLR",
-                 view_weights=None, test_views: str | None = None, fsb_head: str = "linear", fsb_hidden: int = 256):
+                 view_weights=None, test_views: str | None = None, fsb_head: str = "linear", fsb_hidden: int = 256,
+                 inputs: str = "rgb"):
         super().__init__()
+        if inputs not in INPUT_KINDS:
+            raise InputError(f"unknown input kind {inputs!r}; choose one of {', '.join(INPUT_KINDS)}")
         scheme = scheme.lower()
         if scheme not in ("sbml", "fsb"):
             raise InputError(f"unknown scheme {scheme!r}; use sbml or fsb")
@@ -49,18 +58,23 @@ class ViewModel(nn.Module):
             raise InputError(f"unknown FSB head {fsb_head!r}; use linear or mlp")
         self.config = {"backbone": dict(backbone), "num_classes": int(num_classes), "scheme": scheme,
                        "train_views": train_views, "view_weights": list(weights), "test_views": test_views,
-                       "fsb_head": fsb_head, "fsb_hidden": int(fsb_hidden)}
+                       "fsb_head": fsb_head, "fsb_hidden": int(fsb_hidden), "inputs": inputs}
         kwargs = {k: v for k, v in backbone.items() if k not in ("name", "num_classes")}
         self.backbone = create_model(backbone["name"], num_classes, **kwargs)
         self.scheme, self.train_views, self.test_views, self.view_weights = scheme, train_views, test_views, weights
+        self.inputs = inputs
         if scheme == "fsb":
             d = self.backbone.feature_dim * len(train_views)
             self.head = nn.Linear(d, num_classes) if fsb_head == "linear" else nn.Sequential(
                 nn.Linear(d, fsb_hidden), nn.ReLU(inplace=True), nn.Linear(fsb_hidden, num_classes))
 
+    def views(self, x: torch.Tensor, views: str) -> list[torch.Tensor]:
+        """The Décalcomanie views of a normalised O batch ``(N, C, T, H, W)``; flow inputs negate u where mirrored."""
+        return make_views(x, views, flow=NORMALISED_FLOW if self.inputs in FLOW_KINDS else None)
+
     def features(self, x: torch.Tensor, views: str) -> torch.Tensor:
         """Backbone features of each view: ``(V, N, D)`` for an O batch ``(N, C, T, H, W)``."""
-        stacked = torch.cat(make_views(x, views), dim=0)
+        stacked = torch.cat(self.views(x, views), dim=0)
         f = self.backbone.forward_features(stacked)
         return f.reshape(len(views), x.shape[0], -1)
 

@@ -195,5 +195,5 @@ def create_model(
 
 
 # The model files register their specs on import (they import the names defined above).
-from . import resnet3d, torchvision_video  # noqa: E402,F401
-from . import peers_flow  # noqa: E402,F401  (SSSN, DSSN, OFF-ApexNet)
+# peers_flow: SSSN, DSSN, OFF-ApexNet; ststnet: STSTNet (flow images)
+from . import peers_flow, resnet3d, ststnet, torchvision_video  # noqa: E402,F401

@@ -1,4 +1,5 @@
-"""``python -m training.synth``: write a synthetic dataset in a real dataset's on-disk layout."""
+"""``python -m training.synth``: write a synthetic dataset in a real dataset's on-disk layout, or (``--layout
+flowset``) a flow-image set in the published MEGC2019 layout (:mod:`training.synth.flowset`)."""
 
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example: python -m training.synth --layout casme2 --out data/casme2-synth --subjects 6 "
                "--clips-per-subject 5 --seed 0",
     )
-    p.add_argument("--layout", required=True, choices=DATASETS, help="which dataset's layout to write")
+    p.add_argument("--layout", required=True, choices=(*DATASETS, "flowset"),
+                   help="which dataset's layout to write; flowset: onset→apex flow images of SMIC-HS, CASME II and "
+                        "SAMM subjects in the layout STSTNet/HTNet publish (--subjects per dataset)")
     p.add_argument("--out", required=True, type=Path, help="output folder (must not exist or be empty)")
     p.add_argument("--subjects", type=int, default=8, help="number of subjects (default 8)")
     p.add_argument("--clips-per-subject", type=int, default=6, help="clips per subject (default 6)")
@@ -99,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.subjects < 1 or args.clips_per_subject < 1:
         raise InputError("--subjects and --clips-per-subject must be at least 1")
+    if args.layout == "flowset":
+        return _flowset(args, argv)
     module = dataset_module(args.layout)
     variant = args.variant
     if variant is not None and variant not in module.VARIANTS:
@@ -106,32 +111,63 @@ def main(argv: list[str] | None = None) -> int:
                          f"{', '.join(module.VARIANTS)}")
     options = {} if variant is None else {"variant": variant}
     out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
+    tmp = _staging(out, args.overwrite)
     size = args.frame_size or FRAME_SIZES[module.NAME]
     source = FaceSource(size, seed=args.seed, grey=module.NAME in GREY)
     t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside its destination and renamed at the end: a stopped run leaves no half dataset.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         total = args.subjects * args.clips_per_subject
         with tqdm(total=total, desc=f"{args.layout} {variant or ''}".strip(), unit="clip") as bar:
             module.write_synthetic(tmp, _Counting(source, bar), args.subjects, args.clips_per_subject,
                                    np.random.default_rng(args.seed), n_frames=args.frames, **options)
-        (tmp / SYNTHETIC_MARKER).write_text(
-            f"# Synthetic data\n\n"
-            f"Made by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
-            f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
-            f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _finish(tmp, out, args, argv)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     result = module.load(out, variant=variant or "auto")
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s: {result.summary()}")
+    return 0
+
+
+def _staging(out: Path, overwrite: bool) -> Path:
+    """A folder beside ``out`` to write into; renamed to ``out`` at the end, so a stopped run leaves no half set."""
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+
+
+def _finish(tmp: Path, out: Path, args, argv) -> None:
+    (tmp / SYNTHETIC_MARKER).write_text(
+        f"# Synthetic data\n\n"
+        f"Made by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
+        f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
+        f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+
+
+def _flowset(args, argv) -> int:
+    from tqdm import tqdm
+
+    from ..datasets import flowset
+    from .flowset import DATASETS as SOURCES
+    from .flowset import write_flowset
+
+    t0 = time.perf_counter()
+    tmp = _staging(args.out, args.overwrite)
+    try:
+        with tqdm(total=len(SOURCES) * args.subjects * args.clips_per_subject, desc="flowset", unit="clip") as bar:
+            write_flowset(tmp, args.subjects, args.clips_per_subject, args.seed, args.frame_size or (240, 320),
+                          args.frames, on_clip=bar.update)
+        _finish(tmp, args.out, args, argv)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    rows, _, _ = flowset.read_rows(args.out)
+    print(f"wrote {args.out} in {time.perf_counter() - t0:.1f} s: {len(rows)} flow images of "
+          f"{len({(r['dataset'], r['subject']) for r in rows})} subjects")
     return 0
 
 
