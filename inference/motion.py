@@ -60,7 +60,8 @@ from .errors import InputError
 from .views import FlowChannels
 
 METHODS = ("tvl1", "farneback")
-# OpenCV's own defaults, named as its setters name them (cv2.optflow.DualTVL1OpticalFlow_create's arguments).
+# OpenCV's own defaults, in the order and (but for lambda_) the names of cv2.optflow.DualTVL1OpticalFlow_create's
+# arguments; "innerIterations" is its "innnerIterations".
 TVL1_DEFAULTS = {"tau": 0.25, "lambda": 0.15, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01,
                  "innerIterations": 30, "outerIterations": 10, "scaleStep": 0.8, "gamma": 0.0,
                  "medianFiltering": 5, "useInitialFlow": False}
@@ -133,20 +134,8 @@ def flow_params(method: str = "tvl1", params: dict | None = None) -> dict:
 
 
 def _tvl1(p: dict):
-    algo = cv2.optflow.DualTVL1OpticalFlow_create()
-    algo.setTau(p["tau"])
-    algo.setLambda(p["lambda"])
-    algo.setTheta(p["theta"])
-    algo.setScalesNumber(p["nscales"])
-    algo.setWarpingsNumber(p["warps"])
-    algo.setEpsilon(p["epsilon"])
-    algo.setInnerIterations(p["innerIterations"])
-    algo.setOuterIterations(p["outerIterations"])
-    algo.setScaleStep(p["scaleStep"])
-    algo.setGamma(p["gamma"])
-    algo.setMedianFiltering(p["medianFiltering"])
-    algo.setUseInitialFlow(p["useInitialFlow"])
-    return algo
+    """OpenCV's TV-L1 solver; its factory takes the parameters positionally, in TVL1_DEFAULTS' order."""
+    return cv2.optflow.DualTVL1OpticalFlow_create(*(p[k] for k in TVL1_DEFAULTS))
 
 
 def flow(a, b, method: str = "tvl1", params: dict | None = None) -> np.ndarray:

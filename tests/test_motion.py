@@ -69,6 +69,8 @@ def test_flow_params_recorded_and_used(face_image):
     a, b = crop(face_image, 48), crop(face_image, 48, SHIFT)
     few = motion.flow(a, b, "farneback", {"iterations": 1, "levels": 1, "winsize": 5})
     assert not np.allclose(few, motion.flow(a, b, "farneback"))  # the parameters reach OpenCV
+    coarse = motion.flow(a, b, "tvl1", {"nscales": 1, "warps": 1, "outerIterations": 1})
+    assert not np.allclose(coarse, motion.flow(a, b, "tvl1"))
     with pytest.raises(InputError, match="unknown tvl1 parameter"):
         motion.flow_params("tvl1", {"warp": 3})
     with pytest.raises(InputError, match="unknown optical-flow method"):
