@@ -5,6 +5,14 @@ phones write for portrait video) is applied, so frames come out the way a player
 Folders of frame images are what the micro-expression datasets ship; their files are ordered
 numerically (``reg_img46`` before ``reg_img100``), never as plain strings.
 
+Decoding stays within a memory budget (:class:`VideoLimits`): every frame is brought to a *working size* as it is
+decoded (the longer side at most 1280 px by default: a face needs far less than 4K, and FFmpeg's scaler reduces each
+frame before it becomes RGB), frames go one by one into a single allocation, and the decoded bytes of a clip are
+capped — when the header says how long the clip is, the working size drops further so that the whole clip fits, and
+when it does not (a browser's WebM has no duration), the duration, frame and byte limits apply to what is decoded.
+A frame size that changes mid-stream is scaled to the first one's. The :class:`Clip` says what was done (original
+size, scale, what the header declared, notes).
+
 Everything a user can get wrong (empty file, not a video, truncated file, audio only, too long,
 too large) raises :class:`inference.errors.InputError` with a message that says what to do.
 """
@@ -17,7 +25,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,51 +34,136 @@ from .errors import InputError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".png")
+SHORTFALL = 0.1  # a file may decode up to this fraction (or 3 frames) fewer than its header declares
 
 
 @dataclass(frozen=True)
 class VideoLimits:
-    """What a clip may be at most; a clip over a limit is refused before it fills memory."""
+    """What a clip may be at most, and the size its frames are decoded to; a clip over a limit is refused before it
+    fills memory.
+
+    ``max_bytes`` caps the decoded RGB frames of one clip (at the working size); with the default working size and
+    cap, a clip the limits accept peaks well under 2 GiB of process memory, 4K and 60 fps included.
+    ``working_size`` is the longer side frames are reduced to (0: keep the full size); to fit a long clip into
+    ``max_bytes`` it may drop to ``min_working_size``. ``cli_hints`` names the command-line options that raise a
+    limit in the messages (off for the web demo, whose visitors have none)."""
 
     max_frames: int = 2000
     max_seconds: float = 60.0
-    max_pixels: int = 4096 * 2304  # per frame (a little over 4K UHD)
+    max_pixels: int = 4096 * 2304  # per frame as stored (a little over 4K UHD)
+    max_bytes: int = 768 * 2 ** 20
+    working_size: int = 1280
+    min_working_size: int = 480
+    cli_hints: bool = True
+
+    def _hint(self, flag: str) -> str:
+        return f", or raise the limit ({flag})" if self.cli_hints else ""
 
     def check_size(self, width: int, height: int, source: str) -> None:
         if width * height > self.max_pixels:
             raise InputError(
                 f"{source}: frames are {width}x{height} pixels, more than the limit of "
-                f"{self.max_pixels:,} pixels per frame. Downscale the video first, or raise the limit "
-                f"(--max-pixels)."
+                f"{self.max_pixels:,} pixels per frame. Downscale the video first{self._hint('--max-pixels')}."
             )
 
     def check_frames(self, n_frames: int, source: str) -> None:
         if n_frames > self.max_frames:
             raise InputError(
                 f"{source}: more than {self.max_frames} frames. Trim the clip to the expression "
-                f"(micro-expressions last about half a second), or raise the limit (--max-frames)."
+                f"(micro-expressions last about half a second){self._hint('--max-frames')}."
             )
 
-    def check_seconds(self, seconds: float, source: str) -> None:
-        if seconds > self.max_seconds:
+    def check_seconds(self, seconds: float, source: str, at_least: bool = False) -> None:
+        if seconds > self.max_seconds + 1e-6:
             raise InputError(
-                f"{source}: the clip lasts {seconds:.1f} s, more than the limit of {self.max_seconds:g} s. "
-                f"Trim it to the expression, or raise the limit (--max-seconds)."
+                f"{source}: the clip lasts {'at least ' if at_least else ''}{seconds:.1f} s, more than the limit of "
+                f"{self.max_seconds:g} s. Trim it to the expression{self._hint('--max-seconds')}."
             )
+
+    def check_bytes(self, n_frames: int, width: int, height: int, source: str) -> None:
+        if n_frames * width * height * 3 > self.max_bytes:
+            raise InputError(
+                f"{source}: {n_frames} frames of {width}x{height} pixels take more than the "
+                f"{self.max_bytes / 2 ** 20:.0f} MB this {'command' if self.cli_hints else 'server'} holds for one "
+                f"clip. "
+                f"Trim the clip to the expression (micro-expressions last about half a second) or lower its "
+                f"resolution."
+            )
+
+    def working_dims(self, width: int, height: int, expected_frames: int | None = None) -> tuple[int, int]:
+        """The (width, height) frames of ``width`` x ``height`` are decoded to: the longer side at most
+        ``working_size``, and smaller still (down to ``min_working_size``) when ``expected_frames`` of them would not
+        fit ``max_bytes``. Even sizes (what video scalers prefer), never larger than the original."""
+        scale = min(1.0, self.working_size / max(width, height)) if self.working_size else 1.0
+        if expected_frames and expected_frames * width * height * 3 * scale ** 2 > self.max_bytes:
+            floor = min(1.0, self.min_working_size / max(width, height))
+            scale = max(floor, math.sqrt(self.max_bytes / (expected_frames * width * height * 3)))
+        if scale >= 1.0:
+            return width, height
+        return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
 @dataclass
 class Clip:
     """Decoded frames and where they came from."""
 
-    frames: np.ndarray  # (T, H, W, 3) uint8 RGB
+    frames: np.ndarray  # (T, H, W, 3) uint8 RGB, at the working size
     fps: float | None  # None for a folder of frames read without a known rate
     source: str
     rotation: int = 0  # degrees counter-clockwise applied to honour the file's display matrix
+    original_size: tuple[int, int] = (0, 0)  # (width, height) of the first frame as shown, before any reduction
+    declared_frames: int | None = None  # what the file's header declares (None: nothing)
+    notes: list[str] = field(default_factory=list)  # what the user should know about the decoding, in plain words
 
     @property
     def n_frames(self) -> int:
         return int(self.frames.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the frames."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    @property
+    def scale(self) -> float:
+        """Working size over original size (1.0: frames at full size)."""
+        return self.size[0] / self.original_size[0] if self.original_size[0] else 1.0
+
+
+class FrameBuffer:
+    """Frames at one working size, written one by one into a single allocation reserved for as many as the limits
+    allow (memory is only used as frames arrive); refuses the frame that would pass a limit."""
+
+    def __init__(self, limits: VideoLimits, source: str, width: int, height: int, expected_frames: int | None = None):
+        self.limits, self.source = limits, source
+        self.original_size = (width, height)
+        self.width, self.height = limits.working_dims(width, height, expected_frames)
+        limits.check_bytes(1, self.width, self.height, source)
+        if expected_frames:
+            limits.check_bytes(expected_frames, self.width, self.height, source)
+        capacity = min(limits.max_frames, limits.max_bytes // (self.width * self.height * 3))
+        self._frames = np.empty((capacity, self.height, self.width, 3), np.uint8)  # pages used only when written
+        self.n = 0
+
+    def slot(self) -> np.ndarray:
+        """The (H, W, 3) array the next frame goes into."""
+        if self.n >= len(self._frames):  # one of these refuses it
+            self.limits.check_frames(self.n + 1, self.source)
+            self.limits.check_bytes(self.n + 1, self.width, self.height, self.source)
+        self.n += 1
+        return self._frames[self.n - 1]
+
+    def put(self, img: np.ndarray) -> None:
+        """Add an (h, w, 3) RGB frame, resized to the working size if it has another size."""
+        import cv2
+
+        if img.shape[:2] != (self.height, self.width):
+            img = cv2.resize(img, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        self.slot()[...] = img
+
+    @property
+    def frames(self) -> np.ndarray:
+        return self._frames[:self.n]
 
 
 def natural_key(name: str) -> tuple:
@@ -121,22 +214,22 @@ def read_frames(files: list[Path], limits: VideoLimits = VideoLimits(), fps: flo
     limits.check_frames(len(files), source)
     if fps:
         limits.check_seconds(len(files) / fps, source)
-    frames = None
-    for i, f in enumerate(files):
+    buffer = None
+    for f in files:
         img = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if img is None:
             raise InputError(f"{f}: this frame image cannot be read (corrupt or not an image). Remove or replace it.")
-        if frames is None:
+        if buffer is None:
             h, w = img.shape[:2]
             limits.check_size(w, h, source)
-            frames = np.empty((len(files), h, w, 3), np.uint8)
-        elif img.shape[:2] != frames.shape[1:3]:
+            buffer = FrameBuffer(limits, source, w, h, len(files))
+        elif img.shape[:2] != buffer.original_size[::-1]:
             raise InputError(
                 f"{f}: this frame is {img.shape[1]}x{img.shape[0]} but the first frame is "
-                f"{frames.shape[2]}x{frames.shape[1]}; all frames of a clip must have one size."
+                f"{buffer.original_size[0]}x{buffer.original_size[1]}; all frames of a clip must have one size."
             )
-        cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=frames[i])
-    return Clip(frames=frames, fps=fps, source=source)
+        buffer.put(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    return Clip(frames=buffer.frames, fps=fps, source=source, original_size=buffer.original_size)
 
 
 def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
@@ -145,7 +238,10 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
     src = str(path)
     if path.suffix.lower() not in VIDEO_EXTENSIONS:
         single_image = path.suffix.lower() in IMAGE_EXTENSIONS
-        hint = " It looks like a single image; give a folder of frames instead." if single_image else ""
+        hint = ""
+        if single_image:
+            hint = (" It looks like a single image; give a folder of frames instead." if limits.cli_hints else
+                    " It looks like a single image; a video is needed (an expression is a movement).")
         raise InputError(f"{src}: not a supported video type (use {', '.join(VIDEO_EXTENSIONS)}).{hint}")
     if path.stat().st_size == 0:
         raise InputError(f"{src}: the file is empty (0 bytes). The upload or copy probably failed; try again.")
@@ -170,37 +266,92 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
         seconds = _duration_seconds(container, stream)
         if seconds is not None:
             limits.check_seconds(seconds, src)
-        declared = stream.frames or 0
+        declared = stream.frames or None
         if declared:
             limits.check_frames(declared, src)
-
-        frames: list[np.ndarray] = []
-        rotation = 0
+        expected = declared or (int(math.ceil(seconds * fps)) if seconds and fps else None)
+        decoder = _Decoder(limits, src, expected, fps)
         try:
             for frame in container.decode(stream):
-                if not frames:
-                    rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
-                    limits.check_size(frame.width, frame.height, src)
-                frames.append(frame.to_ndarray(format="rgb24"))
-                limits.check_frames(len(frames), src)
+                decoder.add(frame)
         except av.FFmpegError as e:
             raise InputError(
-                f"{src}: decoding stopped after {len(frames)} frames ({_ffmpeg_reason(e)}). "
+                f"{src}: decoding stopped after {decoder.n_frames} frames ({_ffmpeg_reason(e)}). "
                 f"The file is truncated or corrupt; re-export or re-upload it."
             ) from None
-    if not frames:
+    n = decoder.n_frames
+    if not n:
         raise InputError(f"{src}: no frame could be decoded. The file is truncated or corrupt; re-export or "
                          f"re-upload it.")
-    # A file cut short with its index intact decodes without an error but ends early.
-    if declared and len(frames) < declared - 2:
+    # A file cut short with its index intact decodes without an error but ends early. A few frames fewer than the
+    # header declares is ordinary (an edit list hides some, a recorder dropped some).
+    if declared and n < declared - max(3, SHORTFALL * declared):
         raise InputError(
-            f"{src}: the file declares {declared} frames but only {len(frames)} could be decoded. "
+            f"{src}: the file declares {declared} frames but only {n} could be decoded. "
             f"It is truncated; re-export or re-upload it."
         )
-    clip = np.stack(frames)
-    if rotation:
-        clip = np.ascontiguousarray(np.rot90(clip, k=rotation // 90, axes=(1, 2)))
-    return Clip(frames=clip, fps=fps, source=src, rotation=rotation)
+    buffer = decoder.buffer
+    return Clip(frames=buffer.frames, fps=fps, source=src, rotation=decoder.rotation,
+                original_size=buffer.original_size, declared_frames=declared, notes=decoder.notes)
+
+
+class _Decoder:
+    """Takes decoded PyAV frames one by one: turns them as the display matrix says, reduces them to the working size
+    in FFmpeg's scaler (before they become RGB), checks the limits on the frames and timestamps seen so far."""
+
+    def __init__(self, limits: VideoLimits, source: str, expected: int | None, fps: float | None):
+        self.limits, self.source, self.expected, self.fps = limits, source, expected, fps
+        self.buffer: FrameBuffer | None = None
+        self.rotation = 0
+        self.coded = (0, 0)  # the size the decoder delivers the stream's frames at (before turning)
+        self.start: float | None = None
+        self.notes: list[str] = []
+
+    @property
+    def n_frames(self) -> int:
+        return self.buffer.n if self.buffer else 0
+
+    def add(self, frame) -> None:
+        coded = (frame.width, frame.height)
+        if self.buffer is None:
+            self.rotation = int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+            self.limits.check_size(*coded, self.source)
+            shown = coded[::-1] if self.rotation in (90, 270) else coded
+            self.buffer = FrameBuffer(self.limits, self.source, *shown, self.expected)
+            self.coded = coded
+        elif coded != self.coded:
+            self._size_changed(coded)
+        self._check_time(frame)
+        b = self.buffer
+        target = (b.height, b.width) if self.rotation in (90, 270) else (b.width, b.height)
+        if target == coded:
+            img = frame.to_ndarray(format="rgb24")
+        else:
+            img = frame.to_ndarray(width=target[0], height=target[1], format="rgb24", interpolation="AREA")
+        b.slot()[...] = np.rot90(img, k=self.rotation // 90) if self.rotation else img
+
+    def _size_changed(self, coded: tuple[int, int]) -> None:
+        self.limits.check_size(*coded, self.source)
+        old = self.coded
+        if abs(coded[0] / coded[1] - old[0] / old[1]) > 0.02 * old[0] / old[1]:
+            raise InputError(
+                f"{self.source}: the frame size changes from {old[0]}x{old[1]} to {coded[0]}x{coded[1]} (another "
+                f"shape) at frame {self.n_frames}. Re-export the video at one frame size."
+            )
+        b = self.buffer
+        self.notes.append(f"The frame size changed from {old[0]}x{old[1]} to {coded[0]}x{coded[1]} at frame "
+                          f"{self.n_frames}; every frame was brought to {b.width}x{b.height}.")
+        self.coded = coded
+
+    def _check_time(self, frame) -> None:
+        """The clip lasts at least until the end of this frame: its timestamp (or its index) plus one frame."""
+        if not self.fps:
+            return
+        t = frame.time
+        if t is not None and self.start is None:
+            self.start = t
+        elapsed = t - self.start if t is not None else self.n_frames / self.fps
+        self.limits.check_seconds(elapsed + 1 / self.fps, self.source, at_least=True)
 
 
 def _duration_seconds(container, stream) -> float | None:

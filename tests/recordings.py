@@ -12,9 +12,9 @@ person", is the same photograph mirrored, tinted darker and warmer and shown sma
 (wall, floor, a door, a picture), each shot in its own colours, with a little sensor noise per frame; heads sway by
 about a pixel, as seated people do.
 
-Use the session fixture: ``from tests.recordings import recordings  # noqa: F401`` in a test module, then
-``recordings.late_entrance`` etc. Files are built once per test session (on first use) into the session's temporary
-folder, and shared by every module that asks.
+Use the session fixture: ``from tests.recordings import recordings_fixture  # noqa: F401`` in a test module,
+then ask for ``recordings`` and use ``recordings.late_entrance`` etc. Files are built once per test session (on first
+use) into the session's temporary folder, and shared by every module that asks.
 """
 
 from __future__ import annotations
@@ -226,21 +226,22 @@ def webm_without_duration(folder: Path, seconds: float = 4.0, fps: float = 10.0)
     return Recording(path, "a browser's webcam recording: WebM without a duration", fps, (w, h), faces)
 
 
-def size_change(folder: Path) -> Recording:
-    """A browser recording whose camera switches from 320x240 to 480x360 after 12 frames (Chrome's recorder does
-    this when the camera's resolution adapts): two VP8 streams joined into one live WebM track, the second starting
-    at a key frame that carries its new size. The person stays at the same place in the picture."""
+def size_change(folder: Path, second: tuple[int, int] = (360, 480), name: str = "size_change") -> Recording:
+    """A browser recording whose camera switches from 320x240 to 480x360 (``second``: height, width) after 12 frames
+    (Chrome's recorder does this when the camera's resolution adapts): two VP8 streams joined into one live WebM
+    track, the second starting at a key frame that carries its new size. The person stays at the same place in the
+    picture."""
     import av
 
     parts, faces, sizes = [], [], []
-    for k, (h, w) in enumerate([SIZE, (360, 480)]):
+    for k, (h, w) in enumerate([SIZE, second]):
         frames, fs = render([("green", [("A", 0.5 * w, 0.5 * h, 1.0)])] * 12, (h, w))
-        parts.append(folder / f".size_change_part{k}.webm")
+        parts.append(folder / f".{name}_part{k}.webm")
         write_video(parts[-1], frames, FPS, codec="libvpx")
         faces += fs
         sizes += [(w, h)] * len(frames)
-    path = folder / "size_change.webm"
-    tmp = folder / ".size_change.tmp.webm"
+    path = folder / f"{name}.webm"
+    tmp = folder / f".{name}.tmp.webm"
     with av.open(str(tmp), "w", format="webm", options={"live": "1"}) as out:
         stream, offset = None, 0
         for part in parts:
@@ -258,8 +259,8 @@ def size_change(folder: Path) -> Recording:
                 offset = end
             part.unlink()
     tmp.replace(path)
-    return Recording(path, "a WebM whose frame size changes from 320x240 to 480x360 mid-stream", FPS, sizes[0],
-                     tuple(faces), sizes=tuple(sizes))
+    return Recording(path, f"a WebM whose frame size changes from 320x240 to {second[1]}x{second[0]} mid-stream", FPS,
+                     sizes[0], tuple(faces), sizes=tuple(sizes))
 
 
 def over_declared(folder: Path, declared: int = 98, hidden: int = 3) -> Recording:
@@ -312,8 +313,8 @@ class Recordings:
 _SHARED: dict[Path, Recordings] = {}
 
 
-@pytest.fixture(scope="session")
-def recordings(tmp_path_factory) -> Recordings:
+@pytest.fixture(scope="session", name="recordings")
+def recordings_fixture(tmp_path_factory) -> Recordings:
     """The session's recordings (one folder and one set of built files, whichever test modules import this)."""
     folder = tmp_path_factory.getbasetemp() / "recordings"
     return _SHARED.setdefault(folder, Recordings(folder))

@@ -9,6 +9,8 @@ import pytest
 
 from inference.errors import InputError
 from inference.video import VideoLimits, list_frame_files, natural_key, read_clip, write_video
+from tests import recordings as recordings_module
+from tests.recordings import recordings_fixture  # noqa: F401 — the session fixture `recordings`
 
 
 @pytest.fixture(scope="module")
@@ -188,3 +190,115 @@ def test_ffmpeg_prints_nothing_for_bad_input(tmp_path):
                          cwd=str(__import__('pathlib').Path(__file__).parent.parent))
     assert res.stdout.strip() == "caught"
     assert res.stderr == ""
+
+
+# ---------------------------------------------------------------- real recordings: decoding within a budget
+
+
+def test_recordings_decode_to_their_truth(recordings):
+    for rec in (recordings.late_entrance, recordings.two_people, recordings.one_frame):
+        clip = read_clip(rec.path)
+        assert clip.n_frames == rec.n_frames and clip.size == rec.size and clip.fps == pytest.approx(rec.fps)
+        assert clip.scale == 1.0 and clip.original_size == rec.size and not clip.notes
+    assert read_clip(recordings.one_frame.path).frames.shape == (1, 240, 320, 3)
+
+
+def test_a_header_that_over_declares_a_few_frames_is_accepted(recordings):
+    rec = recordings.over_declared  # 98 declared, 95 shown (an edit list hides the first 3)
+    clip = read_clip(rec.path)
+    assert (clip.declared_frames, clip.n_frames) == (98, 95) == (rec.declared_frames, rec.n_frames)
+    with av.open(str(rec.path)) as c:
+        assert c.streams.video[0].frames == 98  # the header really says 98
+
+
+def test_webm_without_duration_is_limited_by_what_is_decoded(recordings):
+    rec = recordings.webm_without_duration  # 4 s at 10 fps, no duration in the file
+    with av.open(str(rec.path)) as c:
+        assert c.duration is None and c.streams.video[0].duration is None and not c.streams.video[0].frames
+    assert read_clip(rec.path).n_frames == 40
+    with pytest.raises(InputError, match=r"lasts at least 3.1 s, more than the limit of 3 s"):
+        read_clip(rec.path, VideoLimits(max_seconds=3))
+    with pytest.raises(InputError, match="more than 30 frames"):
+        read_clip(rec.path, VideoLimits(max_frames=30))
+    with pytest.raises(InputError, match="10 frames of 320x240 pixels take more than the 2 MB") as e:  # 9 MB in all
+        read_clip(rec.path, VideoLimits(max_bytes=2 * 2 ** 20, min_working_size=320))
+    assert "--max" not in str(e.value)
+    web = VideoLimits(max_seconds=3, cli_hints=False)
+    with pytest.raises(InputError, match="more than the limit of 3 s. Trim it to the expression.$"):
+        read_clip(rec.path, web)
+
+
+def test_frame_size_change_mid_stream(recordings, tmp_path):
+    rec = recordings.size_change  # 12 frames 320x240, then 12 frames 480x360: one person, same place
+    assert set(rec.sizes) == {(320, 240), (480, 360)}
+    clip = read_clip(rec.path)
+    assert clip.frames.shape == (24, 240, 320, 3)
+    assert clip.notes == ["The frame size changed from 320x240 to 480x360 at frame 12; every frame was brought to "
+                          "320x240."]
+    # the later frames, scaled, show the person where the first ones do (the room differs only by noise and sway)
+    before, after = clip.frames[10].astype(np.float32), clip.frames[14].astype(np.float32)
+    assert np.abs(before - after).mean() < 6 < np.abs(before - np.roll(after, 12, axis=1)).mean()
+    other = recordings_module.size_change(tmp_path, second=(240, 480), name="wider")  # another shape
+    with pytest.raises(InputError, match=r"changes from 320x240 to 480x240 \(another shape\) at frame 12"):
+        read_clip(other.path)
+
+
+def test_large_clips_are_reduced_to_the_working_size(recordings, tmp_path):
+    clip = read_clip(recordings.four_k.path)  # 3840x2160 → 1280x720
+    assert clip.frames.shape == (15, 720, 1280, 3) and clip.original_size == (3840, 2160)
+    assert clip.scale == pytest.approx(1 / 3) and clip.fps == pytest.approx(60)
+    with av.open(str(recordings.four_k.path)) as c:
+        full = next(c.decode(video=0)).to_ndarray(format="rgb24")  # the first frame at full size
+    assert full.shape == (2160, 3840, 3)
+    assert _close(clip.frames[0], cv2.resize(full, (1280, 720), interpolation=cv2.INTER_AREA), tol=2.0)
+    # a long clip declared in its header: the working size drops so that the whole clip fits the byte cap
+    rec = recordings.over_declared  # 95 frames of 320x240 = 21.9 MB
+    fitted = read_clip(rec.path, VideoLimits(max_bytes=8 * 2 ** 20, min_working_size=160))
+    w, h = fitted.size
+    assert w < 320 and w * h * 3 * 95 <= 8 * 2 ** 20 and abs(w / h - 4 / 3) < 0.02
+    with pytest.raises(InputError, match="98 frames of 320x240 pixels take more than the 8 MB this command holds"):
+        read_clip(rec.path, VideoLimits(max_bytes=8 * 2 ** 20, min_working_size=320))
+    # a folder of large frames is reduced the same way
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), cv2.resize(full, (1600, 900))[..., ::-1])
+    folder = read_clip(tmp_path)
+    assert folder.frames.shape == (2, 720, 1280, 3) and folder.original_size == (1600, 900)
+
+
+_MEMORY = """
+import gc, json, sys
+from inference.video import read_clip
+def status(key):  # VmRSS: resident now; VmHWM: the peak of this program (ru_maxrss would carry the forking parent's)
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(key + ":"))
+def rss():
+    return status("VmRSS")
+def peak():
+    return status("VmHWM")
+out = {}
+read_clip(sys.argv[1]).frames[:1]  # load FFmpeg's libraries and the decoder once
+gc.collect()
+out["base_peak"], out["before"] = peak(), rss()
+clip = read_clip(sys.argv[1])
+out["shape"], out["holding"] = list(clip.frames.shape), rss()
+del clip
+gc.collect()
+out["after"], out["peak"] = rss(), peak()
+print(json.dumps(out))
+"""
+
+
+def test_a_4k_60fps_clip_decodes_in_bounded_memory(recordings):
+    """Measured in a fresh process (its peak resident memory, VmHWM): the decoded 4K clip at full size would be
+    373 MB; the reader never holds it, and gives the memory back."""
+    import json
+
+    rec = recordings.four_k
+    res = subprocess.run([sys.executable, "-c", _MEMORY, str(rec.path)], capture_output=True, text=True, check=True,
+                         cwd=str(__import__('pathlib').Path(__file__).parent.parent))
+    m = json.loads(res.stdout)
+    full = rec.n_frames * 3840 * 2160 * 3
+    working = rec.n_frames * 1280 * 720 * 3
+    assert m["shape"] == [15, 720, 1280, 3]
+    assert m["holding"] - m["before"] >= 0.5 * working, m  # the frames are really there while the clip lives
+    assert m["peak"] - m["before"] < full / 2, m  # the old reader peaked above 2x full (list of frames + np.stack)
+    assert m["after"] - m["before"] < 0.3 * working, m  # and released afterwards
