@@ -42,6 +42,7 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
   constant span all T positions) and the curve is sampled at ``n`` evenly spaced positions ``t ∈ [1, T]``. The ends
   are the first and last frames exactly; a linear sequence is reproduced up to the ripple of the finite cosine
   series (measured on a full-range 0…255 ramp: < 0.1 grey level for 30 → 10 frames, about 1.2 for 10 → 19).
+  The whole model is one fixed ``(n, T)`` weight matrix (:func:`tim_weights`) applied to the frames.
 - :func:`magnify` — linear Eulerian video magnification (Wu et al., SIGGRAPH 2012): a Laplacian pyramid of each
   frame, an ideal temporal band-pass (FFT over the whole clip, ``low_hz … high_hz``) of every level, amplified and
   added back. Level ``ℓ`` (finest 0, representative wavelength ``λ = 2^(ℓ+2)`` px) uses
@@ -363,6 +364,17 @@ def tim_curve(n_in: int, positions) -> np.ndarray:
     return np.cos(np.pi * k[None, :] * (t[:, None] - 0.5) / n_in)
 
 
+def tim_weights(n_in: int, n_out: int) -> np.ndarray:
+    """The ``(n_out, n_in)`` matrix of TIM: output frame ``j`` is ``Σ_i w[j, i] · frame_i``.
+
+    The fitted map is ``x(t) = mean + y(t) · M`` with ``M = Yᵀ(X − mean) / (T/2)`` (the eigenvectors are orthogonal,
+    each of squared norm T/2, and orthogonal to the constant, so ``YᵀX`` needs no centring): a fixed linear
+    combination of the frames that depends only on the two lengths."""
+    y = tim_curve(n_in, np.arange(1, n_in + 1))
+    yt = tim_curve(n_in, np.linspace(1.0, n_in, n_out))
+    return 1.0 / n_in + yt @ y.T * (2.0 / n_in)
+
+
 def tim(frames, n: int) -> np.ndarray:
     """The temporal interpolation model: ``frames`` ``(T, …)`` → ``(n, …)``, dtype kept (see the module docstring)."""
     arr = _clip(frames, 2, "TIM")
@@ -371,12 +383,8 @@ def tim(frames, n: int) -> np.ndarray:
     n, T = int(n), len(arr)
     if n == T:
         return arr
-    x = arr.reshape(T, -1).astype(np.float64)
-    mean = x.mean(axis=0)
-    y = tim_curve(T, np.arange(1, T + 1))
-    # the eigenvectors are orthogonal, each of squared norm T/2: the least-squares map is a projection
-    m = (y.T @ (x - mean)) / (T / 2.0)
-    out = mean + tim_curve(T, np.linspace(1.0, T, n)) @ m
+    work = np.float64 if arr.dtype == np.float64 else np.float32
+    out = tim_weights(T, n).astype(work) @ arr.reshape(T, -1).astype(work)
     return _to_dtype(out.reshape((n,) + arr.shape[1:]), arr.dtype)
 
 
