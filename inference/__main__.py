@@ -3,7 +3,8 @@
     python -m inference --model packages/smic --input clips/ more.mp4 --recursive --output predictions.csv
 
 Inputs are video files and folders of frame images (a folder that holds frames is one clip). Every input gets
-one row: its top label, probabilities, faces seen and per-stage timings — or an error row with the reason;
+one row: its top label, probabilities, faces seen, per-stage timings and the quality of the face track (face_coverage:
+the fraction of the frames used; notes: what was left out and why, in words) — or an error row with the reason;
 one bad file never stops the run. Run the same command again and inputs already in the output are skipped.
 Each row is appended with a single write, so a kill never leaves a torn row. ``--shard I/N`` takes the inputs
 whose path hashes to I modulo N: N machines with the same inputs cover each exactly once. Inputs are only read.
@@ -34,6 +35,8 @@ from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
                 "t_model", "t_total", "error"]
+QUALITY_COLUMNS = ["face_coverage", "notes"]  # after the others: an output written before them is still resumed
+NOTE_SEPARATOR = " | "  # between a row's notes in a CSV cell (JSONL rows hold a list)
 
 
 def find_inputs(paths: list[str], recursive: bool) -> list[Path]:
@@ -87,7 +90,7 @@ class RowWriter:
         self.jsonl = path.suffix.lower() == ".jsonl"
         if not self.jsonl and path.suffix.lower() != ".csv":
             raise InputError(f"--output {path}: use a .csv or .jsonl file")
-        self.columns = BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:]
+        self.columns = BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:] + QUALITY_COLUMNS
 
     def done(self) -> set[str]:
         """Paths already in the output (a torn last line, if any, is cut off first)."""
@@ -103,7 +106,9 @@ class RowWriter:
         if self.jsonl:
             return {json.loads(line)["path"] for line in text.splitlines() if line.strip()}
         rows = list(csv.reader(io.StringIO(text)))
-        if rows and rows[0] != self.columns:
+        if rows and rows[0] == self.columns[:-len(QUALITY_COLUMNS)]:
+            self.columns = rows[0]  # written before the quality columns: go on in its own layout
+        elif rows and rows[0] != self.columns:
             raise InputError(f"{self.path} was written for other labels or columns; use another --output")
         return {r[0] for r in rows[1:] if r}
 
@@ -130,6 +135,7 @@ class RowWriter:
             self._append(json.dumps(row, ensure_ascii=False) + "\n")
             return
         flat = {**row, **{f"prob_{k}": v for k, v in (row.get("probs") or {}).items()}}
+        flat["notes"] = NOTE_SEPARATOR.join(row.get("notes") or [])
         for stage in ("decode", "face", "resample", "model", "total"):
             flat[f"t_{stage}"] = (row.get("timings_s") or {}).get(stage, "")
         self._append(self._csv_line([flat.get(c, "") for c in self.columns]))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -201,13 +202,15 @@ class FaceAligner:
         return self._mtcnn
 
     # -- stage 1: find
-    def detect(self, frames: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
-        """Full MTCNN on a batch of frames (same size). Returns boxes, probs, landmarks per frame (in the
-        frames' own pixel coordinates) and the scale used for detection."""
+    def detect(self, frames: np.ndarray, max_side: int | None = None
+               ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
+        """Full MTCNN on a batch of frames (same size), on copies no larger than ``max_side`` (default
+        ``DETECT_MAX_SIDE``). Returns boxes, probs, landmarks per frame (in the frames' own pixel coordinates) and
+        the scale used for detection."""
         import cv2
 
         h, w = frames.shape[1:3]
-        scale = min(1.0, self.DETECT_MAX_SIDE / max(h, w))
+        scale = min(1.0, (max_side or self.DETECT_MAX_SIDE) / max(h, w))
         if scale < 1.0:
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             small = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
@@ -234,14 +237,14 @@ class FaceAligner:
             out_b.append(b), out_p.append(p), out_l.append(pts)
         return out_b, out_p, out_l, min(sx, sy)
 
-    def detect_padded(self, frames: np.ndarray, pad: float = 0.3):
+    def detect_padded(self, frames: np.ndarray, pad: float = 0.3, max_side: int | None = None):
         """:meth:`detect` on frames framed by a grey border (``pad`` × the longer side on each side)."""
         import cv2
 
         p = int(round(pad * max(frames.shape[1:3])))
         grey = (127, 127, 127)
         framed = np.stack([cv2.copyMakeBorder(f, p, p, p, p, cv2.BORDER_CONSTANT, value=grey) for f in frames])
-        boxes, probs, points, scale = self.detect(framed)
+        boxes, probs, points, scale = self.detect(framed, max_side)
         return [b - p for b in boxes], probs, [pts - p for pts in points], scale
 
     # -- stage 2: refine
@@ -272,56 +275,44 @@ class FaceAligner:
         return lm, prob
 
     # -- the whole clip
-    def align(self, frames: np.ndarray, crop: CropSettings = CropSettings(), source: str = "clip") -> AlignedClip:
+    def align(self, frames: np.ndarray, crop: CropSettings = CropSettings(), source: str = "clip",
+              found: dict[int, tuple[np.ndarray, float, np.ndarray]] | None = None,
+              seeds: dict[int, np.ndarray] | None = None, first_frame: int = 0,
+              warp_only: np.ndarray | None = None) -> AlignedClip:
         """Find, refine and warp the face of a whole clip. On the CPU, MTCNN runs on one thread: its convolutions
         sum in an order that depends on the thread count, and the landmarks (so the crop, so the verdict) would
         otherwise differ between the batch command's worker processes (one thread each) and a serial run or the
         demo (measured on 2 cores: 2.5 % of aligned pixels off by 1–2 grey levels, probabilities by ~2e-4). Costs
-        ~0.03 s on the bundled 2 s clip (0.126 → 0.159 s, 2 cores)."""
-        if str(self.device).startswith("cuda"):
-            return self._align(frames, crop, source)
-        import torch
+        ~0.03 s on the bundled 2 s clip (0.126 → 0.159 s, 2 cores).
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._align(frames, crop, source)
-        finally:
-            torch.set_num_threads(threads)
+        A face track (:mod:`inference.track`) hands over what it already knows about one person's segment:
+        ``found`` (frame → box, probability, landmarks: the find stage's result, so the detector does not run
+        again), ``seeds`` (frame → landmarks of more detections, the starting points of the keyframes' refinement),
+        ``first_frame`` (the segment's first frame in the clip: frame numbers in the meta are the clip's) and
+        ``warp_only`` (frames to warp; the others stay black, for a caller that resamples to fewer frames)."""
+        with one_thread(self.device):
+            return self._align(frames, crop, source, found, seeds or {}, first_frame, warp_only)
 
-    def _align(self, frames: np.ndarray, crop: CropSettings, source: str) -> AlignedClip:
+    def _align(self, frames: np.ndarray, crop: CropSettings, source: str, found, seeds, first_frame: int,
+               warp_only) -> AlignedClip:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
         t0 = time.perf_counter()
         n = len(frames)
-        find_idx = _spread(np.linspace(0, n - 1, min(self.find_frames, n)), n)
-        boxes, probs, points, det_scale = self.detect(frames[find_idx])
-        faces_seen = max((len(b) for b in boxes), default=0)
-        if faces_seen == 0:  # a face filling the frame (a dataset's cropped release) needs room around it
-            boxes, probs, points, det_scale = self.detect_padded(frames[find_idx])
-            faces_seen = max((len(b) for b in boxes), default=0)
-        if faces_seen == 0:
-            tried = ", ".join(str(i) for i in find_idx)
-            raise InputError(
-                f"{source}: no face found (looked at frames {tried} of {n}). Use a clip where one face is "
-                f"clearly visible, roughly frontal and at least about a tenth of the frame's height.")
-        # The track: the largest face seen; in each find frame, the detection that overlaps it most.
-        ref = max((b for bs in boxes for b in bs), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
-        found = {}
-        for i, bs, ps, ls in zip(find_idx, boxes, probs, points):
-            if len(bs):
-                j = max(range(len(bs)),
-                        key=lambda j: (_box_iou(bs[j], ref), (bs[j][2] - bs[j][0]) * (bs[j][3] - bs[j][1])))
-                found[i] = (bs[j], float(ps[j]), ls[j])
+        if found:
+            find_idx, faces_seen, det_scale = sorted(found), 1, 1.0
+        else:
+            find_idx, faces_seen, det_scale, found = self._find(frames, source)
         t_find = time.perf_counter()
 
         key_idx = sorted(set(_spread(np.linspace(0, n - 1, min(self.keyframes, n)), n)) | set(found))
-        seeds = np.stack([found[min(found, key=lambda f: abs(f - k))][2] for k in key_idx])
-        key_lm, key_prob = self.refine(frames[key_idx], seeds)
+        starts = {**seeds, **{i: f[2] for i, f in found.items()}}
+        seed_lm = np.stack([starts[min(starts, key=lambda f: abs(f - k))] for k in key_idx])
+        key_lm, key_prob = self.refine(frames[key_idx], seed_lm)
         good = key_prob >= 0.5
         if not good.any():
-            key_lm, good = seeds, np.ones(len(key_idx), bool)  # refinement lost the face: keep the detector's points
+            key_lm, good = seed_lm, np.ones(len(key_idx), bool)  # refinement lost the face: keep the detector's points
         key_idx_ok = [k for k, g in zip(key_idx, good) if g]
         key_lm_ok = key_lm[good]
         t_refine = time.perf_counter()
@@ -338,25 +329,26 @@ class FaceAligner:
             flat = key_lm_ok.reshape(len(key_idx_ok), -1)
             per_frame = np.stack([np.interp(t, key_idx_ok, flat[:, c]) for c in range(flat.shape[1])], axis=1)
             mats = np.stack([output_crop_matrix(pts.reshape(5, 2), crop) for pts in per_frame])
-        out = np.empty((n, crop.size, crop.size, 3), np.uint8)
-        for i in range(n):
+        out = np.zeros((n, crop.size, crop.size, 3), np.uint8)
+        for i in (range(n) if warp_only is None else warp_only):
             out[i] = warp(frames[i], mats[i], crop.size)
         t_warp = time.perf_counter()
 
         angle = math.degrees(face_pose(median_lm)[0])
+        at = lambda i: str(int(i) + first_frame)  # noqa: E731 — frame numbers as the clip counts them
         meta = {
             "source": source,
             "crop": crop.to_dict(),
             "mode": mode,
             "spread_px": round(spread, 3),
             "faces_seen": int(faces_seen),
-            "find_frames": [int(i) for i in find_idx],
+            "find_frames": [int(i) + first_frame for i in find_idx],
             "detect_scale": round(det_scale, 4),
-            "boxes": {str(i): [round(float(v), 2) for v in found[i][0]] for i in found},
-            "box_probabilities": {str(i): round(found[i][1], 5) for i in found},
-            "keyframes": [int(i) for i in key_idx],
-            "keyframe_landmarks": {str(k): np.round(pts, 3).tolist() for k, pts in zip(key_idx, key_lm)},
-            "keyframe_probabilities": {str(k): round(float(p), 5) for k, p in zip(key_idx, key_prob)},
+            "boxes": {at(i): [round(float(v), 2) for v in found[i][0]] for i in found},
+            "box_probabilities": {at(i): round(float(found[i][1]), 5) for i in found},
+            "keyframes": [int(i) + first_frame for i in key_idx],
+            "keyframe_landmarks": {at(k): np.round(pts, 3).tolist() for k, pts in zip(key_idx, key_lm)},
+            "keyframe_probabilities": {at(k): round(float(p), 5) for k, p in zip(key_idx, key_prob)},
             "landmarks": np.round(median_lm, 3).tolist(),
             "head_roll_deg": round(angle, 3),
             "transform": np.round(m_fixed, 6).tolist() if mode == "fixed" else None,
@@ -365,17 +357,68 @@ class FaceAligner:
         }
         return AlignedClip(frames=out, matrices=mats, meta=meta)
 
+    def _find(self, frames: np.ndarray, source: str):
+        """The full detector on ``find_frames`` frames spread over the clip: (frames looked at, most faces in one
+        of them, detection scale, frame → (box, probability, landmarks) of the largest face's track)."""
+        n = len(frames)
+        find_idx = _spread(np.linspace(0, n - 1, min(self.find_frames, n)), n)
+        boxes, probs, points, det_scale = self.detect(frames[find_idx])
+        faces_seen = max((len(b) for b in boxes), default=0)
+        if faces_seen == 0:  # a face filling the frame (a dataset's cropped release) needs room around it
+            boxes, probs, points, det_scale = self.detect_padded(frames[find_idx])
+            faces_seen = max((len(b) for b in boxes), default=0)
+        if faces_seen == 0:
+            raise no_face_error(source, find_idx, n)
+        # The track: the largest face seen; in each find frame, the detection that overlaps it most.
+        ref = max((b for bs in boxes for b in bs), key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
+        found = {}
+        for i, bs, ps, ls in zip(find_idx, boxes, probs, points):
+            if len(bs):
+                j = max(range(len(bs)),
+                        key=lambda j: (_box_iou(bs[j], ref), (bs[j][2] - bs[j][0]) * (bs[j][3] - bs[j][1])))
+                found[i] = (bs[j], float(ps[j]), ls[j])
+        return find_idx, faces_seen, det_scale, found
+
+
+def no_face_error(source: str, looked_at: list[int], n: int) -> InputError:
+    """The message for a clip in which the detector found no face on any frame it looked at."""
+    tried = (", ".join(str(i) for i in looked_at) if len(looked_at) <= 6
+             else f"{len(looked_at)} frames from {looked_at[0]} to {looked_at[-1]}")
+    return InputError(f"{source}: no face found (looked at frames {tried} of {n}). Use a clip where one face is "
+                      f"clearly visible, roughly frontal and at least about a tenth of the frame's height.")
+
+
+@contextmanager
+def one_thread(device: str):
+    """MTCNN on one CPU thread while the block runs (see :meth:`FaceAligner.align`); nothing changes on a GPU."""
+    if str(device).startswith("cuda"):
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 _default_aligners: dict[tuple, FaceAligner] = {}
+
+
+def shared_aligner(device: str = "cpu", **aligner_options) -> FaceAligner:
+    """One :class:`FaceAligner` per device and options in a process (the MTCNN weights load once)."""
+    key = (device, tuple(sorted(aligner_options.items())))
+    if key not in _default_aligners:
+        _default_aligners[key] = FaceAligner(device=device, **aligner_options)
+    return _default_aligners[key]
 
 
 def align_clip(frames: np.ndarray, crop: CropSettings = CropSettings(), device: str = "cpu", source: str = "clip",
                **aligner_options) -> AlignedClip:
     """Align a clip with a shared :class:`FaceAligner` (the MTCNN weights load once per process)."""
-    key = (device, tuple(sorted(aligner_options.items())))
-    if key not in _default_aligners:
-        _default_aligners[key] = FaceAligner(device=device, **aligner_options)
-    return _default_aligners[key].align(frames, crop, source=source)
+    return shared_aligner(device, **aligner_options).align(frames, crop, source=source)
 
 
 def frame_shifts(frames: np.ndarray) -> np.ndarray:

@@ -25,9 +25,10 @@ import numpy as np
 
 from .device import resolve_device
 from .errors import InputError, cli
-from .face import CropSettings, FaceAligner, align_clip
+from .face import CropSettings, FaceAligner, shared_aligner
 from .files import write_atomic, write_json_atomic
 from .temporal import resample, sample_positions
+from .track import Quality, track_and_align
 from .video import Clip, VideoLimits, read_clip
 from .views import make_views, parse_views
 
@@ -45,6 +46,7 @@ class PreparedClip:
     rotation: int = 0  # degrees the decoder turned the frames to honour the file's display matrix
     input_frames: int = 0  # frames decoded
     input_size: tuple[int, int] = (0, 0)  # (width, height) of the decoded frames
+    quality: Quality | None = None  # the face track's verdict: coverage, shots, faces seen, frames used and dropped
 
     @property
     def faces_seen(self) -> int:
@@ -56,14 +58,28 @@ class PreparedClip:
 
     @property
     def frames_used(self) -> list[float]:
-        """The input position (fractional frame index) of each output frame."""
-        return [round(float(p), 4) for p in sample_positions(self.input_frames, self.n_frames)]
+        """The input position (fractional frame index in the decoded clip) of each output frame."""
+        first, last = self.quality.frames_used if self.quality else (0, self.input_frames - 1)
+        return [round(first + float(p), 4) for p in sample_positions(last - first + 1, self.n_frames)]
+
+    @property
+    def face_coverage(self) -> float:
+        """Fraction of the decoded frames the face segment holds (1.0 when every frame was used)."""
+        return self.quality.face_coverage if self.quality else 1.0
+
+    @property
+    def notes(self) -> list[str]:
+        """The quality verdict in plain words (empty for a clean clip)."""
+        return list(self.quality.notes) if self.quality else []
 
 
 @dataclass(frozen=True)
 class Preparer:
-    """Decode (unless given a decoded :class:`Clip`) → align the face → resample to ``n_frames`` (None keeps every
-    frame). A small frozen object: worker processes get a copy and prepare clips while the model runs."""
+    """Decode (unless given a decoded :class:`Clip`) → track the face over the whole clip and align the chosen
+    person's segment (:func:`inference.track.track_and_align`) → resample it to ``n_frames`` (None keeps every
+    frame of the segment). ``whole``: refuse a clip the segment does not cover entirely (``training.prepare``: an
+    annotated dataset clip must not lose frames silently). A small frozen object: worker processes get a copy and
+    prepare clips while the model runs."""
 
     crop: CropSettings = CropSettings()
     n_frames: int | None = None
@@ -71,6 +87,7 @@ class Preparer:
     device: str = "cpu"  # where the face aligner runs: cpu, cuda, cuda:N or auto (resolved on construction)
     find_frames: int = FaceAligner.FIND_FRAMES
     keyframes: int = FaceAligner.KEYFRAMES
+    whole: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "device", resolve_device(self.device))
@@ -85,15 +102,16 @@ class Preparer:
             clip = read_clip(clip, self.limits, fps=fps)
         t1 = time.perf_counter()
         stage("face")
-        aligned = align_clip(clip.frames, self.crop, device=self.device, source=clip.source,
-                             find_frames=self.find_frames, keyframes=self.keyframes)
+        aligner = shared_aligner(self.device, find_frames=self.find_frames, keyframes=self.keyframes)
+        aligned, quality = track_and_align(clip.frames, aligner, self.crop, clip.fps, clip.source, self.n_frames,
+                                           self.whole)
         t2 = time.perf_counter()
         frames = resample(aligned.frames, self.n_frames) if self.n_frames else aligned.frames
         t3 = time.perf_counter()
         return PreparedClip(frames=frames, face=aligned.meta, timings={"decode": t1 - t0, "face": t2 - t1,
                                                                         "resample": t3 - t2},
                             source=clip.source, fps=clip.fps, rotation=clip.rotation, input_frames=clip.n_frames,
-                            input_size=(int(clip.frames.shape[2]), int(clip.frames.shape[1])))
+                            input_size=(int(clip.frames.shape[2]), int(clip.frames.shape[1])), quality=quality)
 
 
 @dataclass
@@ -125,6 +143,7 @@ def preprocess(clip: str | os.PathLike | Clip, crop: CropSettings = CropSettings
         "frames_used": prepared.frames_used,
         "views": views,
         **{k: v for k, v in face.items() if k not in ("source", "timings_s")},
+        "quality": prepared.quality.to_dict(),
         "timings_s": {
             "decode": round(prepared.timings["decode"], 4),
             "face": round(prepared.timings["face"], 4),
@@ -228,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['output_frames']} frames {args.size}x{args.size}, views {m['views']}; "
           f"faces seen {m['faces_seen']}, {m['mode']} crop, head roll {m['head_roll_deg']:+.1f}°; "
           f"face stage {m['timings_s']['face']:.2f} s")
+    q = m["quality"]
+    print(f"face coverage {q['face_coverage']:.0%} (frames {q['frames_used'][0]}–{q['frames_used'][1]} used)"
+          + "".join(f"\n  note: {note}" for note in q["notes"]))
     print(f"wrote {args.out}/{{{','.join(m['views'])}}}.npy, preview.png, meta.json")
     return 0
 

@@ -24,6 +24,7 @@ from .errors import InputError
 from .hub import resolve_package
 from .package import VARIANT_CHOICES, VARIANT_FILES, ModelPackage
 from .preprocess import PreparedClip, Preparer
+from .track import Quality
 from .video import Clip, VideoLimits
 from .views import parse_views, view_indices
 
@@ -40,6 +41,17 @@ class Prediction:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     face: dict = field(default_factory=dict)  # the aligner's meta (boxes, landmarks, transform, mode)
     aligned: np.ndarray | None = None  # the aligned, resampled clip (T, S, S, 3) the model saw
+    quality: Quality | None = None  # the face track's verdict: coverage, shots, frames used and dropped, notes
+
+    @property
+    def face_coverage(self) -> float:
+        """Fraction of the decoded frames the verdict rests on."""
+        return self.quality.face_coverage if self.quality else 1.0
+
+    @property
+    def notes(self) -> list[str]:
+        """The quality verdict in plain words (empty for a clean clip)."""
+        return list(self.quality.notes) if self.quality else []
 
     @property
     def top(self) -> str:
@@ -50,6 +62,7 @@ class Prediction:
                 "per_view": {v: {k: round(float(p), 6) for k, p in zip(self.labels, pv)}
                              for v, pv in self.per_view.items()},
                 "views": self.views, "faces_seen": self.faces_seen,
+                "face_coverage": round(self.face_coverage, 4), "notes": self.notes,
                 "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
 
 
@@ -164,7 +177,7 @@ class Predictor:
             timings = {**clip.timings, "model": (t1 - t0) / len(prepared), "fuse": (t2 - t1) / len(prepared)}
             timings["total"] = sum(timings.values())
             out.append(Prediction(self.labels, probs[n], views, per_view[n], clip.faces_seen, timings, clip.face,
-                                  clip.frames))
+                                  clip.frames, clip.quality))
         return out
 
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,
