@@ -98,4 +98,4 @@ def test_peer_configs_build_their_model(name):
     assert cfg["train"]["n_frames"] == 1 and cfg["data"].get("inputs", "flow_image") == "flow_image"
     m = create_model(cfg["model"]["name"], 3, **cfg["model"]["kwargs"])
     assert m(_flow(2, cfg["train"]["size"])).shape == (2, 3)
-    assert model_spec(cfg["model"]["name"]).norm.mean == (128 / 255,) * 3  # zero motion → 0
+    assert model_spec(cfg["model"]["name"]).norm.mean == (128 / 255, 128 / 255, 0.0)  # zero motion → 0

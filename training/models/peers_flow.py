@@ -38,10 +38,12 @@ from inference.errors import InputError
 
 from . import ModelSpec, Normalisation, VideoClassifier, register
 
-# A flow image's stored value 128 is zero motion ("fixed" scaling); 0..255 maps to about -1..1.
+# A flow image in the "fixed" scaling stores zero motion as u = v = 128 and strain = 0; centred on those and over
+# 0.5 (0-1 units). Training on a flow cache uses training.engine's flow normalisation (the same values, centred on
+# each image's own zeros for min-max scaled sets); this is the architecture's default for anything else.
 FLOW_IMAGE_NORM = Normalisation(
-    mean=(128 / 255,) * 3, std=(0.5,) * 3, pixel_scale=1,
-    source="flow image (u, v, strain): zero motion (128) → 0, 0..255 → about -1..1",
+    mean=(128 / 255, 128 / 255, 0.0), std=(0.5,) * 3, pixel_scale=1,
+    source="flow image (u, v, strain): zero motion → 0, (x - zero) / 0.5 in 0-1 units",
 )
 CHANNELS = ("u", "v", "strain")
 DERIVED = ("magnitude",)
