@@ -48,6 +48,10 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
   added back. Level ``ℓ`` (finest 0, representative wavelength ``λ = 2^(ℓ+2)`` px) uses
   ``α_ℓ = min(α, (1 + α)·λ/λc − 1)`` (at least 0), Wu et al.'s bound ``(1 + α)δ < λ/8`` for a cut-off wavelength
   ``λc`` (``cutoff``, px); a motion ``δ(t)`` in the band becomes ``(1 + α)·δ(t)`` where the image is smooth enough.
+- :func:`build_input` — an aligned clip turned into the input kind a cache or a model records (``inputs``:
+  ``{"kind": "rgb" | "flow_image" | "flow_clip" | "magnified", "method", "params", "scaling", "size",
+  "reference"}``, as ``training.prepare`` writes it into ``cache.json``): the one path for training caches and
+  for serving a motion model.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations"
 DEFAULTS = {"tvl1": TVL1_DEFAULTS, "farneback": FARNEBACK_DEFAULTS}
 CHANNELS = ("u", "v", "strain")
 REFERENCES = ("consecutive", "onset")
+INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified")
 
 
 # ---------------------------------------------------------------- input checks
@@ -448,3 +453,43 @@ def magnify(frames, fps: float, alpha: float = 10.0, low_hz: float = 0.5, high_h
         out_bands.append(stack)
     out = np.stack([_collapse([b[t] for b in out_bands]) for t in range(T)])
     return _to_dtype(out.reshape(arr.shape), np.uint8)
+
+
+# ---------------------------------------------------------------- one entry: recorded settings → model input
+
+
+def build_input(frames, inputs: dict | None = None, fps: float | None = None,
+                apex: int | None = None) -> tuple[np.ndarray, int | None]:
+    """An aligned clip ``(T, S, S, 3)`` uint8 as the input ``inputs`` describes (None: ``{"kind": "rgb"}``), and
+    the apex used (flow images: ``apex`` when given, e.g. annotated, else :func:`estimate_apex`; None otherwise).
+
+    - ``rgb``: the frames as they are;
+    - ``flow_image``: one ``(1, size, size, 3)`` onset (frame 0) → apex image (:func:`flow_image`);
+    - ``flow_clip``: ``(T-1, S, S, 3)`` (:func:`flow_clip`, ``reference``);
+    - ``magnified``: :func:`magnify` with ``params`` ``alpha, low_hz, high_hz, levels[, cutoff]`` at ``fps``.
+    """
+    inputs = dict(inputs or {"kind": "rgb"})
+    kind = inputs.get("kind", "rgb")
+    if kind not in INPUT_KINDS:
+        raise InputError(f"unknown input kind {kind!r}: use one of {', '.join(INPUT_KINDS)}")
+    arr = _clip(frames, 1 if kind == "rgb" else 2, f"a {kind} input")
+    if kind == "rgb":
+        return arr, None
+    params = dict(inputs.get("params") or {})
+    if kind == "magnified":
+        if not fps:
+            raise InputError("magnification needs the clip's frame rate; give fps (the dataset or the video's)")
+        unknown = sorted(set(params) - {"alpha", "low_hz", "high_hz", "levels", "cutoff"})
+        if unknown:
+            raise InputError(f"unknown magnification parameter(s) {unknown}: known are alpha, low_hz, high_hz, "
+                             f"levels, cutoff")
+        return magnify(arr, fps, **params), None
+    method = inputs.get("method", "tvl1")
+    scaling = FlowScaling.from_dict(inputs["scaling"]) if inputs.get("scaling") else FIXED
+    if kind == "flow_clip":
+        return flow_clip(arr, method, scaling, params, inputs.get("reference", "consecutive")), None
+    if apex is None:
+        apex = estimate_apex(arr)
+    elif not 0 <= apex < len(arr):
+        raise InputError(f"apex {apex} is outside the clip's {len(arr)} frames")
+    return flow_image(arr[0], arr[apex], inputs.get("size"), method, scaling, params)[None], apex
