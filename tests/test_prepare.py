@@ -144,3 +144,51 @@ def test_synth_and_prepare_commands(tmp_path):
                           "--root", str(tmp_path / "nope"),
                           "--out", str(cache)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and res.stderr.startswith("error:") and "Traceback" not in res.stderr
+
+
+def test_prepare_flow_images_records_how_and_resumes(tmp_path):
+    """--inputs flow_image on a tiny synthetic SMIC (no apex in its annotation): one onset → apex flow image per clip,
+    computed from the same aligned faces as the RGB cache, the apex estimated and said so; the settings record the
+    method and parameters; a second run resumes, one with other parameters is refused."""
+    from inference import motion
+    from training.datasets import smic
+    from training.prepare import MotionOptions
+
+    data = tmp_path / "smic"
+    smic.write_synthetic(data, FaceSource((160, 200), seed=8), subjects=2, clips_per_subject=2,
+                         rng=np.random.default_rng(8), variant="raw", n_frames=(5, 6),
+                         plan=[(1, "positive"), (1, "surprise"), (2, "negative"), (2, "positive")])
+    quiet = {"size": 48, "progress": False, "log": lambda *_: None}
+    prepare("smic", data, tmp_path / "rgb", **quiet)
+    flow = MotionOptions("flow_image", method="farneback", flow_size=24)
+    summary = prepare("smic", data, tmp_path / "flow", motion=flow, **quiet)
+    assert summary["prepared"] == 4 and summary["failed"] == 0
+    rgb, cache = Cache.open(tmp_path / "rgb"), Cache.open(tmp_path / "flow")
+    inputs = cache.settings["inputs"]
+    assert inputs == {"kind": "flow_image", "method": "farneback", "params": motion.flow_params("farneback"),
+                      "scaling": motion.FlowScaling().to_dict(), "size": 24, "apex": "estimated"}
+    assert cache.frames.shape == (4, 24, 24, 3) and [r["clip"] for r in cache.rows] == [r["clip"] for r in rgb.rows]
+    for i, row in enumerate(cache.rows):
+        faces = np.asarray(rgb.clip(i))
+        apex = motion.estimate_apex(faces)
+        assert row["input_apex"] == f"{apex} estimated" and row["n_frames"] == 1
+        np.testing.assert_array_equal(cache.clip(i)[0], motion.flow_image(faces[0], faces[apex], 24, "farneback"))
+    assert Cache.open(tmp_path / "rgb").inputs == {"kind": "rgb"}
+    again = prepare("smic", data, tmp_path / "flow", motion=flow, **quiet)
+    assert again["prepared"] == 0 and again["skipped_done"] == 4
+    with pytest.raises(InputError, match="other settings .*inputs: .*'gain': 16.0.* there, .*'gain': 8.0"):
+        prepare("smic", data, tmp_path / "flow", motion=MotionOptions("flow_image", "farneback", 24, gain=8.0),
+                **quiet)
+
+
+def test_the_annotated_apex_is_found_in_the_cached_frames(dataset):
+    """CASME II annotates the apex by frame number; a flow image takes the frame of that number (onset = index 0)."""
+    from training.prepare import apex_index, apex_source
+
+    records = casme2.load(dataset).records
+    assert apex_source(records) == "annotated"
+    for rec in records:
+        frames = rec.segment()
+        i = apex_index(rec, len(frames))
+        assert frames[i].name == next(f.name for f in frames if int("".join(filter(str.isdigit, f.stem))) == rec.apex)
+        assert i == rec.apex - rec.onset
