@@ -99,3 +99,69 @@ def test_peer_configs_build_their_model(name):
     m = create_model(cfg["model"]["name"], 3, **cfg["model"]["kwargs"])
     assert m(_flow(2, cfg["train"]["size"])).shape == (2, 3)
     assert model_spec(cfg["model"]["name"]).norm.mean == (128 / 255, 128 / 255, 0.0)  # zero motion → 0
+
+
+# --- late fusion of a grey stream and a flow stream ------------------------------------------------------------------
+
+
+def _late(**kw):
+    torch.manual_seed(0)
+    return create_model("late_fusion", 3, **{"backbone": "resnet3d_tiny", **kw}).eval()
+
+
+def test_late_fusion_modes_are_the_mean_of_the_streams():
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(3))
+    for fusion in ("logits", "probs"):
+        m = _late(fusion=fusion)
+        f = m.forward_features(x)
+        assert f.shape == (2, m.feature_dim) == (2, 128)
+        inputs = m.stream_inputs(x)
+        z = [m.fc.heads[i](m.streams[n].forward_features(inputs[n])) for i, n in enumerate(("grey", "flow"))]
+        if fusion == "logits":
+            torch.testing.assert_close(m(x), (z[0] + z[1]) / 2)
+            # the same function as one linear layer on the concatenated features (the registry's fc contract)
+            lin = torch.nn.Linear(128, 3)
+            lin.weight.data = torch.cat([m.fc.heads[0].weight, m.fc.heads[1].weight], 1) / 2
+            lin.bias.data = (m.fc.heads[0].bias + m.fc.heads[1].bias) / 2
+            torch.testing.assert_close(m(x), lin(f))
+        else:
+            torch.testing.assert_close(m(x).softmax(-1), (z[0].softmax(-1) + z[1].softmax(-1)) / 2)
+    m.reset_classifier(5)
+    assert m(x).shape == (2, 5) and m.fc.fusion == "probs"
+
+
+def test_late_fusion_stream_inputs_follow_the_layout():
+    x = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(4))
+    grey = _late(features="grey", layout=["r", "g", "b"])
+    g = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    torch.testing.assert_close(grey.forward_features(x), grey.streams["grey"].forward_features(torch.stack([g] * 3, 1)))
+    flow = _late(features="flow", layout=["u", "v", "strain"])
+    torch.testing.assert_close(flow.stream_inputs(x)["flow"], x)
+    both = _late()  # layout grey, u, v: the flow stream's third channel is the flow magnitude
+    ins = both.stream_inputs(x)
+    torch.testing.assert_close(ins["flow"][:, 2], torch.sqrt(x[:, 1] ** 2 + x[:, 2] ** 2 + 1e-12))
+    torch.testing.assert_close(ins["grey"], torch.stack([x[:, 0]] * 3, 1))
+    with pytest.raises(InputError, match="does not hold"):
+        _late(features="grey+flow", layout=["r", "g", "b"])
+    with pytest.raises(InputError, match="unknown model"):
+        _late(backbone="nope")
+
+
+def test_late_fusion_trains_in_the_view_scheme():
+    from training.schemes import ViewModel
+
+    torch.manual_seed(0)
+    vm = ViewModel({"name": "late_fusion", "backbone": "resnet3d_tiny", "fusion": "probs"}, 3, "sbml", "OLR")
+    x, y = torch.randn(2, 3, 4, 32, 32), torch.tensor([0, 2])
+    loss, logits = vm.loss(x, y)
+    loss.backward()
+    assert logits.shape == (2, 3) and torch.isfinite(loss)
+    assert all(p.grad is not None for p in vm.backbone.streams.parameters())
+
+
+@pytest.mark.parametrize("name", ["late_fusion_flow", "late_fusion_grey"])
+def test_late_fusion_configs(name):
+    cfg = load_config(PEERS / f"{name}.yaml")
+    kw = cfg["model"]["kwargs"]
+    assert cfg["model"]["name"] == "late_fusion" and kw["backbone"] == "swin3d_t"
+    assert cfg["data"]["inputs"] == {"flow": "flow_clip", "grey": "rgb"}[kw["features"]]
