@@ -18,7 +18,7 @@ import logging
 from inference.errors import InputError, cli
 from inference.video import VideoLimits
 
-from .app import DEFAULT_MODEL, Limits, build_app, launch
+from .app import DEFAULT_MODEL, Limits, RunFolder, build_app, launch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,11 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, queue_size=args.queue_size,
                     concurrency=args.concurrency, keep_files_s=args.keep_files)
     predictor = Predictor(args.model, device=args.device,
-                          limits=VideoLimits(max_frames=limits.max_frames, max_seconds=limits.max_seconds))
+                          limits=VideoLimits(max_frames=limits.max_frames, max_seconds=limits.max_seconds,
+                                             cli_hints=False))
     print(predictor.describe(), flush=True)
-    app = build_app(predictor, limits, source=args.model)
-    app.analyser.warm_up(next(iter(app.examples), None))
-    launch(app, host=args.host, port=args.port, share=args.share)
+    folder = RunFolder()  # uploads and results of this run; removed when it stops (Ctrl-C or SIGTERM)
+    try:
+        app = build_app(predictor, limits, source=args.model)
+        app.analyser.warm_up(next(iter(app.examples), None))
+        launch(app, host=args.host, port=args.port, share=args.share)
+    finally:
+        folder.close()
     return 0
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import signal
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +29,10 @@ STAGES = {"decode": (0.05, "decoding the clip"), "face": (0.3, "finding and alig
           "model": (0.85, "running the model")}
 SHOWN_FRAMES = 4  # frames shown per view
 SHOWN_SIZE = 128  # px per shown frame
+
+TEMP_ROOT_NAME = "micro-expression-demo"  # this app's folder inside Gradio's temporary folder: one sub-folder per run
+SYNTHETIC_WARNING = ("⚠ **Demo weights trained on synthetic faces only**: this verdict shows the pipeline working; "
+                     "it is not a reading of a real person's expression.")
 
 log = logging.getLogger("demo")
 
@@ -103,6 +110,8 @@ class Analyser:
                          f"result, upload a clip with one face.")
         if pred.face.get("mode") == "tracked":
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
+        # the face track's verdict (coverage, shots, dropped frames …), less what the note above already says
+        notes += [n[:1].upper() + n[1:] for n in pred.notes if not (pred.faces_seen > 1 and "faces were" in n)]
         return Analysis(pred, sheets, rows, notes)
 
     def warm_up(self, clip: str | os.PathLike | None) -> None:
@@ -124,7 +133,7 @@ def card_facts(predictor: Predictor, source: str) -> str:
                      "`python -m training.synth`). They show the pipeline working end to end; they are not a "
                      "micro-expression recogniser for real people.\n")
     lines += [f"**{c.name}** — {c.summary}", "",
-              "| | |", "| --- | --- |",
+              "| fact | value |", "| --- | --- |",
               f"| classes | {', '.join(predictor.labels)} |",
               f"| scheme | {c.scheme.upper()}, trained on views {c.train_views}, test views {c.test_views} |",
               f"| backbone | {c.backbone.get('name', '?')}, {c.n_frames} frames of {c.size or '?'} px |",
@@ -138,8 +147,30 @@ def card_facts(predictor: Predictor, source: str) -> str:
     else:
         lines.append("| LOSO | not evaluated |")
     lines.append(f"| runs on | {predictor.variant} graph on {predictor.provider} |")
-    lines.append(f"| package | `{source}` |")
+    lines.append(f"| package | {package_name(source)} |")
     return "\n".join(lines)
+
+
+def package_name(source: str) -> str:
+    """How the page names the package: a Hub reference as given, the bundled one as such, a folder by its name
+    only (a visitor has no business with the server's file paths)."""
+    if source.startswith("hf://"):
+        return f"`{source}`"
+    path = Path(source)
+    if path.resolve() == DEFAULT_MODEL.resolve():
+        return "the bundled demo package"
+    return f"`{path.name or source}`"
+
+
+def quality_markdown(prediction: Prediction) -> str:
+    """What the verdict rests on, in a line: faces seen, face coverage and the frames used, shots."""
+    q = prediction.quality
+    text = f"faces seen: {prediction.faces_seen}"
+    if q is not None:
+        first, last = q.frames_used
+        text += (f" · face coverage: {q.face_coverage:.0%} (frames {first}–{last} used) · "
+                 f"shot{'s' if len(q.shots) != 1 else ''}: {len(q.shots)}")
+    return text
 
 
 def timings_markdown(timings: dict[str, float]) -> str:
@@ -165,8 +196,9 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
 
         try:
             result = analyser.analyse(video, views, on_stage=on_stage)
-        except InputError as e:
-            raise gr.Error(str(e), title="This clip cannot be analysed") from None
+        except InputError as e:  # the visitor's mistake: one line in the log, the message on the page
+            log.info("refused %s: %s", Path(video).name if video else "(no clip)", e)
+            raise gr.Error(str(e), title="This clip cannot be analysed", print_exception=False) from None
         except Exception as e:  # noqa: BLE001 — the page gets a message, the log gets the traceback
             log.exception("analysis of %s failed", video)
             raise gr.Error(f"The clip could not be analysed ({type(e).__name__}: {e}). Try another clip; if this "
@@ -175,7 +207,7 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             gr.Warning(note)
         p = result.prediction
         chart = pd.DataFrame(result.per_view, columns=["view", "label", "probability"])
-        summary = (f"**{p.top}** ({result.fused[p.top]:.0%}) from views **{p.views}**; faces seen: {p.faces_seen}."
+        summary = (f"**{p.top}** ({result.fused[p.top]:.0%}) from views **{p.views}**; {quality_markdown(p)}."
                    + "".join(f"\n\n⚠ {n}" for n in result.notes))
         return (result.fused, result.sheets["O"], result.sheets["L"], result.sheets["R"],
                 gr.update(value=chart, visible=analyser.sbml), summary, timings_markdown(p.timings))
@@ -199,12 +231,14 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                     gr.Examples(examples=[[e] for e in examples], inputs=[video], label="Examples (synthetic clips)"
                                 if predictor.package.synthetic else "Examples")
             with gr.Column(scale=1):
+                if predictor.package.synthetic:  # beside the verdict, where a visitor reads it
+                    gr.Markdown(SYNTHETIC_WARNING, elem_id="synthetic-warning")
                 label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities", elem_id="label")
-                summary = gr.Markdown(elem_id="summary")
+                summary = gr.Markdown(label="Summary", elem_id="summary")
                 chart = gr.BarPlot(x="view", y="probability", color="label", y_lim=[0, 1], sort=["O", "L", "R"],
                                    label="Per-view probabilities (SBML: each view's own softmax)",
                                    visible=analyser.sbml, elem_id="per-view")
-                timing = gr.Markdown(elem_id="timings")
+                timing = gr.Markdown(label="Timings", elem_id="timings")
         with gr.Row():
             face = gr.Image(label="Aligned face (O)", elem_id="view-o", interactive=False)
             left = gr.Image(label="L view (left half + its mirror)", elem_id="view-l", interactive=False)
@@ -220,9 +254,58 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
     return app
 
 
+class RunFolder:
+    """This server's own temporary folder, ``<Gradio's temporary folder>/micro-expression-demo/<pid>-…``, locked (an
+    flock on the folder) for as long as the server runs; Gradio puts the run's uploads and result images there
+    (``GRADIO_TEMP_DIR`` points at it), and :meth:`close` removes it. Claiming one first removes the folders that
+    earlier runs left behind (killed, crashed: nobody holds their lock), never one a running server holds. Create it
+    before the app is built."""
+
+    def __init__(self, base: str | os.PathLike | None = None):
+        import fcntl
+
+        base = base or os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio"
+        self.root = Path(base) / TEMP_ROOT_NAME
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.removed = self._remove_stale(fcntl)
+        self.path = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=self.root))
+        self._fd = os.open(self.path, os.O_RDONLY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.environ["GRADIO_TEMP_DIR"] = str(self.path)
+
+    def _remove_stale(self, fcntl) -> list[Path]:
+        removed = []
+        for folder in self.root.iterdir():
+            if not folder.is_dir():
+                continue
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # a running server holds it
+                continue
+            finally:
+                os.close(fd)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        if removed:
+            log.info("removed %d temporary folder(s) left by earlier runs in %s", len(removed), self.root)
+        return removed
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+
+
+def _stop(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = False, block: bool = True):
-    """Start the server. ``block=False`` returns once it answers (tests, notebooks)."""
+    """Start the server. ``block=False`` returns once it answers (tests, notebooks). A blocking server stops on
+    SIGTERM as it does on Ctrl-C (Gradio closes it; the caller's clean-up runs)."""
     limits: Limits = app.limits
+    if block:
+        signal.signal(signal.SIGTERM, _stop)
     return app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
                       max_file_size=int(limits.max_upload_mb * 1024 * 1024), show_error=True, quiet=not block,
                       footer_links=["api"], allowed_paths=[str(EXAMPLES)])

@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from demo.app import DEFAULT_MODEL, EXAMPLES, Analyser, card_facts, contact_sheet
+from demo.app import DEFAULT_MODEL, EXAMPLES, TEMP_ROOT_NAME, Analyser, RunFolder, card_facts, contact_sheet
 from inference.errors import InputError
 from inference.runtime import Predictor
 from inference.video import write_video
 from tests.helpers import astronaut, two_faces
+from tests.recordings import recordings_fixture  # noqa: F401 — the session fixture `recordings`
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
@@ -126,6 +127,26 @@ def test_card_facts_say_what_the_default_model_is(analyser):
     assert all(label in text for label in analyser.predictor.labels)
 
 
+def test_card_shows_no_server_paths_and_no_empty_header(analyser):
+    text = card_facts(analyser.predictor, str(DEFAULT_MODEL))
+    assert str(ROOT) not in text and "| package | the bundled demo package |" in text
+    assert "| package | `smic-v2` |" in card_facts(analyser.predictor, "/srv/models/smic-v2")
+    assert "| package | `hf://lab/mer-smic@v1` |" in card_facts(analyser.predictor, "hf://lab/mer-smic@v1")
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert table[0] == "| fact | value |" and table[1] == "| --- | --- |"
+    assert all(cell.strip() for line in table for cell in line.strip("|").split("|")), table
+
+
+def test_recordings_get_their_quality_notes(analyser, recordings):
+    """What the face track found is said beside the verdict: frames left out, shots, a single frame."""
+    late = analyser.analyse(str(recordings.late_entrance.path))
+    q = late.prediction.quality
+    assert q.frames_used[1] == 39 and 14 <= q.frames_used[0] <= 22  # the person is wholly in from frame 20
+    assert any(n.startswith("The face is visible in") for n in late.notes), late.notes
+    one = analyser.analyse(str(recordings.one_frame.path))
+    assert any(n.startswith("One frame holds no motion") for n in one.notes), one.notes
+
+
 def test_contact_sheet_layout():
     frames = np.stack([np.full((10, 10, 3), i * 20, np.uint8) for i in range(8)])
     sheet = contact_sheet(frames, n=4, size=16, gap=2)
@@ -178,8 +199,11 @@ class Server:
 def servers(tmp_path_factory):
     """Two demos started at once: `python -m demo` with tight limits, and the Hugging Face Space entry point
     (run as a script from another folder, as Spaces do) with quick clean-up of uploads."""
-    main = Server(tmp_path_factory.mktemp("demo_server"), "--max-seconds", "3", "--max-upload-mb", "1",
-                  "--queue-size", "2")
+    main_tmp = tmp_path_factory.mktemp("demo_server")
+    stale = main_tmp / "gradio-temp" / TEMP_ROOT_NAME / "4242-earlier-run"  # what a killed server left behind
+    stale.mkdir(parents=True)
+    (stale / "face.mp4").write_bytes(b"an upload of an earlier run")
+    main = Server(main_tmp, "--max-seconds", "3", "--max-upload-mb", "1", "--queue-size", "2")
     quick = Server(tmp_path_factory.mktemp("demo_quick"), "--keep-files", "5",
                    command=(str(ROOT / "demo" / "space.py"),))
     try:
@@ -229,6 +253,59 @@ def test_server_explains_bad_input(client, clips, kind, message):
         _call(client, clips[kind] if kind else None)
     text = str(e.value)
     assert message.lower() in text.lower() and "Traceback" not in text and "/gradio-temp/" not in text
+    assert "--max" not in text  # a visitor has no command line
+
+
+def test_server_messages_speak_to_a_visitor(client, recordings, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"webcam.webm: the clip lasts at least 3.1 s, more than the limit of 3 s. "
+                                       r"Trim it to the expression.$"):
+        _call(client, recordings.webm_without_duration.path)  # no duration in the file: limited as it is decoded
+    photo = tmp_path / "face.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(AppError) as e:
+        _call(client, photo)
+    assert "folder" not in str(e.value) and "video" in str(e.value)
+
+
+def test_server_says_what_the_verdict_rests_on(client, recordings):
+    *_, summary, _ = _call(client, recordings.late_entrance.path)
+    assert "face coverage: " in summary and "shots: 1" not in summary and "shot: 1" in summary
+    assert "⚠ The face is visible in" in summary and "Frames left out: no face" in summary
+
+
+def test_server_logs_a_refused_clip_in_one_line(server):
+    log = server.log.read_text()
+    refused = [line for line in log.splitlines() if " refused " in line]
+    assert any("refused notes.mp4: notes.mp4: not a readable video" in line for line in refused), log[-3000:]
+    assert any("refused (no clip): No clip was given" in line for line in refused)
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_server_outputs_are_named_in_its_api(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/analyse"]
+    labels = [r["label"] for r in api["returns"]]
+    assert "Summary" in labels and "Timings" in labels and not any(x.startswith("value_") for x in labels), labels
+
+
+def test_stale_uploads_of_earlier_runs_are_removed(server):
+    root = server.temp / TEMP_ROOT_NAME
+    assert not (root / "4242-earlier-run").exists()
+    assert "removed 1 temporary folder(s) left by earlier runs" in server.log.read_text()
+    assert [p.name.split("-")[0] for p in root.iterdir()] == [str(server.proc.pid)]  # its own run's folder only
+
+
+def test_run_folders_of_live_servers_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    first = RunFolder()
+    assert os.environ["GRADIO_TEMP_DIR"] == str(first.path) and first.path.parent == tmp_path / TEMP_ROOT_NAME
+    (first.path / "upload.mp4").write_bytes(b"x")
+    second = RunFolder(tmp_path)  # another server beside the first: the first one's folder is locked, so kept
+    assert (first.path / "upload.mp4").exists() and not second.removed
+    second.close()
+    assert not second.path.exists() and first.path.exists()
+    first.close()
 
 
 def test_server_refuses_an_upload_over_the_size_limit(server, client, clips):
@@ -279,6 +356,18 @@ def test_uploads_are_deleted_after_keep_files(servers, clips):
     assert not uploads(), f"still there after 30 s: {uploads()}"
 
 
+def test_sigterm_removes_the_uploads(servers, clips):
+    import httpx
+
+    quick = servers[1]
+    r = httpx.post(quick.url + "gradio_api/upload", files={"files": ("two_faces.mp4", clips["two"].read_bytes())})
+    assert r.status_code == 200 and Path(r.json()[0]).exists()
+    quick.stop()  # SIGTERM, as service managers and container runtimes stop a server
+    assert quick.proc.returncode == 0, quick.log.read_text()[-2000:]
+    assert not Path(r.json()[0]).exists()
+    assert not [p for p in quick.temp.rglob("*") if p.is_file()], list(quick.temp.rglob("*"))
+
+
 # ----------------------------------------------------------------------------- the page in a real browser
 @pytest.fixture(scope="module")
 def browser():
@@ -304,6 +393,13 @@ def test_page_end_to_end_in_chromium(browser, server):
     clip = examples()[0]
     page = _open(browser, server)
     assert "synthetic faces only" in page.inner_text("#card")
+    # the synthetic-weights warning sits right above the verdict, on the first screen of a laptop (1280x800)
+    warning, verdict = page.locator("#synthetic-warning").bounding_box(), page.locator("#label").bounding_box()
+    assert "synthetic faces only" in page.inner_text("#synthetic-warning")
+    assert warning["y"] + warning["height"] <= verdict["y"] + 1 and warning["y"] + warning["height"] < 800
+    assert warning["x"] < verdict["x"] + verdict["width"] and verdict["x"] < warning["x"] + warning["width"]
+    headers = page.locator("#card th").all_inner_texts()
+    assert headers and all(h.strip() for h in headers), headers
     page.locator("#clip input[type=file]").set_input_files(str(clip))
     page.wait_for_selector("#clip video", timeout=30_000)
     page.click("#analyse")
@@ -315,6 +411,7 @@ def test_page_end_to_end_in_chromium(browser, server):
                                f" return i && i.complete && i.naturalWidth === 260; }})()", timeout=30_000)
     page.wait_for_selector("#per-view svg .mark-rect path", timeout=30_000)
     assert "model" in page.inner_text("#timings")
+    assert "face coverage: 100%" in page.inner_text("#summary")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
     page.close()
