@@ -1,0 +1,516 @@
+"""Spotting: where in a recording a micro-expression (or a macro-expression) happens, without training.
+
+The method is the **main-directional maximal difference (MDMD)** family of Wang, Wu, Qiu, Wang and Fu (*Main
+directional maximal difference analysis for spotting facial movements from long-term videos*, Neurocomputing 230,
+2017; the MEGC 2020 spotting baseline of He et al. on CAS(ME)² and SAMM Long Videos): optical flow on facial blocks,
+compared over a window of about half a micro-expression, inside the feature-difference (FD) scheme of Moilanen, Zhao
+and Pietikäinen (ICPR 2014) and Li et al. (*Towards reading hidden emotions*, IEEE TAC 2018):
+
+1. the *current frame* CF at ``t`` is compared with the *tail* and *head* frames ``t - k`` and ``t + k`` (``k``:
+   ``window_s``, about half a micro-expression): the optical flow TF → CF and HF → CF (Farnebäck), averaged into a
+   mean vector per block — a movement that starts and ends within ``2k`` frames adds up, steady motion (a drift, a
+   slow turn) cancels (MDMD keeps the mean magnitude in each block's main direction; the signed mean is what lets
+   the two flows cancel);
+2. per frame the mean of the strongest third of the blocks is the feature difference ``F(t)``; the contrast
+   ``C(t) = F(t) - (F(t - k) + F(t + k)) / 2`` (negative values set to 0) keeps rapid movements;
+3. peaks of ``C`` above a threshold are the spotted movements.
+
+What this module adds, each piece its own function:
+
+- the blocks are not a blind grid: they sit on the facial regions of the *aligned* crop, whose geometry is fixed
+  by :mod:`inference.face` (eye line level, midline at ``x = S/2``, known face scale): brows, eyes, nose, cheeks,
+  mouth corners and chin, each split 2×2 (:func:`face_regions`, :class:`BlockMotion`);
+- global head motion is removed from every flow: an affine motion field (shift, roll, scale, the narrowing of a
+  turn) fitted robustly to the block means is subtracted, so what is left is the face's own movement;
+- the threshold is absolute in units of the recording's own noise (median + ``z`` robust standard deviations of the
+  contrast), not relative to the recording's maximum as in the baselines, so a neutral recording gives nothing;
+- an interval (onset, apex, offset) is grown around each peak by comparing the frames near it with the quietest
+  frame before it (flow, head motion removed) in the blocks that moved most; it spans the frames that moved more
+  than ``extent`` × the apex, and its length classes it *micro* (≤ ``micro_max_s``, 0.5 s) or *macro*;
+- what is not a facial expression is not reported: a **blink** (short, in both eyes alike), **talking** (a mouth-only
+  movement among others like it, several a second) and **head motion** (the head moved far more than the face).
+
+``spot(frames, fps)`` returns :class:`Interval` s (frame indices of the given frames); :func:`motion_signals` gives
+the signals behind them (for a timeline plot). :func:`choose_mode`, :func:`interval_clips` and
+:func:`classify_intervals` are the recognition step: each spotted interval (with a margin) becomes a clip for the
+package's model; a clip under about a second (a dataset's onset→offset clip) keeps the whole-clip mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from .errors import InputError
+from .face import CROP_CENTRE, CROP_EXTENT, CropSettings
+
+KINDS = ("micro", "macro")
+MODES = ("auto", "spot", "whole")
+WHOLE_CLIP_MAX_S = 1.0  # auto mode: a clip shorter than this is one expression (dataset clips: 0.2–0.5 s)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A spotted movement: frame indices (0-based, inclusive) of the frames given to :func:`spot`."""
+
+    onset: int
+    apex: int
+    offset: int
+    kind: str  # "micro" or "macro"
+    score: float  # the contrast peak in robust standard deviations of the recording's noise
+
+    def __post_init__(self):
+        if not (0 <= self.onset <= self.apex <= self.offset):
+            raise ValueError(f"an interval needs 0 <= onset <= apex <= offset, got {self.onset}, {self.apex}, "
+                             f"{self.offset}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+
+    @property
+    def length(self) -> int:
+        return self.offset - self.onset + 1
+
+    def seconds(self, fps: float) -> tuple[float, float, float]:
+        """(start, apex, end) in seconds: the start of the onset frame to the end of the offset frame."""
+        return self.onset / fps, self.apex / fps, (self.offset + 1) / fps
+
+    def iou(self, other: Interval) -> float:
+        return interval_iou((self.onset, self.offset), (other.onset, other.offset))
+
+
+def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """IoU of two inclusive frame intervals ``(first, last)``, as MEGC counts frames."""
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter)
+
+
+def to_rows(intervals: Sequence[Interval], fps: float | None = None, **columns) -> list[dict]:
+    """One plain dict per interval (frames, seconds when ``fps`` is known, kind, score), with ``columns`` first."""
+    rows = []
+    for i, iv in enumerate(intervals):
+        row = {**columns, "interval": i, "onset": iv.onset, "apex": iv.apex, "offset": iv.offset, "kind": iv.kind,
+               "score": round(float(iv.score), 3)}
+        if fps:
+            start, apex, end = iv.seconds(fps)
+            row.update(start_s=round(start, 4), apex_s=round(apex, 4), end_s=round(end, 4))
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class SpotParams:
+    """The spotter's settings; the defaults are the ones the evaluation reports."""
+
+    window_s: float = 0.2  # k: about half a micro-expression (Li et al. use N = 2k + 1 ≈ the mean ME length)
+    micro_max_s: float = 0.5  # intervals up to this long are micro-expressions (the MEGC definition)
+    macro_max_s: float = 4.0  # longest interval grown around a peak
+    reference_s: float = 3.0  # half-width of the local neutral reference used to grow an interval
+    z: float = 3.5  # threshold: median + z robust standard deviations of the contrast
+    extent: float = 0.2  # an interval spans the frames whose deviation exceeds this fraction of the apex's
+    work_fps: float = 60.0  # recordings above this rate are spotted on every n-th frame
+    work_size: int = 96  # the aligned face is spotted at this side (pixels); smaller crops are used as they are
+    margin: float = CropSettings.margin  # the crop margin the frames were aligned with (places the regions)
+    blink_max_s: float = 0.5  # a symmetric eye-only movement up to this long is a blink
+    talk_repeats: int = 3  # mouth-only movements: this many within ± talk_span_s are talking
+    talk_span_s: float = 1.0
+    head_ratio: float = 5.0  # a movement during which the head moved more than this × the face's own is head motion
+
+    def __post_init__(self):
+        checks = {"window_s": self.window_s > 0, "micro_max_s": self.micro_max_s > 0,
+                  "macro_max_s": self.macro_max_s >= self.micro_max_s, "reference_s": self.reference_s > 0,
+                  "z": self.z > 0, "extent": 0 < self.extent < 1, "work_fps": self.work_fps > 0,
+                  "work_size": 24 <= self.work_size <= 512, "margin": -0.3 <= self.margin <= 1.0}
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise InputError(f"spotting settings out of range: {', '.join(f'{k}={getattr(self, k)}' for k in bad)}")
+
+
+# ---------------------------------------------------------------- facial regions of the aligned crop
+
+# Regions in face units (f ≈ inter-ocular distance ≈ eye-line-to-mouth drop, see inference.face): centre x from the
+# midline (negative: the image's left), centre y below the eye line, half-side. Left/right as seen in the image.
+_REGIONS = {
+    "brow_left": (-0.5, -0.38, 0.3), "brow_right": (0.5, -0.38, 0.3),
+    "eye_left": (-0.5, 0.0, 0.25), "eye_right": (0.5, 0.0, 0.25),
+    "nose": (0.0, 0.45, 0.25),
+    "cheek_left": (-0.58, 0.5, 0.25), "cheek_right": (0.58, 0.5, 0.25),
+    "mouth_left": (-0.45, 0.98, 0.25), "mouth_right": (0.45, 0.98, 0.25),
+    "chin": (0.0, 1.3, 0.28),
+}
+EYES = ("eye_left", "eye_right")
+BROWS = ("brow_left", "brow_right")
+MOUTH = ("mouth_left", "mouth_right", "chin")
+
+
+def face_regions(size: int, margin: float = CropSettings.margin) -> dict[str, tuple[int, int, int, int]]:
+    """Boxes ``(x0, y0, x1, y1)`` (pixels, end exclusive) of the facial regions in an aligned ``size``² crop made
+    with ``margin`` (:func:`inference.face.output_crop_matrix` puts the face there)."""
+    unit = size / (CROP_EXTENT * (1 + 2 * margin))  # pixels per face unit
+    cx, eye_y = size / 2, (size - 1) / 2 - CROP_CENTRE * unit
+    boxes = {}
+    for name, (x, y, half) in _REGIONS.items():
+        px, py, h = cx + x * unit, eye_y + y * unit, half * unit
+        x0, y0 = int(round(px - h)), int(round(py - h))
+        x1, y1 = int(round(px + h)), int(round(py + h))
+        boxes[name] = (max(2, x0), max(2, y0), min(size - 2, x1), min(size - 2, y1))
+    return boxes
+
+
+# ---------------------------------------------------------------- motion
+
+
+def block_layout(size: int, margin: float) -> tuple[np.ndarray, list[str]]:
+    """A ``size``² map of block ids (-1 outside every block): each region split into 2×2 blocks; and the region name
+    of each block."""
+    ids = np.full((size, size), -1, np.int64)
+    names = []
+    for name, (x0, y0, x1, y1) in face_regions(size, margin).items():
+        xm, ym = (x0 + x1) // 2, (y0 + y1) // 2
+        for bx0, bx1 in ((x0, xm), (xm, x1)):
+            for by0, by1 in ((y0, ym), (ym, y1)):
+                ids[by0:by1, bx0:bx1] = len(names)
+                names.append(name)
+    return ids, names
+
+
+def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense optical flow (Farnebäck) from grey frame ``a`` to ``b``: ``(H, W, 2)`` pixels."""
+    import cv2
+
+    return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 2, 9, 3, 5, 1.1, 0)
+
+
+class BlockMotion:
+    """Mean flow of every block, with the head's motion removed: an affine motion field (shift, roll, scale, the
+    narrowing of a turn) fitted to the block means, twice, the second time without the third of the blocks that
+    fitted worst (an expression moves a few regions; the head moves them all)."""
+
+    def __init__(self, size: int, margin: float):
+        self.ids, self.names = block_layout(size, margin)
+        inside = self.ids >= 0
+        self._index, self._pixels = self.ids[inside], inside
+        self._count = np.bincount(self._index, minlength=len(self.names)).astype(np.float32)
+        ys, xs = np.nonzero(inside)
+        centres = np.stack([np.bincount(self._index, xs, len(self.names)),
+                            np.bincount(self._index, ys, len(self.names))], -1) / self._count[:, None]
+        self._design = np.hstack([np.ones((len(self.names), 1)), (centres - size / 2) / size])  # (B, 3)
+
+    def __call__(self, f: np.ndarray) -> np.ndarray:
+        """``(B, 2)`` head-motion-free block displacements of one flow field ``(H, W, 2)``."""
+        return self.split(f)[0]
+
+    def split(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The block displacements of a flow field split into the face's own (``(B, 2)``) and the head's."""
+        v = f[self._pixels]
+        means = np.stack([np.bincount(self._index, v[:, c], len(self.names)) for c in (0, 1)], -1)
+        means /= self._count[:, None]
+        keep = np.arange(len(means))
+        for _ in range(2):
+            coef, *_ = np.linalg.lstsq(self._design[keep], means[keep], rcond=None)
+            residual = means - self._design @ coef
+            keep = np.argsort(np.linalg.norm(residual, axis=-1))[:max(3, 2 * len(means) // 3)]
+        return residual, means - residual
+
+
+def _top_third(values: np.ndarray) -> np.ndarray:
+    m = max(1, values.shape[-1] // 3)
+    return np.sort(values, axis=-1)[..., -m:].mean(-1)
+
+
+# ---------------------------------------------------------------- signals
+
+
+@dataclass
+class Signals:
+    """What the spotter computed, on its working frames (every ``step``-th given frame)."""
+
+    step: int  # working frame i is given frame i * step
+    fps: float  # the working frame rate
+    k: int  # the FD window in working frames
+    blocks: list[str]  # region name of each block
+    grey: np.ndarray  # (T, W, W) uint8 working frames
+    blocks_difference: np.ndarray  # (T, B): every block's difference
+    difference: np.ndarray  # (T,) F(t): mean of the strongest third of the block differences
+    contrast: np.ndarray  # (T,) C(t) (negative values set to 0)
+    threshold: float
+    noise: float  # robust standard deviation of the contrast
+
+    def at_given(self, values: np.ndarray, n_given: int) -> np.ndarray:
+        """``values`` (one per working frame) on every given frame (linear interpolation)."""
+        return np.interp(np.arange(n_given), np.arange(len(values)) * self.step, values)
+
+
+def _grey_work(frames: np.ndarray, fps: float, params: SpotParams) -> tuple[np.ndarray, int, float]:
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or frames.shape[1] != frames.shape[2]:
+        raise ValueError(f"frames must be an aligned face clip, uint8 (T, S, S, 3); got {frames.dtype} "
+                         f"{frames.shape}")
+    if not fps or fps <= 0:
+        raise InputError("spotting needs the recording's frame rate; give --fps for a folder of frames")
+    step = max(1, int(math.floor(fps / params.work_fps + 1e-6)))
+    picked = frames[::step]
+    size = frames.shape[1]
+    work = min(size, params.work_size)
+    grey = np.empty((len(picked), work, work), np.uint8)
+    for i, f in enumerate(picked):
+        g = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+        grey[i] = g if work == size else cv2.resize(g, (work, work), interpolation=cv2.INTER_AREA)
+    return grey, step, fps / step
+
+
+def _shifted(x: np.ndarray, d: int) -> np.ndarray:
+    """``x[t + d]`` for every ``t``, indices clamped to the ends."""
+    idx = np.clip(np.arange(len(x)) + d, 0, len(x) - 1)
+    return x[idx]
+
+
+def motion_signals(frames: np.ndarray, fps: float, params: SpotParams = SpotParams()) -> Signals:
+    """The FD signals of an aligned face clip ``(T, S, S, 3)`` (see the module docstring)."""
+    grey, step, work_fps = _grey_work(frames, fps, params)
+    t = len(grey)
+    blocks = BlockMotion(grey.shape[1], params.margin)
+    k = max(1, int(round(params.window_s * work_fps)))
+    diff = np.zeros((t, len(blocks.names)))
+    for i in range(t):  # CF against the average of TF and HF: (CF - TF + CF - HF) / 2, block by block
+        tail, head = grey[max(0, i - k)], grey[min(t - 1, i + k)]
+        diff[i] = np.linalg.norm(blocks(flow(tail, grey[i])) + blocks(flow(head, grey[i])), axis=-1) / 2
+    difference = _top_third(diff)
+    raw = difference - (_shifted(difference, -k) + _shifted(difference, k)) / 2
+    centre = float(np.median(raw))
+    noise = float(1.4826 * np.median(np.abs(raw - centre))) or 1e-6  # robust: movements are rare
+    return Signals(step, work_fps, k, blocks.names, grey, diff, difference, np.maximum(raw, 0.0),
+                   centre + params.z * noise, noise)
+
+
+# ---------------------------------------------------------------- peaks → intervals
+
+
+def _peaks(contrast: np.ndarray, threshold: float, separation: int) -> list[int]:
+    """Local maxima above ``threshold``, strongest first, at least ``separation`` apart."""
+    order = np.argsort(-contrast, kind="stable")
+    taken: list[int] = []
+    for i in order:
+        if contrast[i] <= threshold:
+            break
+        if all(abs(int(i) - j) >= separation for j in taken):
+            taken.append(int(i))
+    return taken
+
+
+@dataclass
+class _Event:
+    onset: int
+    apex: int
+    offset: int
+    score: float
+    energy: dict[str, float] = field(default_factory=dict)  # region → share of the deviation at the apex
+    head_moved: float = 0.0  # how far the head moved during the event, relative to the face's own movement
+
+
+def _grow(sig: Signals, peak: int, blocks: BlockMotion, params: SpotParams) -> _Event:
+    """The interval around a contrast peak: how far each frame near it is from a neutral reference frame (optical
+    flow, head motion removed), in the blocks that moved most at the peak.
+
+    The reference is the quietest frame (lowest F) of the reference window before the peak (after it when the
+    recording starts with the movement)."""
+    t = len(sig.grey)
+    k = sig.k
+    half = max(2 * k, int(round(params.reference_s * sig.fps)))
+    lo, hi = max(0, peak - half), min(t, peak + half + 1)
+    before = np.arange(lo, max(lo, peak - k))
+    after = np.arange(min(t, peak + k + 1), hi)
+    pool = before if len(before) else after if len(after) else np.arange(lo, hi)
+    ref = int(pool[np.argmin(sig.difference[pool])])
+    parts = [blocks.split(flow(sig.grey[ref], sig.grey[i])) for i in range(lo, hi)]
+    dev = np.stack([np.linalg.norm(own, axis=-1) for own, _ in parts])  # (window, B)
+    head = np.array([np.linalg.norm(h, axis=-1).mean() for _, h in parts])
+    dev = np.maximum(dev - np.median(dev, axis=0), 0.0)  # above each block's own level in the window
+    p = peak - lo
+    near = slice(max(0, p - k), min(len(dev), p + k + 1))
+    moved = np.argsort(-dev[near].max(0))[:max(1, dev.shape[1] // 6)]
+    s = dev[:, moved].mean(1)
+    apex = near.start + int(np.argmax(s[near]))
+    height = float(s[apex])
+    limit = params.extent * height
+    longest = int(round(params.macro_max_s * sig.fps))
+    onset = apex
+    while onset > 0 and s[onset - 1] > limit and apex - onset < longest:
+        onset -= 1
+    offset = apex
+    while offset < len(s) - 1 and s[offset + 1] > limit and offset - apex < longest:
+        offset += 1
+    at_apex = dev[apex]
+    total = float(at_apex.sum()) or 1.0
+    energy: dict[str, float] = {}
+    for b, name in enumerate(sig.blocks):
+        energy[name] = energy.get(name, 0.0) + float(at_apex[b]) / total
+    head_moved = float(np.max(np.abs(head[onset:offset + 1] - head[p]))) if offset > onset else 0.0
+    head_moved = max(head_moved, float(head[apex] - np.median(head)))
+    return _Event(onset + lo, apex + lo, offset + lo, 0.0, energy, head_moved=head_moved / max(height, 1e-6))
+
+
+def _is_blink(ev: _Event, sig: Signals, params: SpotParams) -> bool:
+    """Short, in the eyes (the lids drag the brows a little), more in the eyes than the brows, both sides alike."""
+    eyes = [ev.energy.get(n, 0.0) for n in EYES]
+    brows = [ev.energy.get(n, 0.0) for n in BROWS]
+    short = (ev.offset - ev.onset + 1) / sig.fps <= params.blink_max_s
+    upper = sum(eyes) + sum(brows)
+    return short and upper >= 0.7 and sum(eyes) >= sum(brows) and min(eyes) >= 0.6 * max(eyes)
+
+
+def _is_head(ev: _Event, params: SpotParams) -> bool:
+    """The head moved more than the face did: what is left of a turn after the head's motion was removed."""
+    return ev.head_moved > params.head_ratio
+
+
+def _mouth_only(ev: _Event) -> bool:
+    return sum(ev.energy.get(n, 0.0) for n in MOUTH) >= 0.6
+
+
+def _is_talking(ev: _Event, sig: Signals, blocks: BlockMotion, params: SpotParams) -> bool:
+    """A mouth-only movement with other mouth movements of comparable size around it (± ``talk_span_s``): speech
+    moves the mouth several times a second; a micro-expression does not repeat. The mouth's speed (flow between
+    consecutive frames, head motion removed) is compared, which sees oscillations of any rate."""
+    if sum(ev.energy.get(n, 0.0) for n in MOUTH) < 0.6:
+        return False
+    mouth = np.array([n in MOUTH for n in sig.blocks])
+    k, span, t = sig.k, int(round(params.talk_span_s * sig.fps)), len(sig.grey)
+    lo, hi = max(1, ev.apex - span), min(t, ev.apex + span + 1)
+    speed = np.array([np.linalg.norm(blocks(flow(sig.grey[i - 1], sig.grey[i]))[mouth], axis=-1).mean()
+                      for i in range(lo, hi)])
+    inside = np.array([ev.onset - k <= i <= ev.offset + k for i in range(lo, hi)])
+    if not inside.any():
+        return False
+    own, floor = speed[inside].max(), 3 * np.percentile(speed, 10)
+    peaks = [j for j in range(len(speed)) if not inside[j] and speed[j] >= max(0.35 * own, floor)
+             and speed[j] == speed[max(0, j - 2):j + 3].max()]
+    return len(peaks) >= params.talk_repeats - 1
+
+
+def _merge(events: list[_Event]) -> list[_Event]:
+    """Overlapping events are one movement: the stronger one's apex, the union of the extents."""
+    merged: list[_Event] = []
+    for e in sorted(events, key=lambda e: -e.score):
+        for m in merged:
+            if e.onset <= m.offset and m.onset <= e.offset:
+                m.onset, m.offset = min(m.onset, e.onset), max(m.offset, e.offset)
+                break
+        else:
+            merged.append(e)
+    return sorted(merged, key=lambda e: e.onset)
+
+
+def spot(frames: np.ndarray, fps: float, params: SpotParams = SpotParams(),
+         signals: Signals | None = None) -> list[Interval]:
+    """Micro- and macro-expression intervals in an aligned face clip ``(T, S, S, 3)`` uint8 at ``fps``.
+
+    Frame indices refer to ``frames``. Blinks and talking are left out. An empty list is a valid answer: nothing
+    moved more than the recording's own noise allows."""
+    sig = signals or motion_signals(frames, fps, params)
+    blocks = BlockMotion(sig.grey.shape[1], params.margin)
+    events = []
+    for peak in _peaks(sig.contrast, sig.threshold, sig.k):
+        ev = _grow(sig, peak, blocks, params)
+        ev.score = (float(sig.contrast[peak]) - (sig.threshold - params.z * sig.noise)) / sig.noise
+        if not (_is_blink(ev, sig, params) or _is_head(ev, params)):
+            events.append(ev)
+    events = [e for e in _merge(events) if not _is_talking(e, sig, blocks, params)]
+    n = len(frames)
+    out = []
+    for ev in events:
+        onset, apex = min(ev.onset * sig.step, n - 1), min(ev.apex * sig.step, n - 1)
+        offset = min(ev.offset * sig.step + sig.step - 1, n - 1)
+        kind = "micro" if (offset - onset + 1) / fps <= params.micro_max_s else "macro"
+        out.append(Interval(onset, apex, offset, kind, round(ev.score, 3)))
+    return out
+
+
+# ---------------------------------------------------------------- recognition of each interval
+
+
+def choose_mode(n_frames: int, fps: float | None, mode: str = "auto") -> str:
+    """"spot" or "whole" for a clip: ``auto`` spots recordings of a second or more and keeps whole-clip mode for
+    shorter clips and for frame folders without a frame rate (the datasets' onset→offset clips)."""
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+    if mode == "spot" and not fps:
+        raise InputError("--mode spot needs the frame rate; give --fps for a folder of frames")
+    if mode != "auto":
+        return mode
+    return "spot" if fps and n_frames / fps >= WHOLE_CLIP_MAX_S else "whole"
+
+
+@dataclass(frozen=True)
+class IntervalClip:
+    interval: Interval
+    start: int  # first frame of the clip (the onset minus the margin, clamped)
+    end: int  # last frame, inclusive
+    frames: np.ndarray  # (end - start + 1, S, S, 3)
+
+
+def interval_clips(frames: np.ndarray, intervals: Sequence[Interval], fps: float,
+                   margin_s: float = 0.1) -> list[IntervalClip]:
+    """Each interval's frames, onset → offset widened by ``margin_s`` on both sides (clamped to the clip)."""
+    pad = int(round(margin_s * fps))
+    out = []
+    for iv in intervals:
+        start, end = max(0, iv.onset - pad), min(len(frames) - 1, iv.offset + pad)
+        out.append(IntervalClip(iv, start, end, frames[start:end + 1]))
+    return out
+
+
+@dataclass
+class SpottedPrediction:
+    """An interval and what the model says about it (``prediction`` is the runtime's Prediction)."""
+
+    interval: Interval
+    start: int
+    end: int
+    prediction: object
+
+    def as_dict(self, fps: float | None) -> dict:
+        row = to_rows([self.interval], fps)[0]
+        row.pop("interval")
+        row.update(clip_start=self.start, clip_end=self.end)
+        if self.prediction is not None:
+            row.update(self.prediction.as_dict())
+        return row
+
+
+def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), margin_s: float = 0.1,
+                       kinds: Sequence[str] = ("micro",),
+                       on_stage: Callable[[str], None] | None = None) -> tuple[list[SpottedPrediction], Signals]:
+    """Spot, then recognise: ``prepared`` is a prepared clip with *every* frame kept (``PreparedClip`` with
+    ``n_frames=None``, or anything with ``.frames`` and ``.fps``); ``predictor`` anything with ``n_frames`` and
+    ``classify(list_of_prepared)`` (:class:`inference.runtime.Predictor`).
+
+    Each interval of the asked ``kinds`` becomes a copy of ``prepared`` holding its frames (with the margin),
+    resampled to the model's frame count, and all go through the model in one call. No interval: an empty list,
+    which means "no micro-expression found"."""
+    from .temporal import resample
+
+    if on_stage:
+        on_stage("spot")
+    sig = motion_signals(prepared.frames, prepared.fps, params)
+    intervals = [iv for iv in spot(prepared.frames, prepared.fps, params, sig) if iv.kind in kinds]
+    clips = interval_clips(prepared.frames, intervals, prepared.fps, margin_s)
+    if not clips:
+        return [], sig
+    if on_stage:
+        on_stage("model")
+    inputs = [replace(prepared, frames=resample(c.frames, predictor.n_frames)) for c in clips]
+    predictions = predictor.classify(inputs)
+    return [SpottedPrediction(c.interval, c.start, c.end, p) for c, p in zip(clips, predictions)], sig
+
+
+def describe(params: SpotParams) -> dict:
+    """The settings as plain values (for reports and output files)."""
+    return {"method": "optical-flow feature difference on facial blocks (MDMD family: Wang et al. 2017; FD scheme: "
+                      "Moilanen et al. 2014, Li et al. 2018)", **asdict(params)}
