@@ -325,6 +325,8 @@ class FaceAligner:
             mats = np.repeat(m_fixed[None], n, axis=0)
         else:
             mode = "tracked"
+            keys = self._densify(frames, dict(zip(key_idx_ok, key_lm_ok)), seeds, m_fixed)
+            key_idx_ok, key_lm_ok = sorted(keys), np.stack([keys[k] for k in sorted(keys)])
             t = np.arange(n)
             flat = key_lm_ok.reshape(len(key_idx_ok), -1)
             per_frame = np.stack([np.interp(t, key_idx_ok, flat[:, c]) for c in range(flat.shape[1])], axis=1)
@@ -356,6 +358,34 @@ class FaceAligner:
                           "warp": round(t_warp - t_refine, 4)},
         }
         return AlignedClip(frames=out, matrices=mats, meta=meta)
+
+    def _densify(self, frames: np.ndarray, keys: dict[int, np.ndarray], seeds: dict[int, np.ndarray],
+                 m_fixed: np.ndarray, rounds: int = 6) -> dict[int, np.ndarray]:
+        """More keyframes where the head moves unevenly. The track's own detections become keyframes; then, between
+        neighbouring keyframes, the middle frame is refined (from the interpolated landmarks): where it lies more
+        than ``2 × track_tolerance`` crop pixels off the straight line, it is kept and both halves are looked at
+        again. A head moving at a steady pace adds nothing; one that starts or stops abruptly is followed."""
+        extra = sorted(set(seeds) - set(keys))
+        if extra:
+            lm, prob = self.refine(frames[extra], np.stack([seeds[k] for k in extra]))
+            keys.update({k: p for k, p, q in zip(extra, lm, prob) if q >= 0.5})
+        idx = sorted(keys)
+        todo = [(a, b) for a, b in zip(idx[:-1], idx[1:]) if b - a > 1]
+        for _ in range(rounds):
+            if not todo:
+                break
+            mids = [(a + b) // 2 for a, b in todo]
+            guess = np.stack([keys[a] + (keys[b] - keys[a]) * (m - a) / (b - a) for (a, b), m in zip(todo, mids)])
+            lm, prob = self.refine(frames[mids], guess)
+            off = np.linalg.norm(apply(m_fixed, lm.reshape(-1, 2)) - apply(m_fixed, guess.reshape(-1, 2)), axis=-1)
+            off = off.reshape(len(mids), 5).max(axis=1)
+            nxt = []
+            for (a, b), m, pts, q, d in zip(todo, mids, lm, prob, off):
+                if q >= 0.5 and d > 2 * self.track_tolerance:
+                    keys[m] = pts
+                    nxt += [(x, y) for x, y in ((a, m), (m, b)) if y - x > 1]
+            todo = nxt
+        return keys
 
     def _find(self, frames: np.ndarray, source: str):
         """The full detector on ``find_frames`` frames spread over the clip: (frames looked at, most faces in one

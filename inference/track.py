@@ -126,8 +126,9 @@ def find_shots(frames: np.ndarray, thumb_side: int = 64) -> list[tuple[int, int]
     """Shots as (first, last) frames, cut where the colour histogram of a strided thumbnail jumps.
 
     The distance is the total variation between 4×4×4-bin RGB histograms (0: same colours, 1: none in common).
-    A cut must exceed :data:`CUT_DISTANCE` and :data:`CUT_CONTRAST` × the largest distance among the three
-    frame pairs on either side of it, so motion inside a shot (or a slow fade) is not a cut."""
+    A cut must exceed :data:`CUT_DISTANCE` and :data:`CUT_CONTRAST` × the median distance among the three
+    frame pairs on either side of it, so motion inside a shot (or a slow fade) is not a cut, and a shot of a
+    single frame is still two cuts."""
     n = len(frames)
     if n < 2:
         return [(0, n - 1)]
@@ -141,7 +142,7 @@ def find_shots(frames: np.ndarray, thumb_side: int = 64) -> list[tuple[int, int]
     cuts = []
     for t, d in enumerate(dist):
         around = np.concatenate([dist[max(0, t - 3):t], dist[t + 1:t + 4]])
-        if d > CUT_DISTANCE and d > CUT_CONTRAST * (around.max() if len(around) else 0.0):
+        if d > CUT_DISTANCE and d > CUT_CONTRAST * (float(np.median(around)) if len(around) else 0.0):
             cuts.append(t + 1)
     starts = [0, *cuts]
     ends = [c - 1 for c in cuts] + [n - 1]

@@ -1,0 +1,143 @@
+"""The face track over whole recordings (issue 14): real MTCNN on the realistic recordings of tests/recordings.py,
+whose truth (who is where on every frame, where the shots cut) is known."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from inference.errors import InputError
+from inference.face import CropSettings
+from inference.preprocess import Preparer
+from inference.track import find_shots, track_and_align
+from inference.video import Clip, read_clip
+from tests.recordings import frame, recordings_fixture, room  # noqa: F401 — recordings_fixture: the fixture
+
+CROP = CropSettings(size=64)
+
+
+def _centre_in_crop(aligned, k: int, centre) -> np.ndarray:
+    """Where a face centre (between eyes and mouth, frame px) lands in output frame ``k``, relative to the crop's
+    centre: about (0, 0) for the face that was aligned."""
+    m = aligned.matrices[k]
+    return m[:, :2] @ np.asarray(centre, np.float64) + m[:, 2] - (CROP.size - 1) / 2
+
+
+def _aligned_person(rec, aligner, who):
+    """Align a recording through the track; check every frame used shows ``who`` at the crop's centre."""
+    clip = read_clip(rec.path)
+    aligned, quality = track_and_align(clip.frames, aligner, CROP, clip.fps, rec.path.name)
+    a, b = quality.frames_used
+    assert len(aligned.frames) == b - a + 1
+    for k, i in enumerate(range(a, b + 1)):
+        face = next(f for f in rec.faces[i] if f.who == who)  # the person is wholly in view on every frame used
+        assert np.abs(_centre_in_crop(aligned, k, face.centre)).max() < 0.1 * CROP.size, (i, face)
+        for other in (f for f in rec.faces[i] if f.who != who):
+            assert np.abs(_centre_in_crop(aligned, k, other.centre)).max() > 0.5 * CROP.size, (i, other)
+    return aligned, quality
+
+
+def test_late_entrance_is_found_and_the_empty_frames_are_dropped(recordings, aligner):
+    rec = recordings.late_entrance
+    first = int(np.flatnonzero(rec.present)[0])  # 18: the first frame with the face wholly in view
+    aligned, q = _aligned_person(rec, aligner, "A")
+    assert abs(q.frames_used[0] - first) <= 1 and q.frames_used[1] == rec.n_frames - 1
+    assert q.dropped[0][0] == 0 and q.dropped[0][2] == "no face"
+    assert sum(e - s + 1 for s, e, _ in q.dropped) == q.frames_used[0]
+    assert q.face_coverage == pytest.approx((rec.n_frames - first) / rec.n_frames, abs=1 / rec.n_frames)
+    assert q.faces_seen == 1 and q.shots == [(0, rec.n_frames - 1)]
+    assert f"frames {q.frames_used[0]}–{q.frames_used[1]} used" in q.notes[0] and "% of the clip" in q.notes[0]
+    assert str(q.frames_used[0]) in aligned.meta["boxes"]  # the aligner started from the track's detections
+
+
+def test_exit_halfway_drops_the_frames_after_the_exit(recordings, aligner):
+    rec = recordings.exit_halfway
+    last = int(np.flatnonzero(rec.present)[-1])  # 22
+    _, q = _aligned_person(rec, aligner, "A")
+    assert q.frames_used[0] == 0 and abs(q.frames_used[1] - last) <= 1
+    assert q.face_coverage == pytest.approx(rec.present.mean(), abs=1.5 / rec.n_frames)
+    assert q.dropped[-1][1] == rec.n_frames - 1 and q.dropped[-1][2] == "no face"
+    # the whole-clip mode (training.prepare: an annotated clip must not lose frames) refuses it, with the reason
+    with pytest.raises(InputError, match="must be used whole.*visible in 5[0-9] % of the clip"):
+        Preparer(CROP, whole=True)(rec.path)
+
+
+def test_two_people_with_cuts_one_person_in_one_shot(recordings, aligner):
+    rec = recordings.two_people  # A alone | B alone | A (large, left) and B (small, right) together
+    clip = read_clip(rec.path)
+    assert find_shots(clip.frames) == [(s.start, s.stop - 1) for s in rec.shots()]
+    _, q = _aligned_person(rec, aligner, "A")
+    last_shot = rec.shots()[-1]
+    assert q.frames_used == (last_shot.start, last_shot.stop - 1)  # the longest shot, never across a cut
+    assert q.shots == [(s.start, s.stop - 1) for s in rec.shots()] and q.faces_seen == 2
+    assert q.dropped == [(0, last_shot.start - 1, "another shot")]
+    assert any("2 shot cuts" in n for n in q.notes) and any("2 faces were seen" in n for n in q.notes)
+
+
+def test_the_person_is_never_swapped_when_the_larger_one_leaves(aligner):
+    """Two people in one shot; the larger leaves after 14 frames and the smaller stays: the track of the larger
+    ends there, and the smaller one's frames are never aligned as if they were the same face."""
+    w, h = 320, 240
+    b = ("B", 0.76 * w, 0.55 * h, 0.65)
+    plan = [[("A", 0.3 * w, h / 2, 1.0), b]] * 14 + [[b]] * 8
+    frames, faces = zip(*(frame("green", people, i) for i, people in enumerate(plan)))
+    aligned, q = track_and_align(np.stack(frames), aligner, CROP, 25.0, "pair")
+    assert q.frames_used == (0, 13) and q.dropped == [(14, 21, "another face only")]
+    for k in range(14):
+        a = next(f for f in faces[k] if f.who == "A")
+        assert np.abs(_centre_in_crop(aligned, k, a.centre)).max() < 0.1 * CROP.size
+
+
+def test_no_usable_face_is_a_clear_error(aligner):
+    empty = np.repeat(room("beige")[None], 30, axis=0)
+    with pytest.raises(InputError, match=r"empty.mp4: no face found \(looked at frames 0, 25, 29 of 30\)"):
+        Preparer(CROP)(Clip(empty, 25.0, "empty.mp4"))
+    flash = empty.copy()  # a face on a single frame (a flash cut to another room) is nothing to analyse
+    flash[12] = frame("blue", [("A", 160, 120, 1.0)], 12)[0]
+    with pytest.raises(InputError, match=r"flash.mp4: no face is visible long enough .*frame 12 of 30"):
+        Preparer(CROP)(Clip(flash, 25.0, "flash.mp4"))
+
+
+def test_one_frame_clip_is_marked(recordings):
+    prepared = Preparer(CROP, n_frames=8)(recordings.one_frame.path)
+    assert prepared.n_frames == 8 and prepared.quality.frames_used == (0, 0) and prepared.face_coverage == 1.0
+    assert any("one frame holds no motion" in n for n in prepared.notes)
+    assert prepared.frames_used == [0.0] * 8
+
+
+def test_a_clean_clip_has_no_notes_and_keeps_every_frame(recordings):
+    rec = recordings.over_declared  # 95 frames of one still person
+    prepared = Preparer(CROP, n_frames=10)(rec.path)
+    assert prepared.quality.frames_used == (0, rec.n_frames - 1) and prepared.face_coverage == 1.0
+    assert prepared.notes == [] and prepared.quality.dropped == []
+    assert len(prepared.face["track"]["looked_at"]) <= 8  # sparse: about one frame a second, and the ends
+
+
+def test_batch_rows_carry_coverage_and_notes_and_old_outputs_resume(tmp_path, recordings):
+    from inference.__main__ import RowWriter
+    from inference.runtime import Prediction
+
+    prepared = Preparer(CROP, n_frames=4)(recordings.exit_halfway.path)
+    labels = ["negative", "positive"]
+    pred = Prediction(labels, np.array([0.25, 0.75]), "O", faces_seen=prepared.faces_seen, quality=prepared.quality)
+    row = {"path": "exit.mp4", "views": "O", "provider": "cpu", "status": "ok", **pred.as_dict()}
+    for name in ("out.csv", "out.jsonl"):
+        writer = RowWriter(tmp_path / name, labels)
+        writer.start()
+        writer.write(row)
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert prepared.face_coverage < 0.7
+    assert float(rows[0]["face_coverage"]) == pytest.approx(prepared.face_coverage, abs=1e-4)
+    assert rows[0]["notes"].split(" | ") == prepared.notes and "% of the clip" in rows[0]["notes"]
+    line = json.loads((tmp_path / "out.jsonl").read_text())
+    assert line["notes"] == prepared.notes and line["face_coverage"] == round(prepared.face_coverage, 4)
+    # an output written before these columns existed resumes in its own layout
+    old = tmp_path / "old.csv"
+    header = RowWriter(old, labels).columns[:-2]
+    old.write_text(",".join(header) + "\n" + ",".join(["a.mp4", "ok"] + [""] * (len(header) - 2)) + "\n")
+    writer = RowWriter(old, labels)
+    assert writer.done() == {"a.mp4"}
+    writer.write(row)
+    rows = list(csv.reader(open(old)))
+    assert rows[0] == header and len(rows[2]) == len(header) and rows[2][0] == "exit.mp4"
