@@ -1,0 +1,145 @@
+"""``python -m training.gpu_check``: see the package's docstring (``python -m training.gpu_check --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from inference.device import DEVICE_CHOICES, resolve_device
+from inference.errors import InputError, cli
+
+from . import __doc__ as DOC
+from .loso_child import CUBLAS_WORKSPACE
+from .report import Report
+from .steps import DRY, FULL, STEPS, Context, NoCuda
+
+DEFINITIONS = {
+    "same predictions (step 3)": "deterministic algorithms on, same seeds, same GPU: every clip's predicted class "
+                                 "identical and max |dp| <= 1e-3 between the uninterrupted and the killed-and-resumed "
+                                 "run; bit-identity reported beside it",
+    "MFU (step 2)": "model FLOPs of a training step (3 x the forward FLOPs counted by torch's FlopCounterMode) per "
+                    "second over the GPU's dense bf16 peak from NVIDIA's datasheet (H100/H200 SXM 989 TFLOP/s)",
+    "budget": "seconds each step may take on one H100/H200; a step still running at its budget is stopped and "
+              "recorded as failed, and the next one starts",
+}
+
+
+class StepTimeout(Exception):
+    pass
+
+
+def _alarm(_signum, _frame):
+    raise StepTimeout()
+
+
+def run_steps(report: Report, ctx: Context, only: set[int] | None) -> int:
+    """Every step in order, each in its own try; returns how many failed."""
+    timer = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+    failed = 0
+    for n, name, title, budget, fn in STEPS:
+        if only and n not in only:
+            continue
+        step = report.step(n, name, title, budget)
+        print(f"[{n}/{len(STEPS)}] {title} (budget {budget} s)", flush=True)
+        t0 = time.perf_counter()
+        previous = signal.signal(signal.SIGALRM, _alarm) if timer else None
+        if timer:
+            signal.setitimer(signal.ITIMER_REAL, budget)
+        status = "ok"
+        try:
+            fn(step, ctx)
+            if step.failed_asserts:
+                status = "failed"
+        except NoCuda as e:
+            status = "skipped"
+            step.skip("the whole step", str(e))
+        except StepTimeout as e:
+            status = "failed"
+            step.fail(e, f"stopped at its budget of {budget} s")
+        except Exception as e:  # noqa: BLE001 — the next steps must still run; the failure is recorded in full
+            status = "failed"
+            step.fail(e)
+            print(f"  error: {type(e).__name__}: {e}", flush=True)
+        finally:
+            if timer:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        failed += status == "failed"
+        step.finish(status, time.perf_counter() - t0)
+        _release(ctx)
+    return failed
+
+
+def _release(ctx: Context) -> None:
+    gc.collect()
+    if ctx.cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+
+
+def _steps(text: str) -> set[int]:
+    try:
+        picked = {int(x) for x in text.split(",") if x.strip()}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected step numbers such as 1,3,4, got {text!r}") from None
+    if not picked or not picked <= {n for n, *_ in STEPS}:
+        raise argparse.ArgumentTypeError(f"steps are 1 to {len(STEPS)}, got {text!r}")
+    return picked
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.gpu_check", description=DOC,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="report folder (gpu_check.json, gpu_check.md, logs)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="the same steps with the tiny model at tiny sizes (CPU unless --device says otherwise)")
+    p.add_argument("--device", default=None, choices=DEVICE_CHOICES,
+                   help="default: auto (CUDA when there is a GPU); with --dry-run: cpu")
+    p.add_argument("--only", type=_steps, default=None, help="run only these steps, e.g. 4,5 (step 4 needs step 3)")
+    p.add_argument("--work", type=Path, default=None,
+                   help="scratch folder for caches, runs and the package (default: a temporary folder, removed after)")
+    args = p.parse_args(argv)
+    # before any CUDA work: cuBLAS reads it when its first handle is made (step 3's deterministic runs need it)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    device = resolve_device(args.device or ("cpu" if args.dry_run else "auto"))
+    if args.work and args.work.exists() and any(args.work.iterdir()):
+        raise InputError(f"--work {args.work} already holds files; give an empty or new folder")
+    work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check."))
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = Context(sizes=DRY if args.dry_run else FULL, device=device, dry=args.dry_run, work=work, out=args.out,
+                  workers=1 if args.dry_run else min(8, os.cpu_count() or 1))
+    name = device
+    if ctx.cuda:
+        import torch
+
+        name = torch.cuda.get_device_name(torch.device(device))
+    command = "python -m training.gpu_check " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = Report(args.out, {"command": command, "mode": "dry-run" if args.dry_run else "full", "device": name,
+                               "budget_s": sum(b for n, _, _, b, _ in STEPS if not args.only or n in args.only),
+                               "sizes": ctx.sizes.__dict__, "work": str(work), "definitions": DEFINITIONS})
+    print(f"GPU check ({report.data['mode']}) on {name}; report in {args.out}", flush=True)
+    t0 = time.perf_counter()
+    try:
+        failed = run_steps(report, ctx, args.only)
+    finally:
+        report.finish(time.perf_counter() - t0)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    s = report.data["summary"]
+    print(f"done in {report.data['seconds']} s: {s['ok']} ok, {s['failed']} failed, {s['skipped']} skipped"
+          + (f"; targets missed: {', '.join(s['targets_missed'])}" if s["targets_missed"] else ""), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
