@@ -488,26 +488,26 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
                        kinds: Sequence[str] = ("micro",),
                        on_stage: Callable[[str], None] | None = None) -> tuple[list[SpottedPrediction], Signals]:
     """Spot, then recognise: ``prepared`` is a prepared clip with *every* frame kept (``PreparedClip`` with
-    ``n_frames=None``, or anything with ``.frames`` and ``.fps``); ``predictor`` anything with ``n_frames`` and
-    ``classify(list_of_prepared)`` (:class:`inference.runtime.Predictor`).
+    ``n_frames=None``, or any frozen dataclass with ``.frames`` and ``.fps``); ``predictor`` anything with
+    ``n_frames`` and ``classify(list_of_prepared)`` (:class:`inference.runtime.Predictor`).
 
-    Each interval of the asked ``kinds`` becomes a copy of ``prepared`` holding its frames (with the margin),
-    resampled to the model's frame count, and all go through the model in one call. No interval: an empty list,
-    which means "no micro-expression found"."""
+    Every spotted interval is returned; those of the asked ``kinds`` are classified: each becomes a copy of
+    ``prepared`` holding its frames (with the margin) resampled to the model's frame count, and all go through the
+    model in one call. No micro-expression interval means "no micro-expression found", a valid answer."""
     from .temporal import resample
 
     if on_stage:
         on_stage("spot")
     sig = motion_signals(prepared.frames, prepared.fps, params)
-    intervals = [iv for iv in spot(prepared.frames, prepared.fps, params, sig) if iv.kind in kinds]
-    clips = interval_clips(prepared.frames, intervals, prepared.fps, margin_s)
-    if not clips:
-        return [], sig
-    if on_stage:
-        on_stage("model")
-    inputs = [replace(prepared, frames=resample(c.frames, predictor.n_frames)) for c in clips]
-    predictions = predictor.classify(inputs)
-    return [SpottedPrediction(c.interval, c.start, c.end, p) for c, p in zip(clips, predictions)], sig
+    clips = interval_clips(prepared.frames, spot(prepared.frames, prepared.fps, params, sig), prepared.fps, margin_s)
+    asked = [c for c in clips if c.interval.kind in kinds]
+    predictions = {}
+    if asked:
+        if on_stage:
+            on_stage("model")
+        inputs = [replace(prepared, frames=resample(c.frames, predictor.n_frames)) for c in asked]
+        predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs))}
+    return [SpottedPrediction(c.interval, c.start, c.end, predictions.get(id(c))) for c in clips], sig
 
 
 def describe(params: SpotParams) -> dict:

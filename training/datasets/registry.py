@@ -23,6 +23,19 @@ def dataset_module(name: str) -> ModuleType:
     return importlib.import_module(f"training.datasets.{key}")
 
 
+LONG_DATASETS = ("casme_sq", "samm_lv")  # long recordings annotated for spotting (training.spot_eval)
+
+
+def long_dataset_module(name: str) -> ModuleType:
+    """A long-video (spotting) loader by name: casme_sq (CAS(ME)²), samm_lv (SAMM Long Videos)."""
+    key = "".join(c for c in str(name).strip().lower() if c.isalnum())
+    key = {"casmesq": "casme_sq", "casme2sq": "casme_sq", "casmesquare": "casme_sq", "sammlv": "samm_lv",
+           "sammlongvideos": "samm_lv"}.get(key, key)
+    if key not in LONG_DATASETS:
+        raise InputError(f"unknown long-video dataset {name!r}; choose one of {', '.join(LONG_DATASETS)}")
+    return importlib.import_module(f"training.datasets.{key}")
+
+
 def load_dataset(name: str, root: str | Path, variant: str = "auto", **options) -> LoadResult:
     root = Path(root)
     if not root.is_dir():

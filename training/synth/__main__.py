@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "showing subtle, asymmetric, AU-like motion with onset/apex/offset; the UCF101 layout gets "
                     "short non-face action clips.",
         epilog="Example: python -m training.synth --layout casme2 --out data/casme2-synth --subjects 6 "
-               "--clips-per-subject 5 --seed 0",
+               "--clips-per-subject 5 --seed 0. Long recordings for spotting (CAS(ME)², SAMM Long Videos): "
+               "python -m training.synth long --help",
     )
     p.add_argument("--layout", required=True, choices=(*DATASETS, "flowset"),
                    help="which dataset's layout to write; flowset: onset→apex flow images of SMIC-HS, CASME II and "
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["long"]:  # python -m training.synth long …: long recordings for spotting (see .long)
+        from .long import main as long_main
+
+        return long_main(argv[1:])
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 

@@ -197,6 +197,14 @@ def recording(source: FaceSource, subject: int, seconds: float, fps: float, rng:
     return render(source, subject, plan_events(n, fps, rng, **plan_options), n, fps, rng)
 
 
+def write_events(path: Path, listing: list[dict]) -> Path:
+    """Every rendered event of every recording (annotated or not), as JSON: ``[{video, subject, fps, frames,
+    events: [{kind, onset, apex, offset, emotion, aus, side}]}]`` with 0-based frame indices."""
+    from inference.files import write_json_atomic
+
+    return write_json_atomic(path, listing)
+
+
 def aligned_frames(rec: LongRecording, size: int = 64, margin: float = 0.1, follow_head: bool = False) -> np.ndarray:
     """The recording's face cropped as :mod:`inference.face` aligns it, from the known landmarks (no detector): one
     fixed crop from the median landmarks, or with ``follow_head`` a crop per frame."""
