@@ -16,7 +16,7 @@ from training.models.resnet3d import KENSHOHARA_2017, KENSHOHARA_2020, ShortcutA
 EXPECTED = {
     "resnet3d_tiny", "resnet3d_18", "resnet3d_34", "resnet3d_50", "resnet3d_101", "resnext3d_101",
     "r3d_18", "r2plus1d_18", "swin3d_t", "swin3d_s", "swin3d_b",
-    "sssn", "dssn", "off_apexnet", "ststnet", "late_fusion",  # peers (models/peers_flow, ststnet, late_fusion)
+    "sssn", "dssn", "off_apexnet", "ststnet", "late_fusion", "au_fusion",  # the peer systems
 }
 SMALL_INPUTS = [(1, 3, 8, 32, 32), (2, 3, 4, 48, 40)]
 

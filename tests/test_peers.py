@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,78 @@ def test_late_fusion_configs(name):
     kw = cfg["model"]["kwargs"]
     assert cfg["model"]["name"] == "late_fusion" and kw["backbone"] == "swin3d_t"
     assert cfg["data"]["inputs"] == {"flow": "flow_clip", "grey": "rgb"}[kw["features"]]
+
+
+# --- AU fusion: region flow features + AU detection ------------------------------------------------------------------
+
+
+def test_au_codes_from_the_sheets():
+    from training.models.au_fusion import au_targets, parse_aus
+
+    assert parse_aus("4+L10") == {4, 10}  # CASME II: side prefixes
+    assert parse_aus("R12+R15") == {12, 15}  # SAMM
+    assert parse_aus("AU1+2+4") == {1, 2, 4} and parse_aus("12B") == {12} and parse_aus("L1, R2") == {1, 2}
+    assert parse_aus("") == set() and parse_aus(None) == set() and parse_aus(float("nan")) == set()
+    t, mask = au_targets(["4+L10", "", "12"], aus=(4, 10, 12))
+    assert t.tolist() == [[1, 1, 0], [0, 0, 0], [0, 0, 1]] and mask.tolist() == [True, False, True]
+
+
+def test_multitask_loss_and_au_f1_known_answers():
+    import torch.nn.functional as F
+
+    from training.models.au_fusion import au_f1, multitask_loss
+
+    g = torch.Generator().manual_seed(5)
+    e, a = torch.randn(3, 3, generator=g), torch.randn(3, 2, generator=g)
+    y, t = torch.tensor([0, 2, 1]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    mask = torch.tensor([True, False, True])
+    loss, parts = multitask_loss(e, a, y, t, mask, au_weight=0.5)
+    want = F.cross_entropy(e, y) + 0.5 * F.binary_cross_entropy_with_logits(a[[0, 2]], t[[0, 2]])
+    torch.testing.assert_close(loss, want)
+    a2 = a.clone()
+    a2[1] += 10.0  # the clip without AU codes does not count
+    torch.testing.assert_close(multitask_loss(e, a2, y, t, mask, au_weight=0.5)[0], want)
+    assert parts["au"] == pytest.approx(float(F.binary_cross_entropy_with_logits(a[[0, 2]], t[[0, 2]])))
+    truth = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]])
+    pred = np.array([[1, 1, 1], [0, 1, 0], [0, 1, 0], [1, 0, 0]])
+    f = au_f1(truth, pred, aus=(1, 2, 4))
+    # AU1: tp 1, fp 1, fn 1 → 0.5; AU2: tp 2, fp 1, fn 0 → 0.8; AU4 never in the truth: left out
+    assert f["per_au"] == pytest.approx({"AU1": 0.5, "AU2": 0.8}) and f["mean"] == pytest.approx(0.65)
+
+
+def test_au_fusion_sees_only_its_face_regions_and_learns_an_au():
+    from training.models.au_fusion import au_f1, multitask_loss
+
+    torch.manual_seed(0)
+    m = create_model("au_fusion", 3, aus=[12, 4], region_size=12, width=16, au_hidden=16, fusion_dim=32)
+    x = torch.randn(2, 3, 4, 40, 40, generator=torch.Generator().manual_seed(6))
+    m.eval()
+    e, au = m.forward_multi(x)
+    torch.testing.assert_close(m(x), e)
+    assert e.shape == (2, 3) and au.shape == (2, 2)
+    corner = x.clone()
+    corner[..., :3, :1] += 50.0  # above the brows at the far left: no region covers it
+    torch.testing.assert_close(m.forward_multi(corner)[1], au)
+    mouth = x.clone()
+    mouth[..., 30:36, 15:25] += 5.0
+    assert not torch.allclose(m.forward_multi(mouth)[1], au)
+
+    # AU12 is on exactly when the mouth corners move; the AU branch learns it from the multi-task loss
+    g = torch.Generator().manual_seed(7)
+    n = 32
+    clips = 0.1 * torch.randn(n, 3, 4, 40, 40, generator=g)
+    on = torch.arange(n) % 2 == 0
+    clips[on, 0, :, 30:36, 10:30] += 1.0  # u of the mouth region
+    labels, target = on.long(), torch.stack([on.float(), torch.zeros(n)], 1)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    m.train()
+    for _ in range(25):
+        emotion, au_logits = m.forward_multi(clips)
+        loss, _ = multitask_loss(emotion, au_logits, labels, target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    with torch.no_grad():
+        predicted = (m.forward_multi(clips)[1] > 0).numpy()
+    assert au_f1(target.numpy(), predicted, aus=(12, 4))["per_au"]["AU12"] > 0.9

@@ -195,5 +195,6 @@ def create_model(
 
 
 # The model files register their specs on import (they import the names defined above).
-# peers_flow: SSSN, DSSN, OFF-ApexNet; ststnet: STSTNet (flow images); late_fusion: grey + flow video streams
-from . import late_fusion, peers_flow, resnet3d, ststnet, torchvision_video  # noqa: E402,F401
+# peers_flow: SSSN, DSSN, OFF-ApexNet; ststnet: STSTNet (flow images); late_fusion: grey + flow video streams;
+# au_fusion: facial-region flow + AU detection
+from . import au_fusion, late_fusion, peers_flow, resnet3d, ststnet, torchvision_video  # noqa: E402,F401
