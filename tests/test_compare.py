@@ -34,6 +34,10 @@ def test_compare_writes_the_table_resumes_and_adds_the_oracle(smic_heldout_cache
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == ["tiny-O", "tiny-OLR"] and "oracle_uf1_mean" not in rows[0]
     assert (out / "table.png").read_bytes()[:4] == b"\x89PNG"
+    (pair,) = first["pairs"]  # Décalcomanie (OLR) against the O view alone, on the same seed
+    uf1 = {r["run"]: r["uf1_mean"] for r in first["rows"]}
+    assert pair["d_uf1_mean"] == pytest.approx(uf1["tiny-OLR"] - uf1["tiny-O"]) and pair["seeds"] == 1
+    assert pair["uf1_higher"] == int(uf1["tiny-OLR"] > uf1["tiny-O"]) and "| tiny-OLR | tiny-O | 1 |" in text
 
     # a finished run is read, not retrained; the oracle is a second training of the same config
     honest = {r["run"]: _folds(out / r["run"] / "seed_0") for r in first["rows"]}

@@ -8,6 +8,7 @@ A *suite* (``training/configs/suites/<NAME>.yaml``, or any YAML file) lists expe
       - name: ststnet                     # the run's label in the table (default: the config's file name)
         config: ../peers/ststnet.yaml     # relative to the suite file
         overrides: [train.epochs=500]     # this run only (optional)
+    pairs: [[ststnet-sbml-OLR, ststnet]]  # paired comparisons on the same seeds: (with, without) (optional)
 
 ``--data CACHE…`` gives the data: each run trains on the caches whose input kind (``cache.json``'s ``inputs``;
 a flow-image set is ``flow_image``) is the one its config names (``data.inputs``), so one command can compare RGB
@@ -16,14 +17,15 @@ seeds 0 … N−1. Every (run, seed) is an ordinary LOSO run folder (:func:`trai
 
     <out>/<run>/seed_<s>/            the honest run: each fold's model is its last epoch
     <out>/<run>/seed_<s>_oracle/     with --oracle: the same training, the epoch chosen on the test subject
-    <out>/table.md, table.csv, table.png, runs.csv, summary.json
+    <out>/table.md, table.csv, table.png, runs.csv, pairs.csv, summary.json
 
 Resumable: a finished run (its ``results.json`` and the same resolved config) is read, not retrained; a
 half-finished one continues from its last checkpoint (the LOSO runner's resume); a folder that holds a run of a
 different config is refused. The table gives UF1 / UAR / WAR as mean ± standard deviation over seeds (sample
 standard deviation; none with one seed), the protocol and the selection rule, the training time (wall seconds of
 the LOSO run, summed over the invocations that ran it; unknown for a run trained outside this command) and the
-parameter count of a fold's model.
+parameter count of a fold's model. A pair ``[A, B]`` adds the per-seed differences A − B (mean ± std over the
+seeds, and on how many seeds A's UF1 is higher), reported whichever way they fall.
 
 The oracle figure is what the reference codes report: each fold's epoch chosen by its accuracy on the held-out
 subject. It is optimistic and not comparable with honest LOSO; it is computed only with ``--oracle``, from a second
@@ -92,7 +94,12 @@ def load_suite(suite: str | Path) -> dict:
         names.add(name)
         runs.append({"name": name, "config": config,
                      "overrides": common + _overrides(path, r.get("overrides"), f"runs[{i}].overrides")})
-    return {"name": path.stem, "description": str(data.get("description") or ""), "path": path, "runs": runs}
+    pairs = data.get("pairs") or []
+    if not isinstance(pairs, list) or not all(isinstance(x, list) and len(x) == 2 and set(map(str, x)) <= names
+                                              for x in pairs):
+        raise InputError(f"{path}: pairs must be a list of [with, without] run names from: {', '.join(sorted(names))}")
+    return {"name": path.stem, "description": str(data.get("description") or ""), "path": path, "runs": runs,
+            "pairs": [[str(a), str(b)] for a, b in pairs]}
 
 
 def _overrides(path: Path, value, where: str) -> list[str]:
@@ -202,8 +209,9 @@ def compare(suite: dict, data: list[str], seeds: int = 1, oracle: bool = False, 
                 row.update({f"oracle_{k}": ores[k] for k in METRICS})
             per_seed.append(row)
     table = summarise(per_seed, oracle)
-    write_tables(out, suite, table, per_seed, oracle)
-    return {"out": str(out), "rows": table, "per_seed": per_seed}
+    pairs = paired(per_seed, suite.get("pairs", []))
+    write_tables(out, suite, table, per_seed, oracle, pairs)
+    return {"out": str(out), "rows": table, "per_seed": per_seed, "pairs": pairs}
 
 
 # ---------------------------------------------------------------------------------------------- the table
@@ -234,6 +242,24 @@ def summarise(per_seed: list[dict], oracle: bool) -> list[dict]:
     return rows
 
 
+def paired(per_seed: list[dict], pairs: list[list[str]]) -> list[dict]:
+    """For each (with, without) pair: the per-seed differences of UF1 / UAR / WAR, their mean ± std, and on how many
+    seeds ``with`` has the higher UF1."""
+    out = []
+    for a, b in pairs:
+        ra = {r["seed"]: r for r in per_seed if r["run"] == a}
+        rb = {r["seed"]: r for r in per_seed if r["run"] == b}
+        seeds = sorted(set(ra) & set(rb))
+        row = {"with": a, "without": b, "seeds": len(seeds)}
+        for k in METRICS:
+            d = [ra[s][k] - rb[s][k] for s in seeds]
+            row[f"d_{k}"] = [round(x, 6) for x in d]
+            row[f"d_{k}_mean"], row[f"d_{k}_std"] = mean_std(d)
+        row["uf1_higher"] = sum(x > 0 for x in row["d_uf1"])
+        out.append(row)
+    return out
+
+
 def _pm(m: float, s: float | None) -> str:
     return f"{m:.4f}" if s is None else f"{m:.4f} ± {s:.4f}"
 
@@ -242,7 +268,7 @@ def _secs(s: float | None) -> str:
     return "unknown" if s is None else (f"{s:.0f} s" if s < 600 else f"{s / 60:.1f} min")
 
 
-def table_markdown(suite: dict, rows: list[dict], oracle: bool) -> str:
+def table_markdown(suite: dict, rows: list[dict], oracle: bool, pairs: list[dict] = ()) -> str:
     head = ["run", "model", "inputs", "scheme", "protocol", "selection", "seeds", "UF1", "UAR", "WAR"]
     if oracle:
         head += ["oracle UF1", "oracle UAR", "oracle WAR"]
@@ -265,6 +291,16 @@ def table_markdown(suite: dict, rows: list[dict], oracle: bool) -> str:
             cells += [_pm(r[f"oracle_{k}_mean"], r[f"oracle_{k}_std"]) for k in METRICS]
         cells += [_secs(r["train_seconds"]), "unknown" if r["params"] is None else f"{r['params']:,}"]
         lines.append("| " + " | ".join(cells) + " |")
+    if pairs:
+        lines += ["", "Paired comparisons: differences on the same seeds (with − without), mean ± sample standard "
+                  "deviation over seeds; honest selection.", "",
+                  "| with | without | seeds | ΔUF1 | ΔUAR | ΔWAR | seeds with higher UF1 |",
+                  "|" + " --- |" * 7]
+        for p in pairs:
+            d = [f"{p[f'd_{k}_mean']:+.4f}" + ("" if p[f"d_{k}_std"] is None else f" ± {p[f'd_{k}_std']:.4f}")
+                 for k in METRICS]
+            lines.append(f"| {p['with']} | {p['without']} | {p['seeds']} | {' | '.join(d)} | "
+                         f"{p['uf1_higher']} of {p['seeds']} |")
     lines += ["", "![UF1 per run](table.png)"]
     return "\n".join(lines) + "\n"
 
@@ -297,18 +333,22 @@ def table_png(path: Path, rows: list[dict], oracle: bool) -> None:
         plt.close(fig)
 
 
-def write_tables(out: Path, suite: dict, rows: list[dict], per_seed: list[dict], oracle: bool) -> None:
+def write_tables(out: Path, suite: dict, rows: list[dict], per_seed: list[dict], oracle: bool,
+                 pairs: list[dict] = ()) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    text = table_markdown(suite, rows, oracle)
+    text = table_markdown(suite, rows, oracle, pairs)
     write_atomic(out / "table.md", lambda f: f.write(text.encode("utf-8")))
     header = list(rows[0])
     _write_csv(out / "table.csv", header, [["" if r[k] is None else r[k] for k in header] for r in rows])
     seed_header = list(per_seed[0])
     _write_csv(out / "runs.csv", seed_header, [["" if r[k] is None else r[k] for k in seed_header] for r in per_seed])
+    if pairs:
+        pair_header = [k for k in pairs[0] if k not in ("d_uf1", "d_uar", "d_war")]
+        _write_csv(out / "pairs.csv", pair_header, [["" if p[k] is None else p[k] for k in pair_header] for p in pairs])
     table_png(out / "table.png", rows, oracle)
     write_json_atomic(out / "summary.json", {"suite": suite["name"], "description": suite["description"],
                                              "oracle": ORACLE_LABEL if oracle else None, "rows": rows,
-                                             "per_seed": per_seed})
+                                             "per_seed": per_seed, "pairs": list(pairs)})
 
 
 @cli
