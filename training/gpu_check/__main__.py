@@ -78,6 +78,15 @@ def run_steps(report: Report, ctx: Context, only: set[int] | None) -> int:
     return failed
 
 
+def imported_distributions() -> list[str]:
+    """The distributions of every third-party module this process imported: what the check needs on a device."""
+    from importlib.metadata import packages_distributions
+
+    found = packages_distributions()
+    top = {name.partition(".")[0] for name in list(sys.modules)}
+    return sorted({d for m in top - set(sys.stdlib_module_names) for d in found.get(m, [])})
+
+
 def _release(ctx: Context) -> None:
     gc.collect()
     if ctx.cuda:
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         failed = run_steps(report, ctx, args.only)
     finally:
+        report.data["imported"] = imported_distributions()
         report.finish(time.perf_counter() - t0)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
