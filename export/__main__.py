@@ -23,10 +23,13 @@ import numpy as np
 
 from inference.errors import InputError, cli
 from inference.files import file_sha256, write_json_atomic
+from inference.motion import flow_params
 from inference.package import (
     CARD_FILE,
     CONFIG_FILE,
+    FLOW_KINDS,
     MODEL_FILE,
+    MOTION_KINDS,
     OUTPUTS,
     VARIANT_FILES,
     InputSpec,
@@ -35,6 +38,7 @@ from inference.package import (
     SourceCheckpoint,
     Variant,
     crop_settings,
+    input_kind,
 )
 
 from .card import dataset_name, loso_metrics, render_card
@@ -56,40 +60,53 @@ from .package import (
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "astronaut.mp4"
+KIND_WORDS = {"rgb_clip": "on aligned face clips", "flow_image": "on onset → apex optical-flow images",
+              "flow_clip": "on optical-flow clips", "magnified": "on motion-magnified face clips"}
 CHECK_CLIPS = 16  # clips the parity check and the variants' agreement are measured on
 CALIBRATION_CLIPS = 32  # clips int8 is calibrated on
+MOTION_KEYS = ("kind", "method", "params", "scaling", "reference")  # what a check cache must share with the model
 
 
 # ---------------------------------------------------------------- clips for the checks
 
 
-def cache_clips(path: Path, labels: list[str], protocol: str, n_frames: int, crop_size: int, limit: int):
+def cache_clips(path: Path, pkg: ModelPackage, limit: int):
     """Up to ``limit`` clips of a cache (evenly spread), resampled to the package's frame count, with their class
-    indices. The clips are those the model's label protocol uses (``training.labels.protocol_entry``, the rule
-    training applies); a cache the protocol does not use at all still gives clips, without labels (None)."""
+    indices. The cache must hold the package's input (kind and, for motion, made the same way). The clips are those
+    the model's label protocol uses (``training.labels.protocol_entry``, the rule training applies); a cache the
+    protocol does not use at all still gives clips, without labels (None)."""
     from inference.temporal import resample
-    from training.cache import Cache
+    from training.cache import Cache, frame_size
     from training.labels import protocol_entry
 
     cache = Cache.open(path)
-    if int(cache.settings["size"]) != crop_size:
-        raise InputError(f"{path}: crops of {cache.settings['size']} px, but the model was trained on {crop_size} px "
-                         f"crops")
-    dataset = cache.settings["dataset"]
-    entries = [protocol_entry(protocol, dataset, r["label"], r["subject"], r.get("composite") or None)
-               for r in cache.rows]
+    made, want = cache.inputs, pkg.motion or {"kind": "rgb"}
+    diff = [k for k in MOTION_KEYS if made.get(k) != want.get(k)]
+    if diff:
+        raise InputError(f"{path} holds {made['kind']} inputs made otherwise than the model's "
+                         f"({'; '.join(f'{k}: {made.get(k)!r} there, {want.get(k)!r} in the model' for k in diff)}); "
+                         f"check the export on a cache of the model's own kind, or on video clips")
+    if frame_size(cache.settings) != pkg.input.height:
+        raise InputError(f"{path}: {made['kind']} frames of {frame_size(cache.settings)} px, but the model was "
+                         f"trained on {pkg.input.height} px ones")
+    labels = pkg.labels
+    entries = [protocol_entry(pkg.protocol, r.get("dataset") or cache.settings["dataset"], r["label"], r["subject"],
+                              r.get("composite") or None) for r in cache.rows]
     used = [i for i, e in enumerate(entries) if e is not None and e[0] in labels]
     rows = used or list(range(len(cache)))
     picked = [rows[k] for k in np.linspace(0, len(rows) - 1, min(len(rows), limit)).round().astype(int)]
-    clips = np.stack([resample(np.asarray(cache.clip(i)), n_frames) for i in picked])
+    clips = np.stack([resample(np.asarray(cache.clip(i)), pkg.n_frames) for i in picked])
     return clips, (np.array([labels.index(entries[i][0]) for i in picked]) if used else None)
 
 
 def video_clips(paths: list[Path], pkg: ModelPackage):
+    """Video files through the runtime's path: aligned with the package's crop, then its input made as serving
+    makes it (:meth:`ModelPackage.build_input`: the motion input for a motion package)."""
     from inference.preprocess import Preparer
 
-    prepare = Preparer(pkg.crop_settings(), pkg.n_frames)
-    return np.stack([prepare(p).frames for p in paths]), None
+    prepare = Preparer(pkg.crop_settings(), pkg.aligned_frames)
+    prepared = [prepare(p) for p in paths]
+    return np.stack([pkg.build_input(c.frames, c.fps)[0] for c in prepared]), None
 
 
 def gather_clips(sources: list[str], pkg: ModelPackage, limit: int):
@@ -99,7 +116,7 @@ def gather_clips(sources: list[str], pkg: ModelPackage, limit: int):
     for v in videos:
         if not v.exists():
             raise InputError(f"{v}: no such clip or cache")
-    parts = [cache_clips(c, pkg.labels, pkg.protocol, pkg.n_frames, pkg.input.height, limit) for c in caches]
+    parts = [cache_clips(c, pkg, limit) for c in caches]
     if videos:
         parts.append(video_clips(videos, pkg))
     if not parts:
@@ -137,18 +154,31 @@ def check_options(config: dict, views: str | None, int8: bool, calibrate: str | 
 def describe(checkpoint: Path, meta: dict, test_views: str, name: str, license: str) -> ModelPackage:
     """The package's config from the checkpoint, before the graph exists (no parity or variants yet)."""
     extra, config, labels = meta["extra"], meta["config"], [str(x) for x in meta["labels"]]
+    inputs = dict(extra.get("inputs") or {"kind": "rgb"})
+    kind = input_kind(inputs["kind"])
+    if kind in FLOW_KINDS:
+        try:
+            flow_params(inputs.get("method", "tvl1"), inputs.get("params"))
+        except InputError:
+            raise InputError(f"{checkpoint}: this model was trained on flow images made by {inputs.get('method')!r} "
+                             f"(e.g. a published flow-image set, made from its authors' own face crops), which "
+                             f"serving cannot compute the same way from a video; only models trained on caches of "
+                             f"python -m training.prepare --inputs {inputs['kind']} export") from None
     crop = extra.get("crop")
     if not crop:
         raise InputError(f"{checkpoint}: this model was not trained on aligned face crops (no crop settings); "
                          f"only face models make packages")
     crop_size = crop_settings(crop, str(checkpoint)).size
+    side = int(inputs["size"]) if kind == "flow_image" else crop_size
     sbml = config["scheme"] == "sbml"
     protocol = extra.get("protocol", "")
     synthetic = bool(extra.get("synthetic"))
     init = extra.get("init") or {}
     return ModelPackage(
         name=name, labels=labels, n_frames=int(extra["n_frames"]), size=int(extra["size"]),
-        input=InputSpec(height=crop_size, width=crop_size, views_input="views" if sbml else None),
+        input=InputSpec(height=side, width=side, views_input="views" if sbml else None, kind=kind,
+                        color="u,v,strain" if kind in FLOW_KINDS else "RGB",
+                        motion=inputs if kind in MOTION_KINDS else None),
         outputs=list(OUTPUTS[config["scheme"]]),
         normalisation=dict(extra["normalisation"], applied="inside the graph"),
         scheme=config["scheme"], train_views=config["train_views"], view_weights=config["view_weights"],
@@ -162,7 +192,7 @@ def describe(checkpoint: Path, meta: dict, test_views: str, name: str, license: 
         trained={"what": extra.get("what"), "epoch": extra.get("epoch"), "selection": extra.get("selection")},
         synthetic=synthetic,
         summary=(f"An {'SBML' if sbml else 'FSB'} Décalcomanie micro-expression classifier ({', '.join(labels)}) "
-                 f"exported as ONNX." + (" Synthetic-data demo weights." if synthetic else "")),
+                 f"{KIND_WORDS[kind]}, exported as ONNX." + (" Synthetic-data demo weights." if synthetic else "")),
         opset=OPSET,
         source_checkpoint=SourceCheckpoint(str(checkpoint), file_sha256(checkpoint)),
         exported_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -238,7 +268,7 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
     vm, meta = load_view_model(checkpoint)
     test_views = check_options(meta["config"], views, int8, calibrate, int8_stem)
     pkg = describe(checkpoint, meta, test_views, name or out.name, license)
-    packaged = PackagedModel(vm, meta["extra"]["normalisation"], pkg.size)
+    packaged = PackagedModel(vm, meta["extra"]["normalisation"], pkg.size, pkg.motion, pkg.input.height)
     check_x, check_y = gather_clips(clips or default_sources(meta["extra"]), pkg, limit=CHECK_CLIPS)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
         folder = Path(tmp) / "package"

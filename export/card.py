@@ -124,6 +124,45 @@ def _variants(pkg: ModelPackage) -> str:
     return text
 
 
+def _scaling_words(scaling: dict) -> str:
+    if scaling.get("mode") == "fixed":
+        return (f"stored as 128 + {scaling['gain']:g}·u and 128 + {scaling['gain']:g}·v (pixels), "
+                f"{scaling['strain_gain']:g}·strain")
+    return "each channel min-max scaled per image"
+
+
+def input_words(pkg: ModelPackage) -> dict[str, str]:
+    """What the card says about the graph's input and how the runtime makes it: ``input_line`` (the facts table),
+    ``input_steps`` (after "aligns the face …") and ``graph_input`` (the graph's ``clips`` input)."""
+    crop, side, n = pkg.face_crop.get("size", pkg.input.height), pkg.input.height, pkg.n_frames
+    face = f"face crop {crop} px (eyes level, facial midline centred)"
+    m, kind = pkg.motion, pkg.input.kind
+    if not m:
+        return {"input_line": f"{n} frames, {face}, network input {pkg.size} px",
+                "input_steps": f"resamples the clip to {n} frames",
+                "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` RGB aligned face crops"}
+    if kind == "magnified":
+        p = m.get("params", {})
+        made = (f"linear Eulerian magnification (α {p.get('alpha')}, {p.get('low_hz')}–{p.get('high_hz')} Hz, "
+                f"{p.get('levels')} levels) at the clip's frame rate")
+        return {"input_line": f"{n} frames of the {face} after {made}; network input {pkg.size} px",
+                "input_steps": f"magnifies its motion ({made}) and resamples it to {n} frames",
+                "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` motion-magnified RGB aligned face crops"}
+    flow = f"{m.get('method')} optical flow, channels u, v, optical strain, {_scaling_words(m.get('scaling', {}))}"
+    if kind == "flow_image":
+        return {"input_line": f"one onset → apex flow image of {side} px ({flow}) from the {face}; network input "
+                              f"{pkg.size} px; apex in training: {m.get('apex')}",
+                "input_steps": ("computes the onset → apex flow image with the recorded parameters (onset: the first "
+                                "aligned frame; apex: the frame of largest motion from it, estimated as training "
+                                "estimated unannotated apexes)"),
+                "graph_input": f"uint8 `(N, 1, {side}, {side}, 3)` onset → apex flow images ({flow})"}
+    pairs = "consecutive frames" if m.get("reference", "consecutive") == "consecutive" else "each frame and the first"
+    return {"input_line": f"{n} flow frames between {pairs} ({flow}) of the {face}; network input {pkg.size} px",
+            "input_steps": f"computes the flow between {pairs} with the recorded parameters and resamples it to {n} "
+                           f"frames",
+            "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` flow clips ({flow})"}
+
+
 def render_card(pkg: ModelPackage, notes: str = "", model_ref: str | None = None) -> str:
     """The model card: ``model_cards/default.md`` filled in from the package's config, with ``notes`` (markdown,
     e.g. how this particular model was made) as sections of their own after the results."""
@@ -138,7 +177,8 @@ def render_card(pkg: ModelPackage, notes: str = "", model_ref: str | None = None
     parity, source = pkg.parity, pkg.source_checkpoint
     values = {
         "title": pkg.name, "labels": ", ".join(pkg.labels), "backbone": pkg.backbone["name"],
-        "scheme_line": scheme_line, "n_frames": pkg.n_frames, "crop_size": pkg.input.height, "size": pkg.size,
+        "scheme_line": scheme_line, "n_frames": pkg.n_frames, "crop_size": pkg.face_crop.get("size", pkg.input.height),
+        "size": pkg.size, **input_words(pkg),
         "pretraining": pretraining, "training_data": pkg.training_data, "evaluation": evaluation,
         "files": ", ".join(pkg.files() + [CONFIG_FILE]),
         "results": results, "model_ref": model_ref or "path/to/this/package", "graph_io": graph_io,

@@ -31,7 +31,7 @@ import torch.nn as nn
 
 from inference.errors import InputError
 from inference.package import Parity
-from inference.views import make_views, view_indices
+from inference.views import view_indices
 
 OPSET = 17
 STEM_CHOICES = ("int8", "float")  # how the int8 variant treats the first convolution
@@ -40,20 +40,55 @@ VARIANT_TARGETS = {"top1_agreement": 0.99, "uf1_drop": 0.01}
 
 
 class PackagedModel(nn.Module):
-    """What ``model.onnx`` computes, as a PyTorch module (the parity reference)."""
+    """What ``model.onnx`` computes, as a PyTorch module (the parity reference).
 
-    def __init__(self, view_model, normalisation: dict, size: int):
+    Its input is the package's uint8 clip ``(N, T, S, S, 3)`` — aligned faces, or the motion input made from them
+    (``inputs``: the checkpoint's ``extra["inputs"]``, the training cache's) — and it does what training's evaluation
+    did after the clip bank: resize, normalise (flow with the engine's "centre": "zero" rule: each channel minus its
+    stored zero-motion value, :meth:`inference.motion.FlowScaling.zero` — a constant for "fixed" scaling, measured on
+    each image inside the graph for "minmax"), the views (``ViewModel.views``: on flow the mirrored half negates u),
+    the backbone and the fusion."""
+
+    def __init__(self, view_model, normalisation: dict, size: int, inputs: dict | None = None,
+                 input_size: int | None = None):
         super().__init__()
+        from inference.motion import FlowScaling, central
+        from training.cache import FLOW_KINDS
+
         self.vm = view_model.eval()
         self.size = int(size)
         scale = float(normalisation.get("pixel_scale", 1.0))
         mean = torch.tensor(normalisation["mean"], dtype=torch.float32).view(1, 3, 1, 1, 1)
         std = torch.tensor(normalisation["std"], dtype=torch.float32).view(1, 3, 1, 1, 1)
-        # (x01 * scale - mean) / std  ==  x01 * a + b
+        inputs = inputs or {"kind": "rgb"}
+        self.measured = None  # "minmax" flow: (rows, cols) of the central region its zero is measured on
+        if inputs["kind"] in FLOW_KINDS and normalisation.get("centre") == "zero":
+            scaling = FlowScaling.from_dict(inputs["scaling"])
+            if scaling.mode == "fixed":
+                mean = torch.from_numpy(scaling.zero() / 255.0).float().view(1, 3, 1, 1, 1)
+            else:
+                if not input_size:
+                    raise ValueError("a min-max scaled flow input needs its image size (input_size)")
+                self.measured = central((input_size, input_size), scaling.zero_region)
+        # (x01 * scale - mean) / std  ==  x01 * a + b   (measured zeros: b per clip and frame, in forward)
         self.register_buffer("a", scale / std)
         self.register_buffer("b", -mean / std)
+        self.register_buffer("inv_std", 1.0 / std)
         self.sbml = view_model.scheme == "sbml"
         self.eval()  # the exporter restores a module's mode after export: it must be eval to begin with
+
+    def zero(self, clips: torch.Tensor) -> torch.Tensor:
+        """The stored zero-motion values of min-max flow clips ``(N, T, S, S, 3)`` uint8, ``(N, 3, T, 1, 1)`` in 0–1
+        units: u and v their median over the central region (numpy's median: the mean of the two middle values),
+        strain its minimum — :meth:`inference.motion.FlowScaling.zero` in graph operations."""
+        rows, cols = self.measured
+        region = clips[:, :, rows, cols, :2].float()
+        n, t = region.shape[:2]
+        m = region.shape[2] * region.shape[3]
+        ordered = torch.sort(region.reshape(n, t, m, 2), dim=2).values
+        uv = 0.5 * (ordered[:, :, (m - 1) // 2] + ordered[:, :, m // 2])
+        strain = clips[..., 2].float().amin(dim=(2, 3))
+        return torch.cat([uv, strain[..., None]], dim=-1).permute(0, 2, 1)[..., None, None] / 255.0
 
     def prepare(self, clips: torch.Tensor) -> torch.Tensor:
         from training.data import resize_frames
@@ -61,13 +96,15 @@ class PackagedModel(nn.Module):
         x = clips.permute(0, 4, 1, 2, 3).float() / 255.0  # (N, 3, T, S, S)
         n, c, t, s, _ = x.shape
         x = resize_frames(x.reshape(n, c * t, s, s), self.size).reshape(n, c, t, self.size, self.size)
+        if self.measured is not None:
+            return x * self.a - self.zero(clips) * self.inv_std
         return x * self.a + self.b
 
     def forward(self, clips: torch.Tensor, views: torch.Tensor | None = None):
         x = self.prepare(clips)
         n = x.shape[0]
         if self.sbml:
-            chosen = torch.stack(make_views(x, "OLR")).index_select(0, views)
+            chosen = torch.stack(self.vm.views(x, "OLR")).index_select(0, views)
             v = chosen.shape[0]
             feats = self.vm.backbone.forward_features(chosen.reshape((v * n,) + tuple(x.shape[1:])))
             logits = self.vm.backbone.fc(feats).reshape(v, n, -1)

@@ -2,9 +2,10 @@
 
 A package is a folder (and a Hub repository with the same files):
 
-- ``model.onnx``: the network, uint8 aligned face clips in, probabilities out; the key facts (format version,
-  labels, frame count, input kind and layout, scheme, views) are also in its ONNX metadata
-  (:func:`read_onnx_metadata`), so a bare ``model.onnx`` says what it is;
+- ``model.onnx``: the network, uint8 clips in (aligned face clips, or the motion input made from them: see
+  :data:`INPUT_KINDS`), probabilities out; the key facts (format version, labels, frame count, input kind, layout
+  and motion parameters, scheme, views) are also in its ONNX metadata (:func:`read_onnx_metadata`), so a bare
+  ``model.onnx`` says what it is;
 - ``config.json``: :class:`ModelPackage` — everything inference needs and nothing it must guess;
 - ``README.md``: the model card;
 - optional variants beside ``model.onnx`` (:data:`VARIANT_FILES`), named in the config.
@@ -21,12 +22,22 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InputError
 from .face import CropSettings
 from .views import VIEW_INDEX, parse_views
 
 FORMAT_VERSION = 1  # the package format this project writes and reads; bump it when a reader must change
-INPUT_KINDS = ("rgb_clip",)  # uint8 (N, T, S, S, 3) aligned RGB face clips
+# What the graph's uint8 (N, T, H, W, 3) input holds, made from the aligned face clip by inference.motion.build_input
+# with the parameters the package records (InputSpec.motion: the training cache's cache.json "inputs"):
+# rgb_clip: the aligned RGB faces resampled to T; flow_image: one onset -> apex flow image (T = 1; channels u, v,
+# optical strain); flow_clip: the flow of consecutive frames resampled to T; magnified: the Eulerian-magnified faces
+# resampled to T. Motion kinds were added within format 1: a runtime that predates them refuses such a package by its
+# input kind (InputSpec.from_json), so an older reader cannot misread one.
+INPUT_KINDS = ("rgb_clip", "flow_image", "flow_clip", "magnified")
+MOTION_KINDS = INPUT_KINDS[1:]
+FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain
 SCHEMES = ("sbml", "fsb")
 OUTPUTS = {"sbml": ["probs", "view_logits"], "fsb": ["probs", "logits"]}  # the graph's outputs per scheme
 
@@ -68,9 +79,16 @@ def check_format(version, where: str) -> int:
     return version
 
 
+def input_kind(cache_kind: str) -> str:
+    """A training cache's input kind (``cache.json`` ``inputs.kind``: rgb, flow_image, …) → the package's."""
+    return "rgb_clip" if cache_kind in ("rgb", "rgb_clip") else cache_kind
+
+
 @dataclass(frozen=True)
 class InputSpec:
-    """The graph's clip input: ``kind`` says what the tensor holds; today always ``rgb_clip``."""
+    """The graph's clip input: ``kind`` says what the tensor holds (:data:`INPUT_KINDS`); for a motion kind,
+    ``motion`` is how it is made from the aligned face clip — the training cache's ``inputs`` (kind, method,
+    params, scaling, size, apex source, reference), which :func:`inference.motion.build_input` takes as it is."""
 
     height: int
     width: int
@@ -78,12 +96,16 @@ class InputSpec:
     name: str = "clips"
     dtype: str = "uint8"
     layout: str = "NTHWC"
-    color: str = "RGB"
+    color: str = "RGB"  # flow kinds: "u,v,strain"
     kind: str = "rgb_clip"
+    motion: dict | None = None  # motion kinds: the cache's inputs dict; rgb_clip: None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "layout": self.layout, "color": self.color,
-                "height": self.height, "width": self.width, "views_input": self.views_input, "kind": self.kind}
+        out = {"name": self.name, "dtype": self.dtype, "layout": self.layout, "color": self.color,
+               "height": self.height, "width": self.width, "views_input": self.views_input, "kind": self.kind}
+        if self.motion is not None:
+            out["motion"] = self.motion
+        return out
 
     @classmethod
     def from_json(cls, data: dict, where: str) -> InputSpec:
@@ -91,10 +113,26 @@ class InputSpec:
         spec = cls(height=int(_get(data, "height", where, "input")), width=int(_get(data, "width", where, "input")),
                    views_input=data.get("views_input"), name=data.get("name", "clips"),
                    dtype=data.get("dtype", "uint8"), layout=data.get("layout", "NTHWC"),
-                   color=data.get("color", "RGB"), kind=data.get("kind", "rgb_clip"))
+                   color=data.get("color", "RGB"), kind=data.get("kind", "rgb_clip"), motion=data.get("motion"))
         if spec.kind not in INPUT_KINDS:
             raise InputError(f"{where}: input kind {spec.kind!r} is not one this runtime reads "
                              f"({', '.join(INPUT_KINDS)}); update the project")
+        if spec.kind in MOTION_KINDS:
+            motion = _mapping(_get(data, "motion", where, "input"), "input.motion", where)
+            if input_kind(str(motion.get("kind"))) != spec.kind:
+                raise InputError(f"{where}: input kind {spec.kind!r} but its motion parameters are for "
+                                 f"{motion.get('kind')!r}; {_REEXPORT}")
+            if spec.kind in FLOW_KINDS:
+                from .motion import FlowScaling, flow_params
+
+                try:  # checked now, not at the first clip
+                    FlowScaling.from_dict(_get(motion, "scaling", where, "input.motion"))
+                    flow_params(motion.get("method", "tvl1"), motion.get("params"))
+                except InputError as e:
+                    raise InputError(f"{where}: input.motion: {e}; update the project or {_REEXPORT}") from None
+        elif spec.motion is not None:
+            raise InputError(f"{where}: an {spec.kind} input has no motion parameters, got {spec.motion!r}; "
+                             f"{_REEXPORT}")
         return spec
 
 
@@ -226,6 +264,34 @@ class ModelPackage:
         """The face crop to align clips with before they enter the graph."""
         return crop_settings(self.face_crop, self.name)
 
+    @property
+    def motion(self) -> dict | None:
+        """How the graph's input is made from the aligned face clip (a motion kind's parameters), or None (RGB)."""
+        return self.input.motion if self.input.kind in MOTION_KINDS else None
+
+    @property
+    def aligned_frames(self) -> int | None:
+        """How many aligned face frames the runtime keeps: ``n_frames`` for RGB clips; for motion every frame (None),
+        as training made its motion caches from whole clips and resampled only the result."""
+        return None if self.motion else self.n_frames
+
+    def build_input(self, frames, fps: float | None = None, apex: int | None = None) -> tuple[np.ndarray, int | None]:
+        """The graph's input ``(n_frames, H, W, 3)`` uint8 from an aligned face clip ``(T, S, S, 3)``, made as
+        training made it: :func:`inference.motion.build_input` with the recorded parameters (a flow image's apex:
+        ``apex`` when given, else estimated from the onset = the first frame, as ``training.prepare`` does for a
+        clip without an annotated apex), then resampled to ``n_frames`` (:func:`inference.temporal.resample`, as
+        training's clip bank does). Returns the input and the apex used (flow images; else None)."""
+        from .motion import build_input
+        from .temporal import resample
+
+        x, used = build_input(frames, self.motion, fps, apex)
+        x = resample(x, self.n_frames)
+        if x.shape[1:] != (self.input.height, self.input.width, 3):
+            raise InputError(f"{self.name}: the {self.input.kind} input made from this clip is {x.shape[1:]}, the "
+                             f"graph takes ({self.input.height}, {self.input.width}, 3); align the face with the "
+                             f"package's crop settings ({self.face_crop.get('size')} px)")
+        return x, used
+
     def files(self) -> list[str]:
         """The package's graph files: ``model.onnx`` and its variants' files."""
         return [MODEL_FILE] + [v.file for v in self.variants.values()]
@@ -322,14 +388,16 @@ class ModelPackage:
             "format_version": str(self.format_version), "name": self.name, "variant": variant,
             "labels": json.dumps(list(self.labels)), "n_frames": str(self.n_frames), "size": str(self.size),
             "input_kind": self.input.kind, "input_name": self.input.name, "input_dtype": self.input.dtype,
-            "input_layout": self.input.layout, "input_color": self.input.color, "crop_size": str(self.input.height),
+            "input_layout": self.input.layout, "input_color": self.input.color,
+            "crop_size": str(self.face_crop.get("size", self.input.height)),
             "views_input": self.input.views_input or "", "view_index": json.dumps(VIEW_INDEX),
             "scheme": self.scheme, "train_views": self.train_views, "test_views": self.test_views,
             "outputs": json.dumps(list(self.outputs)),
+            **({"input_motion": json.dumps(self.motion)} if self.motion else {}),
         }
 
 
-ONNX_METADATA_LISTS = ("labels", "view_index", "outputs")
+ONNX_METADATA_LISTS = ("labels", "view_index", "outputs", "input_motion")  # JSON values (input_motion: a dict)
 ONNX_METADATA_INTS = ("format_version", "n_frames", "size", "crop_size")
 
 
