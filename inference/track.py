@@ -43,6 +43,7 @@ CUT_DISTANCE = 0.35  # histogram distance (0–1) a cut must exceed …
 CUT_CONTRAST = 3.0  # … and exceed this many times the largest distance around it
 TURNED = 0.3  # |nose offset from the facial midline| / inter-ocular distance above which the face is turned away
 LOW_CONFIDENCE = 0.97  # median detection probability under which the verdict says so
+EDGE_MARGIN = 0.2  # a face whose landmarks come closer to the frame's edge than this × the eye distance is cut off
 SMALL_FACE = 48  # pixels (box side) under which the verdict says the face is small
 
 # per-frame states of the chosen person, and why a frame with the face is not used
@@ -184,15 +185,18 @@ class _Detector:
             detect = self.aligner.detect_padded if self.padded else self.aligner.detect
             boxes, probs, points, _ = detect(self.frames[chunk], max_side=DETECT_SIDE)
             for i, bs, ps, ls in zip(chunk, boxes, probs, points):
-                self.seen[i] = [Detection(i, b, float(p), lm, self._state(b, lm)) for b, p, lm in zip(bs, ps, ls)]
+                self.seen[i] = [Detection(i, b, float(p), lm, self._state(lm)) for b, p, lm in zip(bs, ps, ls)]
 
-    def _state(self, box: np.ndarray, landmarks: np.ndarray) -> int:
+    def _state(self, landmarks: np.ndarray) -> int:
+        """USABLE, TURNED_AWAY, or AT_EDGE: a landmark closer to the frame's edge than :data:`EDGE_MARGIN` × the
+        inter-ocular distance (the box may leave the frame: a dataset's tight crop is a face filling it)."""
         if turned_away(landmarks):
             return TURNED_AWAY
         h, w = self.frames.shape[1:3]
-        tol = 0.05 * math.sqrt(max(1e-6, (box[2] - box[0]) * (box[3] - box[1])))
-        out = box[0] < -tol or box[1] < -tol or box[2] > w - 1 + tol or box[3] > h - 1 + tol
-        return AT_EDGE if out and not self.padded else USABLE  # a padded (tight) face fills the frame by design
+        m = EDGE_MARGIN * float(np.linalg.norm(landmarks[1] - landmarks[0]))
+        inside = (landmarks[:, 0] >= m).all() and (landmarks[:, 0] <= w - 1 - m).all() and \
+            (landmarks[:, 1] >= m).all() and (landmarks[:, 1] <= h - 1 - m).all()
+        return USABLE if inside else AT_EDGE
 
     def retry_padded(self) -> None:
         """Nothing found anywhere: a face filling the frame (a dataset's cropped release) needs room around it."""

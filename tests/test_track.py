@@ -30,11 +30,16 @@ def _aligned_person(rec, aligner, who):
     aligned, quality = track_and_align(clip.frames, aligner, CROP, clip.fps, rec.path.name)
     a, b = quality.frames_used
     assert len(aligned.frames) == b - a + 1
+    partial = []
     for k, i in enumerate(range(a, b + 1)):
-        face = next(f for f in rec.faces[i] if f.who == who)  # the person is wholly in view on every frame used
+        face = next((f for f in rec.faces[i] if f.who == who), None)
+        if face is None:  # not wholly in view: only the frame where the person steps in or out may be used
+            partial.append(i)
+            continue
         assert np.abs(_centre_in_crop(aligned, k, face.centre)).max() < 0.1 * CROP.size, (i, face)
         for other in (f for f in rec.faces[i] if f.who != who):
             assert np.abs(_centre_in_crop(aligned, k, other.centre)).max() > 0.5 * CROP.size, (i, other)
+    assert partial in ([], [a], [b]), partial
     return aligned, quality
 
 

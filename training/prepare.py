@@ -172,7 +172,8 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
             if r.clip not in done or (retry_failed and done[r.clip]["status"] != "ok")]
     if len(todo) < len(result.records):
         log(f"resuming: {len(result.records) - len(todo)} clips already in {out}")
-    preparer = Preparer(crop, n_frames=None, limits=limits, device=device)  # every frame kept
+    # every frame kept; a clip whose face is not usable on every frame is refused, its reason in its manifest row
+    preparer = Preparer(crop, n_frames=None, limits=limits, device=device, whole=True)
     counts = Counter(ok=0, failed=0)
     from tqdm import tqdm
 
