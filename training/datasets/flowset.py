@@ -162,13 +162,14 @@ def read_image(path: Path) -> np.ndarray:
 
 
 def settings_of(root: Path, size: int) -> dict:
-    """``cache.json`` settings for a set: kind flow_image, min-max scaling, apex as the set's makers annotated it."""
+    """``cache.json`` settings for a set: kind flow_image made by the set's authors ("published": serving cannot
+    compute it the same way from a video), min-max scaling, apex frames as they chose them."""
     from inference.motion import FlowScaling
 
     return {"dataset": "composite", "variant": NAME, "root": str(Path(root).resolve()), "size": int(size),
             "margin": None, "faces": True, "crop": None, "synthetic": (Path(root) / "SYNTHETIC.md").exists(),
             "inputs": {"kind": "flow_image", "method": "published", "params": {},
-                       "scaling": FlowScaling("minmax").to_dict(), "apex": "annotated"}}
+                       "scaling": FlowScaling("minmax").to_dict(), "apex": "as published"}}
 
 
 def load(root: str | Path) -> tuple[list[dict], np.ndarray, dict]:
