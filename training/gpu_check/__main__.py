@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device or ("cpu" if args.dry_run else "auto"))
     if args.work and args.work.exists() and any(args.work.iterdir()):
         raise InputError(f"--work {args.work} already holds files; give an empty or new folder")
-    work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check."))
+    work = (args.work or Path(tempfile.mkdtemp(prefix="gpu_check."))).resolve()  # child commands run elsewhere
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(sizes=DRY if args.dry_run else FULL, device=device, dry=args.dry_run, work=work, out=args.out,
                   workers=1 if args.dry_run else min(8, os.cpu_count() or 1))

@@ -106,10 +106,14 @@ def _nvidia_smi() -> str:
 
 def onnxruntime_facts() -> dict:
     """Which ONNX Runtime imports (a --target install of onnxruntime-gpu must shadow the CPU one) and its providers.
-    With torch imported first, ``preload_dlls`` lets onnxruntime-gpu find the CUDA 13 / cuDNN 9 libraries of torch's
-    nvidia-* wheels."""
-    import onnxruntime as ort
+    torch is imported first: onnxruntime-gpu's CUDA provider then reuses the CUDA and cuDNN libraries torch loaded from
+    its nvidia-* wheels when their major versions match (ONNX Runtime's maintainers, microsoft/onnxruntime#23674; the
+    1.31 wheel is built for CUDA 13.0 and cuDNN 9, as torch 2.11+cu130 is). ``preload_dlls()`` is not called: it is
+    for processes without torch, and could load a second copy of those libraries."""
     import torch  # noqa: F401 — loads CUDA and cuDNN first: onnxruntime-gpu then uses the same libraries
+
+    # isort: split
+    import onnxruntime as ort
 
     facts = {"version": ort.__version__, "file": str(Path(ort.__file__).parent)}
     try:
@@ -118,12 +122,6 @@ def onnxruntime_facts() -> dict:
         facts.update(package=getattr(info, "package_name", "?"), cuda_version=getattr(info, "cuda_version", None))
     except ImportError:
         facts["package"] = "onnxruntime (no build info)"
-    if hasattr(ort, "preload_dlls") and "CUDAExecutionProvider" in ort.get_available_providers():
-        try:
-            ort.preload_dlls()
-            facts["preload_dlls"] = "ok"
-        except Exception as e:  # noqa: BLE001 — reported; the session check below says whether CUDA really runs
-            facts["preload_dlls"] = f"failed: {e}"
     facts["providers"] = ort.get_available_providers()
     return facts
 
@@ -165,8 +163,6 @@ def environment(step: Step, ctx: Context) -> None:
         ort = onnxruntime_facts()
         step.figure("onnxruntime", f"{ort['version']} ({ort.get('package')}, CUDA {ort.get('cuda_version')}) "
                                    f"from {ort['file']}")
-        if "preload_dlls" in ort:
-            step.figure("onnxruntime_preload_dlls", ort["preload_dlls"])
         step.figure("onnxruntime_providers", ort["providers"])
         step.figure("onnxruntime_cuda_provider", "CUDAExecutionProvider" in ort["providers"])
     except ImportError as e:
