@@ -27,6 +27,11 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "demo" / "default_model"
 
 
+_FLOW = {"kind": "flow_image", "method": "farneback", "params": {"method": "farneback", "levels": 2},
+         "scaling": {"mode": "fixed", "channels": ["u", "v", "strain"], "gain": 16.0, "strain_gain": 512.0,
+                     "zero": [128.0, 128.0, 0.0]}, "size": 32, "apex": "estimated"}  # a cache.json's inputs
+
+
 def _config() -> dict:
     return json.loads((DEFAULT / "config.json").read_text())
 
@@ -91,6 +96,14 @@ def test_variants_are_typed_and_written_in_the_configs_own_form():
     (lambda d: d["input"].update(kind="optical_flow"), "input kind 'optical_flow' is not one this runtime reads"),
     (lambda d: d.update(variants={"int4": {"file": "model.int4.onnx"}}), "unknown variants int4"),
     (lambda d: d.update(face_crop={"size": 4, "margin": 0.1}), "face-crop settings"),
+    (lambda d: d["input"].update(kind="flow_image"), "the field 'input.motion' is missing"),
+    (lambda d: d["input"].update(kind="flow_image", motion={**_FLOW, "kind": "flow_clip"}),
+     "input kind 'flow_image' but its motion parameters are for 'flow_clip'"),
+    (lambda d: d["input"].update(kind="flow_image", motion={**_FLOW, "scaling": {"mode": "log"}}),
+     "input.motion: unknown flow scaling 'log'"),
+    (lambda d: d["input"].update(kind="flow_image", motion={**_FLOW, "method": "published"}),
+     "input.motion: unknown optical-flow method 'published'"),
+    (lambda d: d["input"].update(motion=_FLOW), "an rgb_clip input has no motion parameters"),
 ])
 def test_a_wrong_config_is_a_clear_input_error(tmp_path, change, message):
     data = _config()
@@ -166,3 +179,29 @@ def test_hf_endpoint_is_read_in_one_place(monkeypatch):
     assert hub_endpoint() == "http://127.0.0.1:9"
     monkeypatch.setenv("HF_ENDPOINT", "")
     assert hub_endpoint() is None
+
+
+def test_a_motion_package_records_its_inputs_and_builds_them_as_training_did(tmp_path):
+    """A flow-image package: the cache's motion parameters round-trip through config.json and the ONNX metadata; the
+    runtime keeps every aligned frame and builds the graph's input with inference.motion.build_input."""
+    from inference import motion
+
+    data = _config()
+    data["n_frames"] = 1
+    data["input"].update(kind="flow_image", height=32, width=32, color="u,v,strain", motion=_FLOW)
+    pkg = ModelPackage.load(_folder(tmp_path, data))
+    assert pkg.motion == _FLOW and pkg.aligned_frames is None and pkg.input.kind == "flow_image"
+    assert pkg.to_json()["input"]["motion"] == _FLOW and ModelPackage.from_json(pkg.to_json()) == pkg
+    assert json.loads(pkg.onnx_metadata()["input_motion"]) == _FLOW and pkg.onnx_metadata()["crop_size"] == "64"
+    assert "input_motion" not in ModelPackage.load(DEFAULT).onnx_metadata()  # RGB packages: as before
+    assert ModelPackage.load(DEFAULT).aligned_frames == 8
+    from tests.helpers import animate, astronaut
+
+    frames, _ = animate(astronaut()[::4, ::4], 6, jitter=1.0, frame_size=(64, 64))  # a small shaken face
+    x, apex = pkg.build_input(frames)
+    want, want_apex = motion.build_input(frames, _FLOW)
+    assert x.shape == (1, 32, 32, 3) and apex == want_apex and np.array_equal(x, want)
+    assert np.array_equal(pkg.build_input(frames, apex=2)[0], motion.build_input(frames, _FLOW, apex=2)[0])
+    with pytest.raises(InputError, match=r"is \(48, 48, 3\), the graph takes \(32, 32, 3\)"):
+        ModelPackage.from_json({**pkg.to_json(), "input": {**pkg.to_json()["input"], "motion": {**_FLOW, "size": 48}}}
+                               ).build_input(frames)
