@@ -58,12 +58,14 @@ class Step:
     def __init__(self, report: "Report", n: int, name: str, title: str, budget_s: float):
         self.report = report
         self.record = {"n": n, "name": name, "title": title, "status": "running", "budget_s": budget_s,
-                       "seconds": None, "started": now(), "figures": {}, "checks": [], "skipped": [], "notes": [],
-                       "error": None}
+                       "seconds": None, "started": now(), "figures": {}, "units": {}, "checks": [], "skipped": [],
+                       "notes": [], "error": None}
 
     def figure(self, key: str, value, unit: str = "") -> None:
         value = plain(value)
         self.record["figures"][key] = value
+        if unit:
+            self.record["units"][key] = unit
         print(f"  {key}: {shown(value)}{' ' + unit if unit else ''}", flush=True)
         self.report.save()
 
@@ -152,13 +154,15 @@ def markdown(d: dict) -> str:
         lines += ["", f"**{key}**: {text}"]
     for st in d["steps"]:
         lines += ["", f"## {st['n']}. {st['title']}: {st['status']}", ""]
-        lines += [f"- {k}: {shown(v)}" for k, v in st["figures"].items()]
+        units = st.get("units", {})
+        lines += [f"- {k}: {shown(v)}{' ' + units[k] if k in units else ''}" for k, v in st["figures"].items()]
         if st["checks"]:
             lines += ["", "| check | kind | value | target | result |", "| --- | --- | --- | --- | --- |"]
             for c in st["checks"]:
                 result = ("pass" if c["met"] else "**FAIL**") if c["kind"] == "assert" else (
                     "met" if c["met"] else "**missed**")
-                lines.append(f"| {c['name']} | {c['kind']} | {shown(c['value'])} | {c['target']} | {result} |")
+                cells = (c["name"], c["kind"], shown(c["value"]), c["target"], result)
+                lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
         if st["skipped"]:
             lines += [""] + [f"- skipped: {x['part']} ({x['reason']})" for x in st["skipped"]]
         if st["notes"]:

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -80,19 +81,16 @@ class Context:
         if not self.cuda and not self.dry:
             raise NoCuda("no CUDA (run with --dry-run for the small CPU version of this step)")
 
-    def sync(self) -> None:
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-
 
 def _version(module: str) -> str:
     try:
         m = importlib.import_module(module)
     except Exception as e:  # noqa: BLE001 — missing or broken: either way the step reports it
         return f"missing ({type(e).__name__})"
-    return str(getattr(m, "__version__", "installed"))
+    try:
+        return str(getattr(m, "__version__", None) or metadata.version(module.replace("_", "-")))
+    except metadata.PackageNotFoundError:
+        return "installed (no version)"
 
 
 def _nvidia_smi() -> str:
