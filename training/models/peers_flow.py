@@ -36,15 +36,12 @@ from torch import nn
 
 from inference.errors import InputError
 
-from . import ModelSpec, Normalisation, VideoClassifier, register
+from . import ModelSpec, VideoClassifier, register
+from .ststnet import FLOW_NORM
 
-# A flow image in the "fixed" scaling stores zero motion as u = v = 128 and strain = 0; centred on those and over
-# 0.5 (0-1 units). Training on a flow cache uses training.engine's flow normalisation (the same values, centred on
-# each image's own zeros for min-max scaled sets); this is the architecture's default for anything else.
-FLOW_IMAGE_NORM = Normalisation(
-    mean=(128 / 255, 128 / 255, 0.0), std=(0.5,) * 3, pixel_scale=1,
-    source="flow image (u, v, strain): zero motion → 0, (x - zero) / 0.5 in 0-1 units",
-)
+# The flow-image models' default normalisation (zero motion → 0) is STSTNet's; training on a flow cache uses
+# training.engine's flow normalisation (the same values, centred on each image's own zeros for min-max sets).
+FLOW_IMAGE_NORM = FLOW_NORM
 CHANNELS = ("u", "v", "strain")
 DERIVED = ("magnitude",)
 COMBINE = ("add", "multiply", "concat")
