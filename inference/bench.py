@@ -33,6 +33,7 @@ from .device import DEVICE_CHOICES
 from .errors import InputError, cli
 from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
 from .runtime import ENGINES, VARIANT_CHOICES, VARIANT_FILES, Predictor, openvino_available
+from .track import track_and_align
 from .video import read_clip
 
 DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
@@ -65,7 +66,7 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
     t_ours, t_naive = [], []
     for _ in range(repeat):
         t = time.perf_counter()
-        a = ours.align(frames, crop, source=str(clip_path))
+        a, _ = track_and_align(frames, ours, crop, clip.fps, str(clip_path))  # the clip path's face stage
         t_ours.append(time.perf_counter() - t)
         t = time.perf_counter()
         n = naive_align(ours, frames, crop)
@@ -77,7 +78,8 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
           f"median of {repeat}; {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
     print(f"{'':44s}{'time s':>8s}{'ms/frame':>10s}{'drift mean px':>15s}{'drift max px':>14s}")
-    print(f"{'ours: find on 2, refine 8 keyframes, ' + a.meta['mode']:44s}{mo:8.3f}{1000 * mo / T:10.2f}"
+    looked = len(a.meta["track"]["looked_at"])
+    print(f"{f'ours: track ({looked} looked at), align, ' + a.meta['mode']:44s}{mo:8.3f}{1000 * mo / T:10.2f}"
           f"{d_ours.mean():15.3f}{d_ours.max():14.3f}")
     print(f"{'naive: MTCNN on every frame':44s}{mn:8.3f}{1000 * mn / T:10.2f}{d_naive.mean():15.3f}"
           f"{d_naive.max():14.3f}")
