@@ -28,13 +28,13 @@ from .errors import InputError, cli
 from .face import CropSettings, FaceAligner, shared_aligner
 from .files import write_atomic, write_json_atomic
 from .temporal import resample, sample_positions
-from .track import Quality, track_and_align
+from .track import Quality, WithQuality, track_and_align
 from .video import Clip, VideoLimits, read_clip
 from .views import make_views, parse_views
 
 
 @dataclass(frozen=True)
-class PreparedClip:
+class PreparedClip(WithQuality):
     """A clip made ready for a model: its face aligned and its length resampled. Plain arrays and dicts, so it
     pickles (worker processes hand it back)."""
 
@@ -61,16 +61,6 @@ class PreparedClip:
         """The input position (fractional frame index in the decoded clip) of each output frame."""
         first, last = self.quality.frames_used if self.quality else (0, self.input_frames - 1)
         return [round(first + float(p), 4) for p in sample_positions(last - first + 1, self.n_frames)]
-
-    @property
-    def face_coverage(self) -> float:
-        """Fraction of the decoded frames the face segment holds (1.0 when every frame was used)."""
-        return self.quality.face_coverage if self.quality else 1.0
-
-    @property
-    def notes(self) -> list[str]:
-        """The quality verdict in plain words (empty for a clean clip)."""
-        return list(self.quality.notes) if self.quality else []
 
 
 @dataclass(frozen=True)

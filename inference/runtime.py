@@ -24,7 +24,7 @@ from .errors import InputError
 from .hub import resolve_package
 from .package import VARIANT_CHOICES, VARIANT_FILES, ModelPackage
 from .preprocess import PreparedClip, Preparer
-from .track import Quality
+from .track import Quality, WithQuality
 from .video import Clip, VideoLimits
 from .views import parse_views, view_indices
 
@@ -32,7 +32,7 @@ ENGINES = ("auto", "onnxruntime", "openvino")  # auto: ONNX Runtime's CUDA provi
 
 
 @dataclass
-class Prediction:
+class Prediction(WithQuality):
     labels: list[str]
     probs: np.ndarray  # (K,) fused
     views: str
@@ -42,16 +42,6 @@ class Prediction:
     face: dict = field(default_factory=dict)  # the aligner's meta (boxes, landmarks, transform, mode)
     aligned: np.ndarray | None = None  # the aligned, resampled clip (T, S, S, 3) the model saw
     quality: Quality | None = None  # the face track's verdict: coverage, shots, frames used and dropped, notes
-
-    @property
-    def face_coverage(self) -> float:
-        """Fraction of the decoded frames the verdict rests on."""
-        return self.quality.face_coverage if self.quality else 1.0
-
-    @property
-    def notes(self) -> list[str]:
-        """The quality verdict in plain words (empty for a clean clip)."""
-        return list(self.quality.notes) if self.quality else []
 
     @property
     def top(self) -> str:

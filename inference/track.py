@@ -69,6 +69,24 @@ class Quality:
                 "dropped": [list(d) for d in self.dropped], "notes": list(self.notes)}
 
 
+class WithQuality:
+    """``face_coverage`` and ``notes`` of an object whose ``quality`` is a :class:`Quality` or None (a clip prepared
+    without a track: every frame used, nothing to note). :class:`inference.preprocess.PreparedClip` and
+    :class:`inference.runtime.Prediction` carry them."""
+
+    quality: Quality | None
+
+    @property
+    def face_coverage(self) -> float:
+        """Fraction of the decoded frames the verdict rests on."""
+        return self.quality.face_coverage if self.quality else 1.0
+
+    @property
+    def notes(self) -> list[str]:
+        """The quality verdict in plain words (empty for a clean clip)."""
+        return list(self.quality.notes) if self.quality else []
+
+
 @dataclass
 class Detection:
     frame: int
