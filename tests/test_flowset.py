@@ -178,3 +178,41 @@ def test_a_set_whose_csv_and_images_disagree_is_refused_with_the_row_or_file(flo
 
     with pytest.raises(InputError, match="not a dataset cache .* nor a flow-image set"):
         Cache.open(tmp_path)
+
+
+def test_flow_clips_and_magnified_clips_from_aligned_faces(smic_cache, tmp_path):
+    """The other kinds prepare makes: a flow clip (T-1 frames of u, v, strain) and a magnified clip, exactly what
+    inference.motion computes from the cached faces; a flow_clip cache makes a bank whose per-frame zeros drive the
+    flip of every frame."""
+    from training.cache import CacheWriter
+    from training.datasets.base import ClipRecord
+    from training.prepare import MotionOptions, motion_input
+
+    rgb = Cache.open(smic_cache)
+    faces = np.asarray(rgb.clip(0))
+    rec = ClipRecord("smic", 1, "s1_ne_01", "negative", fps=100.0)
+    flow_opts = MotionOptions("flow_clip", method="farneback")
+    clip, how = motion_input(faces, rec, flow_opts)
+    np.testing.assert_array_equal(clip, motion.flow_clip(faces, "farneback"))
+    assert clip.shape == (len(faces) - 1, 56, 56, 3) and how == ""
+    magnified, _ = motion_input(faces, rec, MotionOptions("magnified", alpha=5.0, levels=2))
+    np.testing.assert_array_equal(magnified, motion.magnify(faces, 100.0, 5.0, 0.5, 5.0, 2))
+    with pytest.raises(InputError, match="frame rate"):
+        motion_input(faces, ClipRecord("smic", 1, "x", "negative"), MotionOptions("magnified"))
+    # a small flow_clip cache of three clips, and the bank over it
+    writer = CacheWriter(tmp_path / "flowclip", {**rgb.settings, "inputs": flow_opts.settings(56, "estimated")})
+    writer.open()
+    for i in range(3):
+        writer.add(rgb.rows[i], motion_input(np.asarray(rgb.clip(i)), rec, flow_opts)[0])
+    bank = ClipBank.from_caches([str(tmp_path / "flowclip")], "smic", 4, inputs="flow_clip")
+    assert bank.clips.shape == (3, 4, 56, 56, 3) and bank.zeros.shape == (3, 4, 3)
+    assert torch.equal(bank.zeros, torch.tensor([128.0, 128.0, 0.0]).expand(3, 4, 3))
+    out = augment(bank.clips, 56, torch.Generator().manual_seed(0), flip=True, flow_zero=bank.zeros) * 255
+    plain = bank.clips.permute(0, 4, 1, 2, 3).float()
+    flips = []
+    for o, p in zip(out, plain):
+        mirrored = p.flip(-1)
+        mirrored[0] = 256 - mirrored[0]  # u reflected about 128 on every frame
+        flips.append(torch.allclose(o, mirrored, atol=1e-3))
+        assert flips[-1] or torch.allclose(o, p, atol=1e-3)
+    assert any(flips)
