@@ -18,7 +18,7 @@ from inference.errors import InputError, cli
 
 from . import __doc__ as DOC
 from .loso_child import CUBLAS_WORKSPACE
-from .report import Report
+from .report import MD_FILE, Report, overview
 from .steps import DRY, FULL, STEPS, Context, NoCuda
 
 DEFINITIONS = {
@@ -145,9 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         report.finish(time.perf_counter() - t0)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    s = report.data["summary"]
-    print(f"done in {report.data['seconds']} s: {s['ok']} ok, {s['failed']} failed, {s['skipped']} skipped"
-          + (f"; targets missed: {', '.join(s['targets_missed'])}" if s["targets_missed"] else ""), flush=True)
+    print("", *overview(report.data), "", f"(every figure: {args.out / MD_FILE})", sep="\n", flush=True)
     return 1 if failed else 0
 
 

@@ -138,7 +138,19 @@ class Report:
         write_atomic(self.out / MD_FILE, lambda f: f.write(text.encode("utf-8")))
 
 
-def markdown(d: dict) -> str:
+def _checks_table(checks: list[dict]) -> list[str]:
+    lines = ["| check | kind | value | target | result |", "| --- | --- | --- | --- | --- |"]
+    for c in checks:
+        result = ("pass" if c["met"] else "**FAIL**") if c["kind"] == "assert" else (
+            "met" if c["met"] else "**missed**")
+        cells = (c["name"], c["kind"], shown(c["value"]), c["target"], result)
+        lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+    return lines
+
+
+def overview(d: dict) -> list[str]:
+    """The head of the report: the command, the verdict, each step's status and time, every check (what the console
+    prints last)."""
     s = d["summary"]
     lines = [f"# GPU check: {d['device']}", "",
              f"`{d['command']}` ({d['mode']}), started {d['started']}, "
@@ -150,6 +162,12 @@ def markdown(d: dict) -> str:
     for st in d["steps"]:
         seconds = "" if st["seconds"] is None else st["seconds"]
         lines.append(f"| {st['n']}. {st['title']} | {st['status']} | {seconds} | {st['budget_s']:g} |")
+    checks = [dict(c, name=f"{st['n']}. {c['name']}") for st in d["steps"] for c in st["checks"]]
+    return lines + (["", *_checks_table(checks)] if checks else [])
+
+
+def markdown(d: dict) -> str:
+    lines = overview(d)
     for key, text in d.get("definitions", {}).items():
         lines += ["", f"**{key}**: {text}"]
     for st in d["steps"]:
@@ -157,12 +175,7 @@ def markdown(d: dict) -> str:
         units = st.get("units", {})
         lines += [f"- {k}: {shown(v)}{' ' + units[k] if k in units else ''}" for k, v in st["figures"].items()]
         if st["checks"]:
-            lines += ["", "| check | kind | value | target | result |", "| --- | --- | --- | --- | --- |"]
-            for c in st["checks"]:
-                result = ("pass" if c["met"] else "**FAIL**") if c["kind"] == "assert" else (
-                    "met" if c["met"] else "**missed**")
-                cells = (c["name"], c["kind"], shown(c["value"]), c["target"], result)
-                lines.append("| " + " | ".join(str(x).replace("|", "\\|") for x in cells) + " |")
+            lines += ["", *_checks_table(st["checks"])]
         if st["skipped"]:
             lines += [""] + [f"- skipped: {x['part']} ({x['reason']})" for x in st["skipped"]]
         if st["notes"]:

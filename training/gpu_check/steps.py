@@ -476,8 +476,9 @@ def export_step(step: Step, ctx: Context) -> None:
             step.skip("PyTorch eager bf16", "no CUDA")
             continue
         rates[name] = len(batch) / timed(fn, s.repeat)
-        step.figure(f"{name}_clips_per_s", rates[name], f"clips/s (batch {len(batch)}, {ctx.device}, median of "
-                                                         f"{s.repeat})")
+        how = "TF32 convolutions, PyTorch's default" if name.endswith("fp32") and ctx.cuda else "autocast"
+        step.figure(f"{name}_clips_per_s", rates[name], f"clips/s (batch {len(batch)}, {ctx.device}, {how}, median "
+                                                         f"of {s.repeat})")
     if ort_cuda or not ctx.cuda:
         for variant, pred in sessions.items():
             rate = len(batch) / timed(lambda pred=pred: pred.run(batch, views), s.repeat)
