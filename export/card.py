@@ -20,6 +20,7 @@ CARD_TEMPLATE = ROOT / "model_cards" / "default.md"
 DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
                  "composite": "MEGC2019 composite (SMIC-HS + CASME II + SAMM)",
                  "mmew": "MMEW", "ckplus": "CK+", "oulu": "Oulu-CASIA", "ucf101": "UCF101"}
+KIND_TAGS = {"flow_image": ["optical-flow"], "flow_clip": ["optical-flow"], "magnified": ["motion-magnification"]}
 STEM_NOTES = {"int8": "; first convolution folded and in int8", "float": "; first convolution in float"}
 
 
@@ -46,6 +47,7 @@ def card_metadata(pkg: ModelPackage) -> dict:
     meta = {"library_name": "onnx", "pipeline_tag": "video-classification", "license": pkg.license,
             "tags": ["onnx", "micro-expression", "facial-expression-recognition", "decalcomanie",
                      "video-classification"]}
+    meta["tags"] += KIND_TAGS.get(pkg.input.kind, [])
     if pkg.synthetic:
         meta["tags"].append("synthetic-data")
     loso = pkg.loso

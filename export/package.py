@@ -1,9 +1,11 @@
 """Checkpoint → model package: ``model.onnx`` + ``config.json`` + ``README.md`` (the model card).
 
 The ONNX graph takes exactly what the runtime's core path produces — the aligned face clip as uint8
-``(N, T, S, S, 3)`` RGB at the face-crop size — and does inside the graph what training did after the
-cache: resize to the network's input size (the same bilinear resize as training's evaluation),
-normalise, build the Décalcomanie views, run the backbone and fuse:
+``(N, T, S, S, 3)`` RGB at the face-crop size, or for a motion model the uint8 motion input made from it as the
+training cache held it (a flow image ``(N, 1, F, F, 3)`` of u, v, strain; a flow clip; magnified faces) — and does
+inside the graph what training did after the cache: resize to the network's input size (the same bilinear resize as
+training's evaluation), normalise (flow: centred on its zero-motion value), build the Décalcomanie views (flow: u
+negated in the mirrored half), run the backbone and fuse:
 
 - SBML packages take a second input ``views`` (int64 indices into O=0, L=1, R=2; any subset, any order)
   and output ``probs`` ``(N, K)`` — the softmax of the summed view logits — and ``view_logits`` ``(V, N, K)``;

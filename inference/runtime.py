@@ -6,7 +6,10 @@ installed (several times faster there on these 3D networks, same ONNX file), els
 and reports the provider that really runs (ONNX Runtime falls back to the CPU silently). A clip goes through the
 same core path as training: decode → align the face (the package's crop settings) → resample to the package's
 frame count → the graph, which builds the views, runs them in one batched call and fuses them (SBML: sum of logits,
-then softmax; FSB: the fused head). The package's ``config.json`` is read as :class:`inference.package.ModelPackage`.
+then softmax; FSB: the fused head). For a motion package (flow image, flow clip, magnified) every aligned frame is
+kept and the package's recorded motion input is made from them (``ModelPackage.build_input``: what training's
+cache held, then resampled as training's clip bank did) before the graph. The package's ``config.json`` is read as
+:class:`inference.package.ModelPackage`.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Prediction(WithQuality):
     face: dict = field(default_factory=dict)  # the aligner's meta (boxes, landmarks, transform, mode)
     aligned: np.ndarray | None = None  # the aligned, resampled clip (T, S, S, 3) the model saw
     quality: Quality | None = None  # the face track's verdict: coverage, shots, frames used and dropped, notes
+    motion: np.ndarray | None = None  # motion packages: the graph's input made from ``aligned`` (e.g. the flow image)
+    apex: int | None = None  # flow-image packages: the aligned frame used as apex (onset: frame 0)
 
     @property
     def top(self) -> str:
@@ -134,7 +139,7 @@ class Predictor:
     # ------------------------------------------------------------ stages
     @property
     def preparer(self) -> Preparer:
-        return Preparer(self.crop, self.n_frames, self.limits, self.aligner_device)
+        return Preparer(self.crop, self.package.aligned_frames, self.limits, self.aligner_device)
 
     def prepare(self, clip: str | os.PathLike | Clip, fps: float | None = None,
                 on_stage: Callable[[str], None] | None = None) -> PreparedClip:
@@ -156,8 +161,10 @@ class Predictor:
         """Prepared clips (``prepare``'s results) through the graph in one call. Each prediction's "model" timing is
         its share of the batch's call."""
         views = self._views(views) if views else self.views
+        t_in = time.perf_counter()
+        inputs = [self.package.build_input(clip.frames, clip.fps) for clip in prepared]  # RGB: the frames as they are
         t0 = time.perf_counter()
-        probs, view_logits = self.run(np.stack([clip.frames for clip in prepared]), views)
+        probs, view_logits = self.run(np.stack([x for x, _ in inputs]), views)
         t1 = time.perf_counter()
         per_view = [{v: _softmax(view_logits[i, n]) for i, v in enumerate(views)} if view_logits is not None else {}
                     for n in range(len(prepared))]
@@ -165,9 +172,12 @@ class Predictor:
         out = []
         for n, clip in enumerate(prepared):
             timings = {**clip.timings, "model": (t1 - t0) / len(prepared), "fuse": (t2 - t1) / len(prepared)}
+            if self.package.motion:
+                timings["motion"] = (t0 - t_in) / len(prepared)
             timings["total"] = sum(timings.values())
             out.append(Prediction(self.labels, probs[n], views, per_view[n], clip.faces_seen, timings, clip.face,
-                                  clip.frames, clip.quality))
+                                  clip.frames, clip.quality, inputs[n][0] if self.package.motion else None,
+                                  inputs[n][1]))
         return out
 
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,

@@ -111,11 +111,21 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     assert not torch.allclose(rgb_style[0], per_view[1, 0], atol=1e-4)
 
 
-def test_a_check_cache_of_another_kind_is_refused(flow_model, smic_heldout_cache, tmp_path):
+def test_checks_run_on_the_models_own_kind(flow_model, smic_heldout_cache, tmp_path):
+    """A cache of aligned faces cannot check a flow model; a video can: it goes through the runtime's motion path."""
     with pytest.raises(InputError, match="holds rgb inputs made otherwise than the model's .*kind: 'rgb' there, "
                                          "'flow_image' in the model"):
         export_package(flow_model, tmp_path / "pkg", clips=[str(smic_heldout_cache)], log=lambda *_: None)
     assert not (tmp_path / "pkg").exists()
+    cfg = export_package(flow_model, tmp_path / "pkg", clips=[str(CLIP)], log=lambda *_: None)
+    assert cfg.parity.clips == 1 and cfg.parity.same_argmax
+    data = json.loads((tmp_path / "pkg" / "config.json").read_text())
+    data["input"]["kind"] = "depth_clip"  # a kind from a newer project
+    (tmp_path / "pkg" / "config.json").write_text(json.dumps(data))
+    from inference.runtime import Predictor
+
+    with pytest.raises(InputError, match="input kind 'depth_clip' is not one this runtime reads .*update the project"):
+        Predictor(tmp_path / "pkg", device="cpu")
 
 
 def test_a_model_trained_on_a_published_flow_set_is_refused(tmp_path):
