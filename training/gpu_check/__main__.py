@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the same steps with the tiny model at tiny sizes (CPU unless --device says otherwise)")
     p.add_argument("--device", default=None, choices=DEVICE_CHOICES,
                    help="default: auto (CUDA when there is a GPU); with --dry-run: cpu")
-    p.add_argument("--only", type=_steps, default=None, help="run only these steps, e.g. 4,5 (step 4 needs step 3)")
+    p.add_argument("--only", type=_steps, default=None,
+                   help="run only these steps, e.g. 3,4 (step 4 exports the model step 3 trains)")
     p.add_argument("--work", type=Path, default=None,
                    help="scratch folder for caches, runs and the package (default: a temporary folder, removed after)")
     args = p.parse_args(argv)
