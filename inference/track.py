@@ -13,7 +13,8 @@ and people. Before anything is aligned, :func:`track_clip` looks at the whole cl
    and never jumps to another face;
 4. **denser where presence changes**: between a sampled frame where a track's face is usable and one where it is
    not (gone, or turned away), the frame in the middle is examined, and so on down to :data:`EDGE_SECONDS`
-   (neighbouring frames at 25–30 fps), so a face's entrance and exit are known to the frame;
+   (neighbouring frames at 25–30 fps), so a face's entrance and exit are known to the frame; a face missed for
+   less than :data:`BRIDGE_SECONDS` inside a track, at its place, is the detector's miss and is bridged;
 5. **the segment**: the person chosen is the largest and most present (usable frames × face area), and the
    frames used are that person's longest stretch of usable frames. Everything else is dropped with its reason.
 
@@ -37,6 +38,7 @@ SAMPLE_SECONDS = 1.0  # the first pass looks at a frame about every second …
 MAX_SAMPLES = 16  # … and at no more than this many frames spread over the clip (plus shot ends)
 DETECT_SIDE = 320  # the track's detections run on copies no larger than this (refinement works at full size)
 EDGE_SECONDS = 0.04  # an entrance or exit is pinned down to this (at least to neighbouring frames)
+BRIDGE_SECONDS = 0.1  # a face missed for less than this inside a track is the detector's miss, bridged
 DEFAULT_FPS = 30.0  # for a folder of frames without a known rate
 DETECT_BATCH = 8  # frames per detector call (bounds the copies of full-size frames in memory)
 CUT_DISTANCE = 0.35  # histogram distance (0–1) a cut must exceed …
@@ -290,6 +292,20 @@ def _merge(tracks: list[tuple[tuple[int, int], dict[int, Detection]]]) -> list:
     return out if len(out) == len(tracks) else _merge(out)
 
 
+def _bridge(tracks: list[tuple[tuple[int, int], dict[int, Detection]]], gap: int) -> list:
+    """A track that starts at most ``gap`` frames after another one of the same shot ended, at its place, continues
+    it: the detector missed one person for a moment (blur, a hand), nobody left."""
+    out: list[tuple[tuple[int, int], dict[int, Detection]]] = []
+    for shot, t in sorted(tracks, key=lambda st: (st[0], min(st[1]))):
+        prev = next((u for s, u in reversed(out)
+                     if s == shot and 0 < min(t) - max(u) <= gap + 1 and _same_face(u[max(u)], t[min(t)])), None)
+        if prev is None:
+            out.append((shot, dict(t)))
+        else:
+            prev.update(t)
+    return out
+
+
 def _refine(tracks: list[tuple[tuple[int, int], dict[int, Detection]]], det: _Detector, gap: int) -> None:
     """Look between looked-at frames where a track's state changes (gone, back, turned away), halving the gap until
     the change is at most ``gap`` frames wide; what is found on the way joins the tracks it continues. The frames
@@ -344,11 +360,15 @@ def _track(frames: np.ndarray, aligner: FaceAligner, fps: float | None, source: 
         raise no_face_error(source, sorted(det.seen), n)
     tracks = [(shot, t) for shot in shots for t in _link(shot, det)]
     _refine(tracks, det, max(1, round((fps or DEFAULT_FPS) * EDGE_SECONDS)))
-    tracks = _merge(tracks)
+    gap = max(1, round((fps or DEFAULT_FPS) * BRIDGE_SECONDS))
+    tracks = _bridge(_merge(tracks), gap)
     best, best_score, state = None, -1.0, np.zeros(n, np.int8)
     for shot, t in tracks:
         points = {i: _state(t.get(i)) for i in det.seen if shot[0] <= i <= shot[1]}
         s = _fill(n, points, shot[0], shot[1])
+        for a, b in _runs(s <= ABSENT):  # a brief miss inside the track: the detector, not the person
+            if min(t) < a and b < max(t) and b - a < gap and s[a - 1] == USABLE and s[b + 1] == USABLE:
+                s[a:b + 1] = USABLE
         usable = s == USABLE
         sides = [d.side for d in t.values() if d.state == USABLE]
         score = float(usable.sum()) * (float(np.median(sides)) ** 2 if sides else 0.0)

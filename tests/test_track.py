@@ -10,7 +10,7 @@ import pytest
 from inference.errors import InputError
 from inference.face import CropSettings
 from inference.preprocess import Preparer
-from inference.track import find_shots, track_and_align
+from inference.track import find_shots, track_and_align, track_clip
 from inference.video import Clip, read_clip
 from tests.recordings import frame, recordings_fixture, room  # noqa: F401 — recordings_fixture: the fixture
 
@@ -92,6 +92,20 @@ def test_the_person_is_never_swapped_when_the_larger_one_leaves(aligner):
     for k in range(14):
         a = next(f for f in faces[k] if f.who == "A")
         assert np.abs(_centre_in_crop(aligned, k, a.centre)).max() < 0.1 * CROP.size
+
+
+def test_a_brief_miss_is_bridged_an_absence_is_not(aligner):
+    """Two frames without the face inside a shot (what a detector's miss looks like) keep the track whole; eight
+    (a third of a second) split it, and the longer stretch is used."""
+    w, h = 320, 240
+    still = [frame("beige", [("A", w / 2, h / 2, 1.0)], i)[0] for i in range(40)]
+    empty = frame("beige", [], 0)[0]
+    for gone, used in ((range(25, 27), (0, 39)), (range(20, 28), (0, 19))):  # frame 25 is one the track samples
+        frames = np.stack([empty if i in gone else f for i, f in enumerate(still)])
+        track = track_clip(frames, aligner, 25.0)
+        assert all(track.detections.get(i) == [] for i in gone if i in track.detections) and 25 in track.detections
+        assert gone.start - 1 in track.detections and gone.stop in track.detections  # the edges were looked at
+        assert track.segment == used, (gone, track.segment)
 
 
 def test_no_usable_face_is_a_clear_error(aligner):
