@@ -312,7 +312,7 @@ def table_png(path: Path, rows: list[dict], oracle: bool) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 0.55 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(7, 0.55 * len(rows) + 2.0))
     y = list(range(len(rows)))
     h = 0.38 if oracle else 0.6
     ax.barh([i - (h / 2 if oracle else 0) for i in y], [r["uf1_mean"] for r in rows], height=h,
@@ -325,7 +325,7 @@ def table_png(path: Path, rows: list[dict], oracle: bool) -> None:
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("UF1 (mean ± std over seeds)")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize="small", frameon=False)
     fig.tight_layout()
     try:
         write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=110))
