@@ -54,7 +54,8 @@ statsmodels sympy tabulate tensorboard tensorboard-data-server tensorstore threa
 tokenizers toolz torch torchaudio torchdiffeq torch-geometric torchmetrics torchvision tqdm transformers treescope
 triton typer typing-extensions typing-inspect urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray xxhash yarl zipp
 """.split())
-# The device tool's `run`: command (at most 2,000 characters), carry, timeout_s. The check's steps add up to 470 s.
+# The device tool's `run`: command (at most 2,000 characters), carry, timeout_s. The check's step budgets add up to
+# 460 s, after about 10-20 s of imports.
 COMMAND = ("python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "
            ".whl/*.whl && export PYTHONPATH=/tmp/site || exit; nvidia-smi; "
            "PYTHONUNBUFFERED=1 python3 -m training.gpu_check --out $OUT/gpu")

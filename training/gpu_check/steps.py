@@ -527,10 +527,10 @@ def face_step(step: Step, ctx: Context) -> None:
                f"max |d crop matrix| < {FACE_MATRIX_TOL} (tests/test_face.py)")
 
 
-STEPS = (  # n, name, title, budget on one H100/H200 (s), function
-    (1, "environment", "Environment", 20, environment),
-    (2, "training_step", "Training step: ours vs the reference-style step", 100, training_step),
-    (3, "loso_resume", "LOSO on a synthetic SMIC-HS, killed mid-fold and resumed", 170, loso_resume),
+STEPS = (  # n, name, title, budget on one H100/H200 (s, after the imports), function
+    (1, "environment", "Environment", 30, environment),
+    (2, "training_step", "Training step: ours vs the reference-style step", 90, training_step),
+    (3, "loso_resume", "LOSO on a synthetic SMIC-HS, killed mid-fold and resumed", 160, loso_resume),
     (4, "export", "Export, parity on the GPU, ONNX Runtime vs PyTorch eager", 140, export_step),
     (5, "face", "MTCNN alignment on CUDA vs CPU", 40, face_step),
 )
