@@ -27,6 +27,7 @@ frames dropped and why, notes in plain words).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -462,7 +463,9 @@ def track_and_align(frames: np.ndarray, aligner: FaceAligner, crop: CropSettings
     count the caller resamples the segment to (only the frames that resampling reads are warped; the others stay
     black). ``whole``: refuse a clip whose every frame is not in the segment (a dataset clip, annotated onset to
     offset, must not lose frames silently)."""
+    t0 = time.perf_counter()
     track = track_clip(frames, aligner, fps, source)
+    t_track = time.perf_counter() - t0
     n = track.n_frames
     if track.segment is None or (track.segment[1] - track.segment[0] + 1) < min(2, n):
         seen = ", ".join(_span(s, e) for s, e in _runs(track.state != ABSENT)) or "no two neighbouring frames"
@@ -486,4 +489,5 @@ def track_and_align(frames: np.ndarray, aligner: FaceAligner, crop: CropSettings
                             seeds={k: d.landmarks for k, d in chosen.items()}, first_frame=a, warp_only=warp_only)
     aligned.meta["faces_seen"] = quality.faces_seen
     aligned.meta["track"] = {"looked_at": track.looked_at, "shots": quality.shots, "padded": track.padded}
+    aligned.meta["timings_s"] = {"track": round(t_track, 4), **aligned.meta["timings_s"]}
     return aligned, quality
