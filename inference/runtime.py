@@ -43,7 +43,7 @@ class Prediction(WithQuality):
     faces_seen: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
     face: dict = field(default_factory=dict)  # the aligner's meta (boxes, landmarks, transform, mode)
-    aligned: np.ndarray | None = None  # the aligned, resampled clip (T, S, S, 3) the model saw
+    aligned: np.ndarray | None = None  # the aligned, resampled clip (T, S, S, 3) the model saw (motion: every frame)
     quality: Quality | None = None  # the face track's verdict: coverage, shots, frames used and dropped, notes
     motion: np.ndarray | None = None  # motion packages: the graph's input made from ``aligned`` (e.g. the flow image)
     apex: int | None = None  # flow-image packages: the aligned frame used as apex (onset: frame 0)

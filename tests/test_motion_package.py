@@ -2,6 +2,7 @@
 metadata carry the motion parameters, passes parity, and the runtime computes from a real clip the flow image training
 would have made, giving the probabilities the PyTorch model gives on it."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -80,17 +81,22 @@ def test_a_flow_model_exports_with_its_motion_parameters(flow_package, flow_cach
     assert "uint8 `(N, 1, 28, 28, 3)` onset → apex flow images" in card
 
 
-def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(flow_package, flow_model,
-                                                                                 flow_cache):
-    """From a real clip: every aligned frame kept, the flow image made with the recorded parameters (apex estimated
-    from the first frame), and the graph's probabilities = the trained model's on that image, through training's own
-    evaluation path (resize, centring on the stored zero, flow views)."""
+def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(flow_package, flow_model, flow_cache,
+                                                                                 tmp_path):
+    """From a real clip, through the demo's analysis (Predictor.predict): every aligned frame kept, the flow image made
+    with the recorded parameters (apex estimated from the first frame), and the graph's probabilities = the trained
+    model's on that image, through training's own evaluation path (resize, centring on the stored zero, flow views).
+    The batch command gives the same row."""
+    from demo.app import Analyser
+    from inference.__main__ import main
     from inference.runtime import Predictor
     from training.data import augment, normalise
 
     pkg, cfg = flow_package
     predictor = Predictor(pkg, device="cpu", engine="onnxruntime")
-    pred = predictor.predict(CLIP)
+    analysis = Analyser(predictor).analyse(str(CLIP))
+    pred = analysis.prediction
+    assert sorted(analysis.sheets) == ["L", "O", "R"]  # the page shows the aligned face's views
     assert pred.aligned.shape[1:] == (56, 56, 3) and len(pred.aligned) > 30  # every frame of the face segment
     inputs = Cache.open(flow_cache).inputs
     image, apex = motion.build_input(pred.aligned, inputs)
@@ -109,6 +115,12 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     # the L and R views are flow views: u negated where mirrored, so they differ from RGB-style mirrors
     rgb_style = vm.backbone.fc(vm.backbone.forward_features(torch.cat(make_views(x, "LR")))).softmax(-1)
     assert not torch.allclose(rgb_style[0], per_view[1, 0], atol=1e-4)
+    out = tmp_path / "rows.csv"
+    assert main(["--model", str(pkg), "--input", str(CLIP), "--output", str(out), "--workers", "0", "--device", "cpu",
+                 "--engine", "onnxruntime"]) == 0
+    row = next(csv.DictReader(out.open()))
+    assert row["status"] == "ok" and row["label"] == pred.top
+    np.testing.assert_allclose([float(row[f"prob_{k}"]) for k in LABELS], pred.probs, atol=1e-5)
 
 
 def test_checks_run_on_the_models_own_kind(flow_model, smic_heldout_cache, tmp_path):
@@ -139,9 +151,11 @@ def test_a_model_trained_on_a_published_flow_set_is_refused(tmp_path):
         export_package(tmp_path / "m.pt", tmp_path / "pkg", clips=[str(CLIP)], log=lambda *_: None)
 
 
-def test_min_max_flow_is_centred_on_the_zero_measured_inside_the_graph(tmp_path):
+@pytest.mark.parametrize("scheme, views", [("sbml", "OLR"), ("fsb", "LR")])
+def test_min_max_flow_is_centred_on_the_zero_measured_inside_the_graph(tmp_path, scheme, views):
     """Min-max scaled flow images (zero not stored): the graph measures each image's zero as FlowScaling.zero does
-    (median of u, v over the central region, strain minimum) and centres on it, as training's engine does."""
+    (median of u, v over the central region, strain minimum), centres on it and builds flow views, as training's
+    engine and ViewModel do (SBML and FSB)."""
     from training.data import augment, normalise
 
     rng = np.random.default_rng(0)
@@ -149,14 +163,16 @@ def test_min_max_flow_is_centred_on_the_zero_measured_inside_the_graph(tmp_path)
     images[1, 0, :, :, 0] = 200  # a constant u: its zero is that value
     scaling = motion.FlowScaling("minmax")
     torch.manual_seed(0)
-    vm = ViewModel({"name": "ststnet"}, 3, "sbml", "OLR", inputs="flow_image").eval()
+    vm = ViewModel({"name": "ststnet"}, 3, scheme, views, inputs="flow_image").eval()
     norm = {"mean": [0.5] * 3, "std": [0.5, 0.25, 0.5], "pixel_scale": 1.0, "centre": "zero"}
     packaged = PackagedModel(vm, norm, 28, {"kind": "flow_image", "scaling": scaling.to_dict()}, 28)
     zero = torch.from_numpy(scaling.zero(images)).float()
     assert zero[1, 0, 0] == 200
     x = normalise(augment(torch.from_numpy(images), 28, flow_zero=zero), zero / 255.0, norm["std"])
     torch.testing.assert_close(packaged.prepare(torch.from_numpy(images)), x, atol=1e-6, rtol=0)
+    args = (torch.from_numpy(images),) + ((torch.tensor([0, 1, 2]),) if scheme == "sbml" else ())
+    torch.testing.assert_close(packaged(*args)[0], vm.predict(x, views)[0], atol=1e-6, rtol=0)
     path = tmp_path / "m.onnx"
     export_onnx(packaged, path, 1, 28)
-    parity = check_parity(packaged, path, images, "OLR")
+    parity = check_parity(packaged, path, images, views)
     assert parity.same_argmax and parity.max_abs_logit_diff < 1e-4
