@@ -192,8 +192,9 @@ class Predictor:
     def describe(self) -> str:
         p = self.package
         metrics = f"; LOSO UF1 {p.loso.uf1:.3f} UAR {p.loso.uar:.3f}" if p.loso else ""
-        return (f"{p.name}: {p.scheme.upper()} {self.views}, labels {', '.join(self.labels)}, {self.n_frames} frames, "
-                f"{self.variant} on {self.provider}{metrics}")
+        kind = f" of {p.input.kind} ({p.motion.get('method', '?')})" if p.motion else ""
+        return (f"{p.name}: {p.scheme.upper()} {self.views}, labels {', '.join(self.labels)}, {self.n_frames} "
+                f"frames{kind}, {self.variant} on {self.provider}{metrics}")
 
 
 class OpenVINOSession:
