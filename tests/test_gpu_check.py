@@ -126,6 +126,10 @@ def test_a_failing_step_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch)
         time.sleep(5)
 
     def fine(step, ctx):
+        # what a run killed now would leave: the steps before, complete, and this one's figures so far
+        step.figure("so_far", 1)
+        on_disk = json.loads((tmp_path / JSON_FILE).read_text())
+        seen.append(([s["status"] for s in on_disk["steps"]], on_disk["steps"][-1]["figures"], on_disk["finished"]))
         step.check("an assertion", False, 3, "== 4")
         step.check("a target", False, 3, ">= 4", kind="target")
 
@@ -136,8 +140,10 @@ def test_a_failing_step_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch)
         (1, "broken", "Broken", 10, broken), (2, "slow", "Slow", 0.3, slow), (3, "fine", "Fine", 10, fine),
         (4, "cuda", "CUDA", 10, cpu_only)])
     report = _report(tmp_path)
+    seen = []
     t = time.perf_counter()
     assert run_steps(report, _ctx(tmp_path), None) == 3
+    assert seen == [(["failed", "failed", "running"], {"so_far": 1}, None)]
     assert time.perf_counter() - t < 3  # the slow step was stopped at its budget
     saved = json.loads((tmp_path / JSON_FILE).read_text())
     broken_, slow_, fine_, cuda_ = saved["steps"]
