@@ -14,6 +14,12 @@ checkpoint, is ``python -m export.bench`` (it needs the training requirements, w
 ``python -m inference.bench motion [--clip PATH] [--frames N] [--size S] [--tim N] [--repeat N]``: the motion inputs
 of one aligned clip (first N frames, S px): the apex estimate, TV-L1 onset → apex and TIM to ``--tim`` frames, against
 TV-L1 flow for every consecutive frame pair (and Farneback for every pair), with the ratio, in one run.
+
+``python -m inference.bench recordings [--seconds 30] [--frames 34] [--repeat N]``: a generated 1080p 30 fps clip with
+two shots (built once into ``--work``), three ways, each in a fresh process with its peak resident memory: the decode
+floor (PyAV decoding every frame, nothing else), today's path (``inference/`` as it was at ``--today``, taken with
+``git archive``: decode everything at full size, then align; killed past ``--today-limit-gb``) and the new path end to
+end (decode at the working size, track, align), with the ratios to the floor.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +41,7 @@ from .errors import InputError, cli
 from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
 from .runtime import ENGINES, VARIANT_CHOICES, VARIANT_FILES, Predictor, openvino_available
 from .track import track_and_align
-from .video import read_clip
+from .video import VideoLimits, read_clip, write_video
 
 DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
 
@@ -187,6 +194,174 @@ def bench_motion(clip_path: Path, n_frames: int, size: int, n_tim: int, repeat: 
           f"({1000 * t_all / (n_frames - 1):.0f} ms per pair)")
 
 
+def two_shot_clip(path: Path, seconds: float, size: tuple[int, int] = (1080, 1920), fps: float = 30.0) -> Path:
+    """A clip in the shape of a real recording for the ``recordings`` bench, built once: two shots of
+    ``seconds / 2`` each from the bundled example (the astronaut, 640x480): first large on the left of a warm room,
+    then mirrored, smaller and tinted on the right of a cool one; the example's frames run back and forth, with
+    sensor noise (so the file has a camera's bit rate, not a cartoon's)."""
+    import cv2
+
+    if path.exists():
+        return path
+    h, w = size
+    src = read_clip(DEFAULT_CLIP).frames
+    loop = np.concatenate([src, src[::-1]])
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = (1.1 - 0.4 * np.hypot(xs / w - 0.3, ys / h - 0.2))[..., None]
+    shots = []
+    for wall, scale, x_centre, flip, tint in (((200, 185, 160), 1.5, 0.35, False, (1.0, 1.0, 1.0)),
+                                              ((120, 150, 190), 1.1, 0.7, True, (0.92, 0.75, 0.65))):
+        room = np.clip(np.asarray(wall, np.float32) * shade, 0, 255).astype(np.uint8)
+        fw, fh = int(src.shape[2] * scale * h / 1080), int(src.shape[1] * scale * h / 1080)
+        x0, y0 = int(x_centre * w - fw / 2), (h - fh) // 2
+        shots.append((room, fw, fh, x0, y0, flip, np.asarray(tint, np.float32)))
+    n = int(round(seconds * fps))
+    noise = np.random.default_rng(0).normal(0, 4, (4, 2, h, w, 3)).clip(0, 255).astype(np.uint8)  # sensor noise
+
+    def frames():
+        for i in range(n):
+            room, fw, fh, x0, y0, flip, tint = shots[0 if i < n // 2 else 1]
+            face = cv2.resize(loop[i % len(loop)], (fw, fh), interpolation=cv2.INTER_LINEAR)
+            if flip:
+                face = np.clip(face[:, ::-1] * tint, 0, 255).astype(np.uint8)
+            img = room.copy()
+            img[y0:y0 + fh, x0:x0 + fw] = face
+            yield cv2.subtract(cv2.add(img, noise[i % 4, 0]), noise[i % 4, 1])
+
+    write_video(path, frames(), fps, crf=20, preset="veryfast")
+    return path
+
+
+_CHILD = r"""
+import json, sys, time
+mode, path, n_frames, warm, working = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+out = {}
+if mode in ("floor", "scale"):  # decode every frame; "scale": and bring each to the working size in RGB, kept nowhere
+    import av
+    from inference.video import VideoLimits
+    t = time.perf_counter()
+    with av.open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        n = stream.frames
+        w, h = VideoLimits().working_dims(stream.codec_context.width, stream.codec_context.height, n)
+        for frame in c.decode(stream):
+            if mode == "scale":
+                frame.reformat(width=w, height=h, interpolation="BILINEAR").reformat(format="rgb24")
+    out["seconds"] = time.perf_counter() - t
+elif mode == "touch":  # write as many bytes as the decoded clip holds, into fresh memory
+    import numpy as np
+    from inference.video import VideoLimits
+    w, h = VideoLimits().working_dims(1920, 1080, n_frames)
+    t = time.perf_counter()
+    np.empty((n_frames, h, w, 3), np.uint8).fill(1)
+    out["seconds"] = time.perf_counter() - t
+else:
+    from inference.preprocess import Preparer
+    from inference.video import VideoLimits
+    limits = VideoLimits(working_size=working) if working >= 0 else VideoLimits()  # -1: the code's own defaults
+    prepare = Preparer(n_frames=n_frames, limits=limits)
+    prepare(warm)  # MTCNN's weights loaded, kernels warm: what a serving process has
+    t = time.perf_counter()
+    p = prepare(path)
+    out["seconds"] = time.perf_counter() - t
+    out["stages"] = {k: round(v, 3) for k, v in p.timings.items()}
+    out["input"] = [p.input_frames, *p.input_size]
+    q = getattr(p, "quality", None)
+    if q is not None:
+        out["used"] = list(q.frames_used)
+        out["shots"] = len(q.shots)
+out["peak"] = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps(out))
+"""
+
+
+def run_measured(mode: str, clip: Path, n_frames: int, limit: int, tree: Path, working: int = -1) -> dict:
+    """One measurement in a fresh process (its own peak resident memory, VmHWM), run from ``tree`` (the code to
+    measure); killed when its resident memory passes ``limit`` bytes (then ``{"killed": seconds}``)."""
+    import json
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cmd = [sys.executable, "-c", _CHILD, mode, str(clip), str(n_frames), str(DEFAULT_CLIP), str(working)]
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t0, peak = time.perf_counter(), 0
+    while proc.poll() is None:
+        try:
+            with open(f"/proc/{proc.pid}/status") as f:
+                rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            rss = 0
+        peak = max(peak, rss)
+        if rss > limit:
+            proc.kill()
+            proc.wait()
+            return {"killed": time.perf_counter() - t0, "peak": peak}
+        time.sleep(0.05)
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{mode} measurement failed:\n{err[-3000:]}")
+    return json.loads(out.splitlines()[-1])
+
+
+def checkout(rev: str, folder: Path) -> Path | None:
+    """``inference/`` as it was at ``rev`` (git archive), for the 'today' row; None outside a git checkout."""
+    import io
+    import subprocess
+    import tarfile
+
+    if (folder / "inference").exists():
+        return folder
+    root = Path(__file__).resolve().parent.parent
+    res = subprocess.run(["git", "-C", str(root), "archive", rev, "inference"], capture_output=True)
+    if res.returncode:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder
+
+
+def bench_recordings(seconds: float, n_frames: int, work: Path, today: str, today_limit_gb: float,
+                     repeat: int, working_sizes: list[int]) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    clip = two_shot_clip(work / f"two_shots_{seconds:g}s_1080p30.mp4", seconds)
+    here = Path(__file__).resolve().parent.parent
+    old = checkout(today, work / f"inference-{today}")
+    n_clip = int(round(seconds * 30))
+    rows = {"decode floor: PyAV decodes every frame, nothing else": ("floor", here, 64 * 2 ** 30, -1, n_frames),
+            f"today ({today}: read_clip + Preparer)": ("path", old, int(today_limit_gb * 2 ** 30), -1, n_frames)}
+    for size in working_sizes:
+        rows[f"new: decode at working size {size}, track, align (Preparer)"] = ("path", here, 64 * 2 ** 30, size,
+                                                                               n_frames)
+    rows["  part: decode + working size in RGB, nothing kept"] = ("scale", here, 64 * 2 ** 30, -1, n_frames)
+    rows["  part: first write of the held clip's bytes, no decoding"] = ("touch", here, 64 * 2 ** 30, -1, n_clip)
+    results = {}
+    for name, (mode, tree, limit, size, n) in rows.items():
+        if tree is None:
+            results[name] = None
+            continue
+        runs = [run_measured(mode, clip, n, limit, tree, size) for _ in range(repeat)]
+        results[name] = min(runs, key=lambda r: r.get("seconds", float("inf")))
+    floor = results[next(iter(rows))]["seconds"]
+    print(f"recordings: {clip.name} ({seconds:g} s, 1920x1080, 30 fps, two shots, {clip.stat().st_size / 1e6:.1f} MB); "
+          f"best of {repeat}, each in a fresh process; {os.cpu_count()} cores, "
+          f"{platform.processor() or platform.machine()}; crop resampled to {n_frames} frames")
+    print(f"  {'':58s}{'time s':>8s}{'x floor':>9s}{'peak RSS MiB':>14s}")
+    for name, r in results.items():
+        if r is None:
+            print(f"  {name:58s}  not measured: no git checkout to take {today} from")
+        elif "killed" in r:
+            print(f"  {name:58s}  killed after {r['killed']:.1f} s at {r['peak'] / 2 ** 20:.0f} MiB "
+                  f"(--today-limit-gb {today_limit_gb:g})")
+        else:
+            extra = "".join(f"; {k} {v}" for k, v in r.items() if k in ("stages", "input", "used", "shots"))
+            print(f"  {name:58s}{r['seconds']:8.2f}{r['seconds'] / floor:9.2f}{r['peak'] / 2 ** 20:14.0f}{extra}")
+    new = results[list(rows)[2]]
+    print(f"target (working size {working_sizes[0]}): new path <= 1.5x the decode floor: "
+          f"{'met' if new['seconds'] <= 1.5 * floor else 'NOT met'} ({new['seconds'] / floor:.2f}x); "
+          f"peak RSS <= 2 GiB: {'met' if new['peak'] <= 2 ** 31 else 'NOT met'}")
+
+
 def check_batch(batch: int) -> None:
     if batch < 1:
         raise InputError(f"--batch must be at least 1, got {batch}")
@@ -220,8 +395,22 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--size", type=int, default=112, help="aligned crop size")
     m.add_argument("--tim", type=int, default=10, help="TIM to this many frames")
     m.add_argument("--repeat", type=int, default=1, help="timed runs of each, after one warm-up (median reported)")
+    c = sub.add_parser("recordings", help="a 1080p two-shot clip: decode floor vs today's path vs the new path")
+    c.add_argument("--seconds", type=float, default=30.0, help="length of the generated clip (default 30)")
+    c.add_argument("--frames", type=int, default=34, help="frames the face crop is resampled to (default 34)")
+    c.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mer-bench",
+                   help="folder for the generated clip and the old code (kept for the next run)")
+    c.add_argument("--today", default="81106d6", help="the commit whose inference/ is 'today' (default 81106d6)")
+    c.add_argument("--today-limit-gb", type=float, default=4.0,
+                   help="stop today's path when it holds more than this (it decodes the whole clip at full size)")
+    c.add_argument("--repeat", type=int, default=1, help="runs of each (best reported)")
+    c.add_argument("--working-size", type=int, nargs="+", default=[VideoLimits.working_size],
+                   help="working sizes to run the new path at (default: the decoder's, %(default)s)")
     args = p.parse_args(argv)
-    if args.what == "motion":
+    if args.what == "recordings":
+        bench_recordings(args.seconds, args.frames, args.work, args.today, args.today_limit_gb, args.repeat,
+                         args.working_size)
+    elif args.what == "motion":
         bench_motion(args.clip, args.frames, args.size, args.tim, args.repeat)
     elif args.what == "face":
         bench_face(args.clip, args.repeat, args.size, args.max_frames)
