@@ -442,8 +442,8 @@ def quality_of(track: FaceTrack, n_frames_needed: int | None = None) -> Quality:
     if used == 1:
         notes.append("one frame holds no motion: the verdict rests on a single still image")
     elif n_frames_needed and used < n_frames_needed:
-        notes.append(f"the face is visible on only {used} frames; the model takes {n_frames_needed}, so frames were "
-                     f"interpolated between them")
+        what = f"the clip has only {n} frames" if used == n else f"the face is visible on only {used} frames"
+        notes.append(f"{what}; the model takes {n_frames_needed}, so frames were interpolated between them")
     seg = [track.chosen[i] for i in track.chosen if a <= i <= b]
     prob = float(np.median([d.prob for d in seg])) if seg else 1.0
     if prob < LOW_CONFIDENCE:

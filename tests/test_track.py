@@ -66,6 +66,8 @@ def test_exit_halfway_drops_the_frames_after_the_exit(recordings, aligner):
     # the whole-clip mode (training.prepare: an annotated clip must not lose frames) refuses it, with the reason
     with pytest.raises(InputError, match="must be used whole.*visible in 5[0-9] % of the clip"):
         Preparer(CROP, whole=True)(rec.path)
+    short = Preparer(CROP, n_frames=30)(rec.path)  # fewer frames with the face than the model takes: said so
+    assert any(f"visible on only {q.frames_used[1] + 1} frames; the model takes 30" in n for n in short.notes)
 
 
 def test_two_people_with_cuts_one_person_in_one_shot(recordings, aligner):
