@@ -19,6 +19,7 @@ use) into the session's temporary folder, and shared by every module that asks.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -163,27 +164,32 @@ def _slide(n: int, x_from: float, x_to: float) -> list[float]:
     return list(np.linspace(x_from, x_to, n))
 
 
+def _record(folder: Path, name: str, what: str, plan, fps: float = FPS, **write) -> Recording:
+    """Render a plan (one (palette, people) per frame) at :data:`SIZE`, write it as ``name``, return its truth."""
+    frames, faces = render(plan)
+    path = folder / name
+    write_video(path, frames, fps, **({"preset": "veryfast"} if name.endswith(".mp4") else {}), **write)
+    return Recording(path, what, fps, (SIZE[1], SIZE[0]), faces)
+
+
+def _walk(folder: Path, name: str, what: str, palette: str, xs: list[float | None]) -> Recording:
+    """Person A at height centre, at x = ``xs[i]`` in frame i (None: not there)."""
+    return _record(folder, name, what, [(palette, [] if x is None else [("A", x, SIZE[0] / 2, 1.0)]) for x in xs])
+
+
 # ------------------------------------------------------------------------------------------------ recordings
 def late_entrance(folder: Path) -> Recording:
     """An empty room for 14 frames; a person walks in from the right over 8 frames and stays (40 frames, 1.6 s)."""
-    w, h = SIZE[1], SIZE[0]
-    xs = [None] * 14 + _slide(8, w + 60, w / 2) + [w / 2] * 18
-    plan = [("beige", [] if x is None else [("A", x, h / 2, 1.0)]) for x in xs]
-    frames, faces = render(plan)
-    path = folder / "late_entrance.mp4"
-    write_video(path, frames, FPS, preset="veryfast")
-    return Recording(path, "an empty room, then a person enters from the right and stays", FPS, (w, h), faces)
+    w = SIZE[1]
+    return _walk(folder, "late_entrance.mp4", "an empty room, then a person enters from the right and stays", "beige",
+                 [None] * 14 + _slide(8, w + 60, w / 2) + [w / 2] * 18)
 
 
 def exit_halfway(folder: Path) -> Recording:
     """A person at the centre for 20 frames, who then walks out to the left over 6 frames (40 frames, 1.6 s)."""
-    w, h = SIZE[1], SIZE[0]
-    xs = [w / 2] * 20 + _slide(6, w / 2, -60) + [None] * 14
-    plan = [("blue", [] if x is None else [("A", x, h / 2, 1.0)]) for x in xs]
-    frames, faces = render(plan)
-    path = folder / "exit_halfway.mp4"
-    write_video(path, frames, FPS, preset="veryfast")
-    return Recording(path, "a person at the centre who leaves halfway; an empty room after", FPS, (w, h), faces)
+    w = SIZE[1]
+    return _walk(folder, "exit_halfway.mp4", "a person at the centre who leaves halfway; an empty room after", "blue",
+                 [w / 2] * 20 + _slide(6, w / 2, -60) + [None] * 14)
 
 
 def two_people(folder: Path) -> Recording:
@@ -193,10 +199,8 @@ def two_people(folder: Path) -> Recording:
     plan = ([("beige", [("A", 0.42 * w, h / 2, 1.0)])] * 14
             + [("blue", [("B", 0.62 * w, 0.52 * h, 0.9)])] * 10
             + [("green", [("A", 0.3 * w, h / 2, 1.0), ("B", 0.76 * w, 0.55 * h, 0.65)])] * 16)
-    frames, faces = render(plan)
-    path = folder / "two_people.mp4"
-    write_video(path, frames, FPS, preset="veryfast")
-    return Recording(path, "three shots: A alone, B alone, A and B together", FPS, (w, h), faces, cuts=(14, 24))
+    rec = _record(folder, "two_people.mp4", "three shots: A alone, B alone, A and B together", plan)
+    return dataclasses.replace(rec, cuts=(14, 24))
 
 
 def four_k(folder: Path, seconds: float = 0.25, fps: float = 60.0) -> Recording:
@@ -220,10 +224,8 @@ def four_k(folder: Path, seconds: float = 0.25, fps: float = 60.0) -> Recording:
 def webm_without_duration(folder: Path, seconds: float = 4.0, fps: float = 10.0) -> Recording:
     """A browser webcam recording: VP8 in WebM written live (no duration, no index in the file), 4 s."""
     w, h = SIZE[1], SIZE[0]
-    frames, faces = render([("beige", [("A", w / 2, h / 2, 1.0)])] * int(round(seconds * fps)))
-    path = folder / "webcam.webm"
-    write_video(path, frames, fps, codec="libvpx", live=True)
-    return Recording(path, "a browser's webcam recording: WebM without a duration", fps, (w, h), faces)
+    return _record(folder, "webcam.webm", "a browser's webcam recording: WebM without a duration",
+                   [("beige", [("A", w / 2, h / 2, 1.0)])] * int(round(seconds * fps)), fps, codec="libvpx", live=True)
 
 
 def size_change(folder: Path, second: tuple[int, int] = (360, 480), name: str = "size_change") -> Recording:
@@ -267,20 +269,15 @@ def over_declared(folder: Path, declared: int = 98, hidden: int = 3) -> Recordin
     """An H.264 MP4 whose header declares 98 frames while a decoder shows 95: the first 3 are hidden by an edit
     list (timestamps start 3 frames before zero; the muxer writes the edit list, the sample table keeps all 98)."""
     w, h = SIZE[1], SIZE[0]
-    frames, faces = render([("blue", [("A", w / 2, h / 2, 1.0)])] * declared)
-    path = folder / "over_declared.mp4"
-    write_video(path, frames, FPS, preset="veryfast", first_pts=-hidden)
-    return Recording(path, f"an MP4 declaring {declared} frames, {declared - hidden} shown (edit list)", FPS,
-                     (w, h), faces[hidden:], declared_frames=declared)
+    rec = _record(folder, "over_declared.mp4", f"an MP4 declaring {declared} frames, {declared - hidden} shown (edit "
+                  f"list)", [("blue", [("A", w / 2, h / 2, 1.0)])] * declared, first_pts=-hidden)
+    return dataclasses.replace(rec, faces=rec.faces[hidden:], declared_frames=declared)
 
 
 def one_frame(folder: Path) -> Recording:
     """A video of a single frame (what a phone's 'live photo' export or a mis-trimmed clip can be)."""
     w, h = SIZE[1], SIZE[0]
-    frames, faces = render([("beige", [("A", w / 2, h / 2, 1.0)])])
-    path = folder / "one_frame.mp4"
-    write_video(path, frames, FPS, preset="veryfast")
-    return Recording(path, "a video of one frame", FPS, (w, h), faces)
+    return _record(folder, "one_frame.mp4", "a video of one frame", [("beige", [("A", w / 2, h / 2, 1.0)])])
 
 
 BUILDERS = {f.__name__: f for f in (late_entrance, exit_halfway, two_people, four_k, webm_without_duration,
