@@ -162,3 +162,19 @@ def test_batch_rows_carry_coverage_and_notes_and_old_outputs_resume(tmp_path, re
     writer.write(row)
     rows = list(csv.reader(open(old)))
     assert rows[0] == header and len(rows[2]) == len(header) and rows[2][0] == "exit.mp4"
+
+
+def test_pose_and_size_are_judged_from_the_landmarks(aligner, reference_landmarks):
+    from inference.track import turned_away
+
+    frontal = np.asarray(reference_landmarks)
+    iod = np.linalg.norm(frontal[1] - frontal[0])
+    assert not turned_away(frontal)
+    side = frontal.copy()
+    side[2, 0] += 0.5 * iod  # the nose half an eye distance off the midline: the head turned to one side
+    assert turned_away(side)
+    upside_down = frontal[[3, 4, 2, 0, 1]]  # the mouth above the eyes
+    assert turned_away(upside_down)
+    small = np.stack([frame("beige", [("A", 160, 120, 0.55)], i)[0] for i in range(10)])
+    prepared = Preparer(CROP)(Clip(small, 25.0, "far.mp4"))
+    assert prepared.face_coverage == 1.0 and any("the face is small" in n for n in prepared.notes), prepared.notes
