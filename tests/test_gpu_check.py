@@ -200,3 +200,16 @@ def test_check_reports_missing_wheels_and_size(monkeypatch, capsys):
     assert device_wheels.main(["--check"]) == 1
     out = capsys.readouterr().out
     assert "MISSING: facenet-pytorch, onnxconverter-common" in out and "limit 64 MiB" in out
+
+
+def test_a_device_report_is_kept_under_its_date_and_gpu(dry_run, tmp_path):
+    _, report, out, _ = dry_run
+    report = dict(report, device="NVIDIA H100 80GB HBM3")
+    (tmp_path / "back").mkdir()
+    for f in out.iterdir():
+        (tmp_path / "back" / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "back" / JSON_FILE).write_text(json.dumps(report))
+    dest = device_wheels.keep(tmp_path / "back", tmp_path / "results")
+    assert dest.name == f"{report['started'][:10]}_H100-80GB-HBM3"
+    assert sorted(p.name for p in dest.iterdir()) == sorted(
+        [JSON_FILE, MD_FILE, "export.log", "loso.log", "loso-child.log"])

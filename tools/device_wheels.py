@@ -16,13 +16,17 @@ the 64 MiB that may travel with a call; step 4 reports ONNX Runtime on CUDA as n
 with the CPU ONNX Runtime against PyTorch on CUDA. PyAV and openpyxl are not needed: the check decodes no video and
 reads no spreadsheet (its synthetic cache is rendered straight from the face generator).
 
-``--check`` downloads nothing: it prints what is in ``.whl/``, the travelling size and the command.
+``--check`` downloads nothing: it prints what is in ``.whl/``, the travelling size and the command. ``--keep DIR``
+copies a report that came back from the device (``gpu_check.json``, ``.md`` and the logs) into
+``results/<date>_<gpu>/``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,11 +103,28 @@ def download(dest: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+def keep(report: Path, results: Path = ROOT / "results") -> Path:
+    """Copy a GPU check's report folder into ``results/<date>_<gpu>/`` (named from its ``gpu_check.json``)."""
+    data = json.loads((report / "gpu_check.json").read_text())
+    gpu = re.sub(r"[^A-Za-z0-9.]+", "-", data["device"].replace("NVIDIA ", "")).strip("-")
+    dest = results / f"{data['started'][:10]}_{gpu}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sorted(report.iterdir()):
+        if f.suffix in (".json", ".md", ".log"):
+            shutil.copyfile(f, dest / f.name)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python tools/device_wheels.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="download nothing; report what is there")
+    p.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                   help="copy a report that came back from the device into results/<date>_<gpu>/ and stop")
     args = p.parse_args(argv)
+    if args.keep:
+        print(f"kept in {keep(args.keep).relative_to(ROOT)}")
+        return 0
     dest = ROOT / DEST
     if not args.check:
         download(dest)

@@ -160,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
                                "sizes": ctx.sizes.__dict__, "work": str(work), "definitions": DEFINITIONS})
     print(f"GPU check ({report.data['mode']}) on {name}; report in {args.out}", flush=True)
     t0 = time.perf_counter()
-    report.data["preload_s"] = round(preload(), 1)
-    print(f"libraries imported in {report.data['preload_s']} s", flush=True)
+    if ctx.cuda or ctx.dry or not args.only or 1 in args.only:  # else every step is skipped: nothing to import
+        report.data["preload_s"] = round(preload(), 1)
+        print(f"libraries imported in {report.data['preload_s']} s", flush=True)
     try:
         failed = run_steps(report, ctx, args.only)
     finally:
