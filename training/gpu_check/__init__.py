@@ -1,8 +1,9 @@
 """``python -m training.gpu_check --out DIR [--dry-run]``: the whole GPU path proven, or disproven, by one command.
 
-On one H100/H200 it runs, in this order and within about 8 minutes (each step has a budget and is stopped at it), five
-steps, printing every figure as it comes and rewriting ``DIR/gpu_check.json`` and ``DIR/gpu_check.md`` atomically
-after each figure (``DIR/loso.log`` and ``DIR/export.log`` hold the child commands' output):
+On one H100/H200 it imports the libraries, then runs in this order and within about 8 minutes (each step has a
+budget, 460 s in all, and is stopped at it) five steps, printing every figure as it comes and rewriting
+``DIR/gpu_check.json`` and ``DIR/gpu_check.md`` atomically after each figure (``DIR/loso.log``, ``DIR/loso-child.log``
+and ``DIR/export.log`` hold the runs' and the child commands' output):
 
 1. **environment**: GPU, driver, torch / CUDA / cuDNN, bf16 support and a measured bf16 matrix-product rate, which
    ONNX Runtime imports (a ``--target`` install of onnxruntime-gpu must shadow the image's CPU one) and its providers;
