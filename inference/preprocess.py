@@ -94,7 +94,7 @@ class Preparer:
         stage("face")
         aligner = shared_aligner(self.device, find_frames=self.find_frames, keyframes=self.keyframes)
         aligned, quality = track_and_align(clip.frames, aligner, self.crop, clip.fps, clip.source, self.n_frames,
-                                           self.whole)
+                                           self.whole, clip.scale, clip.notes)
         t2 = time.perf_counter()
         frames = resample(aligned.frames, self.n_frames) if self.n_frames else aligned.frames
         t3 = time.perf_counter()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -393,8 +393,10 @@ def _span(a: int, b: int) -> str:
     return f"frame {a}" if a == b else f"frames {a}–{b}"
 
 
-def quality_of(track: FaceTrack, n_frames_needed: int | None = None) -> Quality:
-    """The verdict on a track: coverage, what was dropped and why, and notes a visitor understands."""
+def quality_of(track: FaceTrack, n_frames_needed: int | None = None, scale: float = 1.0,
+               size: tuple[int, int] | None = None) -> Quality:
+    """The verdict on a track: coverage, what was dropped and why, and notes a visitor understands. ``scale`` and
+    ``size``: the decoder reduced the clip's frames by ``scale`` to ``size`` (width, height)."""
     n = track.n_frames
     a, b = track.segment
     shot_of = np.zeros(n, np.int32)
@@ -450,7 +452,9 @@ def quality_of(track: FaceTrack, n_frames_needed: int | None = None) -> Quality:
         notes.append(f"low detection confidence ({prob:.0%}): the face may be blurred, dark or partly hidden")
     side = float(np.median([d.side for d in seg])) if seg else 0.0
     if seg and side < SMALL_FACE:
-        notes.append(f"the face is small ({side:.0f} pixels across): fine facial motion may be lost")
+        reduced = (f"; the clip was reduced to {size[0]}x{size[1]} to fit the memory held for one clip, and a "
+                   f"shorter clip keeps more detail") if scale < 1 and size else ""
+        notes.append(f"the face is small ({side:.0f} pixels across): fine facial motion may be lost{reduced}")
     return Quality(face_coverage=coverage, shots=[(int(s), int(e)) for s, e in track.shots],
                    faces_seen=int(track.faces_seen), frames_used=(int(a), int(b)),
                    dropped=[(int(s), int(e), r) for s, e, r in dropped], notes=notes)
@@ -458,11 +462,13 @@ def quality_of(track: FaceTrack, n_frames_needed: int | None = None) -> Quality:
 
 def track_and_align(frames: np.ndarray, aligner: FaceAligner, crop: CropSettings = CropSettings(),
                     fps: float | None = None, source: str = "clip", n_frames: int | None = None,
-                    whole: bool = False) -> tuple[AlignedClip, Quality]:
+                    whole: bool = False, scale: float = 1.0, notes: list[str] | None = None
+                    ) -> tuple[AlignedClip, Quality]:
     """The face stage of a whole clip: :func:`track_clip`, then the chosen segment aligned. ``n_frames``: the
     count the caller resamples the segment to (only the frames that resampling reads are warped; the others stay
     black). ``whole``: refuse a clip whose every frame is not in the segment (a dataset clip, annotated onset to
-    offset, must not lose frames silently)."""
+    offset, must not lose frames silently). ``scale``: how much the decoder reduced the frames; ``notes``: what
+    the decoder has to say (e.g. a size change mid-stream), put first in the verdict's notes."""
     t0 = time.perf_counter()
     track = track_clip(frames, aligner, fps, source)
     t_track = time.perf_counter() - t0
@@ -472,7 +478,9 @@ def track_and_align(frames: np.ndarray, aligner: FaceAligner, crop: CropSettings
         raise InputError(f"{source}: no face is visible long enough to analyse (a usable face was found on "
                          f"{seen} of {n}). Use a clip where one face is clearly visible, roughly frontal, for at "
                          f"least a few frames.")
-    quality = quality_of(track, n_frames)
+    quality = quality_of(track, n_frames, scale, (frames.shape[2], frames.shape[1]))
+    if notes:
+        quality = replace(quality, notes=[*notes, *quality.notes])
     a, b = quality.frames_used
     if whole and quality.dropped:
         raise InputError(f"{source}: the face is not usable on every frame, and this clip must be used whole: "

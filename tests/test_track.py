@@ -178,3 +178,10 @@ def test_pose_and_size_are_judged_from_the_landmarks(aligner, reference_landmark
     small = np.stack([frame("beige", [("A", 160, 120, 0.55)], i)[0] for i in range(10)])
     prepared = Preparer(CROP)(Clip(small, 25.0, "far.mp4"))
     assert prepared.face_coverage == 1.0 and any("the face is small" in n for n in prepared.notes), prepared.notes
+
+
+def test_the_decoders_notes_lead_the_verdict(recordings):
+    rec = recordings.size_change  # the frame size changes mid-stream: the decoder says so
+    said = read_clip(rec.path).notes
+    prepared = Preparer(CROP)(rec.path)
+    assert said and prepared.notes[:len(said)] == said and prepared.face_coverage == 1.0
