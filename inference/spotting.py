@@ -108,9 +108,10 @@ class SpotParams:
 
     window_s: float = 0.2  # k: about half a micro-expression (Li et al. use N = 2k + 1 ≈ the mean ME length)
     micro_max_s: float = 0.5  # intervals up to this long are micro-expressions (the MEGC definition)
+    min_s: float = 0.1  # shorter movements are not reported (micro-expressions last 0.2 s and more)
     macro_max_s: float = 4.0  # longest interval grown around a peak
     reference_s: float = 3.0  # half-width of the local neutral reference used to grow an interval
-    z: float = 3.5  # threshold: median + z robust standard deviations of the contrast
+    z: float = 3.0  # threshold: median + z robust standard deviations of the contrast
     extent: float = 0.2  # an interval spans the frames whose deviation exceeds this fraction of the apex's
     work_fps: float = 60.0  # recordings above this rate are spotted on every n-th frame
     work_size: int = 96  # the aligned face is spotted at this side (pixels); smaller crops are used as they are
@@ -271,20 +272,35 @@ def _shifted(x: np.ndarray, d: int) -> np.ndarray:
     return x[idx]
 
 
+def _noise(raw: np.ndarray, z: float, reach: int) -> tuple[float, float]:
+    """Median and robust standard deviation (1.4826 × MAD) of the contrast where nothing happens: frames within
+    ``reach`` of a value above median + ``z`` deviations are left out and the figures taken again (three rounds),
+    so a busy recording does not raise its own threshold."""
+    quiet = np.ones(len(raw), bool)
+    for _ in range(3):
+        centre = float(np.median(raw[quiet]))
+        noise = float(1.4826 * np.median(np.abs(raw[quiet] - centre))) or 1e-6
+        loud = np.convolve(raw > centre + z * noise, np.ones(2 * reach + 1), mode="same") > 0
+        if loud.all() or (~loud == quiet).all():
+            break
+        quiet = ~loud
+    return centre, noise
+
+
 def motion_signals(frames: np.ndarray, fps: float, params: SpotParams = SpotParams()) -> Signals:
     """The FD signals of an aligned face clip ``(T, S, S, 3)`` (see the module docstring)."""
     grey, step, work_fps = _grey_work(frames, fps, params)
     t = len(grey)
     blocks = BlockMotion(grey.shape[1], params.margin)
     k = max(1, int(round(params.window_s * work_fps)))
-    diff = np.zeros((t, len(blocks.names)))
-    for i in range(t):  # CF against the average of TF and HF: (CF - TF + CF - HF) / 2, block by block
-        tail, head = grey[max(0, i - k)], grey[min(t - 1, i + k)]
-        diff[i] = np.linalg.norm(blocks(flow(tail, grey[i])) + blocks(flow(head, grey[i])), axis=-1) / 2
+    # g[i]: the face's own motion from frame i - k to frame i, per block. CF against TF and HF is then
+    # (CF - TF + CF - HF) / 2 = (g[i] - g[i + k]) / 2 (the flow HF → CF taken as minus the flow CF → HF): one flow
+    # per frame instead of two.
+    g = np.stack([blocks(flow(grey[max(0, i - k)], grey[i])) for i in range(t)])
+    diff = np.linalg.norm(g - _shifted(g, k), axis=-1) / 2
     difference = _top_third(diff)
     raw = difference - (_shifted(difference, -k) + _shifted(difference, k)) / 2
-    centre = float(np.median(raw))
-    noise = float(1.4826 * np.median(np.abs(raw - centre))) or 1e-6  # robust: movements are rare
+    centre, noise = _noise(raw, params.z, 2 * k)
     return Signals(step, work_fps, k, blocks.names, grey, diff, difference, np.maximum(raw, 0.0),
                    centre + params.z * noise, noise)
 
@@ -293,13 +309,15 @@ def motion_signals(frames: np.ndarray, fps: float, params: SpotParams = SpotPara
 
 
 def _peaks(contrast: np.ndarray, threshold: float, separation: int) -> list[int]:
-    """Local maxima above ``threshold``, strongest first, at least ``separation`` apart."""
+    """Local maxima above ``threshold``, strongest first, at least ``separation`` (k) apart, and at least 2k from
+    either end (the contrast there compares with frames clamped to the ends)."""
     order = np.argsort(-contrast, kind="stable")
     taken: list[int] = []
     for i in order:
         if contrast[i] <= threshold:
             break
-        if all(abs(int(i) - j) >= separation for j in taken):
+        if 2 * separation <= i < len(contrast) - 2 * separation and all(abs(int(i) - j) >= separation
+                                                                          for j in taken):
             taken.append(int(i))
     return taken
 
@@ -319,41 +337,48 @@ def _grow(sig: Signals, peak: int, blocks: BlockMotion, params: SpotParams) -> _
     flow, head motion removed), in the blocks that moved most at the peak.
 
     The reference is the quietest frame (lowest F) of the reference window before the peak (after it when the
-    recording starts with the movement)."""
-    t = len(sig.grey)
-    k = sig.k
+    recording starts with the movement); each block's own level is its median over the window (sampled every
+    ``k / 2`` frames). The interval spans the frames, walking out from the apex, whose deviation stays above
+    ``extent`` × the apex's."""
+    t, k = len(sig.grey), sig.k
     half = max(2 * k, int(round(params.reference_s * sig.fps)))
     lo, hi = max(0, peak - half), min(t, peak + half + 1)
     before = np.arange(lo, max(lo, peak - k))
     after = np.arange(min(t, peak + k + 1), hi)
     pool = before if len(before) else after if len(after) else np.arange(lo, hi)
     ref = int(pool[np.argmin(sig.difference[pool])])
-    parts = [blocks.split(flow(sig.grey[ref], sig.grey[i])) for i in range(lo, hi)]
-    dev = np.stack([np.linalg.norm(own, axis=-1) for own, _ in parts])  # (window, B)
-    head = np.array([np.linalg.norm(h, axis=-1).mean() for _, h in parts])
-    dev = np.maximum(dev - np.median(dev, axis=0), 0.0)  # above each block's own level in the window
-    p = peak - lo
-    near = slice(max(0, p - k), min(len(dev), p + k + 1))
-    moved = np.argsort(-dev[near].max(0))[:max(1, dev.shape[1] // 6)]
-    s = dev[:, moved].mean(1)
-    apex = near.start + int(np.argmax(s[near]))
-    height = float(s[apex])
-    limit = params.extent * height
+    cache: dict[int, tuple[np.ndarray, float]] = {}
+
+    def deviation(i: int) -> tuple[np.ndarray, float]:
+        if i not in cache:
+            own, head = blocks.split(flow(sig.grey[ref], sig.grey[i]))
+            cache[i] = np.linalg.norm(own, axis=-1), float(np.linalg.norm(head, axis=-1).mean())
+        return cache[i]
+
+    level = np.median([deviation(i)[0] for i in range(lo, hi, max(1, k // 2))], axis=0)
+    near = range(max(0, peak - k), min(t, peak + k + 1))
+    moved = np.argsort(-np.max([deviation(i)[0] - level for i in near], axis=0))[:max(1, len(level) // 6)]
+
+    def strength(i: int) -> float:
+        return float(np.maximum(deviation(i)[0] - level, 0.0)[moved].mean())
+
+    apex = max(near, key=strength)
+    limit = params.extent * strength(apex)
     longest = int(round(params.macro_max_s * sig.fps))
     onset = apex
-    while onset > 0 and s[onset - 1] > limit and apex - onset < longest:
+    while onset > 0 and apex - onset < longest and strength(onset - 1) > limit:
         onset -= 1
     offset = apex
-    while offset < len(s) - 1 and s[offset + 1] > limit and offset - apex < longest:
+    while offset < t - 1 and offset - apex < longest and strength(offset + 1) > limit:
         offset += 1
-    at_apex = dev[apex]
+    at_apex = np.maximum(deviation(apex)[0] - level, 0.0)
     total = float(at_apex.sum()) or 1.0
     energy: dict[str, float] = {}
     for b, name in enumerate(sig.blocks):
         energy[name] = energy.get(name, 0.0) + float(at_apex[b]) / total
-    head_moved = float(np.max(np.abs(head[onset:offset + 1] - head[p]))) if offset > onset else 0.0
-    head_moved = max(head_moved, float(head[apex] - np.median(head)))
-    return _Event(onset + lo, apex + lo, offset + lo, 0.0, energy, head_moved=head_moved / max(height, 1e-6))
+    heads = [deviation(i)[1] for i in range(onset, offset + 1)]
+    head_moved = max(max(heads) - min(heads), deviation(apex)[1] - float(np.median([c[1] for c in cache.values()])))
+    return _Event(onset, apex, offset, 0.0, energy, head_moved=head_moved / max(strength(apex), 1e-6))
 
 
 def _is_blink(ev: _Event, sig: Signals, params: SpotParams) -> bool:
@@ -375,31 +400,29 @@ def _mouth_only(ev: _Event) -> bool:
 
 
 def _is_talking(ev: _Event, sig: Signals, blocks: BlockMotion, params: SpotParams) -> bool:
-    """A mouth-only movement with other mouth movements of comparable size around it (± ``talk_span_s``): speech
-    moves the mouth several times a second; a micro-expression does not repeat. The mouth's speed (flow between
-    consecutive frames, head motion removed) is compared, which sees oscillations of any rate."""
+    """A mouth-only movement that is one of many: speech moves the mouth several times a second, a micro- or
+    macro-expression moves it out and back once. The mouth's speed (flow between consecutive frames, head motion
+    removed) from ``talk_span_s`` before the movement to as long after it is counted in peaks of at least a third of
+    its highest; two are an expression's way out and back, ``talk_repeats`` more make it talking."""
     if sum(ev.energy.get(n, 0.0) for n in MOUTH) < 0.6:
         return False
     mouth = np.array([n in MOUTH for n in sig.blocks])
-    k, span, t = sig.k, int(round(params.talk_span_s * sig.fps)), len(sig.grey)
-    lo, hi = max(1, ev.apex - span), min(t, ev.apex + span + 1)
+    span, t = int(round(params.talk_span_s * sig.fps)), len(sig.grey)
+    lo, hi = max(1, ev.onset - span), min(t, ev.offset + span + 1)
     speed = np.array([np.linalg.norm(blocks(flow(sig.grey[i - 1], sig.grey[i]))[mouth], axis=-1).mean()
                       for i in range(lo, hi)])
-    inside = np.array([ev.onset - k <= i <= ev.offset + k for i in range(lo, hi)])
-    if not inside.any():
-        return False
-    own, floor = speed[inside].max(), 3 * np.percentile(speed, 10)
-    peaks = [j for j in range(len(speed)) if not inside[j] and speed[j] >= max(0.35 * own, floor)
-             and speed[j] == speed[max(0, j - 2):j + 3].max()]
-    return len(peaks) >= params.talk_repeats - 1
+    floor = max(speed.max() / 3, 3 * np.percentile(speed, 10))
+    peaks = [j for j in range(len(speed)) if speed[j] >= floor and speed[j] == speed[max(0, j - 2):j + 3].max()]
+    return len(peaks) >= 2 + params.talk_repeats
 
 
-def _merge(events: list[_Event]) -> list[_Event]:
-    """Overlapping events are one movement: the stronger one's apex, the union of the extents."""
+def _merge(events: list[_Event], gap: int) -> list[_Event]:
+    """Events that overlap or nearly touch (``gap`` frames) are one movement (a macro-expression's rise and fall
+    make peaks of their own): the stronger one's apex, the union of the extents."""
     merged: list[_Event] = []
     for e in sorted(events, key=lambda e: -e.score):
         for m in merged:
-            if e.onset <= m.offset and m.onset <= e.offset:
+            if e.onset <= m.offset + gap and m.onset <= e.offset + gap:
                 m.onset, m.offset = min(m.onset, e.onset), max(m.offset, e.offset)
                 break
         else:
@@ -416,12 +439,18 @@ def spot(frames: np.ndarray, fps: float, params: SpotParams = SpotParams(),
     sig = signals or motion_signals(frames, fps, params)
     blocks = BlockMotion(sig.grey.shape[1], params.margin)
     events = []
+    grown: list[_Event] = []
     for peak in _peaks(sig.contrast, sig.threshold, sig.k):
+        if any(e.onset <= peak <= e.offset for e in grown):
+            continue  # a weaker peak of a movement already found (a macro-expression's rise or fall)
         ev = _grow(sig, peak, blocks, params)
+        grown.append(ev)
+        if (ev.offset - ev.onset + 1) / sig.fps < params.min_s:
+            continue  # a flicker, shorter than any expression
         ev.score = (float(sig.contrast[peak]) - (sig.threshold - params.z * sig.noise)) / sig.noise
         if not (_is_blink(ev, sig, params) or _is_head(ev, params)):
             events.append(ev)
-    events = [e for e in _merge(events) if not _is_talking(e, sig, blocks, params)]
+    events = [e for e in _merge(events, sig.k // 2 + 1) if not _is_talking(e, sig, blocks, params)]
     n = len(frames)
     out = []
     for ev in events:
