@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError, cli
+from inference.face import CropSettings
 from inference.files import file_sha256, write_json_atomic
 from inference.motion import flow_params
 from inference.package import (
@@ -80,7 +81,7 @@ def cache_clips(path: Path, pkg: ModelPackage, limit: int):
     from training.labels import protocol_entry
 
     cache = Cache.open(path)
-    made, want = cache.inputs, pkg.motion or {"kind": "rgb"}
+    made, want = cache.inputs, (pkg.motion or {}).get("trained_on") or pkg.motion or {"kind": "rgb"}
     diff = [k for k in MOTION_KEYS if made.get(k) != want.get(k)]
     if diff:
         raise InputError(f"{path} holds {made['kind']} inputs made otherwise than the model's "
@@ -109,10 +110,17 @@ def video_clips(paths: list[Path], pkg: ModelPackage):
     return np.stack([pkg.build_input(c.frames, c.fps)[0] for c in prepared]), None
 
 
+def is_cache(path) -> bool:
+    """A cache of training.prepare, or a published flow-image set (read as one)."""
+    from training.datasets import flowset
+
+    return (Path(path) / "cache.json").exists() or (Path(path).is_dir() and flowset.is_flowset(Path(path)))
+
+
 def gather_clips(sources: list[str], pkg: ModelPackage, limit: int):
     """Clips (uint8 ``(N, T, S, S, 3)``) from caches and video files, with class indices when every clip has one."""
-    caches = [Path(s) for s in sources if (Path(s) / "cache.json").exists()]
-    videos = [Path(s) for s in sources if not (Path(s) / "cache.json").exists()]
+    caches = [Path(s) for s in sources if is_cache(s)]
+    videos = [Path(s) for s in sources if not is_cache(s)]
     for v in videos:
         if not v.exists():
             raise InputError(f"{v}: no such clip or cache")
@@ -126,7 +134,7 @@ def gather_clips(sources: list[str], pkg: ModelPackage, limit: int):
 
 
 def default_sources(extra: dict) -> list[str]:
-    caches = [c for c in extra.get("caches", []) if (Path(c) / "cache.json").exists()]
+    caches = [c for c in extra.get("caches", []) if is_cache(c)]
     return caches or [str(EXAMPLE)]
 
 
@@ -151,20 +159,57 @@ def check_options(config: dict, views: str | None, int8: bool, calibrate: str | 
     return test_views
 
 
-def describe(checkpoint: Path, meta: dict, test_views: str, name: str, license: str) -> ModelPackage:
-    """The package's config from the checkpoint, before the graph exists (no parity or variants yet)."""
-    extra, config, labels = meta["extra"], meta["config"], [str(x) for x in meta["labels"]]
+def served_inputs(checkpoint: Path, extra: dict, serve_flow: str | None, face_crop: int | None) -> tuple[dict, dict]:
+    """The motion inputs serving computes and the face crop it aligns to: the training cache's, or — for a model
+    trained on flow images this project cannot make (a published flow-image set: ``method`` "published", no crop) —
+    ``serve_flow`` on a ``face_crop`` px crop, the rest (kind, scaling, size) as in training, the training inputs kept
+    under ``trained_on``. That is an approximation of the set's own preprocessing, and the package says so."""
     inputs = dict(extra.get("inputs") or {"kind": "rgb"})
-    kind = input_kind(inputs["kind"])
-    if kind in FLOW_KINDS:
+    crop = extra.get("crop")
+    computable = True
+    if input_kind(inputs["kind"]) in FLOW_KINDS:
         try:
             flow_params(inputs.get("method", "tvl1"), inputs.get("params"))
         except InputError:
-            raise InputError(f"{checkpoint}: this model was trained on flow images made by {inputs.get('method')!r} "
-                             f"(e.g. a published flow-image set, made from its authors' own face crops), which "
-                             f"serving cannot compute the same way from a video; only models trained on caches of "
-                             f"python -m training.prepare --inputs {inputs['kind']} export") from None
-    crop = extra.get("crop")
+            computable = False
+    if computable:
+        if serve_flow or face_crop:
+            raise InputError("--serve-flow and --face-crop are for models trained on a published flow-image set; "
+                             f"{checkpoint} records how its inputs were made, and serving makes them the same way")
+        return inputs, crop
+    if not (serve_flow and face_crop):
+        raise InputError(f"{checkpoint}: this model was trained on flow images made by {inputs.get('method')!r} (e.g. "
+                         f"a published flow-image set, made from its authors' own face crops), which serving cannot "
+                         f"compute the same way from a video. Export it with --serve-flow tvl1 --face-crop SIZE to "
+                         f"serve it on flow computed here (an approximation, recorded in the package), or train on a "
+                         f"cache of python -m training.prepare --inputs {inputs['kind']}")
+    side = frame_side(extra)
+    served = {**inputs, "method": serve_flow, "params": flow_params(serve_flow), "apex": "estimated",
+              "trained_on": inputs}
+    if inputs["kind"] == "flow_image":
+        served["size"] = side
+    return served, crop or CropSettings(size=int(face_crop)).to_dict()
+
+
+def frame_side(extra: dict) -> int:
+    """The side of the frames a model was trained on: its first training cache's (when it is here), else the network
+    input size."""
+    from training.cache import Cache, frame_size
+
+    for c in extra.get("caches") or []:
+        try:
+            return frame_size(Cache.open(c).settings)
+        except InputError:
+            continue
+    return int(extra["size"])
+
+
+def describe(checkpoint: Path, meta: dict, test_views: str, name: str, license: str,
+             serve_flow: str | None = None, face_crop: int | None = None) -> ModelPackage:
+    """The package's config from the checkpoint, before the graph exists (no parity or variants yet)."""
+    extra, config, labels = meta["extra"], meta["config"], [str(x) for x in meta["labels"]]
+    inputs, crop = served_inputs(checkpoint, extra, serve_flow, face_crop)
+    kind = input_kind(inputs["kind"])
     if not crop:
         raise InputError(f"{checkpoint}: this model was not trained on aligned face crops (no crop settings); "
                          f"only face models make packages")
@@ -259,7 +304,8 @@ def write_variants(folder: Path, pkg: ModelPackage, check_x: np.ndarray, check_y
 
 def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: bool = False, int8: bool = False,
                    calibrate: str | None = None, clips: list[str] | None = None, name: str | None = None,
-                   license: str = "other", notes: str = "", log=print, int8_stem: str = "auto") -> ModelPackage:
+                   license: str = "other", notes: str = "", log=print, int8_stem: str = "auto",
+                   serve_flow: str | None = None, face_crop: int | None = None) -> ModelPackage:
     """Checkpoint → package folder ``out`` (replaced if it exists, only once everything is written and checked)."""
     from training.schemes import load_view_model
 
@@ -267,7 +313,7 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
     checkpoint, out = Path(checkpoint), Path(out)
     vm, meta = load_view_model(checkpoint)
     test_views = check_options(meta["config"], views, int8, calibrate, int8_stem)
-    pkg = describe(checkpoint, meta, test_views, name or out.name, license)
+    pkg = describe(checkpoint, meta, test_views, name or out.name, license, serve_flow, face_crop)
     packaged = PackagedModel(vm, meta["extra"]["normalisation"], pkg.size, pkg.motion, pkg.input.height)
     check_x, check_y = gather_clips(clips or default_sources(meta["extra"]), pkg, limit=CHECK_CLIPS)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
@@ -308,6 +354,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", nargs="*", default=None,
                    help="caches or video files to check parity and variant agreement on (default: the training caches "
                         "recorded in the checkpoint if present, else the bundled example clip)")
+    p.add_argument("--serve-flow", default=None, choices=("tvl1", "farneback"),
+                   help="only for a model trained on a published flow-image set (flow made elsewhere, from the "
+                        "set's own face crops): the optical flow serving computes from videos, with --face-crop. An "
+                        "approximation of the set's preprocessing; config.json and the card say so")
+    p.add_argument("--face-crop", type=int, default=None,
+                   help="with --serve-flow: the side of the aligned face crop the flow is computed on (e.g. 128)")
     p.add_argument("--name", default=None, help="the model's name in the card (default: the --out folder's name)")
     p.add_argument("--license", default="other", help="license in the card's metadata (default: other)")
     p.add_argument("--notes", default=None, type=Path,
@@ -321,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             raise InputError(f"--notes {args.notes}: cannot read it ({e.strerror or e})") from None
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
-                   args.name, args.license, notes, int8_stem=args.int8_stem)
+                   args.name, args.license, notes, int8_stem=args.int8_stem, serve_flow=args.serve_flow,
+                   face_crop=args.face_crop)
     return 0
 
 

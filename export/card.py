@@ -151,9 +151,13 @@ def input_words(pkg: ModelPackage) -> dict[str, str]:
                 "input_steps": f"magnifies its motion ({made}) and resamples it to {n} frames",
                 "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` motion-magnified RGB aligned face crops"}
     flow = f"{m.get('method')} optical flow, channels u, v, optical strain, {_scaling_words(m.get('scaling', {}))}"
+    trained = m.get("trained_on")
+    if trained:  # a published flow-image set: served on flow made here, an approximation
+        face += (f"; **an approximation**: trained on flow images made by {trained.get('method')!r} from the set's own "
+                 f"face crops, served on {m.get('method')} flow of this crop")
     if kind == "flow_image":
         return {"input_line": f"one onset → apex flow image of {side} px ({flow}) from the {face}; network input "
-                              f"{pkg.size} px; apex in training: {m.get('apex')}",
+                              f"{pkg.size} px; apex in training: {(trained or m).get('apex')}",
                 "input_steps": ("computes the onset → apex flow image with the recorded parameters (onset: the first "
                                 "aligned frame; apex: the frame of largest motion from it, estimated as training "
                                 "estimated unannotated apexes)"),

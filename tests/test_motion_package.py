@@ -4,6 +4,7 @@ would have made, giving the probabilities the PyTorch model gives on it."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,15 +28,20 @@ LABELS = ["negative", "positive", "surprise"]
 
 
 @pytest.fixture(scope="module")
-def flow_cache(smic_heldout_cache, tmp_path_factory):
-    """The held-out synthetic SMIC-HS (2 subjects, 18 clips) prepared again with --inputs flow_image at 28 px."""
+def flow_cache(tmp_path_factory):
+    """A synthetic SMIC-HS of 2 subjects × one clip per class (real faces), prepared with --inputs flow_image: 28 px
+    onset → apex TV-L1 flow images of 56 px face crops."""
+    from training.datasets import smic
     from training.prepare import MotionOptions, prepare
+    from training.synth.faces import FaceSource
 
-    root = Path(Cache.open(smic_heldout_cache).settings["root"])
-    out = tmp_path_factory.mktemp("flow") / "cache"
-    prepare("smic", root, out, size=56, progress=False, log=lambda *_: None,
+    root = tmp_path_factory.mktemp("flow")
+    plan = [(s, c) for s in (1, 2) for c in LABELS]
+    smic.write_synthetic(root / "data", FaceSource((240, 320), seed=7), subjects=2, clips_per_subject=3,
+                         rng=np.random.default_rng(7), variant="raw", n_frames=(10, 14), plan=plan)
+    prepare("smic", root / "data", root / "cache", size=56, progress=False, log=lambda *_: None,
             motion=MotionOptions("flow_image", flow_size=28))
-    return out
+    return root / "cache"
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +75,9 @@ def test_a_flow_model_exports_with_its_motion_parameters(flow_package, flow_cach
     assert spec["motion"]["scaling"]["mode"] == "fixed" and spec["motion"]["apex"] == "estimated"
     assert on_disk["n_frames"] == 1 and on_disk["size"] == 28 and on_disk["face_crop"]["size"] == 56
     assert on_disk["normalisation"]["centre"] == "zero" and on_disk["backbone"]["name"] == "ststnet"
-    assert on_disk["parity"]["same_argmax"] and on_disk["parity"]["clips"] == 16
+    assert on_disk["parity"]["same_argmax"] and on_disk["parity"]["clips"] == 6
     agreement = on_disk["variants"]["int8"]["agreement"]  # measured on the cache's flow images, with their labels
-    assert "uf1_drop" in agreement and agreement["clips"] == 16
+    assert "uf1_drop" in agreement and agreement["clips"] == 6
     for name in ("model.onnx", "model.int8.onnx"):
         facts = read_onnx_metadata(pkg / name)
         assert facts["input_kind"] == "flow_image" and facts["input_motion"] == inputs
@@ -79,6 +85,17 @@ def test_a_flow_model_exports_with_its_motion_parameters(flow_package, flow_cach
     card = (pkg / "README.md").read_text()
     assert "onset → apex flow image of 28 px (tvl1 optical flow" in card
     assert "uint8 `(N, 1, 28, 28, 3)` onset → apex flow images" in card
+
+
+def _pytorch(vm, image: np.ndarray, inputs: dict, norm: dict):
+    """Training's evaluation path on one flow image ``(1, S, S, 3)``: resized, centred on its stored zero
+    (FlowScaling.zero), the view model's fused and per-view probabilities; (input, probs, per_view)."""
+    from training.data import augment, normalise
+
+    zero = torch.tensor(motion.FlowScaling.from_dict(inputs["scaling"]).zero(image), dtype=torch.float32)[None]
+    x = augment(torch.from_numpy(image)[None], vm.backbone.image_size, flow_zero=zero)
+    x = normalise(x, zero / 255.0, norm["std"], norm["pixel_scale"])
+    return (x, *vm.predict(x, "OLR"))
 
 
 def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(flow_package, flow_model, flow_cache,
@@ -90,7 +107,6 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     from demo.app import Analyser
     from inference.__main__ import main
     from inference.runtime import Predictor
-    from training.data import augment, normalise
 
     pkg, cfg = flow_package
     predictor = Predictor(pkg, device="cpu", engine="onnxruntime")
@@ -104,11 +120,7 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     np.testing.assert_array_equal(pred.motion, image)
     assert pred.motion.shape == (1, 28, 28, 3) and "motion" in pred.timings
     vm, meta = load_view_model(flow_model)
-    norm = meta["extra"]["normalisation"]
-    zero = torch.tensor(motion.FlowScaling.from_dict(inputs["scaling"]).zero(image), dtype=torch.float32)[None]
-    x = augment(torch.from_numpy(image)[None], 28, flow_zero=zero)
-    x = normalise(x, zero / 255.0, norm["std"], norm["pixel_scale"])
-    probs, per_view = vm.predict(x, "OLR")
+    x, probs, per_view = _pytorch(vm, image, inputs, meta["extra"]["normalisation"])
     np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
     for i, v in enumerate("OLR"):
         np.testing.assert_allclose(pred.per_view[v], per_view[i, 0].numpy(), atol=1e-5)
@@ -123,12 +135,18 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     np.testing.assert_allclose([float(row[f"prob_{k}"]) for k in LABELS], pred.probs, atol=1e-5)
 
 
-def test_checks_run_on_the_models_own_kind(flow_model, smic_heldout_cache, tmp_path):
-    """A cache of aligned faces cannot check a flow model; a video can: it goes through the runtime's motion path."""
+def test_checks_run_on_the_models_own_kind(flow_model, flow_cache, tmp_path):
+    """A cache of another kind cannot check a flow model; a video can: it goes through the runtime's motion path."""
+    rgb = tmp_path / "rgb"
+    shutil.copytree(flow_cache, rgb)
+    settings = json.loads((rgb / "cache.json").read_text())
+    (rgb / "cache.json").write_text(json.dumps({**settings, "size": 28, "inputs": {"kind": "rgb"}}))
     with pytest.raises(InputError, match="holds rgb inputs made otherwise than the model's .*kind: 'rgb' there, "
                                          "'flow_image' in the model"):
-        export_package(flow_model, tmp_path / "pkg", clips=[str(smic_heldout_cache)], log=lambda *_: None)
+        export_package(flow_model, tmp_path / "pkg", clips=[str(rgb)], log=lambda *_: None)
     assert not (tmp_path / "pkg").exists()
+    with pytest.raises(InputError, match="--serve-flow and --face-crop are for models trained on a published"):
+        export_package(flow_model, tmp_path / "pkg", serve_flow="tvl1", face_crop=56, log=lambda *_: None)
     cfg = export_package(flow_model, tmp_path / "pkg", clips=[str(CLIP)], log=lambda *_: None)
     assert cfg.parity.clips == 1 and cfg.parity.same_argmax
     data = json.loads((tmp_path / "pkg" / "config.json").read_text())
@@ -140,17 +158,40 @@ def test_checks_run_on_the_models_own_kind(flow_model, smic_heldout_cache, tmp_p
         Predictor(tmp_path / "pkg", device="cpu")
 
 
-def test_a_model_trained_on_a_published_flow_set_is_refused(tmp_path):
-    vm = ViewModel({"name": "ststnet"}, 3, "sbml", "O", inputs="flow_image")
+def test_a_published_flow_set_model_is_served_on_flow_made_here_only_when_asked(tmp_path):
+    """A model of a published flow-image set (flow made elsewhere from the set's own crops) is refused, unless the
+    export names the flow and the face crop serving uses; then the package records both and what training saw, is
+    checked on the set's own min-max images, and serves a clip: the flow image made here (min-max, its zero measured
+    inside the graph) gives the PyTorch model's probabilities."""
+    from inference.runtime import Predictor
+    from training.engine import FLOW_NORMALISATION
+    from training.synth.flowset import write_flowset
+
+    root = tmp_path / "set"
+    write_flowset(root, subjects=1, clips_per_subject=3, seed=5, frame_size=(120, 160), n_frames=(6, 8), crop=32,
+                  method="farneback")
+    trained = Cache.open(root).inputs
+    assert trained["method"] == "published" and trained["scaling"]["mode"] == "minmax"
+    torch.manual_seed(0)
+    vm = ViewModel({"name": "ststnet"}, 3, "sbml", "OLR", inputs="flow_image").eval()
     save_view_model(tmp_path / "m.pt", vm, LABELS,
-                    {"inputs": {"kind": "flow_image", "method": "published", "params": {},
-                                "scaling": motion.FlowScaling("minmax").to_dict(), "apex": "annotated"},
-                     "normalisation": {"mean": [0.5] * 3, "std": [0.5] * 3, "centre": "zero"}, "n_frames": 1,
-                     "size": 28, "crop": None})
-    with pytest.raises(InputError, match="flow images made by 'published' .* serving cannot compute"):
-        export_package(tmp_path / "m.pt", tmp_path / "pkg", clips=[str(CLIP)], log=lambda *_: None)
-
-
+                    {"inputs": trained, "normalisation": dict(FLOW_NORMALISATION), "n_frames": 1, "size": 28,
+                     "crop": None, "caches": [str(root)], "protocol": "composite"})
+    with pytest.raises(InputError, match="flow images made by 'published' .* --serve-flow tvl1 --face-crop SIZE"):
+        export_package(tmp_path / "m.pt", tmp_path / "pkg", log=lambda *_: None)
+    cfg = export_package(tmp_path / "m.pt", tmp_path / "pkg", serve_flow="farneback", face_crop=56,
+                         log=lambda *_: None)
+    served = cfg.motion
+    assert (served["method"], served["size"], served["apex"]) == ("farneback", 28, "estimated")
+    assert served["scaling"] == trained["scaling"] and served["trained_on"] == trained
+    assert cfg.face_crop["size"] == 56 and cfg.parity.clips == 9 and cfg.parity.same_argmax  # the set's 9 images
+    assert "**an approximation**: trained on flow images made by 'published'" in (tmp_path / "pkg" / "README.md"
+                                                                                  ).read_text()
+    pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
+    image, _ = motion.build_input(pred.aligned, served)
+    np.testing.assert_array_equal(pred.motion, image)
+    _, probs, _ = _pytorch(vm, image, served, FLOW_NORMALISATION)
+    np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
 @pytest.mark.parametrize("scheme, views", [("sbml", "OLR"), ("fsb", "LR")])
 def test_min_max_flow_is_centred_on_the_zero_measured_inside_the_graph(tmp_path, scheme, views):
     """Min-max scaled flow images (zero not stored): the graph measures each image's zero as FlowScaling.zero does
