@@ -9,6 +9,7 @@ import csv
 import importlib
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,6 +133,10 @@ def environment(step: Step, ctx: Context) -> None:
 
     step.figure("python", f"{platform.python_version()} ({sys.executable})")
     step.figure("cpu", f"{os.cpu_count()} cores, {platform.machine()}")
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    shm = shutil.disk_usage("/dev/shm").total if os.path.isdir("/dev/shm") else 0
+    step.figure("memory", f"{ram / 2**30:.1f} GiB RAM, /dev/shm {shm / 2**30:.1f} GiB (DataLoader workers pass "
+                          f"batches through it: step 2's baseline)")
     step.figure("torch", f"{torch.__version__}, CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
     step.figure("cuda_available", torch.cuda.is_available())
     step.figure("device", ctx.device)
