@@ -29,7 +29,7 @@ from .device import DEVICE_CHOICES
 from .errors import InputError, cli
 from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
-from .preprocess import PreparedClip
+from .preprocess import PreparedClip, add_decoding_options, decoding_options
 from .runtime import ENGINES
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="prepared clips per model call (default: 16 on a GPU, 1 on a CPU)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (recorded only)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
+    p.add_argument("--max-seconds", type=float, default=VideoLimits.max_seconds, help="refuse longer clips")
+    add_decoding_options(p)
     args = p.parse_args(argv)
     from tqdm import tqdm
 
@@ -177,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     shard, shards = parse_shard(args.shard)
     inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
     predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
-                          limits=VideoLimits(max_frames=args.max_frames), engine=args.engine)
+                          limits=VideoLimits(max_frames=args.max_frames, max_seconds=args.max_seconds,
+                                             **decoding_options(args)), engine=args.engine)
     on_gpu = predictor.provider == "CUDAExecutionProvider"
     workers = default_workers() if args.workers is None else args.workers
     batch_size = (16 if on_gpu else 1) if args.batch_size is None else args.batch_size

@@ -104,6 +104,22 @@ class Preparer:
                             input_size=(int(clip.frames.shape[2]), int(clip.frames.shape[1])), quality=quality)
 
 
+def add_decoding_options(p: argparse.ArgumentParser) -> None:
+    """``--working-size`` and ``--max-megabytes``: how large decoded frames and a decoded clip may be."""
+    p.add_argument("--working-size", type=int, default=VideoLimits.working_size,
+                   help="decode frames with their longer side at most this many pixels (0: full size; default "
+                        "%(default)s; a long clip may be reduced further to fit --max-megabytes)")
+    p.add_argument("--max-megabytes", type=int, default=VideoLimits.max_bytes // 2 ** 20,
+                   help="memory for the decoded frames of one clip, MiB (default %(default)s)")
+
+
+def decoding_options(args: argparse.Namespace) -> dict:
+    """The :class:`VideoLimits` fields the options of :func:`add_decoding_options` set."""
+    if args.working_size < 0 or args.max_megabytes < 1:
+        raise InputError("--working-size must be ≥ 0 and --max-megabytes ≥ 1")
+    return {"working_size": args.working_size, "max_bytes": args.max_megabytes * 2 ** 20}
+
+
 @dataclass
 class Preprocessed:
     views: dict[str, np.ndarray]  # letter → uint8 (T, S, S, 3)
@@ -213,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse longer clips (default %(default)s)")
     p.add_argument("--max-pixels", type=int, default=VideoLimits.max_pixels,
                    help="refuse larger frames (default %(default)s)")
+    add_decoding_options(p)
     p.add_argument("--preview-frames", type=int, default=8, help="frames shown per view in preview.png (default 8)")
     return p
 
@@ -226,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         n_frames=args.frames,
         views=args.views,
         device=args.device,
-        limits=VideoLimits(args.max_frames, args.max_seconds, args.max_pixels),
+        limits=VideoLimits(args.max_frames, args.max_seconds, args.max_pixels, **decoding_options(args)),
         fps=args.fps,
         find_frames=args.find_frames,
         keyframes=args.keyframes,

@@ -140,3 +140,16 @@ def test_face_benchmark_command_prints_the_ratio():
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "naive: MTCNN on every frame" in res.stdout and "x faster" in res.stdout
+
+
+def test_working_size_and_memory_options(tmp_path, capsys):
+    from inference.preprocess import main
+
+    out = tmp_path / "small"
+    args = ["--frames", "8", "--working-size", "160", "--max-megabytes", "64"]
+    assert main([str(EXAMPLE), "--out", str(out), *args]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["input_size"] == [160, 120] and meta["quality"]["face_coverage"] == 1.0
+    assert "face coverage 100% (frames 0–199 used)" in capsys.readouterr().out
+    assert main([str(EXAMPLE), "--out", str(out), "--max-megabytes", "1"]) == 2  # 200 frames need more than 1 MiB
+    assert "MB" in capsys.readouterr().err
