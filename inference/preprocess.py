@@ -220,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the face detector runs: cpu, cuda, cuda:N or auto (default cpu)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames (recorded in meta.json)")
     p.add_argument("--find-frames", type=int, default=FaceAligner.FIND_FRAMES,
-                   help="frames the full face detector looks at (default %(default)s)")
+                   help="frames spread over the clip that the face track's detector looks at first, at least "
+                        "(default %(default)s: about one a second, up to 16, and both ends of every shot)")
     p.add_argument("--keyframes", type=int, default=FaceAligner.KEYFRAMES,
                    help="frames whose landmarks are refined (default %(default)s)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames,

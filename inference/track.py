@@ -185,8 +185,11 @@ def _closeness(a: Detection, b: Detection) -> float:
     return -float(np.linalg.norm(a.centre - b.centre)) / max(a.side, b.side)
 
 
-def _sample_frames(n: int, fps: float | None, shots: list[tuple[int, int]]) -> list[int]:
+def _sample_frames(n: int, fps: float | None, shots: list[tuple[int, int]], at_least: int = 2) -> list[int]:
+    """The first pass: about one frame a second, at most :data:`MAX_SAMPLES` (unless ``at_least`` asks for more),
+    and every shot's ends."""
     step = max(1, round((fps or DEFAULT_FPS) * SAMPLE_SECONDS), math.ceil((n - 1) / (MAX_SAMPLES - 1)))
+    step = max(1, min(step, math.ceil((n - 1) / max(1, at_least - 1))))
     grid = set(range(0, n, step)) | {n - 1}
     return sorted(grid | {s for s, _ in shots} | {e for _, e in shots})
 
@@ -354,7 +357,7 @@ def _track(frames: np.ndarray, aligner: FaceAligner, fps: float | None, source: 
     n = len(frames)
     shots = find_shots(frames)
     det = _Detector(aligner, frames)
-    det.run(_sample_frames(n, fps, shots))
+    det.run(_sample_frames(n, fps, shots, aligner.find_frames))
     if not any(det.seen.values()):
         det.retry_padded()
     if not any(det.seen.values()):

@@ -133,6 +133,8 @@ def test_a_clean_clip_has_no_notes_and_keeps_every_frame(recordings):
     assert prepared.quality.frames_used == (0, rec.n_frames - 1) and prepared.face_coverage == 1.0
     assert prepared.notes == [] and prepared.quality.dropped == []
     assert len(prepared.face["track"]["looked_at"]) <= 8  # sparse: about one frame a second, and the ends
+    denser = Preparer(CROP, n_frames=10, find_frames=12)(rec.path)  # asked to look at 12 frames at least
+    assert len(denser.face["track"]["looked_at"]) >= 12 and denser.quality == prepared.quality
 
 
 def test_batch_rows_carry_coverage_and_notes_and_old_outputs_resume(tmp_path, recordings):
