@@ -85,9 +85,8 @@ class VideoLimits:
             raise InputError(
                 f"{source}: {n_frames} frames of {width}x{height} pixels take more than the "
                 f"{self.max_bytes / 2 ** 20:.0f} MB this {'command' if self.cli_hints else 'server'} holds for one "
-                f"clip. "
-                f"Trim the clip to the expression (micro-expressions last about half a second) or lower its "
-                f"resolution."
+                f"clip. Trim the clip to the expression (micro-expressions last about half a second) or lower its "
+                f"resolution{self._hint('--max-megabytes')}."
             )
 
     def working_dims(self, width: int, height: int, expected_frames: int | None = None) -> tuple[int, int]:

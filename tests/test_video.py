@@ -222,7 +222,10 @@ def test_webm_without_duration_is_limited_by_what_is_decoded(recordings):
         read_clip(rec.path, VideoLimits(max_frames=30))
     with pytest.raises(InputError, match="10 frames of 320x240 pixels take more than the 2 MB") as e:  # 9 MB in all
         read_clip(rec.path, VideoLimits(max_bytes=2 * 2 ** 20, min_working_size=320))
-    assert "--max" not in str(e.value)
+    assert str(e.value).endswith("or lower its resolution, or raise the limit (--max-megabytes).")
+    with pytest.raises(InputError, match="the 2 MB this server holds for one clip") as e:
+        read_clip(rec.path, VideoLimits(max_bytes=2 * 2 ** 20, min_working_size=320, cli_hints=False))
+    assert "--" not in str(e.value)
     web = VideoLimits(max_seconds=3, cli_hints=False)
     with pytest.raises(InputError, match="more than the limit of 3 s. Trim it to the expression.$"):
         read_clip(rec.path, web)
