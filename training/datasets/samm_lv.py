@@ -27,7 +27,7 @@ import numpy as np
 
 from inference.errors import InputError
 from training.datasets.base import frame_number, frames_of, subject_id
-from training.datasets.sheets import frame_cell, read_sheet, write_frames
+from training.datasets.sheets import frame_cell, read_sheet, write_frames, write_table
 from training.labels import normalise
 from training.spot_eval import LongLoadResult, LongVideo, make_truth
 
@@ -153,26 +153,7 @@ def write_synthetic(root: Path, source, subjects: int, videos_per_subject: int, 
                             "events": [e.as_dict() for e in rec.events]})
             if progress:
                 progress(1)
-    write_titled_sheet(root / SHEET, _PREAMBLE, HEADER_ROW, COLUMNS, rows)
-    write_titled_sheet(root / samm.SHEET, ("SAMM: micro-movement FACS codes (the clips cut from the long videos)",),
-                       samm.HEADER_ROW, samm.COLUMNS, micro_rows)
+    title = [(line,) for line in _PREAMBLE] + [()] * (HEADER_ROW - 1 - len(_PREAMBLE))
+    write_table(root / SHEET, "Sheet1", title + [COLUMNS] + rows)
+    samm._write_sheet(root / samm.SHEET, micro_rows)  # the SAMM sheet as its own writer makes it
     write_events(root / EVENTS_FILE, listing)
-
-
-def write_titled_sheet(path: Path, preamble: tuple[str, ...], header_row: int, columns: tuple[str, ...],
-                       rows: list[tuple]) -> None:
-    """A worksheet with title lines at the top, the header in ``header_row`` and the data below it."""
-    import openpyxl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = "Sheet1"
-    for number, text in enumerate(preamble, start=1):
-        sheet.cell(row=number, column=1, value=text)
-    for column, title in enumerate(columns, start=1):
-        sheet.cell(row=header_row, column=column, value=title)
-    for offset, row in enumerate(rows, start=1):
-        for column, value in enumerate(row, start=1):
-            sheet.cell(row=header_row + offset, column=column, value=value)
-    book.save(path)

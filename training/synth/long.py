@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -266,33 +264,23 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from ..datasets.registry import long_dataset_module
-    from .__main__ import SYNTHETIC_MARKER
+    from .__main__ import _finish, _staging
 
     if args.subjects < 1 or args.videos_per_subject < 1:
         raise InputError("--subjects and --videos-per-subject must be at least 1")
     if not 0 <= args.micro[0] <= args.micro[1]:
         raise InputError("--micro MIN MAX needs 0 <= MIN <= MAX")
     module = long_dataset_module(args.layout)
-    out: Path = args.out
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
     source = FaceSource(args.frame_size or module.FRAME_SIZE, seed=args.seed, grey=module.GREY)
     t0 = time.perf_counter()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed at the end: no half dataset
+    out: Path = args.out
+    tmp = _staging(out, args.overwrite)  # renamed to --out at the end: a stopped run leaves no half dataset
     try:
         with tqdm(total=args.subjects * args.videos_per_subject, desc=args.layout, unit="video") as bar:
             module.write_synthetic(tmp, source, args.subjects, args.videos_per_subject,
                                    np.random.default_rng(args.seed), seconds=args.seconds, micro=tuple(args.micro),
                                    distractors=not args.no_distractors, progress=bar.update)
-        (tmp / SYNTHETIC_MARKER).write_text(
-            f"# Synthetic data\n\nMade by `python -m training.synth long "
-            f"{' '.join(sys.argv[2:] if argv is None else argv)}`: a real public-domain face with generated "
-            f"identities, behaviour and micro-expressions, in the {args.layout} layout. Not recordings of people. "
-            f"Every rendered event (annotated or not) is listed in {module.EVENTS_FILE}.\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _finish(tmp, out, args, ["long", *(sys.argv[2:] if argv is None else argv)])
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
