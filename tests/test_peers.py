@@ -241,3 +241,13 @@ def test_au_fusion_sees_only_its_face_regions_and_learns_an_au():
     with torch.no_grad():
         predicted = (m.forward_multi(clips)[1] > 0).numpy()
     assert au_f1(target.numpy(), predicted, aus=(12, 4))["per_au"]["AU12"] > 0.9
+
+
+def test_late_fusion_loads_one_backbone_file_into_every_stream(tmp_path):
+    donor = create_model("resnet3d_tiny", 400)
+    torch.save(donor.state_dict(), tmp_path / "tiny.pth")
+    m = _late()
+    reports = m.load_stream_weights(tmp_path / "tiny.pth")
+    assert set(reports) == {"grey", "flow"} and all(r["head_replaced"] for r in reports.values())
+    for name in ("grey", "flow"):
+        torch.testing.assert_close(m.streams[name].conv1.weight, donor.conv1.weight)

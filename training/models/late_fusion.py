@@ -22,8 +22,9 @@ Input (the one-input contract, float ``(N, 3, T, H, W)``): ``layout`` names what
   grey+flow option needs; no input kind of the training caches holds it yet.
 
 ``features`` chooses the streams: ``grey`` (the grey level repeated on three channels), ``flow`` (u, v and the
-strain, or the flow magnitude when the layout has no strain) or ``grey+flow`` (both, fused late). Starting weights
-are not loaded per stream here (``model.pretrained`` names one backbone's keys); the streams start from scratch.
+strain, or the flow magnitude when the layout has no strain) or ``grey+flow`` (both, fused late). Starting weights:
+:meth:`LateFusion.load_stream_weights` loads one backbone file into every stream; the LOSO engine does not call it
+yet (``model.pretrained`` names one backbone's keys), so configs train the streams from scratch.
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ class LateFusion(VideoClassifier):
         self.fc = self._head(num_classes, tuple(self.streams[n].feature_dim for n in self.stream_names)).to(device)
         if getattr(self, "config", None) is not None:
             self.config["num_classes"] = num_classes
+
+    def load_stream_weights(self, path) -> dict:
+        """Load one backbone weights file (e.g. Kinetics Video Swin-T) into every stream
+        (:func:`~training.models.checkpoint.load_pretrained`, the file's classifier left out); a report per stream.
+        The LOSO engine does not call this yet: ``model.pretrained`` loads a whole model's keys."""
+        from .checkpoint import load_pretrained
+
+        return {name: load_pretrained(net, path) for name, net in self.streams.items()}
 
     def stream_inputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three-channel input of each stream from the ``(N, 3, T, H, W)`` clip."""
