@@ -197,7 +197,7 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
         try:
             result = analyser.analyse(video, views, on_stage=on_stage)
         except InputError as e:  # the visitor's mistake: one line in the log, the message on the page
-            log.info("refused %s: %s", Path(video).name if video else "(no clip)", e)
+            log.info("refused: %s", e)  # the message names the upload (never the server's path)
             raise gr.Error(str(e), title="This clip cannot be analysed", print_exception=False) from None
         except Exception as e:  # noqa: BLE001 — the page gets a message, the log gets the traceback
             log.exception("analysis of %s failed", video)
