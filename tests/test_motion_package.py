@@ -28,20 +28,31 @@ LABELS = ["negative", "positive", "surprise"]
 
 
 @pytest.fixture(scope="module")
-def flow_cache(tmp_path_factory):
-    """A synthetic SMIC-HS of 2 subjects × one clip per class (real faces), prepared with --inputs flow_image: 28 px
-    onset → apex TV-L1 flow images of 56 px face crops."""
+def smic_data(tmp_path_factory):
+    """A synthetic SMIC-HS as distributed: 2 subjects × one clip per class (real faces)."""
     from training.datasets import smic
-    from training.prepare import MotionOptions, prepare
     from training.synth.faces import FaceSource
 
-    root = tmp_path_factory.mktemp("flow")
+    root = tmp_path_factory.mktemp("smic7") / "data"
     plan = [(s, c) for s in (1, 2) for c in LABELS]
-    smic.write_synthetic(root / "data", FaceSource((240, 320), seed=7), subjects=2, clips_per_subject=3,
+    smic.write_synthetic(root, FaceSource((240, 320), seed=7), subjects=2, clips_per_subject=3,
                          rng=np.random.default_rng(7), variant="raw", n_frames=(10, 14), plan=plan)
-    prepare("smic", root / "data", root / "cache", size=56, progress=False, log=lambda *_: None,
-            motion=MotionOptions("flow_image", flow_size=28))
-    return root / "cache"
+    return root
+
+
+def _prepare(data: Path, out: Path, options) -> Path:
+    from training.prepare import prepare
+
+    prepare("smic", data, out, size=56, progress=False, log=lambda *_: None, motion=options)
+    return out
+
+
+@pytest.fixture(scope="module")
+def flow_cache(smic_data, tmp_path_factory):
+    """The set prepared with --inputs flow_image: 28 px onset → apex TV-L1 flow images of 56 px face crops."""
+    from training.prepare import MotionOptions
+
+    return _prepare(smic_data, tmp_path_factory.mktemp("flow") / "cache", MotionOptions("flow_image", flow_size=28))
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +98,14 @@ def test_a_flow_model_exports_with_its_motion_parameters(flow_package, flow_cach
     assert "uint8 `(N, 1, 28, 28, 3)` onset → apex flow images" in card
 
 
-def _pytorch(vm, image: np.ndarray, inputs: dict, norm: dict):
-    """Training's evaluation path on one flow image ``(1, S, S, 3)``: resized, centred on its stored zero
-    (FlowScaling.zero), the view model's fused and per-view probabilities; (input, probs, per_view)."""
+def _pytorch(vm, image: np.ndarray, inputs: dict, norm: dict, size: int = 28):
+    """Training's evaluation path on one flow image or clip ``(T, S, S, 3)``: resized to ``size``, centred on its
+    stored zero (FlowScaling.zero, per frame), the view model's fused and per-view probabilities; (input, probs,
+    per_view)."""
     from training.data import augment, normalise
 
     zero = torch.tensor(motion.FlowScaling.from_dict(inputs["scaling"]).zero(image), dtype=torch.float32)[None]
-    x = augment(torch.from_numpy(image)[None], vm.backbone.image_size, flow_zero=zero)
+    x = augment(torch.from_numpy(image)[None], size, flow_zero=zero)
     x = normalise(x, zero / 255.0, norm["std"], norm["pixel_scale"])
     return (x, *vm.predict(x, "OLR"))
 
@@ -192,6 +204,32 @@ def test_a_published_flow_set_model_is_served_on_flow_made_here_only_when_asked(
     np.testing.assert_array_equal(pred.motion, image)
     _, probs, _ = _pytorch(vm, image, served, FLOW_NORMALISATION)
     np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
+def test_a_flow_clip_model_exports_and_serves_like_pytorch(smic_data, tmp_path):
+    """A 3D network on flow clips (Farneback, consecutive frames; 8 of them after resampling): the runtime makes the
+    clip's flow with the recorded parameters from every aligned frame, resamples it as training's bank did, and the
+    graph (per-frame zeros, flow views) gives the PyTorch model's probabilities."""
+    from inference.runtime import Predictor
+    from inference.temporal import resample
+    from training.loso import run
+    from training.prepare import MotionOptions
+
+    cache = _prepare(smic_data, tmp_path / "cache", MotionOptions("flow_clip", method="farneback"))
+    cfg = load_config(ROOT / "training" / "configs" / "tiny.yaml",
+                      [f"data.caches=[{cache}]", "data.inputs=flow_clip", f"out={tmp_path / 'run'}", "epochs=1"])
+    run(cfg, log=lambda *_: None, progress=False)
+    checkpoint = next((tmp_path / "run" / "folds").glob("subject_*/model.pt"))
+    pkg = export_package(checkpoint, tmp_path / "pkg", log=lambda *_: None)
+    inputs = Cache.open(cache).inputs
+    assert pkg.input.kind == "flow_clip" and pkg.motion == inputs and pkg.n_frames == 8 and pkg.input.height == 56
+    assert (inputs["method"], inputs["reference"]) == ("farneback", "consecutive") and pkg.parity.clips == 6
+    pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
+    clip = resample(motion.build_input(pred.aligned, inputs)[0], 8)
+    np.testing.assert_array_equal(pred.motion, clip)
+    vm, meta = load_view_model(checkpoint)
+    _, probs, _ = _pytorch(vm, clip, inputs, meta["extra"]["normalisation"], size=48)
+    np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
+
+
 @pytest.mark.parametrize("scheme, views", [("sbml", "OLR"), ("fsb", "LR")])
 def test_min_max_flow_is_centred_on_the_zero_measured_inside_the_graph(tmp_path, scheme, views):
     """Min-max scaled flow images (zero not stored): the graph measures each image's zero as FlowScaling.zero does
