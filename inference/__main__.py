@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.output}, {len(todo)} to do; {workers or 'no'} preparing worker{'s' if workers != 1 else ''}, "
           f"model batches of {batch_size}")
     counts, reasons = Counter(), Counter()
+    noted = [0]  # predictions whose face track has something to say (partial coverage, cuts, …)
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), unit="clip", desc="predict")
     base = {"views": predictor.views, "provider": predictor.provider}
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             for (q, _), pred in zip(batch, predictions):
                 writer.write({"path": str(q), **base, "status": "ok", **pred.as_dict()})
                 counts[pred.top] += 1
+                noted[0] += bool(pred.notes)
                 bar.update()
         batch.clear()
 
@@ -238,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = sum(counts.values())
     print(f"{ok} predicted ({', '.join(f'{k} {v}' for k, v in counts.most_common()) or 'none'}), "
           f"{sum(reasons.values())} errors in {time.perf_counter() - t0:.1f} s → {args.output}")
+    if noted[0]:
+        print(f"  {noted[0]} of the predictions carry notes on the face track (frames left out, shot cuts, …): see "
+              f"the face_coverage and notes columns")
     for reason, n in reasons.most_common(5):
         print(f"  {n} × {reason}")
     return 0
