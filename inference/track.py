@@ -433,7 +433,9 @@ def quality_of(track: FaceTrack, n_frames_needed: int | None = None, scale: floa
     coverage = used / n
     notes = []
     if used < n:
-        notes.append(f"the face is visible in {round(100 * coverage)} % of the clip ({_span(a, b)} used; "
+        others = {r for _, _, r in dropped} & {"another shot", "another face only", "a shorter stretch of the face"}
+        share = f"{round(100 * coverage)} % of the clip"
+        notes.append(f"{share + ' was used' if others else 'the face is visible in ' + share} ({_span(a, b)} used; "
                      f"{n - used} of {n} frames left out)")
         why = sorted({r for _, _, r in dropped}, key=lambda r: -sum(e - s + 1 for s, e, q in dropped if q == r))
         notes.append("frames left out: " + "; ".join(

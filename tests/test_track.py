@@ -79,6 +79,7 @@ def test_two_people_with_cuts_one_person_in_one_shot(recordings, aligner):
     assert q.frames_used == (last_shot.start, last_shot.stop - 1)  # the longest shot, never across a cut
     assert q.shots == [(s.start, s.stop - 1) for s in rec.shots()] and q.faces_seen == 2
     assert q.dropped == [(0, last_shot.start - 1, "another shot")]
+    assert q.notes[0].startswith(f"{round(100 * q.face_coverage)} % of the clip was used")  # faces were everywhere
     assert any("2 shot cuts" in n for n in q.notes) and any("2 faces were seen" in n for n in q.notes)
 
 
