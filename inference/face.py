@@ -4,14 +4,17 @@ Micro-expressions move a few pixels, so the crop must not add motion of its own.
 every frame does exactly that (its landmarks wobble by pixels from frame to frame). Instead:
 
 1. **find**: the full MTCNN (facenet-pytorch) runs on a few frames (the first and the last by default),
-   on copies no larger than 480 px, to see how many faces there are and where the largest one is;
+   on copies no larger than 480 px, to see how many faces there are and where the largest one is. On the
+   clip path the face track (:mod:`inference.track`) does this over the whole clip instead and hands the
+   aligner one person's segment with its detections;
 2. **refine**: on more keyframes, MTCNN's last stage (ONet) is run again on an *upright*, canonically
    placed 48×48 view of that face, taken from the full-resolution frame, and the result is fed back
    a few times. ONet is most accurate on an upright, well-centred face, and the loop makes the
    landmarks equivariant: shifting, rotating or scaling the clip moves them with the face;
 3. **one transform**: if the keyframes agree (the face moves less than ``track_tolerance`` crop pixels
    across the clip) the median landmarks give one similarity transform for every frame; otherwise the
-   landmarks are interpolated linearly in time between keyframes (a smooth track, reported as such).
+   landmarks are interpolated linearly in time between keyframes (a smooth track, reported as such), with
+   more keyframes where the head moves unevenly.
 
 The crop puts the eye line horizontal and the facial midline (midway between the eye centre and the
 mouth centre, measured along the eye line) at ``x = S/2`` in edge coordinates, i.e. between columns
