@@ -501,6 +501,11 @@ def track_and_align(frames: np.ndarray, aligner: FaceAligner, crop: CropSettings
     aligned = aligner.align(frames[a:b + 1], crop, source, found=ends,
                             seeds={k: d.landmarks for k, d in chosen.items()}, first_frame=a, warp_only=warp_only)
     aligned.meta["faces_seen"] = quality.faces_seen
-    aligned.meta["track"] = {"looked_at": track.looked_at, "shots": quality.shots, "padded": track.padded}
+    states = {ABSENT: "absent", USABLE: "usable", **FLAWS}
+    aligned.meta["track"] = {
+        "looked_at": track.looked_at, "shots": quality.shots, "padded": track.padded,
+        "person": {str(i): {"probability": round(d.prob, 5), "size_px": round(d.side, 1), "state": states[d.state]}
+                   for i, d in sorted(track.chosen.items())},  # the chosen person on the frames looked at
+    }
     aligned.meta["timings_s"] = {"track": round(t_track, 4), **aligned.meta["timings_s"]}
     return aligned, quality

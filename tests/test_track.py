@@ -54,6 +54,9 @@ def test_late_entrance_is_found_and_the_empty_frames_are_dropped(recordings, ali
     assert q.faces_seen == 1 and q.shots == [(0, rec.n_frames - 1)]
     assert f"frames {q.frames_used[0]}–{q.frames_used[1]} used" in q.notes[0] and "% of the clip" in q.notes[0]
     assert str(q.frames_used[0]) in aligned.meta["boxes"]  # the aligner started from the track's detections
+    person = aligned.meta["track"]["person"]  # per frame looked at: probability, size, state
+    assert person[str(q.frames_used[0])]["state"] == "usable" and person[str(q.frames_used[0])]["probability"] > 0.9
+    assert all(int(i) >= q.frames_used[0] - 1 for i in person)  # nobody on the empty frames
 
 
 def test_exit_halfway_drops_the_frames_after_the_exit(recordings, aligner):
