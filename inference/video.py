@@ -299,7 +299,10 @@ class _Decoder:
     in FFmpeg's scaler (before they become RGB), checks the limits on the frames and timestamps seen so far."""
 
     def __init__(self, limits: VideoLimits, source: str, expected: int | None, fps: float | None):
+        from av.video.reformatter import VideoReformatter
+
         self.limits, self.source, self.expected, self.fps = limits, source, expected, fps
+        self._scaler, self._rgb = VideoReformatter(), VideoReformatter()  # kept: FFmpeg's scalers set up once
         self.buffer: FrameBuffer | None = None
         self.rotation = 0
         self.coded = (0, 0)  # the size the decoder delivers the stream's frames at (before turning)
@@ -325,8 +328,8 @@ class _Decoder:
         target = (b.height, b.width) if self.rotation in (90, 270) else (b.width, b.height)
         if target != coded:  # scaled in the decoder's own pixel format first (2-3x faster than scaling while converting
             # to RGB); swscale's bilinear widens its filter when it reduces (no aliasing), and beats its "area" here
-            frame = frame.reformat(width=target[0], height=target[1], interpolation="BILINEAR")
-        rgb = frame.reformat(format="rgb24")
+            frame = self._scaler.reformat(frame, width=target[0], height=target[1], interpolation="BILINEAR")
+        rgb = self._rgb.reformat(frame, format="rgb24")
         plane = rgb.planes[0]  # read in place (rows may be padded), copied once: into the clip
         img = np.frombuffer(plane, np.uint8).reshape(rgb.height, plane.line_size)[:, :3 * rgb.width]
         img = img.reshape(rgb.height, rgb.width, 3)
