@@ -40,8 +40,9 @@ from inference.errors import InputError
 
 FORMAT = 1
 COLUMNS = ("dataset", "subject", "clip", "label", "composite", "n_frames", "status", "start",
-           "onset", "apex", "offset", "fps", "faces_seen", "mode", "source", "input_apex")
+           "onset", "apex", "offset", "fps", "faces_seen", "mode", "source", "input_apex", "action_units")
 # input_apex: for motion inputs, the frame (0-based, onset = 0) used as apex, and where it came from ("3 annotated")
+# action_units: the dataset sheet's AU cell as written there ("4+L10", "R12+R15"; empty where the dataset codes none)
 
 INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified")
 FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain; a mirror negates u

@@ -202,7 +202,8 @@ def compare(suite: dict, data: list[str], seeds: int = 1, oracle: bool = False, 
                    "inputs": cfg["data"].get("inputs", "rgb"), "protocol": res["protocol"]["dataset_protocol"],
                    "scheme": f"{cfg['scheme']['type']} {cfg['scheme']['train_views']}", "n": res["n"],
                    "selection": res["protocol"]["selection"], "seconds": res["seconds"],
-                   "params": parameter_count(folder), **{k: res[k] for k in METRICS}}
+                   "params": parameter_count(folder), **{k: res[k] for k in METRICS},
+                   "au_f1": res.get("au_f1")}  # models with an AU head (AU-fusion); None for the others
             if oracle:
                 ores = train_or_read(run_config(r, caches, s, out / r["name"] / f"seed_{s}_oracle", oracle=True),
                                      log, progress)
@@ -236,6 +237,8 @@ def summarise(per_seed: list[dict], oracle: bool) -> list[dict]:
         keys = [*METRICS, *(f"oracle_{k}" for k in METRICS)] if oracle else list(METRICS)
         for k in keys:
             row[f"{k}_mean"], row[f"{k}_std"] = mean_std([r[k] for r in mine])
+        au = [r.get("au_f1") for r in mine]
+        row["au_f1_mean"], row["au_f1_std"] = (None, None) if None in au else mean_std(au)
         secs = [r["seconds"] for r in mine]
         row["train_seconds"] = None if any(s is None for s in secs) else sum(secs) / len(secs)
         rows.append(row)
@@ -272,6 +275,9 @@ def table_markdown(suite: dict, rows: list[dict], oracle: bool, pairs: list[dict
     head = ["run", "model", "inputs", "scheme", "protocol", "selection", "seeds", "UF1", "UAR", "WAR"]
     if oracle:
         head += ["oracle UF1", "oracle UAR", "oracle WAR"]
+    has_au = any(r.get("au_f1_mean") is not None for r in rows)
+    if has_au:
+        head += ["AU F1"]
     head += ["train time / seed", "parameters"]
     lines = [f"# Comparison: {suite['name']}", ""]
     if suite["description"]:
@@ -289,6 +295,8 @@ def table_markdown(suite: dict, rows: list[dict], oracle: bool, pairs: list[dict
                  *(_pm(r[f"{k}_mean"], r[f"{k}_std"]) for k in METRICS)]
         if oracle:
             cells += [_pm(r[f"oracle_{k}_mean"], r[f"oracle_{k}_std"]) for k in METRICS]
+        if has_au:
+            cells += ["—" if r["au_f1_mean"] is None else _pm(r["au_f1_mean"], r["au_f1_std"])]
         cells += [_secs(r["train_seconds"]), "unknown" if r["params"] is None else f"{r['params']:,}"]
         lines.append("| " + " | ".join(cells) + " |")
     if pairs:

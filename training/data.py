@@ -44,6 +44,9 @@ class ClipBank:
     classes: tuple[str, ...]
     inputs: dict = field(default_factory=lambda: {"kind": "rgb"})  # what the clips hold (cache.json "inputs")
     zeros: torch.Tensor | None = None  # flow kinds: (N, T, 3) float32 stored value of zero motion per channel
+    aus: tuple[int, ...] = ()  # the AU vocabulary of the targets below (models with an AU head; empty otherwise)
+    au: torch.Tensor | None = None  # (N, len(aus)) float32 multi-hot AU targets from the manifests' action_units
+    au_mask: torch.Tensor | None = None  # (N,) bool: the clip has AU codes (False: its AU loss is left out)
 
     @property
     def flow(self) -> bool:
@@ -52,10 +55,12 @@ class ClipBank:
 
     @classmethod
     def from_caches(cls, caches: list[str], protocol: str, n_frames: int,
-                    device: str | torch.device = "cpu", inputs: str = "rgb") -> "ClipBank":
+                    device: str | torch.device = "cpu", inputs: str = "rgb", aus=None) -> "ClipBank":
         """The clips of ``caches`` that ``protocol`` uses (:func:`training.labels.protocol_entry`: its classes,
         subject ids made unique across datasets in the composite protocol), resampled to ``n_frames``.
-        Every cache must hold ``inputs`` (the config's ``data.inputs``)."""
+        Every cache must hold ``inputs`` (the config's ``data.inputs``). With ``aus`` (an AU vocabulary, e.g.
+        ``[1, 2, 4, 12]``) the bank also carries multi-hot AU targets from each row's ``action_units`` cell
+        (:func:`training.models.au_fusion.au_targets`); a clip without codes is masked out of the AU loss."""
         if protocol not in PROTOCOLS and protocol != "all":
             raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)} or all")
         if inputs not in INPUT_KINDS:
@@ -73,7 +78,7 @@ class ClipBank:
                 raise InputError(f"protocol {protocol!r} uses one dataset, but {len(opened)} caches were given")
             if protocol != "composite" and datasets != {protocol}:
                 raise InputError(f"protocol {protocol!r} needs a {protocol} cache, got {', '.join(sorted(datasets))}")
-        clips, labels, subjects, ids = [], [], [], []
+        clips, labels, subjects, ids, cells = [], [], [], [], []
         for cache in opened:
             for i, row in enumerate(cache.rows):
                 name = row.get("dataset") or cache.settings["dataset"]  # a flow-image set mixes datasets
@@ -85,6 +90,7 @@ class ClipBank:
                 labels.append(classes.index(label))
                 subjects.append(subject)
                 ids.append(f"{name}:{row['clip']}")
+                cells.append(row.get("action_units") or "")
         if not clips:
             raise InputError(f"no clips of the {protocol} protocol ({', '.join(classes)}) in "
                              f"{', '.join(map(str, caches))}")
@@ -97,8 +103,26 @@ class ClipBank:
             from inference.motion import FlowScaling
 
             zeros = torch.from_numpy(FlowScaling.from_dict(made["scaling"]).zero(stacked)).float().to(device)
-        return cls(torch.from_numpy(stacked).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
+        bank = cls(torch.from_numpy(stacked).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
                    np.array(subjects), ids, tuple(classes), made, zeros)
+        if aus:
+            bank.set_aus(aus, cells, [str(c) for c in caches])
+        return bank
+
+    def set_aus(self, aus, cells: list[str], where: list[str]) -> None:
+        """AU targets for the vocabulary ``aus`` from the clips' sheet cells (``where``: the caches, for the error)."""
+        from .models.au_fusion import au_targets
+
+        targets, mask = au_targets(cells, tuple(int(a) for a in aus))
+        if not mask.any():
+            raise InputError(f"this model learns action units, but no clip in {', '.join(where)} has AU codes (the "
+                             f"manifests' action_units column is missing or empty): prepare CASME II / SAMM caches "
+                             f"with this version of python -m training.prepare (into a new --out), or train a model "
+                             f"without an AU head")
+        device = self.clips.device
+        self.aus = tuple(int(a) for a in aus)
+        self.au = torch.from_numpy(targets).to(device)
+        self.au_mask = torch.from_numpy(mask).to(device)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -92,6 +92,15 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
+def au_vocabulary(model_config: dict) -> tuple[int, ...] | None:
+    """The AU vocabulary of a model with an AU head (its registry defaults name ``aus``; the config's
+    ``model.kwargs.aus`` overrides them), None for other models."""
+    spec = model_spec(model_config["name"])
+    if "aus" not in spec.default_kwargs:
+        return None
+    return tuple(int(a) for a in model_config.get("aus", spec.default_kwargs["aus"]))
+
+
 def cache_setting(path, key: str):
     """One setting from a cache's ``cache.json`` (None when the file or the key is missing)."""
     try:
@@ -123,9 +132,12 @@ class Trainer:
 
             protocol = Cache.open(cfg["data"]["caches"][0]).settings["dataset"]
         self.protocol = protocol
+        self.model_config = {"name": cfg["model"]["name"], **cfg["model"]["kwargs"]}
+        # a model with an AU head (AU-fusion) trains on the AU codes of the caches for its AU vocabulary
+        self.aus = au_vocabulary(self.model_config)
         if bank is None:
             bank = ClipBank.from_caches(cfg["data"]["caches"], protocol, t["n_frames"], self.device,
-                                        cfg["data"]["inputs"])
+                                        cfg["data"]["inputs"], aus=self.aus)
         self.bank = bank
         self.inputs = bank.inputs["kind"]
         payload = pretrained_payload(cfg["model"]["pretrained"])
@@ -135,7 +147,6 @@ class Trainer:
                 raise InputError(f"{cfg['model']['pretrained']} was trained on {was} inputs; this run trains on "
                                  f"{self.inputs} (data.inputs): start from a {self.inputs} model")
         self.norm = input_normalisation(cfg["model"], self.inputs)
-        self.model_config = {"name": cfg["model"]["name"], **cfg["model"]["kwargs"]}
         self.init_backbone_sha256: str | None = None
 
     # ------------------------------------------------------------ model, batches, device
@@ -187,13 +198,16 @@ class Trainer:
     # ------------------------------------------------------------ training and evaluation
     def train_step(self, model: ViewModel, optimizer: torch.optim.Optimizer, idx: torch.Tensor,
                    clips: torch.Tensor, labels: torch.Tensor, generator: torch.Generator,
-                   zeros: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                   zeros: torch.Tensor | None = None, au: tuple[torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One optimiser step on the clips ``idx``: augmentation on the device, forward under autocast, backward.
-        Returns the loss, the fused training logits and the labels (tensors on the device; nothing synchronises)."""
+        Returns the loss, the fused training logits and the labels (tensors on the device; nothing synchronises).
+        ``au``: AU targets and mask aligned with ``clips`` (a model with an AU head: the multi-task loss)."""
         x = self.batch(idx, clips, generator, train=True, zeros=zeros)
         y = labels[idx.to(labels.device)]
+        at = idx.to(labels.device)
         with self.autocast():
-            loss, logits = model.loss(x, y)
+            loss, logits = model.loss(x, y, None if au is None else (au[0][at], au[1][at]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -208,9 +222,10 @@ class Trainer:
         return torch.multinomial(weights, n, replacement=True, generator=generator)
 
     def train_one_epoch(self, model: ViewModel, optimizer: torch.optim.Optimizer, clips: torch.Tensor,
-                        labels: torch.Tensor, generator: torch.Generator, zeros: torch.Tensor | None = None) -> dict:
+                        labels: torch.Tensor, generator: torch.Generator, zeros: torch.Tensor | None = None,
+                        au: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
         """One pass over ``clips`` in an order drawn from ``generator``; the mean loss and training accuracy
-        (``zeros``: the flow clips' zero-motion values, aligned with ``clips``)."""
+        (``zeros``: the flow clips' zero-motion values, ``au``: AU targets and mask, each aligned with ``clips``)."""
         bs = self.cfg["train"]["batch_size"]
         order = self.epoch_order(labels, generator)
         model.train()
@@ -219,7 +234,7 @@ class Trainer:
             idx = order[s:s + bs]
             if len(idx) < 2 and len(order) > 1:  # BatchNorm needs two samples; fold a lone one in
                 continue
-            loss, logits, y = self.train_step(model, optimizer, idx, clips, labels, generator, zeros)
+            loss, logits, y = self.train_step(model, optimizer, idx, clips, labels, generator, zeros, au)
             loss_sum += loss.item() * len(idx)
             correct += int((logits.argmax(-1) == y).sum())
             total += len(idx)
@@ -238,6 +253,46 @@ class Trainer:
                 if pv is not None:
                     per_view.append(pv.cpu().numpy())
         return np.concatenate(fused), (np.concatenate(per_view, axis=1) if per_view else None)
+
+    def evaluate_aus(self, model: ViewModel, idx: np.ndarray) -> np.ndarray:
+        """AU probabilities ``(N, A)`` of the bank's clips ``idx`` (a model with an AU head)."""
+        model.eval()
+        out = []
+        with torch.no_grad(), self.autocast():
+            for s in range(0, len(idx), self.cfg["train"]["eval_batch_size"]):
+                x = self.batch(torch.as_tensor(idx[s:s + self.cfg["train"]["eval_batch_size"]]), self.bank.clips,
+                               None, train=False)
+                out.append(model.predict_aus(x).cpu().numpy())
+        return np.concatenate(out)
+
+    def fold_aus(self, model: ViewModel, idx: np.ndarray, rows: list[dict]) -> dict:
+        """For a bank with AU targets: each test row gets its AU codes (``aus``: the vocabulary's AUs it has, None
+        when the clip has no codes), the predicted AUs (probability ≥ 0.5) and their probabilities; returns the
+        fold's ``aus`` and ``au_f1`` (over its clips with codes; None when none has). ``{}`` without AU targets."""
+        if self.bank.au is None:
+            return {}
+        from .models.au_fusion import au_f1
+
+        probs = self.evaluate_aus(model, idx)
+        target, mask = self.bank.au[idx].cpu().numpy() > 0.5, self.bank.au_mask[idx].cpu().numpy()
+        vocab = self.bank.aus
+        for j, row in enumerate(rows):
+            row["aus"] = [a for a, on in zip(vocab, target[j]) if on] if mask[j] else None
+            row["au_pred"] = [a for a, p in zip(vocab, probs[j]) if p >= 0.5]
+            row["au_scores"] = [round(float(p), 6) for p in probs[j]]
+        f1 = au_f1(target[mask], probs[mask] >= 0.5, vocab)["mean"] if mask.any() else None
+        return {"aus": list(vocab), "au_f1": None if f1 is None or f1 != f1 else f1}
+
+    def training_aus(self, train_idx: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """AU targets and mask aligned with :meth:`training_set`'s ``n`` clips: the training subjects' own, then
+        masked rows for SMOTE's mixed clips (a mixture of two clips has no AU codes of its own)."""
+        if self.bank.au is None:
+            return None
+        at = torch.as_tensor(train_idx, device=self.bank.au.device)
+        target, mask = self.bank.au[at], self.bank.au_mask[at]
+        extra = n - len(train_idx)
+        return (torch.cat([target, target.new_zeros(extra, target.shape[1])]),
+                torch.cat([mask, mask.new_zeros(extra)]))
 
     def training_set(self, train_idx: np.ndarray,
                      fold_seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -287,13 +342,14 @@ class Trainer:
             start, best, history = state["epoch"], state.get("best"), state["history"]
             self.log(f"{name}: resuming at epoch {start}")
         clips, labels, zeros = self.training_set(train_idx, seed)
+        au = self.training_aus(train_idx, len(clips))
         epochs = t["epochs"]
         tb = SummaryWriter(log_dir=str(self.out / "tensorboard" / name), purge_step=start)
         bar = tqdm(range(start, epochs), desc=name, unit="epoch", initial=start, total=epochs,
                    disable=not self.progress, leave=False)
         for epoch in bar:
             gen = torch.Generator().manual_seed(seed_for(seed, epoch))
-            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen, zeros)}
+            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen, zeros, au)}
             sched.step()
             record["lr"] = opt.param_groups[0]["lr"]
             if t["selection"] == "test_set_best" and test_idx is not None:
@@ -329,4 +385,4 @@ class Trainer:
                 "caches": list(caches), "crop": cache_setting(caches[0], "crop"),
                 "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
                 "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"]},
-                "provenance": list(c["provenance"] or [])}
+                "provenance": list(c["provenance"] or []), **({"aus": list(self.bank.aus)} if self.bank.aus else {})}

@@ -72,7 +72,8 @@ def run_fold(trainer: Trainer, k: int, subject: int) -> dict:
                                   for vi, v in enumerate(model.test_views)}
         rows.append(row)
     result = {"subject": int(subject), "fold": int(k), "selected_epoch": trained["epoch"], "rows": rows,
-              "history": trained["history"], "backbone_in": trainer.init_backbone_sha256}
+              "history": trained["history"], "backbone_in": trainer.init_backbone_sha256,
+              **trainer.fold_aus(model, test_idx, rows)}  # AU codes / predictions / AU F1 (models with an AU head)
     write_json_atomic(result_path, result)
     (folder / "state.pt").unlink(missing_ok=True)  # the fold is done; its model.pt is what export needs
     return result

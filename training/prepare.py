@@ -97,6 +97,14 @@ def apex_index(rec: ClipRecord, n_frames: int) -> int | None:
     return i if i is not None and 0 <= i < n_frames else None
 
 
+def au_cell(value) -> str:
+    """The manifest's ``action_units``: a sheet's AU cell as written there (CASME II ``4+L10``, SAMM ``R12+R15``), or
+    CK+'s (AU, intensity) pairs as ``1+2+25``; empty when the dataset codes none."""
+    if isinstance(value, (list, tuple)):
+        return "+".join(str(int(v[0] if isinstance(v, (list, tuple)) else v)) for v in value)
+    return "" if value is None else str(value).strip()
+
+
 def apex_source(records: list[ClipRecord]) -> str:
     given = sum(r.apex is not None for r in records)
     if given == len(records):
@@ -182,7 +190,8 @@ def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float 
     for rec in bar:
         row = {"dataset": module.NAME, "subject": rec.subject, "clip": rec.clip, "label": rec.emotion,
                "composite": rec.composite or "", "onset": rec.onset, "apex": rec.apex, "offset": rec.offset,
-               "fps": rec.fps, "source": str(rec.video or (rec.frames[0].parent if rec.frames else ""))}
+               "fps": rec.fps, "source": str(rec.video or (rec.frames[0].parent if rec.frames else "")),
+               "action_units": au_cell(rec.extra.get("action_units"))}
         try:
             clip = load_clip(rec, limits)
             if faces:

@@ -3,7 +3,9 @@
 - ``predictions.csv``: one row per clip: subject, clip, label, pred, fold, score per class;
 - ``per_subject.csv``: clips, correct, accuracy and selected epoch per held-out subject;
 - ``results.json``: UF1 / UAR / WAR pooled over folds, per-class scores, confusion, protocol (and the warning
-  when the folds' epochs were chosen on their test subjects);
+  when the folds' epochs were chosen on their test subjects); for a model with an AU head, ``au_f1`` (mean over the
+  AUs present of the per-AU F1, pooled over the folds' clips that have AU codes; clips without codes are left out
+  and counted) beside UF1 / UAR / WAR, and ``au_f1_per_au``;
 - ``confusion.png`` and ``report.md``.
 """
 
@@ -30,14 +32,19 @@ def write_reports(out: Path, cfg: dict, protocol: str, classes, results: list[di
     rows = [r for res in results for r in res["rows"]]
     metrics = scores([classes.index(r["label"]) for r in rows], [classes.index(r["pred"]) for r in rows],
                      len(classes))
-    _write_csv(out / "predictions.csv", ["subject", "clip", "label", "pred", "fold", *[f"score_{c}" for c in classes]],
-               [[r["subject"], r["clip"], r["label"], r["pred"], r["fold"], *r["scores"]] for r in rows])
+    aus = results[0].get("aus")  # the AU vocabulary of a model with an AU head
+    au_cols = ["aus", "au_pred"] if aus else []
+    _write_csv(out / "predictions.csv",
+               ["subject", "clip", "label", "pred", "fold", *[f"score_{c}" for c in classes], *au_cols],
+               [[r["subject"], r["clip"], r["label"], r["pred"], r["fold"], *r["scores"],
+                 *[_au_text(r[k]) for k in au_cols]] for r in rows])
     per_subject = []
     for res in results:
         n = len(res["rows"])
         ok = sum(r["label"] == r["pred"] for r in res["rows"])
         per_subject.append({"subject": res["subject"], "clips": n, "correct": ok,
-                            "accuracy": round(ok / n, 4) if n else 0.0, "selected_epoch": res["selected_epoch"]})
+                            "accuracy": round(ok / n, 4) if n else 0.0, "selected_epoch": res["selected_epoch"],
+                            **({"au_f1": res.get("au_f1")} if aus else {})})
     _write_csv(out / "per_subject.csv", list(per_subject[0]), [list(s.values()) for s in per_subject])
     s, t = cfg["scheme"], cfg["train"]
     described = {
@@ -51,6 +58,8 @@ def write_reports(out: Path, cfg: dict, protocol: str, classes, results: list[di
     results_json = {"uf1": metrics["uf1"], "uar": metrics["uar"], "war": metrics["war"], "n": metrics["n"],
                     "protocol": described, "per_class": metrics["per_class"], "confusion": metrics["confusion"],
                     "run": cfg["name"]}
+    if aus:
+        results_json.update(au_scores(rows, aus))
     if t["selection"] == "test_set_best":
         results_json["warning"] = SELECTION_WARNING
     write_json_atomic(out / "results.json", results_json)
@@ -58,6 +67,26 @@ def write_reports(out: Path, cfg: dict, protocol: str, classes, results: list[di
     text = report_markdown(results_json, per_subject)
     write_atomic(out / "report.md", lambda f: f.write(text.encode("utf-8")))
     return results_json
+
+
+def _au_text(value) -> str:
+    return "" if value is None else "+".join(str(a) for a in value)
+
+
+def au_scores(rows: list[dict], aus) -> dict:
+    """AU F1 pooled over the rows whose clip has AU codes (``row["aus"]`` not None; the others are counted in
+    ``au_clips_without_codes``): the mean over the AUs present of the per-AU F1 (predicted: probability ≥ 0.5)."""
+    from .models.au_fusion import au_f1
+
+    coded = [r for r in rows if r.get("aus") is not None]
+    result = {"au_f1": None, "au_f1_per_au": {}, "au_clips": len(coded),
+              "au_clips_without_codes": len(rows) - len(coded), "aus": list(aus)}
+    if coded:
+        target = np.array([[a in r["aus"] for a in aus] for r in coded])
+        pred = np.array([[a in r["au_pred"] for a in aus] for r in coded])
+        f = au_f1(target, pred, aus)
+        result.update(au_f1=None if f["mean"] != f["mean"] else f["mean"], au_f1_per_au=f["per_au"])
+    return result
 
 
 def _write_csv(path: Path, header: list, rows: list[list]) -> None:
@@ -102,7 +131,7 @@ def report_markdown(res: dict, per_subject: list[dict]) -> str:
         f"{p['evaluation']}; {p['dataset_protocol']} protocol ({', '.join(p['classes'])}), {p['subjects']} subjects, "
         f"{p['clips']} clips.",
         "",
-        "| UF1 | UAR | WAR |", "| --- | --- | --- |", f"| {res['uf1']:.4f} | {res['uar']:.4f} | {res['war']:.4f} |", "",
+        *_score_table(res), "",
         f"Scheme **{p['scheme'].upper()}**{' (' + p['fsb_head'] + ' head)' if p['fsb_head'] else ''}: train views "
         f"{p['train_views']}, test views {p['test_views']}; backbone {p['backbone']}"
         f"{' from ' + str(p['pretrained']) if p['pretrained'] else ' from scratch'}; {p['epochs']} epochs, "
@@ -113,8 +142,27 @@ def report_markdown(res: dict, per_subject: list[dict]) -> str:
     pc = res["per_class"]
     for c, f1, rc, n in zip(p["classes"], pc["f1"], pc["recall"], pc["support"]):
         lines.append(f"| {c} | {f1:.3f} | {rc:.3f} | {n} |")
-    lines += ["", "| subject | clips | correct | accuracy | epoch |", "| --- | --- | --- | --- | --- |"]
+    has_au = "au_f1" in res
+    if has_au:
+        lines += ["", f"AU F1 (action units, predicted at probability ≥ 0.5): mean over the AUs present in "
+                      f"{res['au_clips']} clips with AU codes ({res['au_clips_without_codes']} clips without codes "
+                      f"left out).", "", "| AU | F1 |", "| --- | --- |",
+                  *(f"| {au} | {f:.3f} |" for au, f in res["au_f1_per_au"].items())]
+    lines += ["", f"| subject | clips | correct | accuracy | epoch |{' AU F1 |' if has_au else ''}",
+              "| --- | --- | --- | --- | --- |" + (" --- |" if has_au else "")]
     for s in per_subject:
         lines.append(f"| {s['subject']} | {s['clips']} | {s['correct']} | {s['accuracy']:.3f} "
-                     f"| {s['selected_epoch']} |")
+                     f"| {s['selected_epoch']} |" + (f" {_f(s['au_f1'])} |" if has_au else ""))
     return "\n".join(lines) + "\n"
+
+
+def _f(value) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _score_table(res: dict) -> list[str]:
+    """The scores' markdown table: UF1 / UAR / WAR, and AU F1 when the model detects AUs."""
+    names, values = ["UF1", "UAR", "WAR"], [res["uf1"], res["uar"], res["war"]]
+    if "au_f1" in res:
+        names, values = [*names, "AU F1"], [*values, res["au_f1"]]
+    return ["| " + " | ".join(names) + " |", "|" + " --- |" * len(names), "| " + " | ".join(map(_f, values)) + " |"]

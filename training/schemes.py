@@ -86,8 +86,34 @@ class ViewModel(nn.Module):
             return self.head(f.permute(1, 0, 2).reshape(x.shape[0], -1))
         return self.backbone.fc(f)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training loss and the fused training logits ``(N, K)`` (for accuracy logging)."""
+    @property
+    def multitask(self) -> bool:
+        """Whether the backbone has an AU head (``features_and_aus`` / ``forward_multi`` and its ``multitask_loss``)."""
+        return hasattr(self.backbone, "features_and_aus")
+
+    def _multi(self, x: torch.Tensor, views: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Emotion logits as :meth:`forward` gives them and AU logits ``(V, N, A)`` of each view."""
+        f, au = self.backbone.features_and_aus(torch.cat(self.views(x, views), dim=0))
+        f, au = f.reshape(len(views), x.shape[0], -1), au.reshape(len(views), x.shape[0], -1)
+        if self.scheme == "fsb":
+            return self.head(f.permute(1, 0, 2).reshape(x.shape[0], -1)), au
+        return self.backbone.fc(f), au
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor,
+             au: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training loss and the fused training logits ``(N, K)`` (for accuracy logging). ``au`` (targets ``(N, A)``,
+        mask ``(N,)``) trains a backbone with an AU head by its ``multitask_loss`` (weights from its config): SBML
+        weighs each view's emotion + AU loss by the view weights; FSB adds the AU loss of the views' mean AU logits.
+        A mirrored view keeps the clip's AU targets (the codes' sides are dropped)."""
+        if au is not None:
+            out, au_logits = self._multi(x, self.train_views)
+            b = self.backbone
+            weights = {"au_weight": b.au_weight, "emotion_weight": b.emotion_weight}
+            if self.scheme == "fsb":
+                return b.multitask_loss(out, au_logits.mean(0), y, *au, **weights)[0], out
+            loss = sum(w * b.multitask_loss(o, a, y, *au, **weights)[0]
+                       for w, o, a in zip(self.view_weights, out, au_logits))
+            return loss, out.sum(0)
         out = self(x, self.train_views)
         if self.scheme == "fsb":
             return F.cross_entropy(out, y), out
@@ -102,6 +128,13 @@ class ViewModel(nn.Module):
         if self.scheme == "fsb":
             return out.float().softmax(-1), None
         return out.float().sum(0).softmax(-1), out.float().softmax(-1)
+
+
+    @torch.no_grad()
+    def predict_aus(self, x: torch.Tensor, views: str | None = None) -> torch.Tensor:
+        """AU probabilities ``(N, A)``: the mean over the test views of each view's sigmoid."""
+        views = parse_views(views or self.test_views)
+        return torch.sigmoid(self._multi(x, views)[1].float()).mean(0)
 
 
 def save_view_model(path: str | Path, model: ViewModel, labels, extra: dict | None = None) -> None:

@@ -14,8 +14,11 @@ interpolates frames with RIFE; here: the linear Eulerian magnifier and TIM of :m
   binary cross-entropy on the datasets' own AU codes: :func:`parse_aus`, :func:`au_targets`).
 - **Fusion**: the region features and the AU probabilities → a ``fusion_dim`` feature (``forward_features``) →
   ``fc`` (the emotion). :meth:`AUFusion.forward_multi` returns both heads; :func:`multitask_loss` is the training
-  loss (emotion cross-entropy + ``au_weight`` × AU binary cross-entropy over the clips that have AU codes) and
-  :func:`au_f1` the AU figure reported beside UF1/UAR.
+  loss (``emotion_weight`` × emotion cross-entropy + ``au_weight`` × AU binary cross-entropy over the clips that have
+  AU codes; both weights are model kwargs, so the config sets them) and :func:`au_f1` the AU figure reported beside
+  UF1/UAR. The LOSO engine trains it so: ``training.prepare`` keeps each clip's AU cell (manifest ``action_units``),
+  the data bank makes the targets (``ClipBank.au``, ``au_mask``) and ``training.schemes.ViewModel.loss`` calls
+  :meth:`AUFusion.features_and_aus` and :func:`multitask_loss` for every view.
 """
 
 from __future__ import annotations
@@ -68,16 +71,17 @@ def au_targets(cells, aus=DEFAULT_AUS) -> tuple[np.ndarray, np.ndarray]:
 
 def multitask_loss(emotion_logits: torch.Tensor, au_logits: torch.Tensor, labels: torch.Tensor,
                    au_target: torch.Tensor, au_mask: torch.Tensor | None = None,
-                   au_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
-    """Emotion cross-entropy + ``au_weight`` × the AU binary cross-entropy (mean over AUs and over the clips whose
-    ``au_mask`` is set); returns the loss and its two parts."""
-    ce = F.cross_entropy(emotion_logits, labels)
+                   au_weight: float = 1.0, emotion_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+    """``emotion_weight`` × the emotion cross-entropy + ``au_weight`` × the AU binary cross-entropy (mean over AUs
+    and over the clips whose ``au_mask`` is set: a clip without AU codes adds nothing to the AU part); returns the loss
+    and its two parts."""
+    ce = F.cross_entropy(emotion_logits.float(), labels)
     mask = torch.ones(len(labels), dtype=torch.bool, device=labels.device) if au_mask is None else au_mask.bool()
     if mask.any():
         bce = F.binary_cross_entropy_with_logits(au_logits[mask].float(), au_target[mask].float())
     else:
         bce = au_logits.sum() * 0.0
-    return ce + au_weight * bce, {"emotion": float(ce.detach()), "au": float(bce.detach())}
+    return emotion_weight * ce + au_weight * bce, {"emotion": float(ce.detach()), "au": float(bce.detach())}
 
 
 def au_f1(target: np.ndarray, predicted: np.ndarray, aus=DEFAULT_AUS) -> dict:
@@ -95,8 +99,11 @@ def au_f1(target: np.ndarray, predicted: np.ndarray, aus=DEFAULT_AUS) -> dict:
 
 class AUFusion(VideoClassifier):
     def __init__(self, num_classes: int, aus=DEFAULT_AUS, regions=tuple(REGIONS), region_size: int = 24,
-                 width: int = 32, au_hidden: int = 64, fusion_dim: int = 128, dropout: float = 0.3):
+                 width: int = 32, au_hidden: int = 64, fusion_dim: int = 128, dropout: float = 0.3,
+                 au_weight: float = 1.0, emotion_weight: float = 1.0):
         super().__init__()
+        # the multi-task loss's weights (model.kwargs in the config); training.schemes.ViewModel reads them
+        self.au_weight, self.emotion_weight = float(au_weight), float(emotion_weight)
         unknown = [r for r in regions if r not in REGIONS]
         if unknown or not regions:
             raise InputError(f"unknown face region(s) {', '.join(unknown) or '(none given)'}; choose from "
@@ -136,15 +143,21 @@ class AUFusion(VideoClassifier):
         f = self.encoder(r.flatten(0, 1)).flatten(1).view(len(self.regions), x.shape[0], -1)
         return (f + self.region_offset[:, None]).permute(1, 0, 2).flatten(1)
 
-    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Emotion logits ``(N, classes)`` and AU logits ``(N, len(aus))``."""
+    multitask_loss = staticmethod(multitask_loss)  # the training loss of forward_multi's two heads
+
+    def features_and_aus(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fused feature ``(N, fusion_dim)`` (what ``fc`` classifies) and the AU logits ``(N, len(aus))``."""
         f = self.region_features(x)
         au = self.au_head(f)
-        return self.fc(self.fuse(torch.cat([f, torch.sigmoid(au)], 1))), au
+        return self.fuse(torch.cat([f, torch.sigmoid(au)], 1)), au
+
+    def forward_multi(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Emotion logits ``(N, classes)`` and AU logits ``(N, len(aus))``."""
+        f, au = self.features_and_aus(x)
+        return self.fc(f), au
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        f = self.region_features(x)
-        return self.fuse(torch.cat([f, torch.sigmoid(self.au_head(f))], 1))
+        return self.features_and_aus(x)[0]
 
 
 def _build(num_classes: int, **kwargs) -> AUFusion:
@@ -154,7 +167,8 @@ def _build(num_classes: int, **kwargs) -> AUFusion:
 register(ModelSpec(
     "au_fusion", "flow", _build,
     MappingProxyType({"aus": list(DEFAULT_AUS), "regions": list(REGIONS), "region_size": 24, "width": 32,
-                      "au_hidden": 64, "fusion_dim": 128, "dropout": 0.3}),
+                      "au_hidden": 64, "fusion_dim": 128, "dropout": 0.3, "au_weight": 1.0,
+                      "emotion_weight": 1.0}),
     FLOW_IMAGE_NORM,
     "AU-fusion: facial-region flow features + an AU-detection branch, fused for the emotion (multi-task)",
 ))
