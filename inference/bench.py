@@ -336,13 +336,13 @@ def bench_recordings(seconds: float, n_frames: int, work: Path, today: str, toda
                                                                                n_frames)
     rows["  part: read_clip alone (decoded to the working size, held)"] = ("read", here, 64 * 2 ** 30, -1, n_frames)
     rows["  part: first write of the held clip's bytes, no decoding"] = ("touch", here, 64 * 2 ** 30, -1, n_clip)
-    results = {}
-    for name, (mode, tree, limit, size, n) in rows.items():
-        if tree is None:
-            results[name] = None
-            continue
-        runs = [run_measured(mode, clip, n, limit, tree, size) for _ in range(repeat)]
-        results[name] = min(runs, key=lambda r: r.get("seconds", float("inf")))
+    runs: dict[str, list[dict]] = {name: [] for name, row in rows.items() if row[1] is not None}
+    for _ in range(repeat):  # rows interleaved, so that a machine's changing load falls on all of them alike
+        for name in runs:
+            mode, tree, limit, size, n = rows[name]
+            runs[name].append(run_measured(mode, clip, n, limit, tree, size))
+    results = {name: min(runs[name], key=lambda r: r.get("seconds", float("inf"))) if name in runs else None
+               for name in rows}
     floor = results[next(iter(rows))]["seconds"]
     print(f"recordings: {clip.name} ({seconds:g} s, 1920x1080, 30 fps, two shots, {clip.stat().st_size / 1e6:.1f} MB); "
           f"best of {repeat}, each in a fresh process; {os.cpu_count()} cores, "
