@@ -48,10 +48,13 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
   added back. Level ``ℓ`` (finest 0, representative wavelength ``λ = 2^(ℓ+2)`` px) uses
   ``α_ℓ = min(α, (1 + α)·λ/λc − 1)`` (at least 0), Wu et al.'s bound ``(1 + α)δ < λ/8`` for a cut-off wavelength
   ``λc`` (``cutoff``, px); a motion ``δ(t)`` in the band becomes ``(1 + α)·δ(t)`` where the image is smooth enough.
+- :func:`grey_flow_clip` — the late-fusion model's grey + flow clip: ``(T-1, H, W, 3)`` with channels grey, u, v
+  (frame ``t``'s grey level as it is, beside the flow from ``t-1`` to ``t``, u and v "fixed"-scaled, zero at 128).
 - :func:`build_input` — an aligned clip turned into the input kind a cache or a model records (``inputs``:
-  ``{"kind": "rgb" | "flow_image" | "flow_clip" | "magnified", "method", "params", "scaling", "size",
-  "reference"}``, as ``training.prepare`` writes it into ``cache.json``): the one path for training caches and
-  for serving a motion model.
+  ``{"kind": "rgb" | "flow_image" | "flow_clip" | "magnified" | "grey_flow_clip", "method", "params", "scaling",
+  "size", "reference", "tim"}``, as ``training.prepare`` writes it into ``cache.json``; ``tim``: the frame count
+  TIM normalises a flow or grey + flow clip's frames to first): the one path for training caches and for serving a
+  motion model.
 """
 
 from __future__ import annotations
@@ -75,7 +78,9 @@ FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations"
 DEFAULTS = {"tvl1": TVL1_DEFAULTS, "farneback": FARNEBACK_DEFAULTS}
 CHANNELS = ("u", "v", "strain")
 REFERENCES = ("consecutive", "onset")
-INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified")
+INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified", "grey_flow_clip")
+GREY_FLOW_CHANNELS = ("grey", "u", "v")  # grey_flow_clip: each frame's grey level beside the flow that ends at it
+TIM_KINDS = ("flow_clip", "grey_flow_clip")  # kinds whose frames may first be normalised by TIM (``inputs["tim"]``)
 
 
 # ---------------------------------------------------------------- input checks
@@ -350,6 +355,20 @@ def flow_clip(frames, method: str = "tvl1", scaling: FlowScaling = FIXED, params
     return out
 
 
+def grey_flow_clip(frames, method: str = "tvl1", scaling: FlowScaling = FIXED, params: dict | None = None,
+                   progress: bool = False) -> np.ndarray:
+    """``(T-1, H, W, 3)`` uint8 with channels grey, u, v: frame ``t``'s grey level (ITU-R 601, as it is) beside the
+    flow from frame ``t-1`` to ``t`` (``scaling`` "fixed": zero motion at 128), for ``t = 1 … T-1`` — the grey + flow
+    clip of the late-fusion model (its grey stream and its flow stream read the same frames)."""
+    if scaling.mode != "fixed":
+        raise InputError("a grey + flow clip stores u and v with the fixed scaling (zero motion at 128); got "
+                         f"{scaling.mode!r}")
+    arr = _clip(frames, 2, "grey_flow_clip")
+    flows = flow_clip(arr, method, scaling, params, "consecutive", progress)
+    grey = np.stack([_grey(f) for f in arr[1:]])
+    return np.concatenate([grey[..., None], flows[..., :2]], axis=-1)
+
+
 # ---------------------------------------------------------------- TIM
 
 
@@ -466,7 +485,10 @@ def build_input(frames, inputs: dict | None = None, fps: float | None = None,
     - ``rgb``: the frames as they are;
     - ``flow_image``: one ``(1, size, size, 3)`` onset (frame 0) → apex image (:func:`flow_image`);
     - ``flow_clip``: ``(T-1, S, S, 3)`` (:func:`flow_clip`, ``reference``);
-    - ``magnified``: :func:`magnify` with ``params`` ``alpha, low_hz, high_hz, levels[, cutoff]`` at ``fps``.
+    - ``magnified``: :func:`magnify` with ``params`` ``alpha, low_hz, high_hz, levels[, cutoff]`` at ``fps``;
+    - ``grey_flow_clip``: ``(T-1, S, S, 3)`` grey, u, v (:func:`grey_flow_clip`).
+
+    ``tim`` (``flow_clip`` and ``grey_flow_clip``): the frames are first brought to ``tim`` frames by :func:`tim`.
     """
     inputs = dict(inputs or {"kind": "rgb"})
     kind = inputs.get("kind", "rgb")
@@ -486,6 +508,12 @@ def build_input(frames, inputs: dict | None = None, fps: float | None = None,
         return magnify(arr, fps, **params), None
     method = inputs.get("method", "tvl1")
     scaling = FlowScaling.from_dict(inputs["scaling"]) if inputs.get("scaling") else FIXED
+    if inputs.get("tim"):
+        if kind not in TIM_KINDS:
+            raise InputError(f"tim (TIM frame normalisation) applies to {', '.join(TIM_KINDS)}, not {kind}")
+        arr = tim(arr, int(inputs["tim"]))
+    if kind == "grey_flow_clip":
+        return grey_flow_clip(arr, method, scaling, params), None
     if kind == "flow_clip":
         return flow_clip(arr, method, scaling, params, inputs.get("reference", "consecutive")), None
     if apex is None:

@@ -35,7 +35,7 @@ FORMAT_VERSION = 1  # the package format this project writes and reads; bump it 
 # optical strain); flow_clip: the flow of consecutive frames resampled to T; magnified: the Eulerian-magnified faces
 # resampled to T. Motion kinds were added within format 1: a runtime that predates them refuses such a package by its
 # input kind (InputSpec.from_json), so an older reader cannot misread one.
-INPUT_KINDS = ("rgb_clip", "flow_image", "flow_clip", "magnified")
+INPUT_KINDS = ("rgb_clip", "flow_image", "flow_clip", "magnified", "grey_flow_clip")  # grey_flow_clip: grey, u, v
 MOTION_KINDS = INPUT_KINDS[1:]
 FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain
 SCHEMES = ("sbml", "fsb")

@@ -160,12 +160,12 @@ def test_late_fusion_trains_in_the_view_scheme():
     assert all(p.grad is not None for p in vm.backbone.streams.parameters())
 
 
-@pytest.mark.parametrize("name", ["late_fusion_flow", "late_fusion_grey"])
+@pytest.mark.parametrize("name", ["late_fusion_flow", "late_fusion_grey", "late_fusion_grey_flow"])
 def test_late_fusion_configs(name):
     cfg = load_config(PEERS / f"{name}.yaml")
     kw = cfg["model"]["kwargs"]
     assert cfg["model"]["name"] == "late_fusion" and kw["backbone"] == "swin3d_t"
-    assert cfg["data"]["inputs"] == {"flow": "flow_clip", "grey": "rgb"}[kw["features"]]
+    assert cfg["data"]["inputs"] == {"flow": "flow_clip", "grey": "rgb", "grey+flow": "grey_flow_clip"}[kw["features"]]
 
 
 # --- AU fusion: region flow features + AU detection ------------------------------------------------------------------

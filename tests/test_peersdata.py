@@ -105,3 +105,78 @@ def test_au_fusion_trains_on_the_sheets_au_codes_and_reports_au_f1(data, flow_cl
     none = _rewrite_manifest(flow_clips, tmp_path / "none", lambda i, r: r.update(action_units=""))
     with pytest.raises(InputError, match="no clip .* has AU codes"):
         ClipBank.from_caches([str(none)], "casme2", 4, inputs="flow_clip", aus=aus)
+
+
+@pytest.fixture(scope="module")
+def rgb(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("casme2_rgb") / "cache"
+    prepare("casme2", data, out, size=40, **QUIET)
+    return out
+
+
+def test_grey_flow_clips_are_prepared_through_build_input_and_train_late_fusion(data, rgb, tmp_path):
+    """--inputs grey_flow_clip: TIM to --tim frames, then each frame's grey level beside the flow ending at it (u, v
+    fixed-scaled, zero at 128), exactly inference.motion.build_input of the aligned faces (serving's path); the bank
+    centres all three channels on 128; a flip and the L/R views negate u only (channel 1); the late-fusion grey+flow
+    config trains on it with the LOSO runner."""
+    from inference import motion
+    from inference.views import make_views
+    from training.data import augment
+    from training.schemes import ViewModel
+
+    out = tmp_path / "greyflow"
+    opts = MotionOptions("grey_flow_clip", method="farneback", tim=5)
+    prepare("casme2", data, out, size=40, motion=opts, **QUIET)
+    cache, faces = Cache.open(out), Cache.open(rgb)
+    settings = cache.inputs
+    assert settings["kind"] == "grey_flow_clip" and settings["tim"] == 5 and settings["channels"] == ["grey", "u", "v"]
+    assert [r["clip"] for r in cache.rows] == [r["clip"] for r in faces.rows]
+    for i in range(len(cache)):
+        f = np.asarray(faces.clip(i))
+        clip = cache.clip(i)
+        assert clip.shape == (4, 40, 40, 3)
+        np.testing.assert_array_equal(clip, motion.build_input(f, settings)[0])
+        t = motion.tim(f, 5)
+        np.testing.assert_array_equal(clip[..., 0], [cv2_grey(x) for x in t[1:]])
+        np.testing.assert_array_equal(clip[..., 1:], motion.flow_clip(t, "farneback")[..., :2])
+    with pytest.raises(InputError, match="--tim"):
+        MotionOptions("flow_image", tim=5)
+
+    bank = ClipBank.from_caches([str(out)], "casme2", 4, inputs="grey_flow_clip")
+    assert bank.flow and bank.uv == (1, 2) and torch.equal(bank.zeros, torch.full((len(bank), 4, 3), 128.0))
+    flipped = augment(bank.clips, 40, torch.Generator().manual_seed(1), flip=True, flow_zero=bank.zeros,
+                      uv=bank.uv) * 255
+    plain = bank.clips.permute(0, 4, 1, 2, 3).float()
+    n_flipped = 0
+    for o, p in zip(flipped, plain):
+        m = p.flip(-1)
+        m[1] = 256 - m[1]  # u reflected about 128; grey and v mirrored as pictures
+        if torch.allclose(o, m, atol=1e-3):
+            n_flipped += 1
+        else:
+            assert torch.allclose(o, p, atol=1e-3)
+    assert 0 < n_flipped < len(bank)
+    vm = ViewModel({"name": "late_fusion", "backbone": "resnet3d_tiny"}, 3, "sbml", "OL", inputs="grey_flow_clip")
+    x = torch.randn(2, 3, 2, 8, 8)
+    left = vm.views(x, "OL")[1]
+    mirrored = make_views(x, "OL")[1]  # the RGB view: every channel mirrored as a picture
+    torch.testing.assert_close(left[:, [0, 2]], mirrored[:, [0, 2]])
+    torch.testing.assert_close(left[:, 1, ..., 4:], -mirrored[:, 1, ..., 4:])  # L: the right half is mirrored
+    torch.testing.assert_close(left[:, 1, ..., :4], x[:, 1, ..., :4])
+
+    run_dir = tmp_path / "late"
+    cfg = load_config(PEERS / "late_fusion_grey_flow.yaml", [
+        f"data.caches=[{out}]", "data.protocol=casme2", f"out={run_dir}", "model.kwargs.backbone=resnet3d_tiny",
+        "train.epochs=1", "train.n_frames=4", "train.size=32", "train.batch_size=4", "train.device=cpu",
+        "train.amp=none", "train.flip=true", "scheme.train_views=OL"])
+    res = run(cfg, **QUIET)
+    assert res["n"] == len(bank) and res["protocol"]["backbone"] == "late_fusion"
+    payload = torch.load(run_dir / "folds" / "subject_1" / "model.pt", weights_only=True)
+    assert payload["extra"]["inputs"]["kind"] == "grey_flow_clip" and payload["extra"]["inputs"]["tim"] == 5
+    assert payload["extra"]["normalisation"]["mean"] == pytest.approx([128 / 255] * 3)
+
+
+def cv2_grey(frame):
+    import cv2
+
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)

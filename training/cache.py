@@ -15,7 +15,10 @@ or a motion kind with how it was made, e.g. ``{"kind": "flow_image", "method": "
 - ``flow_image``: one frame per clip, onset → apex flow; channels u, v, optical strain, stored as ``scaling`` says
   (:class:`inference.motion.FlowScaling`; our own caches: "fixed", zero motion at 128);
 - ``flow_clip``: T-1 frames of u, v, strain (:func:`inference.motion.flow_clip`);
-- ``magnified``: the aligned face frames after Eulerian motion magnification (RGB channels).
+- ``magnified``: the aligned face frames after Eulerian motion magnification (RGB channels);
+- ``grey_flow_clip``: T-1 frames of grey, u, v (:func:`inference.motion.grey_flow_clip`: each frame's grey level
+  as it is beside the flow ending at it, u and v "fixed"-scaled with zero at 128), from the frames after TIM to
+  ``inputs.tim`` frames — the late-fusion model's grey + flow input.
 
 A folder holding a published flow-image set (:mod:`training.datasets.flowset`) opens as a cache too, read in memory.
 
@@ -44,8 +47,10 @@ COLUMNS = ("dataset", "subject", "clip", "label", "composite", "n_frames", "stat
 # input_apex: for motion inputs, the frame (0-based, onset = 0) used as apex, and where it came from ("3 annotated")
 # action_units: the dataset sheet's AU cell as written there ("4+L10", "R12+R15"; empty where the dataset codes none)
 
-INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified")
+INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified", "grey_flow_clip")
 FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain; a mirror negates u
+# the kinds that hold motion vectors, and the channels of u and v: a mirror negates u, a rotation turns (u, v)
+UV_CHANNELS = {"flow_image": (0, 1), "flow_clip": (0, 1), "grey_flow_clip": (1, 2)}
 
 
 def frame_size(settings: dict) -> int:

@@ -5,10 +5,12 @@ each to the network's frame count (linear interpolation, first and last frames k
 uint8 tensor ``(N, T, S, S, 3)`` — SMIC at 34 frames of 128² is 0.3 GB, small next to a GPU's memory, so no
 data loader, worker processes or host-to-device copies sit in the training loop.
 
-The bank holds one input kind (``data.inputs``: rgb, flow_image, flow_clip, magnified; :mod:`training.cache`); a
-cache of another kind, or motion caches made with different methods, parameters or scalings, are refused. For the
-flow kinds (channels u, v, strain) it also keeps, per clip and frame, the stored value of zero motion
-(:meth:`inference.motion.FlowScaling.zero`: 128/128/0 for "fixed" caches, measured on the image for "minmax" sets).
+The bank holds one input kind (``data.inputs``: rgb, flow_image, flow_clip, magnified, grey_flow_clip;
+:mod:`training.cache`); a cache of another kind, or motion caches made with different methods, parameters or
+scalings, are refused. For the flow kinds (channels u, v, strain) it also keeps, per clip and frame, the stored
+value of zero motion (:meth:`inference.motion.FlowScaling.zero`: 128/128/0 for "fixed" caches, measured on the image
+for "minmax" sets); for grey + flow clips (grey, u, v) it is 128 in every channel (the grey level centred on
+mid-grey). Models with an AU head get multi-hot AU targets (``au``, ``au_mask``) from the manifests' AU codes.
 
 :func:`augment` draws one random rotation, zoom and horizontal flip per clip (the same for all its frames,
 applied before the Décalcomanie views are built) and resamples the whole batch with one ``grid_sample``
@@ -28,7 +30,7 @@ import torch.nn.functional as F
 from inference.errors import InputError
 from inference.temporal import resample
 
-from .cache import FLOW_KINDS, INPUT_KINDS, Cache
+from .cache import FLOW_KINDS, INPUT_KINDS, UV_CHANNELS, Cache
 from .labels import PROTOCOLS, protocol_entry
 
 # what must agree between the caches of one bank (a model is served with one way of making its inputs)
@@ -50,8 +52,14 @@ class ClipBank:
 
     @property
     def flow(self) -> bool:
-        """Whether the clips are flow (channels u, v, strain), which mirrors and rotations must treat as vectors."""
-        return self.inputs["kind"] in FLOW_KINDS
+        """Whether the clips hold motion vectors (flow kinds: u, v, strain; grey_flow_clip: grey, u, v), which
+        mirrors and rotations must treat as vectors."""
+        return self.inputs["kind"] in UV_CHANNELS
+
+    @property
+    def uv(self) -> tuple[int, int]:
+        """The channels of u and v (flow clips)."""
+        return UV_CHANNELS[self.inputs["kind"]]
 
     @classmethod
     def from_caches(cls, caches: list[str], protocol: str, n_frames: int,
@@ -103,6 +111,8 @@ class ClipBank:
             from inference.motion import FlowScaling
 
             zeros = torch.from_numpy(FlowScaling.from_dict(made["scaling"]).zero(stacked)).float().to(device)
+        elif inputs in UV_CHANNELS:  # grey, u, v: the grey level centred on mid-grey, u and v on their fixed zero
+            zeros = torch.full((len(stacked), stacked.shape[1], 3), 128.0, device=device)
         bank = cls(torch.from_numpy(stacked).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
                    np.array(subjects), ids, tuple(classes), made, zeros)
         if aus:
@@ -149,12 +159,14 @@ def check_inputs(caches: list[Cache], inputs: str) -> dict:
 
 
 def augment(batch: torch.Tensor, out_size: int, generator: torch.Generator | None = None, rotation: float = 0.0,
-            scale: float = 1.0, flip: bool = False, flow_zero: torch.Tensor | None = None) -> torch.Tensor:
+            scale: float = 1.0, flip: bool = False, flow_zero: torch.Tensor | None = None,
+            uv: tuple[int, int] = (0, 1)) -> torch.Tensor:
     """uint8 clips ``(B, T, S, S, 3)`` → float ``(B, 3, T, out, out)`` in [0, 1], randomly rotated (±``rotation``
     degrees), zoomed in (up to ``scale``) and mirrored per clip; with no augmentation, a plain resize.
 
-    ``flow_zero`` ``(B, T, 3)`` (stored values of zero motion, 0–255) marks the clips as flow (channels u, v,
-    strain): a mirror then negates u about its zero, a rotation turns the (u, v) vectors with the picture.
+    ``flow_zero`` ``(B, T, 3)`` (stored values of zero motion, 0–255) marks the clips as flow (u and v in channels
+    ``uv``; the third channel is a scalar: strain or grey): a mirror then negates u about its zero, a rotation turns
+    the (u, v) vectors with the picture.
     Random numbers come from ``generator`` (on the CPU), so a run is reproducible whatever the device.
     """
     b, t, s, _, c = batch.shape
@@ -180,20 +192,24 @@ def augment(batch: torch.Tensor, out_size: int, generator: torch.Generator | Non
     out = out.reshape(b, c, t, out_size, out_size)
     if flow_zero is not None and (rotation or flip):
         out = turn_vectors(out, flow_zero.to(out.device, out.dtype) / 255.0, angle.to(out.device, out.dtype),
-                           mirror.to(out.device, out.dtype))
+                           mirror.to(out.device, out.dtype), uv)
     return out
 
 
-def turn_vectors(x: torch.Tensor, zero: torch.Tensor, angle: torch.Tensor, mirror: torch.Tensor) -> torch.Tensor:
-    """Flow clips ``(B, 3, T, H, W)`` (u, v, strain; zero motion at ``zero`` ``(B, T, 3)``, same units) whose
-    picture was resampled as ``out(p) = in(A p)`` with ``A`` the rotation by ``angle`` after the mirror ``x → m·x``:
-    a displacement ``d`` becomes ``A⁻¹ d``, i.e. ``u' = m(cos·u + sin·v)``, ``v' = −sin·u + cos·v`` about the zero."""
+def turn_vectors(x: torch.Tensor, zero: torch.Tensor, angle: torch.Tensor, mirror: torch.Tensor,
+                 uv: tuple[int, int] = (0, 1)) -> torch.Tensor:
+    """Flow clips ``(B, 3, T, H, W)`` (u, v in channels ``uv``, the other channel a scalar; zero motion at ``zero``
+    ``(B, T, 3)``, same units) whose picture was resampled as ``out(p) = in(A p)`` with ``A`` the rotation by
+    ``angle`` after the mirror ``x → m·x``: a displacement ``d`` becomes ``A⁻¹ d``, i.e. ``u' = m(cos·u + sin·v)``,
+    ``v' = −sin·u + cos·v`` about the zero."""
+    iu, iv = uv
     z = zero.permute(0, 2, 1)[..., None, None]  # (B, 3, T, 1, 1)
-    du, dv = x[:, 0] - z[:, 0], x[:, 1] - z[:, 1]
+    du, dv = x[:, iu] - z[:, iu], x[:, iv] - z[:, iv]
     cos, sin, m = (a.view(-1, 1, 1, 1) for a in (torch.cos(angle), torch.sin(angle), mirror))
-    u = m * (cos * du + sin * dv) + z[:, 0]
-    v = -sin * du + cos * dv + z[:, 1]
-    return torch.stack([u, v, x[:, 2]], dim=1)
+    channels = list(x.unbind(1))
+    channels[iu] = m * (cos * du + sin * dv) + z[:, iu]
+    channels[iv] = -sin * du + cos * dv + z[:, iv]
+    return torch.stack(channels, dim=1)
 
 
 def resize_frames(x: torch.Tensor, out_size: int) -> torch.Tensor:

@@ -33,7 +33,7 @@ from inference.device import resolve_device
 from inference.errors import InputError
 from inference.files import write_atomic
 
-from .cache import FLOW_KINDS, input_settings
+from .cache import UV_CHANNELS, input_settings
 from .data import ClipBank, augment, normalise
 from .models import model_spec
 from .schemes import ViewModel
@@ -61,6 +61,9 @@ def backbone_digest(model: ViewModel) -> str:
 # set is centred on the zeros measured on each image (inference.motion.FlowScaling.zero).
 FLOW_NORMALISATION = {"mean": [128 / 255, 128 / 255, 0.0], "std": [0.5, 0.5, 0.5], "pixel_scale": 1.0,
                       "source": "flow: centred on the stored zero-motion values", "centre": "zero"}
+# grey + flow clips (grey, u, v): the same, the grey level centred on mid-grey (128) as u and v on zero motion
+GREY_FLOW_NORMALISATION = {**FLOW_NORMALISATION, "mean": [128 / 255] * 3,
+                           "source": "grey, u, v: centred on mid-grey and on the stored zero-motion values"}
 
 
 def pretrained_payload(path) -> dict | None:
@@ -87,7 +90,9 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     payload = pretrained_payload(path)
     if payload is not None:
         return dict(payload["extra"]["normalisation"])
-    if inputs in FLOW_KINDS:
+    if inputs == "grey_flow_clip":
+        return dict(GREY_FLOW_NORMALISATION)
+    if inputs in UV_CHANNELS:
         return dict(FLOW_NORMALISATION)
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
@@ -183,7 +188,8 @@ class Trainer:
                 raise ValueError(f"{len(zeros)} zero-motion rows for {len(clips)} flow clips")
             zero = zeros[idx.to(zeros.device)]
         x = augment(clips[idx.to(clips.device)], t["size"], generator, rotation=t["rotation"] if train else 0.0,
-                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train, flow_zero=zero)
+                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train, flow_zero=zero,
+                    uv=self.bank.uv if self.bank.flow else (0, 1))
         mean = zero / 255.0 if zero is not None and self.norm.get("centre") == "zero" else self.norm["mean"]
         x = normalise(x, mean, self.norm["std"], self.norm.get("pixel_scale", 1.0))
         if self.channels_last:

@@ -15,7 +15,14 @@ and never stops the run.
   that number in the clip), else :func:`inference.motion.estimate_apex`; the manifest's ``input_apex`` says which;
 - ``flow_clip``: the flow of consecutive frames (``--flow-reference onset``: of every frame against the first);
 - ``magnified``: the frames after linear Eulerian magnification (``--magnify-alpha``, ``--magnify-band``, at the
-  clip's frame rate).
+  clip's frame rate);
+- ``grey_flow_clip``: the late-fusion model's grey + flow clip (channels grey, u, v: each frame's grey level beside
+  the flow ending at it, u and v "fixed"-scaled, zero at 128), from the frames after TIM to ``--tim`` frames
+  (default 17: 16 grey + flow frames).
+
+``--tim N`` (``flow_clip``, ``grey_flow_clip``): the temporal interpolation model brings each clip to N frames
+before the flow. Every kind is made by :func:`inference.motion.build_input` from the settings ``cache.json``
+records, the function serving calls too.
 
 ``cache.json`` records the kind, method and parameters; a second run into the same folder with other settings is
 refused. ``--dataset flowset`` copies a published flow-image set (:mod:`training.datasets.flowset`) into a cache.
@@ -42,6 +49,8 @@ from .datasets import flowset
 from .datasets.base import ClipRecord, frame_number
 from .datasets.registry import DATASETS, FACELESS, dataset_module
 
+GREY_FLOW_TIM = 17  # grey_flow_clip's default TIM length: 16 grey + flow frames (the late-fusion configs' n_frames)
+
 
 @dataclasses.dataclass(frozen=True)
 class MotionOptions:
@@ -56,10 +65,14 @@ class MotionOptions:
     alpha: float = 10.0  # magnified: amplification
     band: tuple[float, float] = (0.5, 5.0)  # magnified: temporal pass band, Hz
     levels: int = 4  # magnified: pyramid levels
+    tim: int | None = None  # flow_clip / grey_flow_clip: TIM to this many frames first (grey_flow_clip: 17 if None)
 
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:
             raise InputError(f"unknown --inputs {self.kind!r}; choose one of {', '.join(INPUT_KINDS)}")
+        if self.tim is not None and (self.kind not in ("flow_clip", "grey_flow_clip") or self.tim < 2):
+            raise InputError(f"--tim {self.tim}: TIM normalises flow_clip and grey_flow_clip inputs to at least 2 "
+                             f"frames (got --inputs {self.kind})")
 
     def scaling(self):
         from inference.motion import FlowScaling
@@ -80,8 +93,10 @@ class MotionOptions:
                "scaling": self.scaling().to_dict()}
         if self.kind == "flow_image":
             out.update(size=self.flow_size or size, apex=apex)
+        elif self.kind == "flow_clip":
+            out.update(reference=self.reference, **({"tim": self.tim} if self.tim else {}))
         else:
-            out.update(reference=self.reference)
+            out.update(channels=["grey", "u", "v"], tim=self.tim or GREY_FLOW_TIM)
         return out
 
 
@@ -118,17 +133,13 @@ def motion_input(frames: np.ndarray, rec: ClipRecord, opts: MotionOptions) -> tu
 
     if opts.kind == "rgb":
         return frames, ""
-    if opts.kind == "magnified":
-        if not rec.fps:
-            raise InputError(f"{rec.clip}: magnification needs the clip's frame rate, and the dataset gives none")
-        return motion.magnify(frames, rec.fps, opts.alpha, opts.band[0], opts.band[1], opts.levels), ""
-    if opts.kind == "flow_clip":
-        return motion.flow_clip(frames, opts.method, opts.scaling(), reference=opts.reference), ""
-    i = apex_index(rec, len(frames))
-    how = "annotated" if i is not None else "estimated"
-    i = motion.estimate_apex(frames) if i is None else i
-    img = motion.flow_image(frames[0], frames[i], opts.flow_size or frames.shape[1], opts.method, opts.scaling())
-    return img[None], f"{i} {how}"
+    if opts.kind == "magnified" and not rec.fps:
+        raise InputError(f"{rec.clip}: magnification needs the clip's frame rate, and the dataset gives none")
+    given = apex_index(rec, len(frames)) if opts.kind == "flow_image" else None
+    clip, apex = motion.build_input(frames, opts.settings(frames.shape[1], None), rec.fps, given)
+    if opts.kind != "flow_image":
+        return clip, ""
+    return clip, f"{apex} {'annotated' if given is not None else 'estimated'}"
 
 
 def centre_square(frames: np.ndarray, size: int) -> np.ndarray:
@@ -247,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     m = p.add_argument_group("motion inputs (--inputs other than rgb)")
     m.add_argument("--inputs", default="rgb", choices=INPUT_KINDS,
                    help="what the cache holds: aligned frames (rgb, default), one onset→apex flow image per clip "
-                        "(flow_image), the flow of consecutive frames (flow_clip), magnified frames (magnified)")
+                        "(flow_image), the flow of consecutive frames (flow_clip), magnified frames (magnified), "
+                        "grey level + flow of consecutive TIM-normalised frames (grey_flow_clip)")
     m.add_argument("--flow-method", default="tvl1", choices=("tvl1", "farneback"), help="optical flow (default tvl1)")
     m.add_argument("--flow-size", type=int, default=None, help="flow_image side in pixels (default: --size)")
     m.add_argument("--flow-gain", type=float, default=MotionOptions.gain,
@@ -256,13 +268,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="stored units per unit of optical strain (default 512)")
     m.add_argument("--flow-reference", default="consecutive", choices=("consecutive", "onset"),
                    help="flow_clip: flow of consecutive frames (default) or of every frame against the first")
+    m.add_argument("--tim", type=int, default=None,
+                   help=f"flow_clip, grey_flow_clip: TIM each clip to this many frames before the flow (default: "
+                        f"none for flow_clip, {GREY_FLOW_TIM} for grey_flow_clip)")
     m.add_argument("--magnify-alpha", type=float, default=MotionOptions.alpha, help="magnified: amplification (10)")
     m.add_argument("--magnify-band", type=_band, default=MotionOptions.band,
                    help="magnified: temporal pass band LOW-HIGH in Hz (default 0.5-5)")
     m.add_argument("--magnify-levels", type=int, default=MotionOptions.levels, help="magnified: pyramid levels (4)")
     args = p.parse_args(argv)
     motion = MotionOptions(args.inputs, args.flow_method, args.flow_size, args.flow_gain, args.strain_gain,
-                           args.flow_reference, args.magnify_alpha, args.magnify_band, args.magnify_levels)
+                           args.flow_reference, args.magnify_alpha, args.magnify_band, args.magnify_levels,
+                           args.tim)
     s = prepare(args.dataset, args.root, args.out, args.size, args.margin, args.variant, args.device,
                 VideoLimits(max_frames=args.max_frames), args.retry_failed, motion=motion)
     print(f"{s['prepared']} clips prepared, {s['failed']} failed (reasons in {args.out}/manifest.csv), "

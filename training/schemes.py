@@ -11,9 +11,10 @@
 Views are built from the (augmented, normalised) O batch inside :meth:`ViewModel.forward` with one gather
 each, so all views of a batch run through the backbone in one call.
 
-On flow inputs (``inputs``: flow_image, flow_clip; channels u, v, strain) the mirrored half of the L and R views has
-its horizontal motion negated (:class:`inference.views.FlowChannels`): the engine centres flow on its zero-motion
-value, so in the normalised batch zero motion is 0 and the mirror is a plain negation of channel 0.
+On flow inputs (``inputs``: flow_image, flow_clip: channels u, v, strain; grey_flow_clip: grey, u, v) the mirrored
+half of the L and R views has its horizontal motion negated (:class:`inference.views.FlowChannels`): the engine
+centres flow on its zero-motion value, so in the normalised batch zero motion is 0 and the mirror is a plain
+negation of the u channel (0, or 1 for grey + flow).
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ import torch.nn.functional as F
 from inference.errors import InputError
 from inference.views import FlowChannels, make_views, parse_views
 
-from .cache import FLOW_KINDS, INPUT_KINDS
+from .cache import INPUT_KINDS, UV_CHANNELS
 from .models import create_model
 from .models.checkpoint import write_checkpoint
 
 DEFAULT_WEIGHTS = {1: (1.0,), 2: (0.5, 0.5), 3: (0.4, 0.4, 0.2)}
-NORMALISED_FLOW = FlowChannels(u=0, axis=1, zero=0.0)  # u is channel 0 of (N, C, T, H, W); zero motion at 0
 CHECKPOINT_FORMAT = 1
 
 
@@ -70,7 +70,9 @@ class ViewModel(nn.Module):
 
     def views(self, x: torch.Tensor, views: str) -> list[torch.Tensor]:
         """The Décalcomanie views of a normalised O batch ``(N, C, T, H, W)``; flow inputs negate u where mirrored."""
-        return make_views(x, views, flow=NORMALISED_FLOW if self.inputs in FLOW_KINDS else None)
+        if self.inputs not in UV_CHANNELS:
+            return make_views(x, views)
+        return make_views(x, views, flow=FlowChannels(u=UV_CHANNELS[self.inputs][0], axis=1, zero=0.0))
 
     def features(self, x: torch.Tensor, views: str) -> torch.Tensor:
         """Backbone features of each view: ``(V, N, D)`` for an O batch ``(N, C, T, H, W)``."""

@@ -18,8 +18,9 @@ Input (the one-input contract, float ``(N, 3, T, H, W)``): ``layout`` names what
 
 - ``[r, g, b]``: an RGB clip (input kind ``rgb``); the grey level is 0.299 R + 0.587 G + 0.114 B;
 - ``[u, v, strain]``: a flow clip (input kind ``flow_clip``: the flow of frame pairs, T − 1 frames);
-- ``[grey, u, v]``: a grey + flow clip, each frame's grey level beside the flow that ends at it — the layout the
-  grey+flow option needs; no input kind of the training caches holds it yet.
+- ``[grey, u, v]``: a grey + flow clip (input kind ``grey_flow_clip``, :func:`inference.motion.grey_flow_clip`:
+  each frame's grey level beside the flow that ends at it, over TIM-normalised frames) — the layout the grey+flow
+  option needs; the grey and flow options can read it too.
 
 ``features`` chooses the streams: ``grey`` (the grey level repeated on three channels), ``flow`` (u, v and the
 strain, or the flow magnitude when the layout has no strain) or ``grey+flow`` (both, fused late). Starting weights:
