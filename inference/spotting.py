@@ -114,7 +114,7 @@ class SpotParams:
     z: float = 3.0  # threshold: median + z robust standard deviations of the contrast
     extent: float = 0.2  # an interval spans the frames whose deviation exceeds this fraction of the apex's
     work_fps: float = 60.0  # recordings above this rate are spotted on every n-th frame
-    work_size: int = 96  # the aligned face is spotted at this side (pixels); smaller crops are used as they are
+    work_size: int = 64  # the aligned face is spotted at this side (pixels); smaller crops are used as they are
     margin: float = CropSettings.margin  # the crop margin the frames were aligned with (places the regions)
     blink_max_s: float = 0.5  # a symmetric eye-only movement up to this long is a blink
     talk_repeats: int = 3  # mouth-only movements: this many within ± talk_span_s are talking
@@ -125,7 +125,9 @@ class SpotParams:
         checks = {"window_s": self.window_s > 0, "micro_max_s": self.micro_max_s > 0,
                   "macro_max_s": self.macro_max_s >= self.micro_max_s, "reference_s": self.reference_s > 0,
                   "z": self.z > 0, "extent": 0 < self.extent < 1, "work_fps": self.work_fps > 0,
-                  "work_size": 24 <= self.work_size <= 512, "margin": -0.3 <= self.margin <= 1.0}
+                  "work_size": 24 <= self.work_size <= 512, "margin": -0.3 <= self.margin <= 1.0,
+                  "min_s": 0 <= self.min_s < self.micro_max_s, "head_ratio": self.head_ratio > 0,
+                  "talk_span_s": self.talk_span_s > 0, "talk_repeats": self.talk_repeats >= 1}
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise InputError(f"spotting settings out of range: {', '.join(f'{k}={getattr(self, k)}' for k in bad)}")
@@ -537,6 +539,40 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
         inputs = [replace(prepared, frames=resample(c.frames, predictor.n_frames)) for c in asked]
         predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs))}
     return [SpottedPrediction(c.interval, c.start, c.end, predictions.get(id(c))) for c in clips], sig
+
+
+@dataclass
+class SpotResult:
+    """What :func:`spot_and_classify` found in a recording."""
+
+    mode: str  # "spot" or "whole"
+    prepared: object  # the PreparedClip holding every aligned frame
+    intervals: list[SpottedPrediction]  # spot mode: every spotted interval (micro ones classified)
+    signals: Signals | None  # spot mode: the signals behind them (a timeline plot)
+    whole: object | None = None  # whole mode: the clip's prediction
+
+    @property
+    def micro(self) -> list[SpottedPrediction]:
+        """The micro-expressions found; empty means "no micro-expression found"."""
+        return [p for p in self.intervals if p.interval.kind == "micro"]
+
+
+def spot_and_classify(predictor, clip, mode: str = "auto", params: SpotParams = SpotParams(),
+                      fps: float | None = None, on_stage: Callable[[str], None] | None = None) -> SpotResult:
+    """A recording (path or decoded clip) through ``predictor`` (:class:`inference.runtime.Predictor`): decoded and
+    aligned with every frame kept, then spotted and each micro-expression classified, or — a clip under
+    :data:`WHOLE_CLIP_MAX_S`, or ``mode="whole"`` — classified as one expression as before."""
+    from .temporal import resample
+
+    prepared = replace(predictor.preparer, n_frames=None)(clip, fps, on_stage)
+    if choose_mode(prepared.n_frames, prepared.fps, mode) == "whole":
+        if on_stage:
+            on_stage("model")
+        whole = predictor.classify([replace(prepared, frames=resample(prepared.frames, predictor.n_frames))])[0]
+        return SpotResult("whole", prepared, [], None, whole)
+    found, sig = classify_intervals(predictor, prepared, replace(params, margin=predictor.crop.margin),
+                                    on_stage=on_stage)
+    return SpotResult("spot", prepared, found, sig)
 
 
 def describe(params: SpotParams) -> dict:

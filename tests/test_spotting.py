@@ -80,9 +80,9 @@ def test_blinks_and_head_turns_are_not_micro_expressions(busy_recording):
 
 
 def test_a_neutral_recording_gives_nothing_and_talking_is_not_reported(source):
-    _, still = _aligned(source, [], seconds=6.0, seed=2, subject=2)
+    _, still = _aligned(source, [], seconds=4.0, seed=2, subject=2)
     assert spot(still, FPS) == []
-    _, talking = _aligned(source, [LongEvent("talk", 30, 60, 110)], seconds=6.0, seed=3, subject=2)
+    _, talking = _aligned(source, [LongEvent("talk", 25, 50, 95)], seconds=4.0, seed=3, subject=2)
     assert spot(talking, FPS) == []
 
 
@@ -136,3 +136,27 @@ def test_each_spotted_micro_expression_is_classified_by_a_package(busy_recording
     still = PreparedClip(frames[:30].copy(), {"faces_seen": 1}, {}, "still", FPS, input_frames=30)
     still.frames[:] = frames[0]
     assert classify_intervals(predictor, still)[0] == []
+
+
+def test_spot_and_classify_a_recording_file(busy_recording, tmp_path):
+    """A video file through a real package: decoded, aligned by the real detector, spotted, each micro-expression
+    classified; a half-second clip keeps the whole-clip mode."""
+    from inference.runtime import Predictor
+    from inference.spotting import spot_and_classify
+    from inference.video import write_video
+
+    rec, _, _ = busy_recording
+    path = tmp_path / "take.mp4"
+    write_video(path, rec.frames, FPS)
+    predictor = Predictor(ROOT / "demo" / "default_model", device="cpu", engine="onnxruntime")
+    result = spot_and_classify(predictor, path)
+    assert result.mode == "spot" and result.prepared.n_frames == len(rec.frames)
+    found = [p.interval for p in result.intervals]
+    assert all(_hits(found, e, "micro") for e in rec.events if e.kind == "micro"), found
+    assert all(_hits(found, e, "macro") for e in rec.events if e.kind == "macro"), found
+    assert len(found) == 4, found  # nothing for the blinks and the head turn
+    assert all(p.prediction.top in predictor.labels for p in result.micro)
+    short = tmp_path / "short.mp4"
+    write_video(short, rec.frames[40:58], FPS)
+    whole = spot_and_classify(predictor, short)
+    assert whole.mode == "whole" and whole.intervals == [] and whole.whole.top in predictor.labels

@@ -30,7 +30,7 @@ import json
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from inference.errors import InputError, cli
@@ -308,7 +308,8 @@ def run(dataset: str, data: Path, out: Path, params, crop=None, model: str | Non
 
         predictor = Predictor(model, device="cpu" if device == "cpu" else "auto")
         crop = predictor.crop
-    crop = crop or CropSettings(size=96)
+    crop = crop or CropSettings(size=64)
+    params = replace(params, margin=crop.margin)  # the regions sit where this crop puts the face
     settings = {"spotting": describe(params), "crop": crop.to_dict(), "model": str(model) if model else None}
     folder = Path(out) / "videos"
     folder.mkdir(parents=True, exist_ok=True)
@@ -365,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictions", type=Path, default=None,
                    help="evaluate this CSV/JSONL of intervals (video, onset, offset, kind[, label]) instead of "
                         "running the spotter")
-    p.add_argument("--size", type=int, default=96, help="aligned face side in pixels when no --model (default 96)")
+    p.add_argument("--size", type=int, default=64, help="aligned face side in pixels when no --model (default 64)")
     p.add_argument("--window", type=float, default=SpotParams.window_s,
                    help="FD window k in seconds, about half a micro-expression (default %(default)s)")
     p.add_argument("--z", type=float, default=SpotParams.z,
