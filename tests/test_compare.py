@@ -9,6 +9,8 @@ import yaml
 
 from inference.errors import InputError
 from training.compare import compare, load_suite, main, mean_std, suite_names
+from training.metrics import scores
+from training.report import ORACLE_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,23 +41,36 @@ def test_compare_writes_the_table_resumes_and_adds_the_oracle(smic_heldout_cache
     assert pair["d_uf1_mean"] == pytest.approx(uf1["tiny-OLR"] - uf1["tiny-O"]) and pair["seeds"] == 1
     assert pair["uf1_higher"] == int(uf1["tiny-OLR"] > uf1["tiny-O"]) and "| tiny-OLR | tiny-O | 1 |" in text
 
-    # a finished run is read, not retrained; the oracle is a second training of the same config
+    # a finished run is read, not retrained; the oracle figure is read from the honest run's per-epoch record
     honest = {r["run"]: _folds(out / r["run"] / "seed_0") for r in first["rows"]}
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed_0/folds/*/model.pt")}
     logs.clear()
     again = compare(suite, [str(smic_heldout_cache)], oracle=True, out=out, log=logs.append, progress=False)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed_0/folds/*/model.pt")} == stamps
-    assert not any("seed0:" in m and "clips" in m for m in logs if "oracle" not in m)  # no honest run restarted
+    assert not any("seed0:" in m and "clips" in m for m in logs)  # nothing trained again
+    assert not list(out.glob("*/seed_0_oracle"))  # no second training
     for r in again["rows"]:
         assert r["uf1_mean"] == next(x for x in first["rows"] if x["run"] == r["run"])["uf1_mean"]
-        oracle = _folds(out / r["run"] / "seed_0_oracle")
+        res = json.loads((out / r["run"] / "seed_0" / "results.json").read_text())
+        classes = res["protocol"]["classes"]
+        labels, preds = [], []
         for subject, fold in honest[r["run"]].items():
-            # same seed, same trajectory: the oracle run's last epoch scores what the honest fold's model scores
+            h = fold["history"]
+            # the last epoch's record is the honest fold's model: same predictions, same accuracy
+            assert h[-1]["test_pred"] == [classes.index(x["pred"]) for x in fold["rows"]]
             acc = sum(x["label"] == x["pred"] for x in fold["rows"]) / len(fold["rows"])
-            assert oracle[subject]["history"][-1]["test_subject_acc"] == pytest.approx(acc)
-            best = max(h["test_subject_acc"] for h in oracle[subject]["history"])
-            chosen = sum(x["label"] == x["pred"] for x in oracle[subject]["rows"]) / len(fold["rows"])
-            assert chosen == pytest.approx(best) and best >= acc
+            assert h[-1]["test_subject_acc"] == pytest.approx(acc)
+            accs = [e["test_subject_acc"] for e in h]
+            best = h[accs.index(max(accs))]
+            assert max(accs) >= acc and res["oracle"]["epochs"][subject.split("_")[1]] == best["epoch"]
+            labels += [classes.index(x["label"]) for x in fold["rows"]]
+            preds += best["test_pred"]
+        want = scores(labels, preds, len(classes))
+        assert (r["oracle_uf1_mean"], r["oracle_uar_mean"], r["oracle_war_mean"]) == pytest.approx(
+            (want["uf1"], want["uar"], want["war"]))
+        assert res["protocol"]["selection"] == "last" and res["oracle"]["label"] == ORACLE_LABEL
+        report = (out / r["run"] / "seed_0" / "report.md").read_text()
+        assert "Oracle figure (epoch chosen on the test subject" in report
     text = (out / "table.md").read_text()
     assert "oracle UF1" in text and "chosen by its accuracy on the held-out subject" in text
 

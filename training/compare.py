@@ -16,7 +16,6 @@ and flow models on the same clips (``--data cache/smic cache/smic-flow``). ``--s
 seeds 0 … N−1. Every (run, seed) is an ordinary LOSO run folder (:func:`training.loso.run`) under ``--out``::
 
     <out>/<run>/seed_<s>/            the honest run: each fold's model is its last epoch
-    <out>/<run>/seed_<s>_oracle/     with --oracle: the same training, the epoch chosen on the test subject
     <out>/table.md, table.csv, table.png, runs.csv, pairs.csv, summary.json
 
 Resumable: a finished run (its ``results.json`` and the same resolved config) is read, not retrained; a
@@ -28,10 +27,11 @@ parameter count of a fold's model. A pair ``[A, B]`` adds the per-seed differenc
 seeds, and on how many seeds A's UF1 is higher), reported whichever way they fall.
 
 The oracle figure is what the reference codes report: each fold's epoch chosen by its accuracy on the held-out
-subject. It is optimistic and not comparable with honest LOSO; it is computed only with ``--oracle``, from a second
-training of the same config with ``train.selection: test_set_best`` (same seed, so the same training trajectory:
-the engine draws every epoch's random numbers from (seed, fold, epoch) and evaluation draws none), and shown in its
-own labelled columns.
+subject. It is optimistic and not comparable with honest LOSO. Every run of a suite records each epoch's
+predictions on its held-out subject (``train.oracle: true``; the test subject is a few clips, so this costs one
+small evaluation per epoch and changes nothing in the training: evaluation draws no random numbers), so the oracle
+figure is read from the honest run itself (:func:`training.report.oracle_scores`, ``results.json`` ``oracle``) —
+no second training. It is shown only with ``--oracle``, in its own labelled columns.
 """
 
 from __future__ import annotations
@@ -49,12 +49,10 @@ from inference.errors import InputError, cli
 from inference.files import write_atomic, write_json_atomic
 
 from .config import load_config
-from .report import _write_csv
+from .report import ORACLE_LABEL, _write_csv
 
 SUITES = Path(__file__).resolve().parent / "configs" / "suites"
 METRICS = ("uf1", "uar", "war")
-ORACLE = "test_set_best"
-ORACLE_LABEL = "epoch chosen on the test subject: optimistic, not comparable with honest LOSO"
 
 
 # ---------------------------------------------------------------------------------------------- suites and data
@@ -130,11 +128,10 @@ def caches_for(kind: str, data: dict[str, str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------- runs
 
 
-def run_config(run: dict, caches: list[str], seed: int, folder: Path, oracle: bool = False) -> dict:
+def run_config(run: dict, caches: list[str], seed: int, folder: Path) -> dict:
+    """The resolved config of one (run, seed); it records each epoch's test-subject predictions (the oracle)."""
     overrides = [*run["overrides"], f"data.caches={json.dumps(caches)}", f"train.seed={seed}",
-                 f"name={run['name']}-seed{seed}{'-oracle' if oracle else ''}", f"out={json.dumps(str(folder))}"]
-    if oracle:
-        overrides.append(f"train.selection={ORACLE}")
+                 f"name={run['name']}-seed{seed}", f"out={json.dumps(str(folder))}", "train.oracle=true"]
     return load_config(run["config"], overrides)
 
 
@@ -205,9 +202,11 @@ def compare(suite: dict, data: list[str], seeds: int = 1, oracle: bool = False, 
                    "params": parameter_count(folder), **{k: res[k] for k in METRICS},
                    "au_f1": res.get("au_f1")}  # models with an AU head (AU-fusion); None for the others
             if oracle:
-                ores = train_or_read(run_config(r, caches, s, out / r["name"] / f"seed_{s}_oracle", oracle=True),
-                                     log, progress)
-                row.update({f"oracle_{k}": ores[k] for k in METRICS})
+                if "oracle" not in res:
+                    raise InputError(f"{folder} was trained without recording its per-epoch test predictions (an "
+                                     f"older run), so its oracle figure cannot be read; delete it or give another "
+                                     f"--out")
+                row.update({f"oracle_{k}": res["oracle"][k] for k in METRICS})
             per_seed.append(row)
     table = summarise(per_seed, oracle)
     pairs = paired(per_seed, suite.get("pairs", []))
@@ -374,8 +373,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="caches or flow-image sets; each run takes those of its input kind")
     p.add_argument("--seeds", type=int, default=1, help="train every config with seeds 0..N-1 (default 1)")
     p.add_argument("--oracle", action="store_true",
-                   help="also train each config with the epoch chosen on the test subject (the reference codes' "
-                        "optimistic figure), shown in its own labelled columns")
+                   help="also show the figure with each fold's epoch chosen on the test subject (the reference codes' "
+                        "optimistic figure), read from the honest runs' recorded per-epoch test predictions (no "
+                        "second training), in its own labelled columns")
     p.add_argument("--out", type=Path, default=None, help="output folder (default runs/compare/<suite>)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = p.parse_args(argv)

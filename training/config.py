@@ -60,6 +60,7 @@ DEFAULTS: dict = {
         "balanced": False,  # class-balanced sampling
         "smote": False,  # extended SMOTE from the fold's training subjects
         "selection": "last",  # last | test_set_best (the reference code's: picks the epoch on the test subject)
+        "oracle": False,  # also record each epoch's test-subject predictions: reports add the labelled oracle figure
         "device": "auto",
         "amp": "auto",  # bf16 | none | auto (bf16 on CUDA)
         "channels_last": "auto",
@@ -261,7 +262,7 @@ def check_config(cfg: dict, where: str = "") -> dict:
     for key in ("lr", "gamma", "scale"):
         t[key] = _real(k(f"train.{key}"), t[key], positive=True)
     t["rotation"] = _real(k("train.rotation"), t["rotation"], minimum=0)
-    for key in ("flip", "balanced", "smote"):
+    for key in ("flip", "balanced", "smote", "oracle"):
         t[key] = _bool(k(f"train.{key}"), t[key])
     t["selection"] = _choice(k("train.selection"), t["selection"], ("last", "test_set_best"))
     t["device"] = _text(k("train.device"), t["device"])
