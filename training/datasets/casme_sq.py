@@ -30,7 +30,7 @@ import numpy as np
 
 from inference.errors import InputError
 from training.datasets.base import frame_number, frames_of
-from training.datasets.sheets import frame_cell, write_frames
+from training.datasets.sheets import find_sheet, frame_cell, write_frames
 from training.labels import normalise
 from training.spot_eval import LongLoadResult, LongVideo, make_truth
 
@@ -98,13 +98,7 @@ def _int(value) -> int | None:
 
 
 def _find_home(root: Path) -> tuple[Path, Path]:
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder; {_HINT}.")
-    for folder in [root, root.parent] + sorted(p for p in root.iterdir() if p.is_dir()):
-        sheets = [s for s in sorted(folder.glob(SHEET_GLOB)) if not s.name.startswith("~$")]
-        if sheets:
-            return folder, sheets[-1]  # "(Updated)" sorts after the original
-    raise InputError(f"no {SHEET} in {root}, the folder above it or the folders inside it; {_HINT}.")
+    return find_sheet(root, SHEET_GLOB, SHEET, _HINT)  # of several, the last: "(Updated)" sorts after the original
 
 
 def _tree(home: Path, variant: str) -> tuple[Path, str]:

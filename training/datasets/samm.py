@@ -22,7 +22,7 @@ import numpy as np
 
 from inference.errors import InputError
 from training.datasets.base import ClipRecord, LoadResult, match_sheet, subject_id
-from training.datasets.sheets import annotated_clip, draw_rows, read_sheet, spelling, write_frames
+from training.datasets.sheets import annotated_clip, draw_rows, find_sheet, read_sheet, spelling, write_frames
 from training.labels import composite_label, normalise
 from training.synth.source import ClipSource
 
@@ -55,14 +55,7 @@ def load(root: Path, variant: str = "auto") -> LoadResult:
 
 
 def _find_home(root: Path) -> tuple[Path, Path]:
-    if not root.is_dir():
-        raise InputError(f"{root}: no such folder; {_HINT}.")
-    for folder in [root, root.parent] + sorted(p for p in root.iterdir() if p.is_dir()):
-        sheets = [s for s in sorted(folder.glob(SHEET_GLOB)) if not s.name.startswith("~$")]
-        if sheets:
-            preferred = [s for s in sheets if s.name == SHEET]
-            return folder, (preferred or sheets)[-1]
-    raise InputError(f"no {SHEET} in {root}, the folder above it or the folders inside it; {_HINT}.")
+    return find_sheet(root, SHEET_GLOB, SHEET, _HINT, prefer=SHEET)
 
 
 def _frame_tree(home: Path, variant: str) -> tuple[Path, str]:

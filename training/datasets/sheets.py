@@ -146,3 +146,18 @@ def annotated_clip(row: dict, folder: Path, labels, label_column: str = "estimat
     if reason:
         return reason
     return emotion, raw_label, frames, onset, apex, offset
+
+
+def find_sheet(root: Path, pattern: str, name: str, hint: str, prefer: str | None = None) -> tuple[Path, Path]:
+    """The folder holding a dataset's annotation sheet and the sheet: ``root``, the folder above it, or a folder
+    inside it, whichever first holds a file matching ``pattern`` (Excel's ``~$`` lock files ignored); of several,
+    the one named ``prefer`` when given, else the last by name (an "(Updated)" copy sorts after the original).
+    ``name`` and ``hint`` word the error when there is none."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder; {hint}.")
+    for folder in [root, root.parent] + sorted(p for p in root.iterdir() if p.is_dir()):
+        sheets = [s for s in sorted(folder.glob(pattern)) if not s.name.startswith("~$")]
+        if sheets:
+            return folder, ([s for s in sheets if s.name == prefer] or sheets)[-1]
+    raise InputError(f"no {name} in {root}, the folder above it or the folders inside it; {hint}.")

@@ -37,7 +37,7 @@ from torch import nn
 from inference.errors import InputError
 
 from . import ModelSpec, VideoClassifier, register
-from .ststnet import FLOW_NORM
+from .ststnet import FLOW_NORM, flow_image_batch
 
 # The flow-image models' default normalisation (zero motion → 0) is STSTNet's; training on a flow cache uses
 # training.engine's flow normalisation (the same values, centred on each image's own zeros for min-max sets).
@@ -110,14 +110,7 @@ class ShallowFlowNet(VideoClassifier):
         self.fc = nn.Linear(width, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[1] != 3 or x.shape[2] != 1:
-            raise InputError(f"{type(self).__name__} reads one flow image per clip, (N, 3, 1, H, W), got "
-                             f"{tuple(x.shape)}: train on a flow_image cache with train.n_frames=1")
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            raise InputError(f"this network was built for {self.image_size}×{self.image_size} flow images, got "
-                             f"{x.shape[-2]}×{x.shape[-1]}: set train.size={self.image_size} (or the model's "
-                             f"image_size to the size you train at)")
-        img = x[:, :, 0]
+        img = flow_image_batch(x, self.image_size, type(self).__name__)
         maps = [branch(select_channels(img, names)) for branch, names in zip(self.branches, self.streams)]
         if self.combine == "concat":
             f = torch.cat([m.flatten(1) for m in maps], 1)

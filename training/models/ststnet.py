@@ -53,14 +53,20 @@ class STSTNet(VideoClassifier):
         self.fc = nn.Linear(self.feature_dim, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 5 or x.shape[1] != 3 or x.shape[2] != 1:
-            raise InputError(f"STSTNet reads one flow image per clip, (N, 3, 1, H, W), got {tuple(x.shape)}: "
-                             f"train on flow_image inputs with train.n_frames=1")
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            raise InputError(f"this STSTNet was built for {self.image_size}×{self.image_size} flow images, got "
-                             f"{x.shape[-2]}×{x.shape[-1]}: set train.size={self.image_size} (or the model's "
-                             f"image_size to the size you train at)")
-        return self.pool(self.streams(x[:, :, 0])).flatten(1)
+        return self.pool(self.streams(flow_image_batch(x, self.image_size, "STSTNet"))).flatten(1)
+
+
+def flow_image_batch(x: torch.Tensor, image_size: int, name: str) -> torch.Tensor:
+    """The ``(N, 3, H, W)`` flow images of a one-frame batch ``(N, 3, 1, H, W)``, or a clear error for another shape
+    or another size than the network ``name`` was built for (``image_size``): the flow-image models' input check."""
+    if x.dim() != 5 or x.shape[1] != 3 or x.shape[2] != 1:
+        raise InputError(f"{name} reads one flow image per clip, (N, 3, 1, H, W), got {tuple(x.shape)}: "
+                         f"train on a flow_image cache with train.n_frames=1")
+    if x.shape[-2:] != (image_size, image_size):
+        raise InputError(f"this {name} was built for {image_size}×{image_size} flow images, got "
+                         f"{x.shape[-2]}×{x.shape[-1]}: set train.size={image_size} (or the model's "
+                         f"image_size to the size you train at)")
+    return x[:, :, 0]
 
 
 def _build(num_classes: int, **kwargs) -> STSTNet:
