@@ -547,9 +547,15 @@ class SpotResult:
 
     mode: str  # "spot" or "whole"
     prepared: object  # the PreparedClip holding every aligned frame
-    intervals: list[SpottedPrediction]  # spot mode: every spotted interval (micro ones classified)
+    intervals: list[SpottedPrediction]  # spot mode: every spotted interval (frames of ``prepared``; add first_frame)
     signals: Signals | None  # spot mode: the signals behind them (a timeline plot)
     whole: object | None = None  # whole mode: the clip's prediction
+
+    @property
+    def first_frame(self) -> int:
+        """The decoded frame that the prepared (and spotted) frame 0 is: the face track may start later."""
+        quality = getattr(self.prepared, "quality", None)
+        return int(quality.frames_used[0]) if quality is not None else 0
 
     @property
     def micro(self) -> list[SpottedPrediction]:

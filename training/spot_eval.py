@@ -240,24 +240,16 @@ KEYFRAMES_PER_S = 4.0  # the face track's refined landmarks per second of record
 
 
 def aligned_recording(video: LongVideo, crop, device: str = "cpu"):
-    """Decode a recording and align its face (one transform, or a track through keyframes when the head moves):
-    a :class:`inference.preprocess.PreparedClip` holding every frame."""
-    from inference.face import align_clip
-    from inference.preprocess import PreparedClip
-    from inference.video import VideoLimits, read_clip, read_frames
+    """Decode a recording and align its face through the serving path (:class:`inference.preprocess.Preparer`: the
+    face track, then alignment of the person's segment), every frame kept: a ``PreparedClip``. Keyframes: about
+    :data:`KEYFRAMES_PER_S` a second, so a moving head is followed."""
+    from inference.face import FaceAligner
+    from inference.preprocess import Preparer
+    from inference.video import VideoLimits
 
     limits = VideoLimits(max_frames=10 ** 7, max_seconds=10 ** 6)
-    t0 = time.perf_counter()
-    clip = (read_frames(list(video.frames), limits, video.fps, source=video.video) if video.frames
-            else read_clip(video.file, limits, fps=video.fps))
-    t1 = time.perf_counter()
-    fps = clip.fps or video.fps
-    keyframes = max(8, int(round(clip.n_frames / fps * KEYFRAMES_PER_S)))
-    aligned = align_clip(clip.frames, crop, device=device, source=video.video, keyframes=keyframes)
-    t2 = time.perf_counter()
-    return PreparedClip(frames=aligned.frames, face=aligned.meta, timings={"decode": t1 - t0, "face": t2 - t1},
-                        source=str(video.source), fps=fps, input_frames=clip.n_frames,
-                        input_size=(int(clip.frames.shape[2]), int(clip.frames.shape[1])))
+    keyframes = max(FaceAligner.KEYFRAMES, int(round(len(video.frames) / video.fps * KEYFRAMES_PER_S)))
+    return Preparer(crop, None, limits, device, keyframes=keyframes)(video.source, fps=video.fps)
 
 
 def spot_video(video: LongVideo, params, crop, predictor=None, device: str = "cpu") -> dict:
@@ -275,11 +267,20 @@ def spot_video(video: LongVideo, params, crop, predictor=None, device: str = "cp
         for r in rows:
             r.pop("interval", None)
             r.pop("per_view", None)
+    first = prepared.quality.frames_used[0] if prepared.quality else 0  # the track may start after frame 0
+    for r in rows:
+        for key in ("onset", "apex", "offset", "clip_start", "clip_end"):
+            if key in r:
+                r[key] += first
+        for key in ("start_s", "apex_s", "end_s"):
+            if key in r:
+                r[key] = round(r[key] + first / prepared.fps, 4)
     t1 = time.perf_counter()
     return {"video": video.video, "subject": video.subject, "fps": prepared.fps, "frames": prepared.n_frames,
             "truths": [asdict(t) for t in video.truths], "intervals": rows,
             "timings_s": {**{k: round(v, 3) for k, v in prepared.timings.items()}, "spot": round(t1 - t0, 3)},
-            "face_mode": prepared.face.get("mode")}
+            "face_mode": prepared.face.get("mode"),
+            "frames_used": list(prepared.quality.frames_used) if prepared.quality else [0, prepared.n_frames - 1]}
 
 
 def _spotted(record: dict) -> list[Spotted]:
