@@ -284,6 +284,9 @@ def table_markdown(suite: dict, rows: list[dict], oracle: bool, pairs: list[dict
     lines += ["Leave-one-subject-out, predictions pooled over all folds. Honest model selection: each fold's model is "
               "its last epoch (nothing about the test subject is used). UF1 / UAR / WAR: mean ± sample standard "
               "deviation over seeds.", ""]
+    if any(r.get("au_f1_mean") is not None for r in rows):
+        lines += ["AU F1 (models with an AU-detection head): per-AU F1 over the clips with AU codes, mean over the AUs "
+                  "present; — for models without one.", ""]
     if oracle:
         lines += ["> **Oracle columns**: each fold's epoch was chosen by its accuracy on the held-out subject, as the "
                   "reference codes do. Optimistic, not comparable with honest LOSO; shown beside published figures "

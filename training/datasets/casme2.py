@@ -26,7 +26,7 @@ import numpy as np
 
 from inference.errors import InputError
 from training.datasets.base import ClipRecord, LoadResult, match_sheet, subject_id
-from training.datasets.sheets import annotated_clip, draw_rows, read_sheet, spelling, write_frames, write_table
+from training.datasets.sheets import annotated_clip, au_code, draw_rows, read_sheet, spelling, write_frames, write_table
 from training.labels import composite_label, normalise
 from training.synth.source import ClipSource
 
@@ -183,8 +183,9 @@ def write_synthetic(root: Path, source: ClipSource, subjects: int, clips_per_sub
         write_frames(tree / f"sub{subject:02d}" / name, clip.frames,
                      [f"{PREFIX[variant]}{n}.jpg" for n in numbers], clip.face_box if variant == "cropped" else None)
         apex = "/" if rng.random() < 0.04 else numbers[clip.apex]  # the real sheet has "/" for a few apexes
-        sheet_rows.append((subject, name, numbers[clip.onset], apex, numbers[clip.offset], str(rng.choice(_AUS)),
-                           spelling(label, _SPELLINGS, rng)))
+        drawn = str(rng.choice(_AUS))  # drawn in any case: the rest of the set stays as it was
+        sheet_rows.append((subject, name, numbers[clip.onset], apex, numbers[clip.offset],
+                           au_code(clip.aus) or drawn, spelling(label, _SPELLINGS, rng)))
         objective_rows.append((subject, name, _OBJECTIVE.get(emotion, 7)))
     write_coding_sheet(root / SHEET_2014, sheet_rows)
     write_table(root / OBJECTIVE_SHEET, "Sheet1", [("Subject", "Filename", "Objective Class")] + objective_rows)

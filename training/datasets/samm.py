@@ -22,7 +22,7 @@ import numpy as np
 
 from inference.errors import InputError
 from training.datasets.base import ClipRecord, LoadResult, match_sheet, subject_id
-from training.datasets.sheets import annotated_clip, draw_rows, find_sheet, read_sheet, spelling, write_frames
+from training.datasets.sheets import annotated_clip, au_code, draw_rows, find_sheet, read_sheet, spelling, write_frames
 from training.labels import composite_label, normalise
 from training.synth.source import ClipSource
 
@@ -157,8 +157,9 @@ def write_synthetic(root: Path, source: ClipSource, subjects: int, clips_per_sub
         write_frames(tree / f"{subject:03d}" / name, clip.frames, [f"{subject:03d}_{n:05d}.jpg" for n in numbers],
                      clip.face_box if variant == "cropped" else None)
         onset, apex, offset = numbers[clip.onset], numbers[clip.apex], numbers[clip.offset]
+        drawn = str(rng.choice(_AUS))  # drawn in any case: the rest of the set stays as it was
         sheet_rows.append((f"{subject:03d}", name, inducement, onset, apex, offset, offset - onset + 1, "Micro",
-                           str(rng.choice(_AUS)), None, spelling(label, _SPELLINGS, rng)))
+                           au_code(clip.aus) or drawn, None, spelling(label, _SPELLINGS, rng)))
     _write_sheet(root / SHEET, sheet_rows)
 
 

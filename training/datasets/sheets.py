@@ -161,3 +161,9 @@ def find_sheet(root: Path, pattern: str, name: str, hint: str, prefer: str | Non
         if sheets:
             return folder, ([s for s in sheets if s.name == prefer] or sheets)[-1]
     raise InputError(f"no {name} in {root}, the folder above it or the folders inside it; {hint}.")
+
+
+def au_code(aus) -> str:
+    """A sheet's "Action Units" cell for the AU numbers a synthetic clip rendered (``(6, 12)`` → ``"6+12"``); empty
+    when it rendered none (the writer then draws a code)."""
+    return "+".join(str(int(a)) for a in aus)

@@ -275,7 +275,8 @@ class FaceSource:
         amplitude = float(rng.uniform(1.5, 3.5) if micro else rng.uniform(6.0, 12.0)) * scale
         field = self._expression_field(ident, aus, amplitude, side, weak)
         frames = self._render(ident, field, amp, rng, jitter=0.15 * scale, noise=2.0)
-        return SynthClip(frames, onset, apex, offset, emotion, side if aus else "none", face_box=ident.face_box)
+        return SynthClip(frames, onset, apex, offset, emotion, side if aus else "none", face_box=ident.face_box,
+                         aus=tuple(int(a[2:]) for a in aus))
 
     def micro(self, subject: int, emotion: str, n_frames: int, rng: np.random.Generator) -> SynthClip:
         return self._expression(subject, emotion, n_frames, rng, micro=True)

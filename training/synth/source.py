@@ -23,6 +23,7 @@ class SynthClip:
     label: str  # what was rendered (the emotion or action asked for)
     side: str = "none"  # "left" / "right": the side of the image that moves more; "none" for actions
     face_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 of the face (for "cropped" layouts)
+    aus: tuple[int, ...] = ()  # the action units rendered (faces), for the sheets' "Action Units" cell
 
 
 class ClipSource(Protocol):
