@@ -62,7 +62,8 @@ from .package import (
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "astronaut.mp4"
 KIND_WORDS = {"rgb_clip": "on aligned face clips", "flow_image": "on onset → apex optical-flow images",
-              "flow_clip": "on optical-flow clips", "magnified": "on motion-magnified face clips"}
+              "flow_clip": "on optical-flow clips", "magnified": "on motion-magnified face clips",
+              "grey_flow_clip": "on grey-level + optical-flow clips"}
 CHECK_CLIPS = 16  # clips the parity check and the variants' agreement are measured on
 CALIBRATION_CLIPS = 32  # clips int8 is calibrated on
 MOTION_KEYS = ("kind", "method", "params", "scaling", "reference")  # what a check cache must share with the model
@@ -222,7 +223,7 @@ def describe(checkpoint: Path, meta: dict, test_views: str, name: str, license: 
     return ModelPackage(
         name=name, labels=labels, n_frames=int(extra["n_frames"]), size=int(extra["size"]),
         input=InputSpec(height=side, width=side, views_input="views" if sbml else None, kind=kind,
-                        color="u,v,strain" if kind in FLOW_KINDS else "RGB",
+                        color="u,v,strain" if kind in FLOW_KINDS else "grey,u,v" if kind == "grey_flow_clip" else "RGB",
                         motion=inputs if kind in MOTION_KINDS else None),
         outputs=list(OUTPUTS[config["scheme"]]),
         normalisation=dict(extra["normalisation"], applied="inside the graph"),

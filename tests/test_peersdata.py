@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from export.__main__ import export_package
 from inference.errors import InputError
 from training.cache import Cache
 from training.config import load_config
@@ -100,6 +101,10 @@ def test_au_fusion_trains_on_the_sheets_au_codes_and_reports_au_f1(data, flow_cl
         assert "au_f1" in next(csv.reader(f))
     payload = torch.load(out / "folds" / "subject_1" / "model.pt", weights_only=True)
     assert payload["extra"]["aus"] == aus and payload["config"]["backbone"]["au_weight"] == 0.5
+    # the emotion head exports like any flow model (the region boxes are constants of the graph; parity checked)
+    pkg = export_package(out / "folds" / "subject_1" / "model.pt", tmp_path / "pkg", clips=[str(caches)],
+                         log=lambda *_: None)
+    assert pkg.input.kind == "flow_clip" and (tmp_path / "pkg" / "model.onnx").exists()
 
     # no AU codes anywhere (an old cache, or a dataset without them): a clear error, not a silent emotion-only run
     none = _rewrite_manifest(flow_clips, tmp_path / "none", lambda i, r: r.update(action_units=""))
@@ -174,6 +179,10 @@ def test_grey_flow_clips_are_prepared_through_build_input_and_train_late_fusion(
     payload = torch.load(run_dir / "folds" / "subject_1" / "model.pt", weights_only=True)
     assert payload["extra"]["inputs"]["kind"] == "grey_flow_clip" and payload["extra"]["inputs"]["tim"] == 5
     assert payload["extra"]["normalisation"]["mean"] == pytest.approx([128 / 255] * 3)
+    # the package records the kind and how serving makes it (TIM length included); parity checked on the cache
+    pkg = export_package(run_dir / "folds" / "subject_1" / "model.pt", tmp_path / "pkg", clips=[str(out)],
+                         log=lambda *_: None)
+    assert (pkg.input.kind, pkg.input.color, pkg.input.motion["tim"]) == ("grey_flow_clip", "grey,u,v", 5)
 
 
 def cv2_grey(frame):

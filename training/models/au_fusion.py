@@ -127,7 +127,7 @@ class AUFusion(VideoClassifier):
 
     def crops(self, x: torch.Tensor) -> torch.Tensor:
         """The regions of ``(N, 3, T, H, W)`` resized to ``region_size``: ``(R, N, 3, T, s, s)``."""
-        n, c, t, h, w = x.shape
+        t, h, w = (int(d) for d in x.shape[2:])  # plain ints: the crop boxes are constants of an exported graph
         out = []
         for name in self.regions:
             top, bottom, left, right = REGIONS[name]
