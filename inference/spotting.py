@@ -384,12 +384,13 @@ def _grow(sig: Signals, peak: int, blocks: BlockMotion, params: SpotParams) -> _
 
 
 def _is_blink(ev: _Event, sig: Signals, params: SpotParams) -> bool:
-    """Short, in the eyes (the lids drag the brows a little), more in the eyes than the brows, both sides alike."""
+    """Short, in the eyes (the lids drag the brows a little), more in the eyes than the brows, and both sides of the
+    upper face (eye and brow together, so a region box that sits a little off one eye does not matter) alike."""
     eyes = [ev.energy.get(n, 0.0) for n in EYES]
     brows = [ev.energy.get(n, 0.0) for n in BROWS]
+    sides = [e + b for e, b in zip(eyes, brows)]
     short = (ev.offset - ev.onset + 1) / sig.fps <= params.blink_max_s
-    upper = sum(eyes) + sum(brows)
-    return short and upper >= 0.7 and sum(eyes) >= sum(brows) and min(eyes) >= 0.6 * max(eyes)
+    return short and sum(sides) >= 0.7 and sum(eyes) >= sum(brows) and min(sides) >= 0.6 * max(sides)
 
 
 def _is_head(ev: _Event, params: SpotParams) -> bool:
