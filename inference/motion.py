@@ -477,6 +477,17 @@ def magnify(frames, fps: float, alpha: float = 10.0, low_hz: float = 0.5, high_h
 # ---------------------------------------------------------------- one entry: recorded settings → model input
 
 
+def _magnify_with(arr: np.ndarray, fps: float | None, params: dict) -> np.ndarray:
+    """:func:`magnify` with recorded parameters (``alpha, low_hz, high_hz, levels[, cutoff]``), checked."""
+    if not fps:
+        raise InputError("magnification needs the clip's frame rate; give fps (the dataset or the video's)")
+    unknown = sorted(set(params) - {"alpha", "low_hz", "high_hz", "levels", "cutoff"})
+    if unknown:
+        raise InputError(f"unknown magnification parameter(s) {unknown}: known are alpha, low_hz, high_hz, "
+                         f"levels, cutoff")
+    return magnify(arr, fps, **params)
+
+
 def build_input(frames, inputs: dict | None = None, fps: float | None = None,
                 apex: int | None = None) -> tuple[np.ndarray, int | None]:
     """An aligned clip ``(T, S, S, 3)`` uint8 as the input ``inputs`` describes (None: ``{"kind": "rgb"}``), and
@@ -489,6 +500,8 @@ def build_input(frames, inputs: dict | None = None, fps: float | None = None,
     - ``grey_flow_clip``: ``(T-1, S, S, 3)`` grey, u, v (:func:`grey_flow_clip`).
 
     ``tim`` (``flow_clip`` and ``grey_flow_clip``): the frames are first brought to ``tim`` frames by :func:`tim`.
+    ``magnify`` (the flow kinds; magnification parameters as ``magnified``'s ``params``): the frames are magnified at
+    ``fps`` before TIM and the flow — the flow of magnified frames.
     """
     inputs = dict(inputs or {"kind": "rgb"})
     kind = inputs.get("kind", "rgb")
@@ -499,13 +512,9 @@ def build_input(frames, inputs: dict | None = None, fps: float | None = None,
         return arr, None
     params = dict(inputs.get("params") or {})
     if kind == "magnified":
-        if not fps:
-            raise InputError("magnification needs the clip's frame rate; give fps (the dataset or the video's)")
-        unknown = sorted(set(params) - {"alpha", "low_hz", "high_hz", "levels", "cutoff"})
-        if unknown:
-            raise InputError(f"unknown magnification parameter(s) {unknown}: known are alpha, low_hz, high_hz, "
-                             f"levels, cutoff")
-        return magnify(arr, fps, **params), None
+        return _magnify_with(arr, fps, params), None
+    if inputs.get("magnify"):  # flow of magnified frames (the AU-fusion input): magnify at the clip's rate first
+        arr = _magnify_with(arr, fps, dict(inputs["magnify"]))
     method = inputs.get("method", "tvl1")
     scaling = FlowScaling.from_dict(inputs["scaling"]) if inputs.get("scaling") else FIXED
     if inputs.get("tim"):

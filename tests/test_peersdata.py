@@ -189,3 +189,24 @@ def cv2_grey(frame):
     import cv2
 
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def test_flow_of_magnified_frames_is_one_recorded_step_of_build_input(rgb):
+    """--magnify-first: the flow kinds' frames are magnified at the clip's rate, then TIM, then the flow — recorded in
+    the settings, so serving (build_input with the package's fps) repeats it; refused where it means nothing."""
+    from inference import motion
+    from training.datasets.base import ClipRecord
+    from training.prepare import motion_input
+
+    faces = np.asarray(Cache.open(rgb).clip(0))
+    opts = MotionOptions("flow_clip", method="farneback", tim=5, magnify_first=True, alpha=4.0, levels=2)
+    settings = opts.settings(40, None)
+    assert settings["magnify"] == {"alpha": 4.0, "low_hz": 0.5, "high_hz": 5.0, "levels": 2} and settings["tim"] == 5
+    clip, _ = motion_input(faces, ClipRecord("casme2", 1, "c", "others", fps=30.0), opts)
+    want = motion.flow_clip(motion.tim(motion.magnify(faces, 30.0, 4.0, 0.5, 5.0, 2), 5), "farneback")
+    np.testing.assert_array_equal(clip, want)
+    assert not np.array_equal(clip, motion.build_input(faces, {**settings, "magnify": None})[0])
+    with pytest.raises(InputError, match="frame rate"):
+        motion_input(faces, ClipRecord("casme2", 1, "c", "others"), opts)
+    with pytest.raises(InputError, match="--magnify-first"):
+        MotionOptions("rgb", magnify_first=True)

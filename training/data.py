@@ -34,7 +34,7 @@ from .cache import FLOW_KINDS, INPUT_KINDS, UV_CHANNELS, Cache
 from .labels import PROTOCOLS, protocol_entry
 
 # what must agree between the caches of one bank (a model is served with one way of making its inputs)
-_SAME_INPUTS = ("kind", "method", "params", "scaling")
+_SAME_INPUTS = ("kind", "method", "params", "scaling", "reference", "tim", "magnify")
 
 
 @dataclass

@@ -21,8 +21,9 @@ and never stops the run.
   (default 17: 16 grey + flow frames).
 
 ``--tim N`` (``flow_clip``, ``grey_flow_clip``): the temporal interpolation model brings each clip to N frames
-before the flow. Every kind is made by :func:`inference.motion.build_input` from the settings ``cache.json``
-records, the function serving calls too.
+before the flow. ``--magnify-first`` (flow kinds): the frames are magnified (``--magnify-*``) before TIM and the
+flow. Every kind is made by :func:`inference.motion.build_input` from the settings ``cache.json`` records, the
+function serving calls too.
 
 ``cache.json`` records the kind, method and parameters; a second run into the same folder with other settings is
 refused. ``--dataset flowset`` copies a published flow-image set (:mod:`training.datasets.flowset`) into a cache.
@@ -66,6 +67,7 @@ class MotionOptions:
     band: tuple[float, float] = (0.5, 5.0)  # magnified: temporal pass band, Hz
     levels: int = 4  # magnified: pyramid levels
     tim: int | None = None  # flow_clip / grey_flow_clip: TIM to this many frames first (grey_flow_clip: 17 if None)
+    magnify_first: bool = False  # flow kinds: magnify the frames (alpha, band, levels above) before TIM and the flow
 
     def __post_init__(self):
         if self.kind not in INPUT_KINDS:
@@ -73,6 +75,9 @@ class MotionOptions:
         if self.tim is not None and (self.kind not in ("flow_clip", "grey_flow_clip") or self.tim < 2):
             raise InputError(f"--tim {self.tim}: TIM normalises flow_clip and grey_flow_clip inputs to at least 2 "
                              f"frames (got --inputs {self.kind})")
+        if self.magnify_first and self.kind in ("rgb", "magnified"):
+            raise InputError(f"--magnify-first magnifies the frames before the flow of a flow kind; for --inputs "
+                             f"{self.kind} use --inputs magnified (magnified frames) or a flow kind")
 
     def scaling(self):
         from inference.motion import FlowScaling
@@ -85,12 +90,11 @@ class MotionOptions:
             return {"kind": "rgb"}
         from inference.motion import flow_params
 
+        magnification = {"alpha": self.alpha, "low_hz": self.band[0], "high_hz": self.band[1], "levels": self.levels}
         if self.kind == "magnified":
-            return {"kind": "magnified", "method": "eulerian_linear",
-                    "params": {"alpha": self.alpha, "low_hz": self.band[0], "high_hz": self.band[1],
-                               "levels": self.levels}}
+            return {"kind": "magnified", "method": "eulerian_linear", "params": magnification}
         out = {"kind": self.kind, "method": self.method, "params": flow_params(self.method),
-               "scaling": self.scaling().to_dict()}
+               "scaling": self.scaling().to_dict(), **({"magnify": magnification} if self.magnify_first else {})}
         if self.kind == "flow_image":
             out.update(size=self.flow_size or size, apex=apex)
         elif self.kind == "flow_clip":
@@ -133,7 +137,7 @@ def motion_input(frames: np.ndarray, rec: ClipRecord, opts: MotionOptions) -> tu
 
     if opts.kind == "rgb":
         return frames, ""
-    if opts.kind == "magnified" and not rec.fps:
+    if (opts.kind == "magnified" or opts.magnify_first) and not rec.fps:
         raise InputError(f"{rec.clip}: magnification needs the clip's frame rate, and the dataset gives none")
     given = apex_index(rec, len(frames)) if opts.kind == "flow_image" else None
     clip, apex = motion.build_input(frames, opts.settings(frames.shape[1], None), rec.fps, given)
@@ -271,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--tim", type=int, default=None,
                    help=f"flow_clip, grey_flow_clip: TIM each clip to this many frames before the flow (default: "
                         f"none for flow_clip, {GREY_FLOW_TIM} for grey_flow_clip)")
+    m.add_argument("--magnify-first", action="store_true",
+                   help="flow kinds: magnify the aligned frames (--magnify-alpha/-band/-levels, at the clip's frame "
+                        "rate) before TIM and the flow — the flow of magnified frames (the AU-fusion input)")
     m.add_argument("--magnify-alpha", type=float, default=MotionOptions.alpha, help="magnified: amplification (10)")
     m.add_argument("--magnify-band", type=_band, default=MotionOptions.band,
                    help="magnified: temporal pass band LOW-HIGH in Hz (default 0.5-5)")
@@ -278,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     motion = MotionOptions(args.inputs, args.flow_method, args.flow_size, args.flow_gain, args.strain_gain,
                            args.flow_reference, args.magnify_alpha, args.magnify_band, args.magnify_levels,
-                           args.tim)
+                           args.tim, args.magnify_first)
     s = prepare(args.dataset, args.root, args.out, args.size, args.margin, args.variant, args.device,
                 VideoLimits(max_frames=args.max_frames), args.retry_failed, motion=motion)
     print(f"{s['prepared']} clips prepared, {s['failed']} failed (reasons in {args.out}/manifest.csv), "
