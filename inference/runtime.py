@@ -189,6 +189,15 @@ class Predictor:
             on_stage("model")
         return self.classify([prepared], views)[0]
 
+    def spot_and_classify(self, clip: str | os.PathLike | Clip, mode: str = "auto", fps: float | None = None,
+                          on_stage: Callable[[str], None] | None = None):
+        """Spot, then recognise (:func:`inference.spotting.spot_and_classify`): a recording's micro-expression
+        intervals, each with its prediction (``.micro == []``: "no micro-expression found"); a clip under a second
+        (or ``mode="whole"``) is classified whole as :meth:`predict` does. ``mode``: auto, spot or whole."""
+        from .spotting import spot_and_classify
+
+        return spot_and_classify(self, clip, mode, fps=fps, on_stage=on_stage)
+
     def describe(self) -> str:
         p = self.package
         metrics = f"; LOSO UF1 {p.loso.uf1:.3f} UAR {p.loso.uar:.3f}" if p.loso else ""

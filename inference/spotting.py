@@ -524,10 +524,9 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
     ``n_frames`` and ``classify(list_of_prepared)`` (:class:`inference.runtime.Predictor`).
 
     Every spotted interval is returned; those of the asked ``kinds`` are classified: each becomes a copy of
-    ``prepared`` holding its frames (with the margin) resampled to the model's frame count, and all go through the
-    model in one call. No micro-expression interval means "no micro-expression found", a valid answer."""
-    from .temporal import resample
-
+    ``prepared`` holding its frames (with the margin) as they are — the package makes its input from them (an RGB
+    package resamples them to its frame count, a flow-image package needs the onset and apex frames) — and all go
+    through the model in one call. No micro-expression interval means "no micro-expression found", a valid answer."""
     if on_stage:
         on_stage("spot")
     sig = motion_signals(prepared.frames, prepared.fps, params)
@@ -537,7 +536,7 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
     if asked:
         if on_stage:
             on_stage("model")
-        inputs = [replace(prepared, frames=resample(c.frames, predictor.n_frames)) for c in asked]
+        inputs = [replace(prepared, frames=c.frames) for c in asked]
         predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs))}
     return [SpottedPrediction(c.interval, c.start, c.end, predictions.get(id(c))) for c in clips], sig
 
@@ -569,13 +568,11 @@ def spot_and_classify(predictor, clip, mode: str = "auto", params: SpotParams = 
     """A recording (path or decoded clip) through ``predictor`` (:class:`inference.runtime.Predictor`): decoded and
     aligned with every frame kept, then spotted and each micro-expression classified, or — a clip under
     :data:`WHOLE_CLIP_MAX_S`, or ``mode="whole"`` — classified as one expression as before."""
-    from .temporal import resample
-
     prepared = replace(predictor.preparer, n_frames=None)(clip, fps, on_stage)
     if choose_mode(prepared.n_frames, prepared.fps, mode) == "whole":
         if on_stage:
             on_stage("model")
-        whole = predictor.classify([replace(prepared, frames=resample(prepared.frames, predictor.n_frames))])[0]
+        whole = predictor.classify([prepared])[0]  # the package makes its input (RGB: resampled) from every frame
         return SpotResult("whole", prepared, [], None, whole)
     found, sig = classify_intervals(predictor, prepared, replace(params, margin=predictor.crop.margin),
                                     on_stage=on_stage)

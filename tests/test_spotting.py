@@ -129,6 +129,17 @@ def test_each_spotted_micro_expression_is_classified_by_a_package(busy_recording
     assert [p.interval for p in found] == intervals  # the same spotter
     micro = [p for p in found if p.interval.kind == "micro"]
     assert len(micro) == 3 and all(p.prediction.top in predictor.labels for p in micro)
+    # each interval's frames go to the package as they are; an RGB package resamples them itself, so the
+    # probabilities are those of the interval resampled to the model's frame count beforehand
+    from dataclasses import replace
+
+    from inference.temporal import resample
+
+    for p in micro:
+        assert len(p.prediction.aligned) == p.end - p.start + 1
+        before = predictor.classify([replace(prepared, frames=resample(frames[p.start:p.end + 1],
+                                                                       predictor.n_frames))])[0]
+        np.testing.assert_allclose(p.prediction.probs, before.probs, atol=1e-6)
     assert all(p.prediction is None for p in found if p.interval.kind == "macro")
     row = micro[0].as_dict(FPS)
     assert row["label"] in predictor.labels and abs(sum(row["probs"].values()) - 1) < 1e-4
@@ -151,7 +162,7 @@ def test_spot_and_classify_a_recording_file(source, tmp_path):
     path = tmp_path / "take.mp4"
     write_video(path, rec.frames, FPS)
     predictor = Predictor(ROOT / "demo" / "default_model", device="cpu", engine="onnxruntime")
-    result = spot_and_classify(predictor, path)
+    result = predictor.spot_and_classify(path)  # the Python API: a thin method over inference.spotting
     assert result.mode == "spot" and result.prepared.n_frames == 150
     found = [p.interval for p in result.intervals]
     assert all(_hits(found, e, "micro") for e in events if e.kind == "micro"), found
