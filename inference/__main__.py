@@ -6,6 +6,12 @@ Inputs are video files and folders of frame images (a folder that holds frames i
 one row: its top label, probabilities, faces seen, per-stage timings and the quality of the face track (face_coverage:
 the fraction of the frames used; notes: what was left out and why, in words) — or an error row with the reason;
 one bad file never stops the run. Run the same command again and inputs already in the output are skipped.
+``--mode auto|spot|whole`` (auto by default): a recording of a second or more is *spotted* — one row per interval
+found (row "interval": its onset, apex and offset in frames of the recording and in seconds, kind micro or macro,
+spotting score, and for a micro-expression its label and probabilities) and one row "summary" for the recording
+(intervals: micro-expressions found, "no micro-expression found" in its notes when there is none, face_coverage,
+notes); shorter clips, frame folders without ``--fps`` and ``--mode whole`` get one row "clip" as before. A
+recording's rows are appended together; a resumed run does not redo a recording whose summary is written.
 Each row is appended with a single write, so a kill never leaves a torn row. ``--shard I/N`` takes the inputs
 whose path hashes to I modulo N: N machines with the same inputs cover each exactly once. Inputs are only read.
 ``--workers N`` decodes and aligns clips in N processes while the model runs, ``--batch-size B`` sends B clips per
@@ -31,11 +37,14 @@ from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
 from .preprocess import PreparedClip, add_decoding_options, decoding_options
 from .runtime import ENGINES
+from .spotting import MODES, ModePreparer, classify_prepared
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
                 "t_model", "t_total", "error"]
 QUALITY_COLUMNS = ["face_coverage", "notes"]  # after the others: an output written before them is still resumed
+SPOT_COLUMNS = ["mode", "row", "intervals", "onset", "apex", "offset", "start_s", "apex_s", "end_s", "kind", "score"]
+NO_MICRO = "no micro-expression found"
 NOTE_SEPARATOR = " | "  # between a row's notes in a CSV cell (JSONL rows hold a list)
 
 
@@ -90,10 +99,12 @@ class RowWriter:
         self.jsonl = path.suffix.lower() == ".jsonl"
         if not self.jsonl and path.suffix.lower() != ".csv":
             raise InputError(f"--output {path}: use a .csv or .jsonl file")
-        self.columns = BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:] + QUALITY_COLUMNS
+        self.columns = (BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:] + QUALITY_COLUMNS
+                        + SPOT_COLUMNS)
 
     def done(self) -> set[str]:
-        """Paths already in the output (a torn last line, if any, is cut off first)."""
+        """Paths already in the output (a torn last line, if any, is cut off first). A recording counts once its
+        summary row is there; interval rows without one (a run killed while writing them) are removed."""
         if not self.path.exists():
             return set()
         data = self.path.read_bytes()
@@ -104,13 +115,27 @@ class RowWriter:
             data = data[:end]
         text = data.decode("utf-8")
         if self.jsonl:
-            return {json.loads(line)["path"] for line in text.splitlines() if line.strip()}
-        rows = list(csv.reader(io.StringIO(text)))
-        if rows and rows[0] == self.columns[:-len(QUALITY_COLUMNS)]:
-            self.columns = rows[0]  # written before the quality columns: go on in its own layout
-        elif rows and rows[0] != self.columns:
-            raise InputError(f"{self.path} was written for other labels or columns; use another --output")
-        return {r[0] for r in rows[1:] if r}
+            rows = [(json.loads(line), line) for line in text.splitlines() if line.strip()]
+            done = {r["path"] for r, _ in rows if r.get("row") != "interval"}
+            kept = [line + "\n" for r, line in rows if r["path"] in done]
+        else:
+            table = list(csv.reader(io.StringIO(text)))
+            if table and table[0] != self.columns:
+                base = len(BASE_COLUMNS) + len(self.labels)
+                if len(table[0]) >= base and table[0] == self.columns[:len(table[0])]:
+                    self.columns = table[0]  # written before the newer columns: go on in its own layout
+                else:
+                    raise InputError(f"{self.path} was written for other labels or columns; use another --output")
+            at = self.columns.index("row") if "row" in self.columns else None
+            rows = [r for r in table[1:] if r]
+            done = {r[0] for r in rows if at is None or len(r) <= at or r[at] != "interval"}
+            kept = [self._csv_line(table[0])] + [self._csv_line(r) for r in rows if r[0] in done]
+        if len(kept) < len(rows) + (not self.jsonl):  # interval rows of a recording left unfinished
+            from .files import write_atomic
+
+            kept_bytes = "".join(kept).encode("utf-8")
+            write_atomic(self.path, lambda f: f.write(kept_bytes))
+        return done
 
     def _append(self, line: str) -> None:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -131,14 +156,40 @@ class RowWriter:
         return buf.getvalue()
 
     def write(self, row: dict) -> None:
+        self.write_many([row])
+
+    def write_many(self, rows: list[dict]) -> None:
+        """The rows in one append (a recording's interval rows and its summary go together)."""
+        self._append("".join(self._line(row) for row in rows))
+
+    def _line(self, row: dict) -> str:
         if self.jsonl:
-            self._append(json.dumps(row, ensure_ascii=False) + "\n")
-            return
+            return json.dumps(row, ensure_ascii=False) + "\n"
         flat = {**row, **{f"prob_{k}": v for k, v in (row.get("probs") or {}).items()}}
         flat["notes"] = NOTE_SEPARATOR.join(row.get("notes") or [])
         for stage in ("decode", "face", "resample", "model", "total"):
             flat[f"t_{stage}"] = (row.get("timings_s") or {}).get(stage, "")
-        self._append(self._csv_line([flat.get(c, "") for c in self.columns]))
+        return self._csv_line([flat.get(c, "") for c in self.columns])
+
+
+def spot_rows(path: str, result, base: dict, timings: dict[str, float]) -> list[dict]:
+    """A spotted recording's rows (:class:`inference.spotting.SpotResult`): one per interval (frames and seconds of
+    the recording), then the summary."""
+    prepared, first = result.prepared, result.first_frame
+    rows = []
+    for p in result.intervals:
+        row = p.as_dict(prepared.fps, first)
+        for key in ("face_coverage", "notes", "per_view", "faces_seen"):
+            row.pop(key, None)  # the recording's, on its summary row
+        rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "interval", **row})
+    micro = result.micro
+    notes = ([] if micro else [NO_MICRO]) + list(prepared.notes)
+    timings = {**prepared.timings, **timings}
+    timings["total"] = sum(timings.values())
+    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary", "intervals": len(micro),
+                 "faces_seen": prepared.faces_seen, "face_coverage": round(prepared.face_coverage, 4),
+                 "notes": notes, "timings_s": {k: round(v, 4) for k, v in timings.items()}})
+    return rows
 
 
 def default_workers() -> int:
@@ -167,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
                         "two, at most 8; 0 prepares in this process)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="prepared clips per model call (default: 16 on a GPU, 1 on a CPU)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate of frame folders (recorded only)")
+    p.add_argument("--mode", default="auto", choices=MODES,
+                   help="spot: find the micro-expressions in each recording and classify each; whole: classify each "
+                        "clip as one expression; auto (default): spot recordings of a second or more, whole for "
+                        "shorter clips and frame folders without --fps")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of frame folders (recorded; needed to spot in a folder of frames)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
     p.add_argument("--max-seconds", type=float, default=VideoLimits.max_seconds, help="refuse longer clips")
     add_decoding_options(p)
@@ -206,6 +262,21 @@ def main(argv: list[str] | None = None) -> int:
         bar.update()
 
     batch: list[tuple[Path, PreparedClip]] = []
+    spotted = Counter()  # recordings spotted, micro-expressions found, recordings with none
+
+    def spot(q: Path, prepared: PreparedClip) -> None:
+        t = time.perf_counter()
+        try:
+            result = classify_prepared(predictor, "spot", prepared)
+        except Exception as e:  # noqa: BLE001 — one bad recording never stops the run; its reason is in its row
+            error(q, f"spot: {type(e).__name__}: {e}", type(e).__name__)
+            return
+        model = sum(p.prediction.timings.get("model", 0.0) for p in result.micro)
+        writer.write_many(spot_rows(str(q), result, base, {"spot": time.perf_counter() - t - model, "model": model}))
+        spotted.update(recordings=1, micro=len(result.micro), none=not result.micro)
+        counts.update(p.prediction.top for p in result.micro)
+        noted[0] += bool(prepared.notes)
+        bar.update()
 
     def classify() -> None:
         try:
@@ -215,18 +286,24 @@ def main(argv: list[str] | None = None) -> int:
                 error(q, f"model: {type(e).__name__}: {e}", type(e).__name__)
         else:
             for (q, _), pred in zip(batch, predictions):
-                writer.write({"path": str(q), **base, "status": "ok", **pred.as_dict()})
+                writer.write({"path": str(q), **base, "status": "ok", "mode": "whole", "row": "clip",
+                              **pred.as_dict()})
                 counts[pred.top] += 1
                 noted[0] += bool(pred.notes)
                 bar.update()
         batch.clear()
 
     try:
-        for q, status, payload in prepared_clips(todo, predictor.preparer, args.fps, workers):
+        for q, status, payload in prepared_clips(todo, ModePreparer(predictor.preparer, args.mode), args.fps,
+                                                 workers):
             if status == "error":
                 error(q, payload, payload.split(": ", 1)[-1][:80])
                 continue
-            batch.append((q, payload))
+            mode, prepared = payload
+            if mode == "spot":
+                spot(q, prepared)
+                continue
+            batch.append((q, prepared))
             if len(batch) >= batch_size:
                 classify()
         if batch:
@@ -237,9 +314,12 @@ def main(argv: list[str] | None = None) -> int:
               f"go on from there", file=sys.stderr)
         return 130
     bar.close()
-    ok = sum(counts.values())
+    ok = sum(counts.values()) - spotted["micro"] + spotted["recordings"]
     print(f"{ok} predicted ({', '.join(f'{k} {v}' for k, v in counts.most_common()) or 'none'}), "
           f"{sum(reasons.values())} errors in {time.perf_counter() - t0:.1f} s → {args.output}")
+    if spotted["recordings"]:
+        print(f"  {spotted['recordings']} recordings spotted: {spotted['micro']} micro-expressions found, "
+              f"{spotted['none']} with {NO_MICRO} (rows \"interval\" and \"summary\")")
     if noted[0]:
         print(f"  {noted[0]} of the predictions carry notes on the face track (frames left out, shot cuts, …): see "
               f"the face_coverage and notes columns")

@@ -39,6 +39,7 @@ package's model; a clip under about a second (a dataset's onset→offset clip) k
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
@@ -507,10 +508,14 @@ class SpottedPrediction:
     end: int
     prediction: object
 
-    def as_dict(self, fps: float | None) -> dict:
-        row = to_rows([self.interval], fps)[0]
+    def as_dict(self, fps: float | None, first_frame: int = 0) -> dict:
+        """Frames and seconds counted from the recording's frame ``first_frame`` (:attr:`SpotResult.first_frame`:
+        where the prepared face segment starts)."""
+        iv = self.interval
+        row = to_rows([replace(iv, onset=iv.onset + first_frame, apex=iv.apex + first_frame,
+                               offset=iv.offset + first_frame)], fps)[0]
         row.pop("interval")
-        row.update(clip_start=self.start, clip_end=self.end)
+        row.update(clip_start=self.start + first_frame, clip_end=self.end + first_frame)
         if self.prediction is not None:
             row.update(self.prediction.as_dict())
         return row
@@ -563,20 +568,53 @@ class SpotResult:
         return [p for p in self.intervals if p.interval.kind == "micro"]
 
 
+@dataclass(frozen=True)
+class ModePreparer:
+    """Decode, choose the mode (:func:`choose_mode`), then prepare: ``whole`` through ``preparer`` as the whole-clip
+    path always did (e.g. only the frames the package's frame count reads), ``spot`` with every frame of the face
+    segment kept. Returns ``(mode, PreparedClip)``; a small frozen object, so the batch command's worker processes
+    get a copy (``inference.pipeline.prepared_clips``)."""
+
+    preparer: object  # an inference.preprocess.Preparer
+    mode: str = "auto"
+
+    def __call__(self, clip, fps: float | None = None, on_stage: Callable[[str], None] | None = None):
+        from .video import Clip, read_clip
+
+        choose_mode(2, fps or 1.0, self.mode)  # an unknown mode is refused before anything is decoded
+        decode = 0.0
+        if not isinstance(clip, Clip):
+            if on_stage:
+                on_stage("decode")
+            t0 = time.perf_counter()
+            clip = read_clip(clip, self.preparer.limits, fps=fps)
+            decode = time.perf_counter() - t0
+        mode = choose_mode(clip.n_frames, clip.fps, self.mode)
+        preparer = self.preparer if mode == "whole" else replace(self.preparer, n_frames=None)
+        prepared = preparer(clip, fps, on_stage and (lambda stage: stage == "decode" or on_stage(stage)))
+        return mode, replace(prepared, timings={**prepared.timings, "decode": prepared.timings["decode"] + decode})
+
+
+def classify_prepared(predictor, mode: str, prepared, params: SpotParams = SpotParams(),
+                      on_stage: Callable[[str], None] | None = None) -> SpotResult:
+    """:class:`ModePreparer`'s result through ``predictor``: whole, or spotted and each micro-expression
+    classified."""
+    if mode == "whole":
+        if on_stage:
+            on_stage("model")
+        return SpotResult("whole", prepared, [], None, predictor.classify([prepared])[0])
+    found, sig = classify_intervals(predictor, prepared, replace(params, margin=predictor.crop.margin),
+                                    on_stage=on_stage)
+    return SpotResult("spot", prepared, found, sig)
+
+
 def spot_and_classify(predictor, clip, mode: str = "auto", params: SpotParams = SpotParams(),
                       fps: float | None = None, on_stage: Callable[[str], None] | None = None) -> SpotResult:
     """A recording (path or decoded clip) through ``predictor`` (:class:`inference.runtime.Predictor`): decoded and
     aligned with every frame kept, then spotted and each micro-expression classified, or — a clip under
-    :data:`WHOLE_CLIP_MAX_S`, or ``mode="whole"`` — classified as one expression as before."""
-    prepared = replace(predictor.preparer, n_frames=None)(clip, fps, on_stage)
-    if choose_mode(prepared.n_frames, prepared.fps, mode) == "whole":
-        if on_stage:
-            on_stage("model")
-        whole = predictor.classify([prepared])[0]  # the package makes its input (RGB: resampled) from every frame
-        return SpotResult("whole", prepared, [], None, whole)
-    found, sig = classify_intervals(predictor, prepared, replace(params, margin=predictor.crop.margin),
-                                    on_stage=on_stage)
-    return SpotResult("spot", prepared, found, sig)
+    :data:`WHOLE_CLIP_MAX_S`, or ``mode="whole"`` — classified as one expression as ``predictor.predict`` does."""
+    mode, prepared = ModePreparer(predictor.preparer, mode)(clip, fps, on_stage)
+    return classify_prepared(predictor, mode, prepared, params, on_stage)
 
 
 def describe(params: SpotParams) -> dict:
