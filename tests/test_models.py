@@ -21,6 +21,12 @@ EXPECTED = {
 SMALL_INPUTS = [(1, 3, 8, 32, 32), (2, 3, 4, 48, 40)]
 
 
+def small_inputs(name: str) -> list[tuple[int, ...]]:
+    """Inputs a model reads: a flow-image model (one u/v/strain image per clip) at its image size, else clips."""
+    size = dict(model_spec(name).default_kwargs).get("image_size")
+    return [(1, 3, 1, size, size), (2, 3, 1, size, size)] if size else SMALL_INPUTS
+
+
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
@@ -59,10 +65,12 @@ def test_every_model_builds_runs_and_resets_its_head(name):
     model = create_model(name, 3).eval()
     assert model.config == {"name": name, "num_classes": 3, "kwargs": dict(model_spec(name).default_kwargs)}
     assert model.spec is model_spec(name)
-    assert isinstance(model.fc, nn.Linear) and model.fc.in_features == model.feature_dim
+    # one linear head, except late fusion's: one linear head per stream, fused late (LateFusionHead)
+    assert isinstance(model.fc, nn.Linear) or name == "late_fusion"
+    assert model.fc.in_features == model.feature_dim
     assert model.fc.out_features == 3
     with torch.no_grad():
-        for shape in SMALL_INPUTS:
+        for shape in small_inputs(name):
             x = torch.randn(*shape)
             feats = model.forward_features(x)
             assert feats.shape == (shape[0], model.feature_dim)
@@ -72,7 +80,7 @@ def test_every_model_builds_runs_and_resets_its_head(name):
         old = model.fc
         model.reset_classifier(5)
         assert model.fc is not old and model.fc.out_features == 5 and model.config["num_classes"] == 5
-        assert model(torch.randn(*SMALL_INPUTS[0])).shape == (1, 5)
+        assert model(torch.randn(*small_inputs(name)[0])).shape == (1, 5)
 
 
 def test_reset_classifier_gives_a_fresh_head_for_the_same_size():
