@@ -1,5 +1,10 @@
 """The Gradio app: upload (or record) a clip → aligned face → Décalcomanie views → OLR verdict.
 
+A recording of a second or more is *spotted* first (:mod:`inference.spotting`): the page draws a timeline of the
+motion signal with the face's presence and the spotted intervals coloured by their predicted class, lists the
+intervals in a table, and shows the chosen interval's aligned O/L/R frames and per-view probabilities. Shorter clips
+are classified whole, as one expression.
+
 :class:`Analyser` is the work behind the page, usable without a browser: ``Analyser(predictor).analyse(path)``
 returns everything the page shows. :func:`build_app` lays the page out around it; ``python -m demo`` starts it.
 Only ``inference`` is imported: the demo runs on a serving box without the training stack.
@@ -12,13 +17,15 @@ import os
 import shutil
 import signal
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from inference.errors import InputError
 from inference.runtime import Prediction, Predictor
+from inference.spotting import ModePreparer, SpotResult, classify_prepared
 from inference.views import make_view
 
 ROOT = Path(__file__).resolve().parent
@@ -26,7 +33,13 @@ DEFAULT_MODEL = ROOT / "default_model"
 EXAMPLES = ROOT / "examples"
 VIEW_CHOICES = ["O", "OL", "OR", "LR", "OLR"]
 STAGES = {"decode": (0.05, "decoding the clip"), "face": (0.3, "finding and aligning the face"),
-          "model": (0.85, "running the model")}
+          "spot": (0.6, "spotting micro-expressions"), "model": (0.85, "running the model")}
+NO_MICRO = "no micro-expression found"
+# colours of the classes on the timeline (in the package's label order); macro-expressions are not classified
+PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
+           (227, 119, 194), (23, 190, 207)]
+MACRO_COLOUR = (170, 170, 170)
+INTERVAL_COLUMNS = ["#", "start s", "apex s", "end s", "kind", "score", "label", "probability"]
 SHOWN_FRAMES = 4  # frames shown per view
 SHOWN_SIZE = 128  # px per shown frame
 
@@ -42,8 +55,8 @@ class Limits:
     """What the demo accepts and how much work it takes on at once."""
 
     max_upload_mb: float = 50.0
-    max_seconds: float = 10.0  # a micro-expression lasts about half a second; ten seconds is plenty of context
-    max_frames: int = 1000
+    max_seconds: float = 60.0  # a recording is spotted for its micro-expressions (decoding keeps memory bounded)
+    max_frames: int = 3600  # 60 s at 60 fps
     queue_size: int = 8  # waiting requests beyond the running ones; more are turned away with a message
     concurrency: int = 1  # analyses at once (each uses every core)
     keep_files_s: int = 1800  # uploads and results older than this are deleted (checked every min(600, this) s)
@@ -51,17 +64,46 @@ class Limits:
 
 @dataclass
 class Analysis:
-    """Everything the page shows for one clip."""
+    """Everything the page shows for one clip. Spotted recordings: ``spot`` holds the intervals and signals, and
+    ``prediction`` is the chosen micro-expression's (``chosen``: its index in ``spot.micro``; None and no prediction
+    when there is none)."""
 
-    prediction: Prediction
+    prediction: Prediction | None
     sheets: dict[str, np.ndarray]  # "O", "L", "R" → an (H, W, 3) uint8 contact sheet of the aligned view
     per_view: list[dict] = field(default_factory=list)  # rows: view, label, probability (SBML only)
     notes: list[str] = field(default_factory=list)
+    spot: SpotResult | None = None
+    chosen: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def fused(self) -> dict[str, float]:
-        """Fused probabilities by label, as the page's Label takes them."""
+        """Fused probabilities by label, as the page's Label takes them ({} when nothing was classified)."""
+        if self.prediction is None:
+            return {}
         return {k: float(p) for k, p in zip(self.prediction.labels, self.prediction.probs)}
+
+    @property
+    def mode(self) -> str:
+        return self.spot.mode if self.spot is not None else "whole"
+
+    def interval_rows(self) -> list[dict]:
+        """The table of spotted intervals: seconds of the recording, kind, score, predicted class."""
+        if self.spot is None or self.spot.mode != "spot":
+            return []
+        fps, first = self.spot.prepared.fps, self.spot.first_frame
+        rows = []
+        for i, p in enumerate(self.spot.intervals):
+            row = p.as_dict(fps, first)
+            rows.append({"#": i + 1, "start s": row["start_s"], "apex s": row["apex_s"], "end s": row["end_s"],
+                         "kind": row["kind"], "score": row["score"], "label": row.get("label", ""),
+                         "probability": round(max(row["probs"].values()), 3) if "probs" in row else None})
+        return rows
+
+    def choices(self) -> list[str]:
+        """One name per micro-expression found (the interval chooser's entries), in ``spot.micro`` order."""
+        return [f"#{r['#']} · {r['start s']:.2f}–{r['end s']:.2f} s · {r['label']}" for r in self.interval_rows()
+                if r["kind"] == "micro"]
 
 
 def contact_sheet(frames: np.ndarray, n: int = SHOWN_FRAMES, size: int = SHOWN_SIZE, gap: int = 4) -> np.ndarray:
@@ -80,6 +122,57 @@ def contact_sheet(frames: np.ndarray, n: int = SHOWN_FRAMES, size: int = SHOWN_S
     return sheet
 
 
+def timeline_image(spot: SpotResult, labels: list[str], width: int = 960, height: int = 240) -> np.ndarray:
+    """The recording's timeline as an RGB image (PIL, no plotting library): the spotter's motion signal (contrast)
+    and its threshold over the decoded frames, a band below it with the face's presence (green: the face segment
+    analysed, red: frames left out), and the spotted intervals shaded in their predicted class's colour (grey:
+    macro-expressions, not classified), numbered as in the table."""
+    from PIL import Image, ImageDraw
+
+    prepared, sig, first = spot.prepared, spot.signals, spot.first_frame
+    n = max(int(prepared.input_frames), first + len(prepared.frames))
+    fps = prepared.fps
+    left, right, top, band, bottom = 48, 12, 26, 12, 34
+    plot_h = height - top - band - bottom - 6
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img, "RGBA")
+    x_of = lambda f: left + (width - left - right) * f / max(n, 1)  # noqa: E731 — frame → pixel
+    values = sig.at_given(sig.contrast, len(prepared.frames))
+    vmax = max(float(values.max()), sig.threshold) * 1.15 or 1.0
+    y_of = lambda v: top + plot_h * (1 - v / vmax)  # noqa: E731
+    colours = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(labels)}
+    for number, p in enumerate(spot.intervals, 1):
+        a, b = x_of(p.interval.onset + first), x_of(p.interval.offset + first + 1)
+        colour = colours[p.prediction.top] if p.prediction is not None else MACRO_COLOUR
+        draw.rectangle([a, top, max(b, a + 2), top + plot_h], fill=(*colour, 90), outline=(*colour, 255))
+        draw.text((a + 2, top + 2), f"#{number}", fill=(*colour, 255))
+    draw.line([(x_of(first + i), y_of(float(v))) for i, v in enumerate(values)], fill=(20, 20, 20), width=1)
+    y = y_of(sig.threshold)
+    for x in range(left, width - right, 8):
+        draw.line([(x, y), (min(x + 4, width - right), y)], fill=(200, 0, 0), width=1)
+    draw.text((width - right - 60, y - 12), "threshold", fill=(200, 0, 0))
+    band_y = top + plot_h + 6
+    draw.rectangle([left, band_y, width - right, band_y + band], fill=(235, 235, 235))
+    for a, b, _reason in (prepared.quality.dropped if prepared.quality else []):
+        draw.rectangle([x_of(a), band_y, x_of(b + 1), band_y + band], fill=(230, 120, 120))
+    draw.rectangle([x_of(first), band_y, x_of(first + len(prepared.frames)), band_y + band], fill=(110, 190, 110))
+    draw.text((4, band_y), "face", fill=(60, 60, 60))
+    draw.text((4, top), "motion", fill=(60, 60, 60))
+    seconds = n / fps
+    step = next(s for s in (0.5, 1, 2, 5, 10, 20, 30, 60) if seconds / s <= 12)
+    for k in range(int(seconds / step) + 1):
+        x = x_of(k * step * fps)
+        draw.line([(x, band_y + band), (x, band_y + band + 4)], fill=(60, 60, 60))
+        draw.text((x - 8, band_y + band + 6), f"{k * step:g} s", fill=(60, 60, 60))
+    legend = [*colours.items(), ("macro (not classified)", MACRO_COLOUR)]  # above the plot, on the right (the
+    x = width - right - sum(24 + int(draw.textlength(k)) for k, _ in legend)  # page's image label sits top left)
+    for k, c in legend:
+        draw.rectangle([x, 6, x + 10, 16], fill=c)
+        draw.text((x + 14, 5), k, fill=(40, 40, 40))
+        x += 24 + int(draw.textlength(k))
+    return np.asarray(img)
+
+
 class Analyser:
     """One model, one clip at a time: ``analyse(path, views)`` → :class:`Analysis`, or :class:`InputError`."""
 
@@ -90,29 +183,52 @@ class Analyser:
     def sbml(self) -> bool:
         return self.predictor.sbml
 
-    def analyse(self, path: str | os.PathLike | None, views: str | None = None, on_stage=None) -> Analysis:
+    def analyse(self, path: str | os.PathLike | None, views: str | None = None, on_stage=None,
+                mode: str = "auto") -> Analysis:
+        """A clip of a second or more is spotted (``mode`` auto; spot or whole force it), a shorter one classified
+        whole; the strongest micro-expression found is shown first (:meth:`choose` shows another)."""
         if not path:
             raise InputError("No clip was given. Upload a short video of one face (or record one with the webcam), "
                              "or click one of the examples.")
         if views and not self.sbml and views != self.predictor.views:
             views = None  # an FSB package always uses its own views; the page says so beside the choice
         try:
-            pred = self.predictor.predict(path, views=views or None, on_stage=on_stage)
+            mode, prepared = ModePreparer(self.predictor.preparer, mode)(path, None, on_stage)
+            t0 = time.perf_counter()
+            result = classify_prepared(self.predictor, mode, prepared, on_stage=on_stage, views=views or None)
         except InputError as e:  # name the upload by its file name, not the server's temporary path
             raise InputError(str(e).replace(str(path), Path(path).name)) from None
-        labels = pred.labels
-        sheets = {v: contact_sheet(make_view(pred.aligned, v)) for v in "OLR"}
-        rows = [{"view": v, "label": k, "probability": float(p)}
-                for v, probs in pred.per_view.items() for k, p in zip(labels, probs)]
         notes = []
-        if pred.faces_seen > 1:
-            notes.append(f"{pred.faces_seen} faces were found; the largest one was analysed. For a reliable "
-                         f"result, upload a clip with one face.")
-        if pred.face.get("mode") == "tracked":
+        if prepared.face.get("mode") == "tracked":
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
-        # the face track's verdict (coverage, shots, dropped frames …), less what the note above already says
-        notes += [n[:1].upper() + n[1:] for n in pred.notes if not (pred.faces_seen > 1 and "faces were" in n)]
-        return Analysis(pred, sheets, rows, notes)
+        notes += [n[:1].upper() + n[1:] for n in prepared.notes]  # the face track's verdict: faces, coverage, shots
+        if result.mode == "whole":
+            return replace(self._shown(Analysis(result.whole, {}, notes=notes, spot=result)),
+                           timings=result.whole.timings)
+        model = sum(p.prediction.timings.get("model", 0.0) for p in result.micro)
+        timings = {**prepared.timings, "spot": time.perf_counter() - t0 - model, "model": model}
+        timings["total"] = sum(timings.values())
+        micro = result.micro
+        chosen = max(range(len(micro)), key=lambda i: micro[i].interval.score) if micro else None
+        return self.choose(Analysis(None, {}, notes=notes, spot=result, timings=timings), chosen)
+
+    def choose(self, analysis: Analysis, chosen: int | None) -> Analysis:
+        """The analysis showing micro-expression ``chosen`` (an index into ``analysis.spot.micro``; None: the whole
+        face segment, nothing classified)."""
+        if chosen is None:
+            return self._shown(replace(analysis, prediction=None, chosen=None))
+        return self._shown(replace(analysis, prediction=analysis.spot.micro[chosen].prediction, chosen=chosen))
+
+    @staticmethod
+    def _shown(analysis: Analysis) -> Analysis:
+        """Its prediction's aligned O/L/R frames and per-view probabilities (no prediction: the face segment's
+        frames)."""
+        pred = analysis.prediction
+        frames = pred.aligned if pred is not None else analysis.spot.prepared.frames
+        sheets = {v: contact_sheet(make_view(frames, v)) for v in "OLR"}
+        rows = [] if pred is None else [{"view": v, "label": k, "probability": float(p)}
+                                        for v, probs in pred.per_view.items() for k, p in zip(pred.labels, probs)]
+        return replace(analysis, sheets=sheets, per_view=rows)
 
     def warm_up(self, clip: str | os.PathLike | None) -> None:
         """Load the face detector and the model's kernels once, so the first visitor does not wait for that."""
@@ -173,8 +289,26 @@ def quality_markdown(prediction: Prediction) -> str:
     return text
 
 
+def summary_markdown(result: Analysis) -> str:
+    """The verdict in a line, what it rests on, and the notes."""
+    p, spot = result.prediction, result.spot
+    if result.mode == "spot":
+        prepared = spot.prepared
+        found = len(spot.micro)
+        seconds = prepared.input_frames / prepared.fps
+        head = (f"**{found} micro-expression{'s' if found != 1 else ''}** spotted in {seconds:.1f} s"
+                if found else f"**No micro-expression found** in {seconds:.1f} s")
+        if p is not None:
+            number, when, _ = result.choices()[result.chosen].split(" · ")
+            head += f"; showing {number} ({when}): **{p.top}** ({result.fused[p.top]:.0%})"
+        text = f"{head}; {quality_markdown(prepared)}."
+    else:
+        text = f"**{p.top}** ({result.fused[p.top]:.0%}) from views **{p.views}**; {quality_markdown(p)}."
+    return text + "".join(f"\n\n⚠ {n}" for n in result.notes)
+
+
 def timings_markdown(timings: dict[str, float]) -> str:
-    order = ["decode", "face", "resample", "model", "fuse", "total"]
+    order = ["decode", "face", "resample", "spot", "model", "fuse", "total"]
     cells = [f"{k} {timings[k] * 1000:.0f} ms" for k in order if k in timings]
     return "**Timings:** " + " · ".join(cells)
 
@@ -205,19 +339,38 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                            f"one should work, please report it with the clip.", title="Something went wrong") from None
         for note in result.notes:
             gr.Warning(note)
-        p = result.prediction
+        return (*shown(result), summary_markdown(result), timings_markdown(result.timings), result)
+
+    def shown(result: Analysis):
+        """The verdict's outputs: fused probabilities, the O/L/R frames, the per-view chart."""
         chart = pd.DataFrame(result.per_view, columns=["view", "label", "probability"])
-        summary = (f"**{p.top}** ({result.fused[p.top]:.0%}) from views **{p.views}**; {quality_markdown(p)}."
-                   + "".join(f"\n\n⚠ {n}" for n in result.notes))
-        return (result.fused, result.sheets["O"], result.sheets["L"], result.sheets["R"],
-                gr.update(value=chart, visible=analyser.sbml), summary, timings_markdown(p.timings))
+        return (result.fused or NO_MICRO, result.sheets["O"], result.sheets["L"], result.sheets["R"],
+                gr.update(value=chart, visible=analyser.sbml))
+
+    def timeline(result: Analysis | None):
+        spotted = result is not None and result.mode == "spot"
+        table = pd.DataFrame(result.interval_rows() if spotted else [], columns=INTERVAL_COLUMNS)
+        names = result.choices() if spotted else []
+        chosen = names[result.chosen] if spotted and result.chosen is not None else None
+        return (gr.update(value=timeline_image(result.spot, predictor.labels) if spotted else None, visible=spotted),
+                gr.update(value=table, visible=spotted),
+                gr.update(choices=names, value=chosen, visible=spotted and bool(names)))
+
+    def choose(name: str | None, result: Analysis | None):
+        if result is None or result.mode != "spot" or name not in result.choices():
+            raise gr.Error("Analyse a recording first, then choose one of its micro-expressions.",
+                           title="Nothing to choose", print_exception=False)
+        result = analyser.choose(result, result.choices().index(name))
+        return (*shown(result), summary_markdown(result), result)
 
     title = "Décalcomanie micro-expression recognition"
     delete_cache = (min(600, limits.keep_files_s), limits.keep_files_s)
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(f"# {title}\nUpload a short clip of one face (or record one with the webcam). The app finds and "
                     "aligns the face, splits it at the facial midline into the Décalcomanie views — **O** (original), "
-                    "**L** (left half mirrored), **R** (right half mirrored) — and classifies the expression. "
+                    "**L** (left half mirrored), **R** (right half mirrored) — and classifies the expression. A "
+                    "recording of a second or more is first searched for micro-expressions (a timeline and a table "
+                    "of what was found); a shorter clip is one expression. "
                     f"Clips up to {limits.max_seconds:g} s and {limits.max_upload_mb:g} MB.")
         with gr.Row():
             with gr.Column(scale=1):
@@ -243,10 +396,21 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             face = gr.Image(label="Aligned face (O)", elem_id="view-o", interactive=False)
             left = gr.Image(label="L view (left half + its mirror)", elem_id="view-l", interactive=False)
             right = gr.Image(label="R view (right half + its mirror)", elem_id="view-r", interactive=False)
+        state = gr.State(None)
+        plot = gr.Image(label="Timeline: motion, face presence and the spotted intervals", elem_id="timeline",
+                        interactive=False, visible=False)
+        with gr.Row():
+            table = gr.Dataframe(headers=INTERVAL_COLUMNS, label="Spotted intervals", elem_id="intervals",
+                                 interactive=False, visible=False)
+            choice = gr.Dropdown([], label="Show a micro-expression", elem_id="interval-choice", visible=False,
+                                 info="its aligned O/L/R frames and per-view probabilities, above")
         with gr.Accordion("About the model", open=True):
             gr.Markdown(card_facts(predictor, source or str(predictor.folder)), elem_id="card")
-        button.click(run, [video, views], [label, face, left, right, chart, summary, timing], api_name="analyse",
-                     concurrency_limit=limits.concurrency)
+        button.click(run, [video, views], [label, face, left, right, chart, summary, timing, state],
+                     api_name="analyse", concurrency_limit=limits.concurrency).then(
+            timeline, [state], [plot, table, choice], api_name="timeline")
+        choice.input(choose, [choice, state], [label, face, left, right, chart, summary, state],
+                     api_name="interval")
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     app.analyser = analyser
     app.examples = examples

@@ -522,8 +522,8 @@ class SpottedPrediction:
 
 
 def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), margin_s: float = 0.1,
-                       kinds: Sequence[str] = ("micro",),
-                       on_stage: Callable[[str], None] | None = None) -> tuple[list[SpottedPrediction], Signals]:
+                       kinds: Sequence[str] = ("micro",), on_stage: Callable[[str], None] | None = None,
+                       views: str | None = None) -> tuple[list[SpottedPrediction], Signals]:
     """Spot, then recognise: ``prepared`` is a prepared clip with *every* frame kept (``PreparedClip`` with
     ``n_frames=None``, or any frozen dataclass with ``.frames`` and ``.fps``); ``predictor`` anything with
     ``n_frames`` and ``classify(list_of_prepared)`` (:class:`inference.runtime.Predictor`).
@@ -542,7 +542,7 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
         if on_stage:
             on_stage("model")
         inputs = [replace(prepared, frames=c.frames) for c in asked]
-        predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs))}
+        predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs, views))}
     return [SpottedPrediction(c.interval, c.start, c.end, predictions.get(id(c))) for c in clips], sig
 
 
@@ -596,15 +596,15 @@ class ModePreparer:
 
 
 def classify_prepared(predictor, mode: str, prepared, params: SpotParams = SpotParams(),
-                      on_stage: Callable[[str], None] | None = None) -> SpotResult:
-    """:class:`ModePreparer`'s result through ``predictor``: whole, or spotted and each micro-expression
-    classified."""
+                      on_stage: Callable[[str], None] | None = None, views: str | None = None) -> SpotResult:
+    """:class:`ModePreparer`'s result through ``predictor`` (with its test ``views`` unless given): whole, or
+    spotted and each micro-expression classified."""
     if mode == "whole":
         if on_stage:
             on_stage("model")
-        return SpotResult("whole", prepared, [], None, predictor.classify([prepared])[0])
+        return SpotResult("whole", prepared, [], None, predictor.classify([prepared], views)[0])
     found, sig = classify_intervals(predictor, prepared, replace(params, margin=predictor.crop.margin),
-                                    on_stage=on_stage)
+                                    on_stage=on_stage, views=views)
     return SpotResult("spot", prepared, found, sig)
 
 

@@ -59,7 +59,22 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     canvas, _ = two_faces(astronaut())
     out["two"] = d / "two_faces.mp4"
     write_video(out["two"], np.repeat(canvas[None], 12, axis=0), fps=30)
+    out["take"] = spot_take(d / "take.mp4")
     return out
+
+
+SPOT_MICRO = (40, 45, 51)  # onset, apex, offset (frames) of the micro-expression in spot_take, at 30 fps
+
+
+def spot_take(path: Path) -> Path:
+    """2.5 s of a synthetic face with a blink and one micro-expression at known frames (training.synth.long)."""
+    from training.synth.faces import FaceSource
+    from training.synth.long import LongEvent, render
+
+    events = [LongEvent("blink", 10, 13, 17), LongEvent("micro", *SPOT_MICRO, "surprise")]
+    rec = render(FaceSource((160, 200), seed=5, face_fraction=0.6), 3, events, 75, 30.0, np.random.default_rng(4))
+    write_video(path, rec.frames, 30.0)
+    return path
 
 
 # ----------------------------------------------------------------------------- the analysis, called directly
@@ -117,7 +132,9 @@ def test_bad_inputs_raise_a_clear_input_error(analyser, clips):
 
 def test_several_faces_are_reported(analyser, clips):
     result = analyser.analyse(str(clips["two"]))
-    assert result.prediction.faces_seen == 2 and "2 faces were found" in result.notes[0]
+    # said once, by the face track's own note (the demo no longer adds a second one of its own)
+    assert result.prediction.faces_seen == 2 and [n for n in result.notes if "faces were" in n] == [
+        "2 faces were seen together; the largest, most visible one was used"]
 
 
 def test_card_facts_say_what_the_default_model_is(analyser):
@@ -139,7 +156,8 @@ def test_card_shows_no_server_paths_and_no_empty_header(analyser):
 
 def test_recordings_get_their_quality_notes(analyser, recordings):
     """What the face track found is said beside the verdict: frames left out, shots, a single frame."""
-    late = analyser.analyse(str(recordings.late_entrance.path))
+    late = analyser.analyse(str(recordings.late_entrance.path), mode="whole")  # 1.3 s: auto mode would spot it
+    assert analyser.analyse(str(recordings.late_entrance.path)).notes == late.notes  # spotted: the same notes
     q = late.prediction.quality
     assert q.frames_used[1] == 39 and 14 <= q.frames_used[0] <= 22  # the person is wholly in from frame 20
     assert any(n.startswith("The face is visible in") for n in late.notes), late.notes
@@ -284,6 +302,30 @@ def test_server_logs_a_refused_clip_in_one_line(server):
     assert "Traceback" not in log, log[-3000:]
 
 
+def _value(update):
+    return update["value"] if isinstance(update, dict) and update.get("__type__") == "update" else update
+
+
+def test_server_spots_a_recording_and_shows_a_chosen_interval(client, clips):
+    """A 2.5 s recording is spotted: the verdict is the micro-expression's, the timeline (motion, face presence,
+    intervals) and the table come from the /timeline event of the same session, and /interval shows one."""
+    label, face, left, right, chart, summary, _ = _call(client, clips["take"])
+    assert summary.startswith("**1 micro-expression** spotted in 2.5 s; showing #1 (")
+    assert label["label"] in ("negative", "positive", "surprise") and len(chart["value"]["data"]) == 9
+    plot, table, choice = (_value(x) for x in client.predict(api_name="/timeline"))  # gr.update()s: their values
+    from PIL import Image
+
+    image = np.asarray(Image.open(plot["path"] if isinstance(plot, dict) else plot))
+    assert image.shape[:2] == (240, 960) and len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 10
+    rows = table["data"]
+    assert table["headers"][:5] == ["#", "start s", "apex s", "end s", "kind"] and len(rows) == 1, table
+    start, end = float(rows[0][1]), float(rows[0][3])
+    assert rows[0][4] == "micro" and abs(start - SPOT_MICRO[0] / 30) < 0.1 and abs(end - (SPOT_MICRO[2] + 1) / 30) < 0.1
+    assert choice.startswith("#1 · ") and choice.endswith(rows[0][6])
+    chosen = client.predict(choice, api_name="/interval")
+    assert chosen[0]["label"] == rows[0][6] and Path(chosen[1]).stat().st_size > 0 and "showing #1" in chosen[5]
+
+
 def test_server_outputs_are_named_in_its_api(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/analyse"]
     labels = [r["label"] for r in api["returns"]]
@@ -320,7 +362,8 @@ def test_server_refuses_an_upload_over_the_size_limit(server, client, clips):
 
 def test_server_notes_several_faces_and_keeps_serving(client, clips):
     *_, summary, _ = _call(client, clips["two"])
-    assert "2 faces were found; the largest one was analysed" in summary
+    assert "2 faces were seen together; the largest, most visible one was used" in summary
+    assert summary.count("faces were") == 1  # one note, the face track's
     label, *_ = _call(client, examples()[0])  # after every error above, the server still answers
     assert label["label"] == true_label(examples()[0])
 
@@ -415,6 +458,23 @@ def test_page_end_to_end_in_chromium(browser, server):
     assert "face coverage: 100%" in page.inner_text("#summary")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "demo.png"), full_page=True)
+    page.close()
+
+
+def test_page_shows_the_timeline_and_the_interval_table(browser, server, clips, tmp_path):
+    page = _open(browser, server)
+    page.locator("#clip input[type=file]").set_input_files(str(clips["take"]))
+    page.wait_for_selector("#clip video", timeout=30_000)
+    page.click("#analyse")
+    page.wait_for_function("(() => { const i = document.querySelector('#timeline img');"
+                           " return i && i.complete && i.naturalWidth === 960; })()", timeout=120_000)
+    page.wait_for_function("document.querySelector('#intervals') && "
+                           "document.querySelector('#intervals').innerText.includes('micro')", timeout=30_000)
+    assert "micro-expression** spotted" not in page.inner_text("#summary")  # rendered as bold, not raw Markdown
+    assert "1 micro-expression spotted in 2.5 s" in page.inner_text("#summary")
+    assert page.locator("#interval-choice").is_visible()
+    page.screenshot(path=str(tmp_path / "demo-timeline.png"), full_page=True)
+    assert (tmp_path / "demo-timeline.png").stat().st_size > 10_000
     page.close()
 
 
