@@ -20,7 +20,9 @@ two shots (built once into ``--work``), three ways, each in a fresh process with
 floor (PyAV decoding every frame, nothing else), today's path (``inference/`` as it was at ``--today``, taken with
 ``git archive``: decode everything at full size, then align; killed past ``--today-limit-gb``) and the new path end to
 end (decode at the working size, track, align), with the ratios to the floor; then its parts: ``read_clip`` alone, and
-the first write of as many bytes as the decoded clip holds.
+the first write of as many bytes as the decoded clip holds; and "spot + recognise" (``Predictor.spot_and_classify``
+with ``--model``, the bundled demo package by default: decode, track, align every frame of the segment, spot, classify
+each micro-expression) with its ratio to the new path of the same run (target ≤ 1.3×).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from .track import track_and_align
 from .video import VideoLimits, read_clip, write_video
 
 DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
+DEMO_PACKAGE = Path(__file__).resolve().parent.parent / "demo" / "default_model"  # a folder (nothing is imported)
 
 
 def naive_align(aligner: FaceAligner, frames: np.ndarray, crop: CropSettings, batch: int = 16) -> np.ndarray:
@@ -236,6 +239,7 @@ def two_shot_clip(path: Path, seconds: float, size: tuple[int, int] = (1080, 192
 _CHILD = r"""
 import json, sys, time
 mode, path, n_frames, warm, working = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+model = sys.argv[6]
 out = {}
 if mode == "floor":
     import av
@@ -257,6 +261,19 @@ elif mode == "touch":  # write as many bytes as the decoded clip holds, into fre
     t = time.perf_counter()
     np.empty((n_frames, h, w, 3), np.uint8).fill(1)
     out["seconds"] = time.perf_counter() - t
+elif mode == "spot":  # spot, then recognise: every frame of the face segment aligned, spotted, each micro classified
+    from inference.runtime import Predictor
+    from inference.video import VideoLimits
+    limits = VideoLimits(working_size=working) if working >= 0 else VideoLimits()
+    predictor = Predictor(model, device="cpu", limits=limits)
+    predictor.spot_and_classify(warm, mode="spot")  # the detector's weights and the model's kernels warm
+    t = time.perf_counter()
+    r = predictor.spot_and_classify(path, mode="spot")
+    out["seconds"] = time.perf_counter() - t
+    out["stages"] = {k: round(v, 3) for k, v in r.prepared.timings.items()}
+    out["input"] = [r.prepared.input_frames, *r.prepared.input_size]
+    out["used"] = list(r.prepared.quality.frames_used)
+    out["intervals"] = [p.interval.kind for p in r.intervals]
 else:
     from inference.preprocess import Preparer
     from inference.video import VideoLimits
@@ -277,14 +294,15 @@ print(json.dumps(out))
 """
 
 
-def run_measured(mode: str, clip: Path, n_frames: int, limit: int, tree: Path, working: int = -1) -> dict:
+def run_measured(mode: str, clip: Path, n_frames: int, limit: int, tree: Path, working: int = -1,
+                 model: Path = DEMO_PACKAGE) -> dict:
     """One measurement in a fresh process (its own peak resident memory, VmHWM), run from ``tree`` (the code to
     measure); killed when its resident memory passes ``limit`` bytes (then ``{"killed": seconds}``)."""
     import json
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    cmd = [sys.executable, "-c", _CHILD, mode, str(clip), str(n_frames), str(DEFAULT_CLIP), str(working)]
+    cmd = [sys.executable, "-c", _CHILD, mode, str(clip), str(n_frames), str(DEFAULT_CLIP), str(working), str(model)]
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t0, peak = time.perf_counter(), 0
     while proc.poll() is None:
@@ -323,7 +341,7 @@ def checkout(rev: str, folder: Path) -> Path | None:
 
 
 def bench_recordings(seconds: float, n_frames: int, work: Path, today: str, today_limit_gb: float,
-                     repeat: int, working_sizes: list[int]) -> None:
+                     repeat: int, working_sizes: list[int], model: Path = DEMO_PACKAGE) -> None:
     work.mkdir(parents=True, exist_ok=True)
     clip = two_shot_clip(work / f"two_shots_{seconds:g}s_1080p30.mp4", seconds)
     here = Path(__file__).resolve().parent.parent
@@ -336,11 +354,13 @@ def bench_recordings(seconds: float, n_frames: int, work: Path, today: str, toda
                                                                                n_frames)
     rows["  part: read_clip alone (decoded to the working size, held)"] = ("read", here, 64 * 2 ** 30, -1, n_frames)
     rows["  part: first write of the held clip's bytes, no decoding"] = ("touch", here, 64 * 2 ** 30, -1, n_clip)
+    spot = "spot + recognise: align every frame, spot, classify"
+    rows[spot] = ("spot", here, 64 * 2 ** 30, working_sizes[0], n_frames)
     runs: dict[str, list[dict]] = {name: [] for name, row in rows.items() if row[1] is not None}
     for _ in range(repeat):  # rows interleaved, so that a machine's changing load falls on all of them alike
         for name in runs:
             mode, tree, limit, size, n = rows[name]
-            runs[name].append(run_measured(mode, clip, n, limit, tree, size))
+            runs[name].append(run_measured(mode, clip, n, limit, tree, size, model))
     results = {name: min(runs[name], key=lambda r: r.get("seconds", float("inf"))) if name in runs else None
                for name in rows}
     floor = results[next(iter(rows))]["seconds"]
@@ -355,12 +375,16 @@ def bench_recordings(seconds: float, n_frames: int, work: Path, today: str, toda
             print(f"  {name:58s}  killed after {r['killed']:.1f} s at {r['peak'] / 2 ** 20:.0f} MiB "
                   f"(--today-limit-gb {today_limit_gb:g})")
         else:
-            extra = "".join(f"; {k} {v}" for k, v in r.items() if k in ("stages", "input", "used", "shots"))
+            extra = "".join(f"; {k} {v}" for k, v in r.items()
+                            if k in ("stages", "input", "used", "shots", "intervals"))
             print(f"  {name:58s}{r['seconds']:8.2f}{r['seconds'] / floor:9.2f}{r['peak'] / 2 ** 20:14.0f}{extra}")
     new = results[list(rows)[2]]
     print(f"target (working size {working_sizes[0]}): new path <= 1.5x the decode floor: "
           f"{'met' if new['seconds'] <= 1.5 * floor else 'NOT met'} ({new['seconds'] / floor:.2f}x); "
           f"peak RSS <= 2 GiB: {'met' if new['peak'] <= 2 ** 31 else 'NOT met'}")
+    ratio = results[spot]["seconds"] / new["seconds"]
+    print(f"target: spot + recognise <= 1.3x the new path of this run: {'met' if ratio <= 1.3 else 'NOT met'} "
+          f"({ratio:.2f}x; {model.name if model == DEMO_PACKAGE else model})")
 
 
 def check_batch(batch: int) -> None:
@@ -405,12 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--today-limit-gb", type=float, default=4.0,
                    help="stop today's path when it holds more than this (it decodes the whole clip at full size)")
     c.add_argument("--repeat", type=int, default=1, help="runs of each (best reported)")
+    c.add_argument("--model", type=Path, default=DEMO_PACKAGE,
+                   help="package for the spot + recognise row (default: the bundled demo package)")
     c.add_argument("--working-size", type=int, nargs="+", default=[VideoLimits.working_size],
                    help="working sizes to run the new path at (default: the decoder's, %(default)s)")
     args = p.parse_args(argv)
     if args.what == "recordings":
         bench_recordings(args.seconds, args.frames, args.work, args.today, args.today_limit_gb, args.repeat,
-                         args.working_size)
+                         args.working_size, args.model)
     elif args.what == "motion":
         bench_motion(args.clip, args.frames, args.size, args.tim, args.repeat)
     elif args.what == "face":
