@@ -199,9 +199,12 @@ def test_batch_with_workers_and_model_batches_gives_the_same_rows(package, input
     assert sum(r["status"] == "ok" for r in serial.values()) == 6
 
 
-def test_ctrl_c_stops_the_batch_cleanly(package, inputs, tmp_path):
+def test_ctrl_c_stops_the_batch_cleanly(clip_folders, package, tmp_path):
+    many = tmp_path / "many"  # 30 clips: after the first row, far too many left to finish before the interrupt lands
+    for i in range(30):
+        shutil.copytree(clip_folders[i % 6], many / f"clip{i:02d}")
     out = tmp_path / "pred.jsonl"
-    proc = subprocess.Popen(_cmd(package, inputs, out, "--workers", "1"), cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.Popen(_cmd(package, many, out, "--workers", "1"), cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not (out.exists() and out.read_text().count("\n") >= 1):
@@ -212,6 +215,7 @@ def test_ctrl_c_stops_the_batch_cleanly(package, inputs, tmp_path):
     assert proc.returncode == 130, err
     assert "interrupted:" in err and "run the same command again" in err and "Traceback" not in err, err
     assert out.read_bytes().endswith(b"\n")  # whole rows only
+    assert 1 <= out.read_text().count("\n") < 30  # stopped part-way
 
 
 def test_a_dying_worker_costs_only_the_clip_that_kills_it(tmp_path):
