@@ -69,13 +69,13 @@ def test_every_scheme_runs_end_to_end(smic_cache, tmp_path, overrides):
     assert model.scheme == cfg["scheme"]["type"]
 
 
-def test_resume_after_kill_gives_identical_results(smic_cache, tmp_path):
-    overrides = ["epochs=3", "milestones=[2]"]
-    run(_cfg(smic_cache, tmp_path / "reference", *overrides), log=_quiet, progress=False)
+def test_resume_after_kill_gives_identical_results(smic_heldout_cache, tmp_path):
+    overrides = ["epochs=3", "milestones=[2]"]  # two subjects, two folds: each killed once, mid-fold
+    run(_cfg(smic_heldout_cache, tmp_path / "reference", *overrides), log=_quiet, progress=False)
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "training.loso", "--config", str(TINY), f"data.caches=[{smic_cache}]", f"out={out}",
-           *overrides, "--no-progress"]
-    for wait_for in ("folds/subject_1/state.pt", "folds/subject_3/state.pt"):  # killed twice, mid-fold
+    cmd = [sys.executable, "-m", "training.loso", "--config", str(TINY), f"data.caches=[{smic_heldout_cache}]",
+           f"out={out}", *overrides, "--no-progress"]
+    for wait_for in ("folds/subject_1/state.pt", "folds/subject_2/state.pt"):  # killed twice, mid-fold
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None and not (out / wait_for).exists():
@@ -90,12 +90,13 @@ def test_resume_after_kill_gives_identical_results(smic_cache, tmp_path):
     assert (a["uf1"], a["uar"], a["war"]) == (b["uf1"], b["uar"], b["war"])
 
 
-def test_test_set_selection_is_named_in_every_report(smic_cache, tmp_path):
-    res = run(_cfg(smic_cache, tmp_path / "run", "epochs=2", "selection=test_set_best"), log=_quiet, progress=False)
+def test_test_set_selection_is_named_in_every_report(smic_heldout_cache, tmp_path):
+    res = run(_cfg(smic_heldout_cache, tmp_path / "run", "epochs=2", "selection=test_set_best"), log=_quiet,
+              progress=False)
     assert "warning" in res and "held-out subject" in res["warning"]
     assert json.loads((tmp_path / "run" / "results.json").read_text())["protocol"]["selection"] == "test_set_best"
     assert "**Warning.**" in (tmp_path / "run" / "report.md").read_text()
-    honest = run(_cfg(smic_cache, tmp_path / "honest", "epochs=2"), log=_quiet, progress=False)
+    honest = run(_cfg(smic_heldout_cache, tmp_path / "honest", "epochs=2"), log=_quiet, progress=False)
     assert "warning" not in honest
 
 
@@ -107,16 +108,16 @@ def test_final_model_on_all_subjects(smic_cache, tmp_path):
     assert not (tmp_path / "run" / "final" / "state.pt").exists()
 
 
-def test_torchrun_shards_folds_into_one_report(smic_cache, tmp_path):
-    out = tmp_path / "sharded"
+def test_torchrun_shards_folds_into_one_report(smic_heldout_cache, tmp_path):
+    out = tmp_path / "sharded"  # two subjects: one fold per rank
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "training.loso",
-           "--config", str(TINY), f"data.caches=[{smic_cache}]", f"out={out}", "epochs=1", "--no-progress"]
+           "--config", str(TINY), f"data.caches=[{smic_heldout_cache}]", f"out={out}", "epochs=1", "--no-progress"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
     single = tmp_path / "single"  # one process, with the threads torchrun gives each rank (float sums follow them)
-    cmd = [sys.executable, "-m", "training.loso", "--config", str(TINY), f"data.caches=[{smic_cache}]", f"out={single}",
-           "epochs=1", "--no-progress"]
+    cmd = [sys.executable, "-m", "training.loso", "--config", str(TINY), f"data.caches=[{smic_heldout_cache}]",
+           f"out={single}", "epochs=1", "--no-progress"]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
