@@ -1,5 +1,11 @@
+import os
 import sys
 from pathlib import Path
+
+# Under pytest-xdist (pyproject: -n 2) two worker processes share the machine's cores: one math thread each (set
+# before torch is imported), and every command a test starts inherits it, so in-process and subprocess runs compare.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
