@@ -56,15 +56,21 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 480x640, got {text!r}") from None
 
 
-def _range(text: str) -> tuple[int, int]:
-    try:
-        lo, _, hi = text.partition("-")
-        lo, hi = int(lo), int(hi or lo)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected N or MIN-MAX such as 20-40, got {text!r}") from None
-    if lo < 3 or hi < lo:
-        raise argparse.ArgumentTypeError("frame counts must be at least 3, and MIN <= MAX")
-    return lo, hi
+def range_type(cast, expected: str, smallest, rule: str):
+    """An argparse type for "N" or "MIN-MAX" (``cast`` each end; MIN at least ``smallest``, MIN <= MAX)."""
+    def parse(text: str):
+        try:
+            lo, _, hi = text.partition("-")
+            lo, hi = cast(lo), cast(hi or lo)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if lo < smallest or hi < lo:
+            raise argparse.ArgumentTypeError(rule)
+        return lo, hi
+    return parse
+
+
+_range = range_type(int, "N or MIN-MAX such as 20-40", 3, "frame counts must be at least 3, and MIN <= MAX")
 
 
 def build_parser() -> argparse.ArgumentParser:

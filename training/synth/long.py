@@ -219,19 +219,11 @@ def aligned_frames(rec: LongRecording, size: int = 64, margin: float = 0.1, foll
 LAYOUTS = ("casme_sq", "samm_lv")
 
 
-def _range_s(text: str) -> tuple[float, float]:
-    try:
-        lo, _, hi = text.partition("-")
-        lo, hi = float(lo), float(hi or lo)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected SECONDS or MIN-MAX such as 10-30, got {text!r}") from None
-    if lo <= 0 or hi < lo:
-        raise argparse.ArgumentTypeError("durations must be positive, and MIN <= MAX")
-    return lo, hi
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from .__main__ import _size
+    from .__main__ import _size, range_type
+
+    seconds = range_type(float, "SECONDS or MIN-MAX such as 10-30", 0.1,
+                         "durations must be at least 0.1 s, and MIN <= MAX")
 
     p = argparse.ArgumentParser(
         prog="python -m training.synth long",
@@ -245,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="output folder (must not exist or be empty)")
     p.add_argument("--subjects", type=int, default=4, help="number of subjects (default 4)")
     p.add_argument("--videos-per-subject", type=int, default=5, help="recordings per subject (default 5)")
-    p.add_argument("--seconds", type=_range_s, default=(10.0, 30.0),
+    p.add_argument("--seconds", type=seconds, default=(10.0, 30.0),
                    help="length of each recording, SECONDS or MIN-MAX (default 10-30)")
     p.add_argument("--micro", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"),
                    help="micro-expressions per recording (default 1 3)")
