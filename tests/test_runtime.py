@@ -204,8 +204,11 @@ def test_ctrl_c_stops_the_batch_cleanly(clip_folders, package, tmp_path):
     for i in range(30):
         shutil.copytree(clip_folders[i % 6], many / f"clip{i:02d}")
     out = tmp_path / "pred.jsonl"
+    # Ctrl-C as a terminal sends it: with SIGINT at its default in the child (a pytest-xdist worker ignores SIGINT,
+    # and an ignored SIGINT is inherited: Python would then never raise KeyboardInterrupt)
     proc = subprocess.Popen(_cmd(package, many, out, "--workers", "1"), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None and not (out.exists() and out.read_text().count("\n") >= 1):
         time.sleep(0.01)

@@ -303,6 +303,7 @@ def test_a_4k_60fps_clip_decodes_in_bounded_memory(recordings):
     full = rec.n_frames * 3840 * 2160 * 3
     working = rec.n_frames * 960 * 540 * 3
     assert m["shape"] == [15, 540, 960, 3]
-    assert m["holding"] - m["before"] >= 0.5 * working, m  # the frames are really there while the clip lives
     assert m["peak"] - m["before"] < full / 2, m  # the old reader peaked above 2x full (list of frames + np.stack)
-    assert m["holding"] - m["after"] >= 0.9 * working, m  # and given back afterwards
+    # the frames are really there while the clip lives, and given back afterwards (measured against "after", not
+    # "before": the allocator may hand import-time memory back while decoding, which made holding < before once)
+    assert m["holding"] - m["after"] >= 0.9 * working, m
