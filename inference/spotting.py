@@ -38,10 +38,12 @@ package's model; a clip under about a second (a dataset's onset→offset clip) k
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -121,6 +123,7 @@ class SpotParams:
     talk_repeats: int = 3  # mouth-only movements: this many within ± talk_span_s are talking
     talk_span_s: float = 1.0
     head_ratio: float = 5.0  # a movement during which the head moved more than this × the face's own is head motion
+    spotter: str | None = None  # a learned spotter file (JSON, python -m training.spot_learn); None: training-free
 
     def __post_init__(self):
         checks = {"window_s": self.window_s > 0, "micro_max_s": self.micro_max_s > 0,
@@ -132,6 +135,8 @@ class SpotParams:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise InputError(f"spotting settings out of range: {', '.join(f'{k}={getattr(self, k)}' for k in bad)}")
+        if self.spotter is not None:
+            object.__setattr__(self, "spotter", str(self.spotter))  # a path given as Path: plain text in reports
 
 
 # ---------------------------------------------------------------- facial regions of the aligned crop
@@ -243,6 +248,7 @@ class Signals:
     contrast: np.ndarray  # (T,) C(t) (negative values set to 0)
     threshold: float
     noise: float  # robust standard deviation of the contrast
+    head: np.ndarray | None = None  # (T,) the head's motion over the same k frames (mean block displacement)
 
     def at_given(self, values: np.ndarray, n_given: int) -> np.ndarray:
         """``values`` (one per working frame) on every given frame (linear interpolation)."""
@@ -299,13 +305,15 @@ def motion_signals(frames: np.ndarray, fps: float, params: SpotParams = SpotPara
     # g[i]: the face's own motion from frame i - k to frame i, per block. CF against TF and HF is then
     # (CF - TF + CF - HF) / 2 = (g[i] - g[i + k]) / 2 (the flow HF → CF taken as minus the flow CF → HF): one flow
     # per frame instead of two.
-    g = np.stack([blocks(flow(grey[max(0, i - k)], grey[i])) for i in range(t)])
+    parts = [blocks.split(flow(grey[max(0, i - k)], grey[i])) for i in range(t)]
+    g = np.stack([own for own, _ in parts])
+    head = np.array([np.linalg.norm(h, axis=-1).mean() for _, h in parts])
     diff = np.linalg.norm(g - _shifted(g, k), axis=-1) / 2
     difference = _top_third(diff)
     raw = difference - (_shifted(difference, -k) + _shifted(difference, k)) / 2
     centre, noise = _noise(raw, params.z, 2 * k)
     return Signals(step, work_fps, k, blocks.names, grey, diff, difference, np.maximum(raw, 0.0),
-                   centre + params.z * noise, noise)
+                   centre + params.z * noise, noise, head)
 
 
 # ---------------------------------------------------------------- peaks → intervals
@@ -439,30 +447,194 @@ def spot(frames: np.ndarray, fps: float, params: SpotParams = SpotParams(),
     """Micro- and macro-expression intervals in an aligned face clip ``(T, S, S, 3)`` uint8 at ``fps``.
 
     Frame indices refer to ``frames``. Blinks and talking are left out. An empty list is a valid answer: nothing
-    moved more than the recording's own noise allows."""
-    sig = signals or motion_signals(frames, fps, params)
+    moved more than the recording's own noise allows. With ``params.spotter`` the learned spotter decides."""
+    return spot_signals(signals or motion_signals(frames, fps, params), len(frames), fps, params)
+
+
+def spot_signals(sig: Signals, n_frames: int, fps: float, params: SpotParams = SpotParams()) -> list[Interval]:
+    """:func:`spot` on signals already computed from ``n_frames`` given frames at ``fps``.
+
+    Training-free: peaks of the contrast above the threshold, grown into intervals, blinks, head motion and talking
+    left out by their rules. Learned (``params.spotter``, :class:`LearnedSpotter`): peaks of the model's
+    expression probability above the file's threshold, grown the same way; the model has learned what to leave out."""
+    learned = load_spotter(params.spotter, params) if params.spotter else None
     blocks = BlockMotion(sig.grey.shape[1], params.margin)
+    score, threshold = (learned.expression(sig), learned.threshold) if learned else (sig.contrast, sig.threshold)
     events = []
     grown: list[_Event] = []
-    for peak in _peaks(sig.contrast, sig.threshold, sig.k):
+    for peak in _peaks(score, threshold, sig.k):
         if any(e.onset <= peak <= e.offset for e in grown):
             continue  # a weaker peak of a movement already found (a macro-expression's rise or fall)
         ev = _grow(sig, peak, blocks, params)
         grown.append(ev)
         if (ev.offset - ev.onset + 1) / sig.fps < params.min_s:
             continue  # a flicker, shorter than any expression
+        if learned:
+            ev.score = float(score[peak])
+            events.append(ev)
+            continue
         ev.score = (float(sig.contrast[peak]) - (sig.threshold - params.z * sig.noise)) / sig.noise
         if not (_is_blink(ev, sig, params) or _is_head(ev, params)):
             events.append(ev)
-    events = [e for e in _merge(events, sig.k // 2 + 1) if not _is_talking(e, sig, blocks, params)]
-    n = len(frames)
+    events = _merge(events, sig.k // 2 + 1)
+    if not learned:
+        events = [e for e in events if not _is_talking(e, sig, blocks, params)]
     out = []
     for ev in events:
-        onset, apex = min(ev.onset * sig.step, n - 1), min(ev.apex * sig.step, n - 1)
-        offset = min(ev.offset * sig.step + sig.step - 1, n - 1)
+        onset, apex = min(ev.onset * sig.step, n_frames - 1), min(ev.apex * sig.step, n_frames - 1)
+        offset = min(ev.offset * sig.step + sig.step - 1, n_frames - 1)
         kind = "micro" if (offset - onset + 1) / fps <= params.micro_max_s else "macro"
         out.append(Interval(onset, apex, offset, kind, round(ev.score, 3)))
     return out
+
+
+# ---------------------------------------------------------------- the learned spotter (optional)
+
+LEARNED_FORMAT = "microexpr-learned-spotter"
+LEARNED_VERSION = 1
+LEARNED_CLASSES = ("none", "micro", "macro")  # what the model says of every working frame: inside which, if any
+BASE_FEATURES = (*_REGIONS, "difference", "contrast", "head")
+CONTEXT_K = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # the features at these offsets (× k)
+SPAN_S = 1.0  # and their highest and mean value within ± this (talking repeats; a macro-expression's hold)
+LEARNED_SETTINGS = ("window_s", "work_fps", "work_size")  # the signals' settings a learned spotter is tied to
+
+
+def feature_names() -> list[str]:
+    """The names of :func:`frame_features`' columns, in order (a learned spotter file lists them)."""
+    return ([f"{n}@{o:+g}k" for o in CONTEXT_K for n in BASE_FEATURES]
+            + [f"{n}:{what}{SPAN_S:g}s" for what in ("max", "mean") for n in BASE_FEATURES])
+
+
+def frame_features(sig: Signals) -> np.ndarray:
+    """``(T, D)`` features of every working frame, from what the training-free spotter computed: each facial region's
+    feature difference (mean of its blocks), ``F(t)`` and the head's motion in units of the recording's median
+    ``F``, the contrast in units of its noise (all ``log1p``-compressed); taken at :data:`CONTEXT_K` × k frames around
+    the frame, plus their highest and mean value within ± :data:`SPAN_S`. Columns: :func:`feature_names`."""
+    names = np.array(sig.blocks)
+    scale = max(float(np.median(sig.difference)), 1e-6)
+    base = np.stack([sig.blocks_difference[:, names == r].mean(1) for r in _REGIONS]
+                    + [sig.difference, sig.contrast * scale / sig.noise, sig.head], -1)
+    base = np.log1p(np.maximum(base, 0.0) / scale)
+    span = max(1, int(round(SPAN_S * sig.fps)))
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(base, ((span, span), (0, 0)), mode="edge"),
+                                                       2 * span + 1, axis=0)
+    shifted = [_shifted(base, int(round(o * sig.k))) for o in CONTEXT_K]
+    return np.concatenate([*shifted, windows.max(-1), windows.mean(-1)], -1).astype(np.float32)
+
+
+def mlp(x: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """Every layer's output for inputs ``x``: ``x @ w + b``, ReLU between layers, softmax at the end."""
+    outs = []
+    for i, (w, b) in enumerate(layers):
+        x = x @ w + b
+        if i < len(layers) - 1:
+            x = np.maximum(x, 0.0)
+        else:
+            x = np.exp(x - x.max(-1, keepdims=True))
+            x = x / x.sum(-1, keepdims=True)
+        outs.append(x)
+    return outs
+
+
+@dataclass(frozen=True)
+class LearnedSpotter:
+    """A small classifier of every working frame (inside a micro-expression, a macro-expression, or neither) on
+    :func:`frame_features`: standardised features, a ReLU layer, softmax. ``python -m training.spot_learn`` trains it
+    and writes it as JSON (the runtime loads JSON and ONNX only, never pickles); :func:`spot_signals` takes the peaks
+    of its expression probability above ``threshold`` and grows them into intervals as the training-free spotter
+    does."""
+
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]  # (weight (in, out), bias (out,)) per layer
+    threshold: float = 0.5
+    settings: dict = field(default_factory=dict)  # LEARNED_SETTINGS the signals were computed with
+    info: dict = field(default_factory=dict)  # how it was trained (dataset, subjects, videos, figures)
+
+    def probabilities(self, sig: Signals) -> np.ndarray:
+        """``(T, 3)`` probabilities of :data:`LEARNED_CLASSES` for every working frame."""
+        return mlp((frame_features(sig) - self.mean) / self.std, self.layers)[-1]
+
+    def expression(self, sig: Signals) -> np.ndarray:
+        """``(T,)`` probability that the frame is inside an expression (micro or macro)."""
+        return 1.0 - self.probabilities(sig)[:, 0]
+
+    def to_json(self) -> dict:
+        return {"format": LEARNED_FORMAT, "version": LEARNED_VERSION, "classes": list(LEARNED_CLASSES),
+                "features": feature_names(), "settings": dict(self.settings), "threshold": float(self.threshold),
+                "mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std],
+                "layers": [{"weight": np.asarray(w, np.float64).round(6).tolist(),
+                            "bias": np.asarray(b, np.float64).round(6).tolist()} for w, b in self.layers],
+                "info": self.info}
+
+    @classmethod
+    def from_json(cls, data, where: str = "the learned spotter") -> LearnedSpotter:
+        """Checked: a file of another kind, another feature set or broken weights is an :class:`InputError`."""
+        retrain = "train one with python -m training.spot_learn"
+        if not isinstance(data, dict) or data.get("format") != LEARNED_FORMAT:
+            raise InputError(f"{where} is not a learned spotter file (no \"format\": \"{LEARNED_FORMAT}\"); {retrain}")
+        if data.get("version") != LEARNED_VERSION or data.get("classes") != list(LEARNED_CLASSES):
+            raise InputError(f"{where} is a learned spotter of version {data.get('version')!r} with classes "
+                             f"{data.get('classes')!r}; this code reads version {LEARNED_VERSION} "
+                             f"({', '.join(LEARNED_CLASSES)}): {retrain}")
+        if data.get("features") != feature_names():
+            raise InputError(f"{where} was trained on other features than this code computes "
+                             f"({len(data.get('features') or [])} against {len(feature_names())}); {retrain}")
+        try:
+            mean, std = (np.asarray(data[k], np.float32) for k in ("mean", "std"))
+            layers = tuple((np.asarray(la["weight"], np.float32), np.asarray(la["bias"], np.float32))
+                           for la in data["layers"])
+            settings = {k: float(data["settings"][k]) for k in LEARNED_SETTINGS}
+            threshold = float(data["threshold"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{where} is damaged: {type(e).__name__} {e}; {retrain}") from None
+        width = len(feature_names())
+        shapes_ok = bool(layers) and mean.shape == std.shape == (width,) and layers[-1][0].shape[-1:] == (3,)
+        for w, b in layers:
+            shapes_ok = shapes_ok and w.ndim == 2 and w.shape[0] == width and b.shape == (w.shape[1],)
+            width = w.shape[1] if w.ndim == 2 else -1
+        arrays = [mean, std, *(a for la in layers for a in la)]
+        if not shapes_ok or not all(np.isfinite(a).all() for a in arrays) or not (std > 0).all():
+            raise InputError(f"{where} is damaged: its weights do not fit {len(feature_names())} features → "
+                             f"{len(LEARNED_CLASSES)} classes, or are not finite; {retrain}")
+        if not 0 < threshold < 1:
+            raise InputError(f"{where}: threshold {threshold} is not a probability between 0 and 1")
+        return cls(mean, std, layers, threshold, settings, dict(data.get("info") or {}))
+
+    def check(self, params: SpotParams, where: str = "the learned spotter") -> None:
+        """The signals must be computed as they were for training: same window, working rate and size."""
+        wrong = [k for k in LEARNED_SETTINGS if not math.isclose(getattr(params, k), self.settings[k])]
+        if wrong:
+            raise InputError(f"{where} was trained on signals with "
+                             f"{', '.join(f'{k}={self.settings[k]:g}' for k in LEARNED_SETTINGS)}; these settings "
+                             f"have {', '.join(f'{k}={getattr(params, k):g}' for k in wrong)}: spot with the "
+                             f"file's settings (leave --window at its default) or retrain")
+
+
+_LOADED: dict[tuple, LearnedSpotter] = {}
+
+
+def load_spotter(path: str | Path, params: SpotParams | None = None) -> LearnedSpotter:
+    """A learned spotter file (JSON), read once per version of the file and checked against ``params``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such learned spotter file; python -m training.spot_learn writes one "
+                         f"(OUT/spotter.json)")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _LOADED:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{path} is not a learned spotter file (not JSON: {e}); train one with "
+                             f"python -m training.spot_learn") from None
+        if len(_LOADED) >= 8:
+            _LOADED.clear()
+        _LOADED[key] = LearnedSpotter.from_json(data, str(path))
+    spotter = _LOADED[key]
+    if params is not None:
+        spotter.check(params, str(path))
+    return spotter
 
 
 # ---------------------------------------------------------------- recognition of each interval
@@ -526,11 +698,12 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
                        views: str | None = None) -> tuple[list[SpottedPrediction], Signals]:
     """Spot, then recognise: ``prepared`` is a prepared clip with *every* frame kept (``PreparedClip`` with
     ``n_frames=None``, or any frozen dataclass with ``.frames`` and ``.fps``); ``predictor`` anything with
-    ``n_frames`` and ``classify(list_of_prepared)`` (:class:`inference.runtime.Predictor`).
+    ``n_frames`` and ``classify(list_of_prepared, views, apexes)`` (:class:`inference.runtime.Predictor`).
 
     Every spotted interval is returned; those of the asked ``kinds`` are classified: each becomes a copy of
     ``prepared`` holding its frames (with the margin) as they are — the package makes its input from them (an RGB
-    package resamples them to its frame count, a flow-image package needs the onset and apex frames) — and all go
+    package resamples them to its frame count; a flow-image package's image is the flow from the clip's first frame,
+    the onset less the margin, to the spotted apex) — and all go
     through the model in one call. No micro-expression interval means "no micro-expression found", a valid answer."""
     if on_stage:
         on_stage("spot")
@@ -542,7 +715,8 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
         if on_stage:
             on_stage("model")
         inputs = [replace(prepared, frames=c.frames) for c in asked]
-        predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs, views))}
+        apexes = [c.interval.apex - c.start for c in asked]  # a flow-image package: clip's first frame → the apex
+        predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs, views, apexes))}
     return [SpottedPrediction(c.interval, c.start, c.end, predictions.get(id(c))) for c in clips], sig
 
 
@@ -618,6 +792,12 @@ def spot_and_classify(predictor, clip, mode: str = "auto", params: SpotParams = 
 
 
 def describe(params: SpotParams) -> dict:
-    """The settings as plain values (for reports and output files)."""
-    return {"method": "optical-flow feature difference on facial blocks (MDMD family: Wang et al. 2017; FD scheme: "
-                      "Moilanen et al. 2014, Li et al. 2018)", **asdict(params)}
+    """The settings as plain values (for reports and output files); a learned spotter file by its SHA-256 too."""
+    out = {"method": "optical-flow feature difference on facial blocks (MDMD family: Wang et al. 2017; FD scheme: "
+                     "Moilanen et al. 2014, Li et al. 2018)", **asdict(params)}
+    if params.spotter:
+        from .files import file_sha256
+
+        out["method"] += "; peaks from a learned per-frame classifier (python -m training.spot_learn)"
+        out["spotter_sha256"] = file_sha256(params.spotter)
+    return out

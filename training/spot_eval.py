@@ -252,6 +252,23 @@ def aligned_recording(video: LongVideo, crop, device: str = "cpu"):
     return Preparer(crop, None, limits, device, keyframes=keyframes)(video.source, fps=video.fps)
 
 
+def first_frame(prepared) -> int:
+    """The recording's frame that the prepared clip's frame 0 is (the face track may start after frame 0)."""
+    return int(prepared.quality.frames_used[0]) if prepared.quality else 0
+
+
+def shift_rows(rows: list[dict], first: int, fps: float) -> list[dict]:
+    """Interval rows (:func:`inference.spotting.to_rows`) from the prepared clip's frames to the recording's."""
+    for r in rows:
+        for key in ("onset", "apex", "offset", "clip_start", "clip_end"):
+            if key in r:
+                r[key] += first
+        for key in ("start_s", "apex_s", "end_s"):
+            if key in r:
+                r[key] = round(r[key] + first / fps, 4)
+    return rows
+
+
 def spot_video(video: LongVideo, params, crop, predictor=None, device: str = "cpu") -> dict:
     """One recording: aligned, spotted, and with a predictor every micro-expression classified. A plain dict (the
     per-video file's content)."""
@@ -267,14 +284,7 @@ def spot_video(video: LongVideo, params, crop, predictor=None, device: str = "cp
         for r in rows:
             r.pop("interval", None)
             r.pop("per_view", None)
-    first = prepared.quality.frames_used[0] if prepared.quality else 0  # the track may start after frame 0
-    for r in rows:
-        for key in ("onset", "apex", "offset", "clip_start", "clip_end"):
-            if key in r:
-                r[key] += first
-        for key in ("start_s", "apex_s", "end_s"):
-            if key in r:
-                r[key] = round(r[key] + first / prepared.fps, 4)
+    shift_rows(rows, first_frame(prepared), prepared.fps)
     t1 = time.perf_counter()
     return {"video": video.video, "subject": video.subject, "fps": prepared.fps, "frames": prepared.n_frames,
             "truths": [asdict(t) for t in video.truths], "intervals": rows,
@@ -283,7 +293,8 @@ def spot_video(video: LongVideo, params, crop, predictor=None, device: str = "cp
             "frames_used": list(prepared.quality.frames_used) if prepared.quality else [0, prepared.n_frames - 1]}
 
 
-def _spotted(record: dict) -> list[Spotted]:
+def spotted_of(record: dict) -> list[Spotted]:
+    """A per-video record's intervals (``{"video", "intervals": rows}``) as :class:`Spotted`."""
     return [Spotted(record["video"], int(r["onset"]), int(r["offset"]), r["kind"], r.get("apex"), r.get("score"),
                     r.get("label") if r["kind"] == "micro" else None) for r in record["intervals"]]
 
@@ -325,7 +336,7 @@ def run(dataset: str, data: Path, out: Path, params, crop=None, model: str | Non
         record = {**spot_video(video, params, crop, predictor, device), "settings": settings}
         write_json_atomic(path, record)
         records.append(record)
-    spotted = {r["video"]: _spotted(r) for r in records}
+    spotted = {r["video"]: spotted_of(r) for r in records}
     figures = evaluate(videos, spotted, predictor.labels if predictor else None)
     summary = {"dataset": dataset, "data": str(data), **settings, "figures": figures,
                "dropped": [list(d) for d in loaded.dropped],
@@ -372,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FD window k in seconds, about half a micro-expression (default %(default)s)")
     p.add_argument("--z", type=float, default=SpotParams.z,
                    help="threshold in robust standard deviations of the contrast (default %(default)s)")
+    p.add_argument("--spotter", type=Path, default=None,
+                   help="a learned spotter file (spotter.json from python -m training.spot_learn) instead of the "
+                        "training-free spotter's threshold and rules")
     p.add_argument("--device", default="cpu", help="where the face detector runs: cpu or auto (default cpu)")
     p.add_argument("--limit", type=int, default=None, help="only the first N recordings (a quick look)")
     return p
@@ -396,7 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             write_json_atomic(args.out / "summary.json", {"dataset": args.dataset, "predictions": str(args.predictions),
                                                           "figures": figures})
         return 0
-    params = SpotParams(window_s=args.window, z=args.z)
+    params = SpotParams(window_s=args.window, z=args.z, spotter=args.spotter)
+    if args.spotter:
+        from inference.spotting import load_spotter
+
+        load_spotter(args.spotter, params)  # a wrong file is refused before anything is decoded
     out = args.out or Path("runs") / f"spot_eval-{args.dataset}"
     summary = run(args.dataset, args.data, out, params, CropSettings(size=args.size), args.model, args.variant,
                   args.device, args.limit)
