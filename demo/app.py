@@ -5,6 +5,10 @@ motion signal with the face's presence and the spotted intervals coloured by the
 intervals in a table, and shows the chosen interval's aligned O/L/R frames and per-view probabilities. Shorter clips
 are classified whole, as one expression.
 
+A motion package (flow image, flow clip, grey + flow clip, magnified) shows beside the aligned face the input its model
+saw (:func:`motion_sheet`): the optical flow in colour (hue: direction, brightness: magnitude) with the optical strain
+(or the grey level), or the magnified face; for a spotted recording, the chosen interval's.
+
 :class:`Analyser` is the work behind the page, usable without a browser: ``Analyser(predictor).analyse(path)``
 returns everything the page shows. :func:`build_app` lays the page out around it; ``python -m demo`` starts it.
 Only ``inference`` is imported: the demo runs on a serving box without the training stack.
@@ -24,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError
+from inference.motion import FIXED, FlowScaling
 from inference.runtime import Prediction, Predictor
 from inference.spotting import ModePreparer, SpotResult, classify_prepared
 from inference.views import make_view
@@ -42,6 +47,16 @@ MACRO_COLOUR = (170, 170, 170)
 INTERVAL_COLUMNS = ["#", "start s", "apex s", "end s", "kind", "score", "label", "probability"]
 SHOWN_FRAMES = 4  # frames shown per view
 SHOWN_SIZE = 128  # px per shown frame
+# what the motion image beside the face shows, per input kind of the package (RGB packages show none)
+MOTION_LABELS = {
+    "flow_image": "Motion input the model saw: onset → apex optical flow (hue: direction, brightness: magnitude), "
+                  "optical strain below",
+    "flow_clip": "Motion input the model saw: optical flow of shown frames (hue: direction, brightness: magnitude), "
+                 "optical strain below",
+    "grey_flow_clip": "Motion input the model saw: optical flow of shown frames (hue: direction, brightness: "
+                      "magnitude), their grey level below",
+    "magnified": "Motion input the model saw: the motion-magnified face",
+}
 
 TEMP_ROOT_NAME = "micro-expression-demo"  # this app's folder inside Gradio's temporary folder: one sub-folder per run
 SYNTHETIC_WARNING = ("⚠ **Demo weights trained on synthetic faces only**: this verdict shows the pipeline working; "
@@ -75,6 +90,7 @@ class Analysis:
     spot: SpotResult | None = None
     chosen: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    motion: np.ndarray | None = None  # motion packages: the prediction's model input as an image (motion_sheet)
 
     @property
     def fused(self) -> dict[str, float]:
@@ -119,6 +135,46 @@ def contact_sheet(frames: np.ndarray, n: int = SHOWN_FRAMES, size: int = SHOWN_S
         r, c = divmod(k, cols)
         sheet[r * (size + gap):r * (size + gap) + size, c * (size + gap):c * (size + gap) + size] = cv2.resize(
             frames[i], (size, size), interpolation=cv2.INTER_CUBIC)
+    return sheet
+
+
+def flow_colour(u: np.ndarray, v: np.ndarray, top: float) -> np.ndarray:
+    """A flow field as an RGB image: hue = direction (0° = rightwards), brightness = magnitude over ``top``."""
+    import cv2
+
+    hsv = np.empty(u.shape + (3,), np.uint8)
+    hsv[..., 0] = np.round(np.degrees(np.arctan2(v, u)) % 360 / 2).astype(np.uint8) % 180
+    hsv[..., 1] = 255
+    hsv[..., 2] = np.clip(np.round(np.hypot(u, v) / top * 255), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def motion_sheet(motion: np.ndarray, kind: str, scaling: dict | None = None, n: int = SHOWN_FRAMES,
+                 size: int = SHOWN_SIZE, gap: int = 4) -> np.ndarray:
+    """A motion package's graph input ``(T, H, W, 3)`` uint8 (``Prediction.motion``) as an image a visitor reads:
+    ``magnified`` as :func:`contact_sheet`; the flow kinds as up to ``n`` evenly spaced frames side by side (one for
+    a flow image), the flow in colour (:func:`flow_colour`, brightness relative to the largest motion shown) above
+    the optical strain (``flow_image``, ``flow_clip``: channels u, v, strain, zero motion as ``scaling`` stores it)
+    or the grey level (``grey_flow_clip``: channels grey, u, v, zero at 128)."""
+    import cv2
+
+    if kind == "magnified":
+        return contact_sheet(motion, n, size, gap)
+    x = np.asarray(motion)[np.linspace(0, len(motion) - 1, min(n, len(motion))).round().astype(int)]
+    if kind == "grey_flow_clip":
+        u, v = x[..., 1].astype(np.float32) - 128.0, x[..., 2].astype(np.float32) - 128.0
+        below = x[..., 0]
+    else:
+        zero = (FlowScaling.from_dict(scaling) if scaling else FIXED).zero(x)[:, None, None, :]
+        u, v, s = np.moveaxis(x.astype(np.float32) - zero, -1, 0)
+        below = np.clip(np.round(s / max(float(s.max()), 1e-6) * 255), 0, 255).astype(np.uint8)
+    top = max(float(np.hypot(u, v).max()), 1e-6)
+    sheet = np.full((2 * size + gap, len(x) * (size + gap) - gap, 3), 255, np.uint8)
+    for i in range(len(x)):
+        tiles = (flow_colour(u[i], v[i], top), np.repeat(below[i][..., None], 3, axis=-1))
+        for r, tile in enumerate(tiles):  # nearest: a 28 px flow image's pixels stay visible as they are
+            sheet[r * (size + gap):r * (size + gap) + size, i * (size + gap):i * (size + gap) + size] = cv2.resize(
+                tile, (size, size), interpolation=cv2.INTER_NEAREST)
     return sheet
 
 
@@ -219,16 +275,18 @@ class Analyser:
             return self._shown(replace(analysis, prediction=None, chosen=None))
         return self._shown(replace(analysis, prediction=analysis.spot.micro[chosen].prediction, chosen=chosen))
 
-    @staticmethod
-    def _shown(analysis: Analysis) -> Analysis:
-        """Its prediction's aligned O/L/R frames and per-view probabilities (no prediction: the face segment's
-        frames)."""
+    def _shown(self, analysis: Analysis) -> Analysis:
+        """Its prediction's aligned O/L/R frames, per-view probabilities and (motion packages) the model's motion
+        input (no prediction: the face segment's frames, no motion)."""
         pred = analysis.prediction
         frames = pred.aligned if pred is not None else analysis.spot.prepared.frames
         sheets = {v: contact_sheet(make_view(frames, v)) for v in "OLR"}
         rows = [] if pred is None else [{"view": v, "label": k, "probability": float(p)}
                                         for v, probs in pred.per_view.items() for k, p in zip(pred.labels, probs)]
-        return replace(analysis, sheets=sheets, per_view=rows)
+        package = self.predictor.package
+        motion = None if pred is None or pred.motion is None else motion_sheet(
+            pred.motion, package.input.kind, package.motion.get("scaling"))
+        return replace(analysis, sheets=sheets, per_view=rows, motion=motion)
 
     def warm_up(self, clip: str | os.PathLike | None) -> None:
         """Load the face detector and the model's kernels once, so the first visitor does not wait for that."""
@@ -308,7 +366,7 @@ def summary_markdown(result: Analysis) -> str:
 
 
 def timings_markdown(timings: dict[str, float]) -> str:
-    order = ["decode", "face", "resample", "spot", "model", "fuse", "total"]
+    order = ["decode", "face", "resample", "motion", "spot", "model", "fuse", "total"]
     cells = [f"{k} {timings[k] * 1000:.0f} ms" for k in order if k in timings]
     return "**Timings:** " + " · ".join(cells)
 
@@ -363,6 +421,9 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
         result = analyser.choose(result, result.choices().index(name))
         return (*shown(result), summary_markdown(result), result)
 
+    def motion_view(result: Analysis | None):
+        return None if result is None else result.motion
+
     title = "Décalcomanie micro-expression recognition"
     delete_cache = (min(600, limits.keep_files_s), limits.keep_files_s)
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=delete_cache) as app:
@@ -396,6 +457,10 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             face = gr.Image(label="Aligned face (O)", elem_id="view-o", interactive=False)
             left = gr.Image(label="L view (left half + its mirror)", elem_id="view-l", interactive=False)
             right = gr.Image(label="R view (right half + its mirror)", elem_id="view-r", interactive=False)
+            kind = predictor.package.input.kind if predictor.package.motion else None
+            if kind:  # a motion model: the input it saw, beside the face
+                motion = gr.Image(label=MOTION_LABELS.get(kind, f"Motion input the model saw ({kind})"),
+                                  elem_id="motion", interactive=False, format="png")  # png: the flow's pixels exact
         state = gr.State(None)
         plot = gr.Image(label="Timeline: motion, face presence and the spotted intervals", elem_id="timeline",
                         interactive=False, visible=False)
@@ -406,11 +471,14 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                                  info="its aligned O/L/R frames and per-view probabilities, above")
         with gr.Accordion("About the model", open=True):
             gr.Markdown(card_facts(predictor, source or str(predictor.folder)), elem_id="card")
-        button.click(run, [video, views], [label, face, left, right, chart, summary, timing, state],
-                     api_name="analyse", concurrency_limit=limits.concurrency).then(
-            timeline, [state], [plot, table, choice], api_name="timeline")
-        choice.input(choose, [choice, state], [label, face, left, right, chart, summary, state],
-                     api_name="interval")
+        analysed = button.click(run, [video, views], [label, face, left, right, chart, summary, timing, state],
+                                api_name="analyse", concurrency_limit=limits.concurrency)
+        analysed.then(timeline, [state], [plot, table, choice], api_name="timeline")
+        chosen = choice.input(choose, [choice, state], [label, face, left, right, chart, summary, state],
+                              api_name="interval")
+        if kind:  # the motion image follows the verdict and each chosen interval
+            analysed.then(motion_view, [state], [motion], api_name="motion")
+            chosen.then(motion_view, [state], [motion], api_name="interval_motion")
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     app.analyser = analyser
     app.examples = examples

@@ -157,12 +157,15 @@ class Predictor:
         probs, second = self.session.run(None, feeds)
         return probs, (second if self.sbml else None)
 
-    def classify(self, prepared: list[PreparedClip], views: str | None = None) -> list[Prediction]:
+    def classify(self, prepared: list[PreparedClip], views: str | None = None,
+                 apexes: list[int | None] | None = None) -> list[Prediction]:
         """Prepared clips (``prepare``'s results) through the graph in one call. Each prediction's "model" timing is
-        its share of the batch's call."""
+        its share of the batch's call. ``apexes``: per clip, the frame a flow-image package takes as the apex (a
+        spotted interval's; None: estimated from frame 0, the onset); other kinds ignore it."""
         views = self._views(views) if views else self.views
         t_in = time.perf_counter()
-        inputs = [self.package.build_input(clip.frames, clip.fps) for clip in prepared]  # RGB: the frames as they are
+        inputs = [self.package.build_input(clip.frames, clip.fps, apex)  # RGB: the frames as they are
+                  for clip, apex in zip(prepared, apexes or [None] * len(prepared), strict=True)]
         t0 = time.perf_counter()
         probs, view_logits = self.run(np.stack([x for x, _ in inputs]), views)
         t1 = time.perf_counter()

@@ -90,6 +90,7 @@ def test_examples_are_analysed_into_everything_the_page_shows(analyser):
         assert p.top == true_label(clip), f"{clip.name}: {result.fused}"
         assert set(result.fused) == set(p.labels) and abs(sum(result.fused.values()) - 1) < 1e-4
         assert p.faces_seen == 1 and not result.notes
+        assert p.motion is None and result.motion is None  # an RGB package: no motion input to show
         # three views as 2×2 contact sheets; L and R are mirror-symmetric, O (a real face) is not exactly
         assert set(result.sheets) == {"O", "L", "R"}
         for v, sheet in result.sheets.items():
@@ -327,7 +328,9 @@ def test_server_spots_a_recording_and_shows_a_chosen_interval(client, clips):
 
 
 def test_server_outputs_are_named_in_its_api(client):
-    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/analyse"]
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert "/motion" not in named and "/interval_motion" not in named  # an RGB package has no motion image
+    api = named["/analyse"]
     labels = [r["label"] for r in api["returns"]]
     assert "Summary" in labels and "Timings" in labels and not any(x.startswith("value_") for x in labels), labels
 
