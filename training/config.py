@@ -37,6 +37,7 @@ DEFAULTS: dict = {
         "kwargs": {},
         "pretrained": None,  # a local weights file (kenshohara .pth, torchvision state dict, or ours)
         "init": "file",  # file: load `pretrained` as it is | inflate2d: ImageNet 2D ResNet weights inflated to 3D
+        "stream_pretrained": None,  # models with streams (late_fusion): {stream: local weights file}, e.g. {grey: P}
     },
     "scheme": {
         "type": "sbml",  # sbml | fsb
@@ -67,6 +68,8 @@ DEFAULTS: dict = {
         "seed": 0,
         "checkpoint_every": 1,  # epochs between resumable checkpoints
         "eval_batch_size": 32,
+        "fold_batch": False,  # LOSO: train every fold at once in one module (training.foldbatch; STSTNet)
+        "au_threshold": 0.5,  # AU head: a probability, or train_f1 (each AU's best-F1 threshold on the training clips)
     },
     "provenance": [],  # the N-step chain that led here (filled in by training.nstep; kept in every checkpoint)
 }
@@ -248,6 +251,16 @@ def check_config(cfg: dict, where: str = "") -> dict:
     m["kwargs"] = dict(m["kwargs"] or {})
     m["pretrained"] = _text(k("model.pretrained"), m["pretrained"], optional=True)
     m["init"] = _choice(k("model.init"), m["init"], ("file", "inflate2d"))
+    streams = m.get("stream_pretrained")
+    if streams is not None:
+        if not isinstance(streams, dict) or not streams:
+            raise _fail(k("model.stream_pretrained"), "a mapping of stream names to weights files, e.g. "
+                        "{grey: kinetics.pth, flow: flow.pth}", streams)
+        streams = {str(n): _text(k(f"model.stream_pretrained.{n}"), v) for n, v in streams.items()}
+        if m["pretrained"]:
+            raise InputError(f"{k('model.pretrained')} and {k('model.stream_pretrained')} both name starting weights: "
+                             "give the whole model's file or the streams' files, not both")
+    m["stream_pretrained"] = streams
     s["type"] = _choice(k("scheme.type"), s["type"], ("sbml", "fsb"))
     s["train_views"] = _views(k("scheme.train_views"), s["train_views"])
     s["test_views"] = _views(k("scheme.test_views"), s["test_views"], optional=True)
@@ -262,9 +275,19 @@ def check_config(cfg: dict, where: str = "") -> dict:
     for key in ("lr", "gamma", "scale"):
         t[key] = _real(k(f"train.{key}"), t[key], positive=True)
     t["rotation"] = _real(k("train.rotation"), t["rotation"], minimum=0)
-    for key in ("flip", "balanced", "smote", "oracle"):
+    for key in ("flip", "balanced", "smote", "oracle", "fold_batch"):
         t[key] = _bool(k(f"train.{key}"), t[key])
     t["selection"] = _choice(k("train.selection"), t["selection"], ("last", "test_set_best"))
+    threshold = t.get("au_threshold", 0.5)
+    if str(threshold).strip().lower() == "train_f1":
+        t["au_threshold"] = "train_f1"
+    else:
+        try:
+            t["au_threshold"] = _real(k("train.au_threshold"), threshold)
+        except InputError:
+            t["au_threshold"] = None
+        if t["au_threshold"] is None or not 0 < t["au_threshold"] < 1:
+            raise _fail(k("train.au_threshold"), "a probability between 0 and 1, or train_f1", threshold)
     t["device"] = _text(k("train.device"), t["device"])
     t["amp"] = _choice(k("train.amp"), t["amp"], ("auto", "bf16", "none"))
     if t["channels_last"] != "auto":

@@ -97,6 +97,23 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
+def train_f1_thresholds(probs: np.ndarray, target: np.ndarray, default: float = 0.5) -> np.ndarray:
+    """Per column (AU) of ``probs`` ``(N, A)``, the threshold ``t`` (predicted: probability ≥ t) among the column's
+    own values that maximises F1 against ``target`` ``(N, A)`` bool; of equal F1 the highest ``t``. An AU that no
+    row has keeps ``default`` (its F1 is undefined)."""
+    out = np.full(probs.shape[1], float(default))
+    for j in range(probs.shape[1]):
+        pos = np.asarray(target[:, j], bool)
+        if not pos.any():
+            continue
+        order = np.argsort(-probs[:, j], kind="stable")
+        p, tp = probs[order, j], np.cumsum(pos[order])
+        last = np.r_[p[1:] != p[:-1], True]  # predicting down to a value predicts all its ties
+        f1 = np.where(last, 2 * tp / (np.arange(1, len(p) + 1) + pos.sum()), -1.0)
+        out[j] = float(p[int(np.argmax(f1))])
+    return out
+
+
 def au_vocabulary(model_config: dict) -> tuple[int, ...] | None:
     """The AU vocabulary of a model with an AU head (its registry defaults name ``aus``; the config's
     ``model.kwargs.aus`` overrides them), None for other models."""
@@ -170,11 +187,28 @@ class Trainer:
             # a fresh classifier at every step, even when the file's head has the same shape
             model.backbone.reset_classifier(len(self.bank.classes))
             self.log(f"{m['pretrained']}: {len(report['loaded'])} tensors loaded ({m['init']}), fresh head")
+        if m.get("stream_pretrained"):
+            self.load_streams(model, m["stream_pretrained"])
         self.init_backbone_sha256 = backbone_digest(model)  # what this model starts from (N-step provenance)
         model = model.to(self.device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         return model
+
+    def load_streams(self, model: ViewModel, files: dict) -> dict:
+        """``model.stream_pretrained``: each named stream of a model with streams (late fusion) starts from its own
+        weights file (``torch.load(..., weights_only=True)``); logs what was loaded and which keys were left out."""
+        load = getattr(model.backbone, "load_stream_weights", None)
+        if load is None:
+            raise InputError(f"model.stream_pretrained names streams, but {self.cfg['model']['name']} has none (a "
+                             f"late_fusion model has grey and flow streams); use model.pretrained for its weights")
+        reports = load(files)
+        for stream, r in reports.items():
+            left = r["unexpected"]
+            self.log(f"{r['path']}: {len(r['loaded'])} tensors loaded into the {stream} stream"
+                     + (f"; {len(left)} keys left out: {', '.join(left[:6])}{' …' if len(left) > 6 else ''}"
+                        if left else ""))
+        return reports
 
     def batch(self, idx: torch.Tensor, clips: torch.Tensor, generator: torch.Generator | None,
               train: bool, zeros: torch.Tensor | None = None) -> torch.Tensor:
@@ -271,10 +305,25 @@ class Trainer:
                 out.append(model.predict_aus(x).cpu().numpy())
         return np.concatenate(out)
 
+    def au_thresholds(self, model: ViewModel, test_idx: np.ndarray) -> np.ndarray:
+        """Each AU's decision threshold for a fold whose held-out clips are ``test_idx``: ``train.au_threshold`` as
+        given, or with ``train_f1`` the threshold that maximises each AU's F1 on the fold's training clips (every
+        subject's but the held-out ones', as LOSO trains on; never a held-out clip) — :func:`train_f1_thresholds`."""
+        setting = self.cfg["train"].get("au_threshold", 0.5)
+        if setting != "train_f1":
+            return np.full(len(self.bank.aus), float(setting))
+        train_idx = np.flatnonzero(~np.isin(self.bank.subjects, np.unique(self.bank.subjects[test_idx])))
+        mask = self.bank.au_mask[train_idx].cpu().numpy()
+        if not mask.any():  # no training clip has AU codes: nothing to choose from
+            return np.full(len(self.bank.aus), 0.5)
+        return train_f1_thresholds(self.evaluate_aus(model, train_idx[mask]),
+                                   self.bank.au[train_idx[mask]].cpu().numpy() > 0.5)
+
     def fold_aus(self, model: ViewModel, idx: np.ndarray, rows: list[dict]) -> dict:
         """For a bank with AU targets: each test row gets its AU codes (``aus``: the vocabulary's AUs it has, None
-        when the clip has no codes), the predicted AUs (probability ≥ 0.5) and their probabilities; returns the
-        fold's ``aus`` and ``au_f1`` (over its clips with codes; None when none has). ``{}`` without AU targets."""
+        when the clip has no codes), the predicted AUs (probability ≥ the AU's threshold, :meth:`au_thresholds`)
+        and their probabilities; returns the fold's ``aus``, ``au_f1`` (over its clips with codes; None when none
+        has), ``au_threshold`` (the setting) and ``au_thresholds`` (per AU). ``{}`` without AU targets."""
         if self.bank.au is None:
             return {}
         from .models.au_fusion import au_f1
@@ -282,12 +331,15 @@ class Trainer:
         probs = self.evaluate_aus(model, idx)
         target, mask = self.bank.au[idx].cpu().numpy() > 0.5, self.bank.au_mask[idx].cpu().numpy()
         vocab = self.bank.aus
+        thresholds = self.au_thresholds(model, idx)
         for j, row in enumerate(rows):
             row["aus"] = [a for a, on in zip(vocab, target[j]) if on] if mask[j] else None
-            row["au_pred"] = [a for a, p in zip(vocab, probs[j]) if p >= 0.5]
+            row["au_pred"] = [a for a, p, t in zip(vocab, probs[j], thresholds) if p >= t]
             row["au_scores"] = [round(float(p), 6) for p in probs[j]]
-        f1 = au_f1(target[mask], probs[mask] >= 0.5, vocab)["mean"] if mask.any() else None
-        return {"aus": list(vocab), "au_f1": None if f1 is None or f1 != f1 else f1}
+        f1 = au_f1(target[mask], probs[mask] >= thresholds, vocab)["mean"] if mask.any() else None
+        return {"aus": list(vocab), "au_f1": None if f1 is None or f1 != f1 else f1,
+                "au_threshold": self.cfg["train"].get("au_threshold", 0.5),
+                "au_thresholds": {f"AU{a}": float(t) for a, t in zip(vocab, thresholds)}}
 
     def training_aus(self, train_idx: np.ndarray, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """AU targets and mask aligned with :meth:`training_set`'s ``n`` clips: the training subjects' own, then
@@ -394,5 +446,6 @@ class Trainer:
                 "normalisation": self.norm, "selection": c["train"]["selection"], "inputs": dict(self.bank.inputs),
                 "caches": list(caches), "crop": cache_setting(caches[0], "crop"),
                 "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
-                "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"]},
+                "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"],
+                         **({"streams": streams} if (streams := c["model"].get("stream_pretrained")) else {})},
                 "provenance": list(c["provenance"] or []), **({"aus": list(self.bank.aus)} if self.bank.aus else {})}

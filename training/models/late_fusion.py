@@ -24,12 +24,14 @@ Input (the one-input contract, float ``(N, 3, T, H, W)``): ``layout`` names what
 
 ``features`` chooses the streams: ``grey`` (the grey level repeated on three channels), ``flow`` (u, v and the
 strain, or the flow magnitude when the layout has no strain) or ``grey+flow`` (both, fused late). Starting weights:
-:meth:`LateFusion.load_stream_weights` loads one backbone file into every stream; the LOSO engine does not call it
-yet (``model.pretrained`` names one backbone's keys), so configs train the streams from scratch.
+:meth:`LateFusion.load_stream_weights` loads each stream from its own backbone file (e.g. Kinetics Video Swin-T for
+the grey stream, a flow-pretrained one for the flow stream), the files' classifiers left out; the LOSO engine calls it
+for the config's ``model.stream_pretrained: {grey: PATH, flow: PATH}`` (a stream not named starts from scratch).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 import torch
@@ -107,13 +109,22 @@ class LateFusion(VideoClassifier):
         if getattr(self, "config", None) is not None:
             self.config["num_classes"] = num_classes
 
-    def load_stream_weights(self, path) -> dict:
-        """Load one backbone weights file (e.g. Kinetics Video Swin-T) into every stream
-        (:func:`~training.models.checkpoint.load_pretrained`, the file's classifier left out); a report per stream.
-        The LOSO engine does not call this yet: ``model.pretrained`` loads a whole model's keys."""
+    def load_stream_weights(self, paths) -> dict:
+        """Load backbone weights files into the streams: ``paths`` maps stream names (``grey``, ``flow``) to files,
+        or is one file for every stream. Each file is read with ``torch.load(..., weights_only=True)``
+        (:func:`~training.models.checkpoint.load_pretrained`): a missing file, a file of another architecture or
+        shape fails naming the keys; the file's classifier (``fc.*``, e.g. Kinetics' 400 classes) is left out, as
+        the fusion head holds the classifiers. Returns a report per stream (``loaded``, ``unexpected``: the keys
+        left out)."""
         from .checkpoint import load_pretrained
 
-        return {name: load_pretrained(net, path) for name, net in self.streams.items()}
+        if not isinstance(paths, Mapping):
+            paths = {name: paths for name in self.stream_names}
+        unknown = sorted(set(paths) - set(self.stream_names))
+        if unknown:
+            raise InputError(f"no stream named {', '.join(map(repr, unknown))} in this late-fusion model (features "
+                             f"{self.features!r}); its streams are {', '.join(self.stream_names)}")
+        return {name: load_pretrained(self.streams[name], path) for name, path in paths.items()}
 
     def stream_inputs(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The three-channel input of each stream from the ``(N, 3, T, H, W)`` clip."""
