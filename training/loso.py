@@ -58,6 +58,16 @@ def run_fold(trainer: Trainer, k: int, subject: int) -> dict:
     train_idx = np.flatnonzero(bank.subjects != subject)
     fold_seed = seed_for(trainer.cfg["train"]["seed"], "fold", int(subject))
     trained = trainer.train_model(f"subject_{subject}", folder, train_idx, test_idx, fold_seed)
+    return write_fold(trainer, k, subject, trained)
+
+
+def write_fold(trainer: Trainer, k: int, subject: int, trained: dict) -> dict:
+    """Fold ``k``'s folder from its trained model (``trained``: what :meth:`Trainer.train_model` returns, and
+    ``backbone_in`` when the fold was trained elsewhere, :mod:`training.foldbatch`): model.pt, the held-out
+    subject's predictions in result.json; its state.pt goes."""
+    folder = trainer.out / "folds" / f"subject_{subject}"
+    bank = trainer.bank
+    test_idx = np.flatnonzero(bank.subjects == subject)
     model = trained["model"]
     probs, per_view = trainer.evaluate(model, test_idx)
     save_view_model(folder / "model.pt", model, bank.classes,
@@ -72,9 +82,9 @@ def run_fold(trainer: Trainer, k: int, subject: int) -> dict:
                                   for vi, v in enumerate(model.test_views)}
         rows.append(row)
     result = {"subject": int(subject), "fold": int(k), "selected_epoch": trained["epoch"], "rows": rows,
-              "history": trained["history"], "backbone_in": trainer.init_backbone_sha256,
+              "history": trained["history"], "backbone_in": trained.get("backbone_in", trainer.init_backbone_sha256),
               **trainer.fold_aus(model, test_idx, rows)}  # AU codes / predictions / AU F1 (models with an AU head)
-    write_json_atomic(result_path, result)
+    write_json_atomic(folder / "result.json", result)
     (folder / "state.pt").unlink(missing_ok=True)  # the fold is done; its model.pt is what export needs
     return result
 
@@ -100,6 +110,10 @@ def run(cfg: dict, final: bool = False, log=print, progress: bool = True, wait_s
             f"folds on {world} rank(s); out {out}")
     t0 = time.perf_counter()
     mine = [(k, s) for k, s in enumerate(subjects) if k % world == rank]
+    if cfg["train"]["fold_batch"]:  # every fold at once (training.foldbatch); the loop below then reads them back
+        from .foldbatch import run_folds
+
+        run_folds(trainer, subjects, log, world)
     for k, subject in mine:
         res = run_fold(trainer, k, subject)
         if rank == 0 or world == 1:

@@ -1,0 +1,165 @@
+"""Every fold trained at once (training.foldbatch): the same fold models as the sequential runner, a held-out subject
+that changes nothing in its fold, resume, and the sequential run folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.config import load_config
+from training.datasets.flowset import write_set
+from training.engine import Trainer, seed_for
+from training.foldbatch import train_folds, unsupported
+
+ROOT = Path(__file__).resolve().parents[1]
+STSTNET = ROOT / "training" / "configs" / "peers" / "ststnet.yaml"
+SUBJECTS = (("smic", "s1"), ("smic", "s2"), ("casme2", "sub01"), ("samm", "006"))
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory) -> Path:
+    """4 subjects × 5 flow images of 28 px, the class in the mean of u (so the folds learn something)."""
+    rng = np.random.default_rng(0)
+    clips = []
+    for dataset, sub in SUBJECTS:
+        for j in range(5):
+            label = ("negative", "positive", "surprise")[(j + len(sub)) % 3]
+            image = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
+            image[..., 0] = np.clip(image[..., 0] // 2 + 60 * ("negative", "positive", "surprise").index(label), 0, 255)
+            clips.append({"dataset": dataset, "sub": sub, "clip": f"{sub}_c{j}", "label": label, "image": image})
+    root = tmp_path_factory.mktemp("foldbatch") / "set"
+    write_set(root, clips)
+    return root
+
+
+def _config(root: Path, out: Path, *extra: str) -> dict:
+    # lr large enough that 3 epochs move every weight; one batch per epoch (batch ≥ clips), so the order of the
+    # clips in it does not matter; no dropout (its masks are random numbers the two paths draw differently)
+    return load_config(STSTNET, [f"data.caches=[{root}]", f"out={out}", "epochs=3", "batch_size=64", "lr=0.01",
+                                 "train_views=OL", "test_views=OLR", "model.kwargs={image_size: 28, dropout: 0.0}",
+                                 "device=cpu", *extra])
+
+
+def _state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
+
+
+def test_the_folds_trained_at_once_are_the_sequential_folds(tiny_set, tmp_path):
+    """Per fold: the same weights (and batch-norm statistics) as Trainer.train_model, so the same predictions;
+    perturbing the held-out subject's clips leaves its own fold unchanged (it is in every other fold's data)."""
+    trainer = Trainer(_config(tiny_set, tmp_path / "a"), tmp_path / "a", log=lambda *_: None, progress=False)
+    assert unsupported(trainer) is None
+    subjects = sorted(set(trainer.bank.subjects.tolist()))
+    batched = train_folds(trainer, subjects, tmp_path / "a" / "foldbatch")
+    for s in subjects:
+        bank = trainer.bank
+        train_idx, test_idx = np.flatnonzero(bank.subjects != s), np.flatnonzero(bank.subjects == s)
+        seq = trainer.train_model(f"subject_{s}", tmp_path / "seq" / str(s), train_idx, test_idx,
+                                  seed_for(trainer.cfg["train"]["seed"], "fold", int(s)))
+        start = trainer.new_model(seed_for(trainer.cfg["train"]["seed"], "fold", int(s)))
+        ours, theirs = _state(batched[s]["model"]), _state(seq["model"])
+        moved = max(float((theirs[k] - v).abs().max()) for k, v in _state(start).items() if v.is_floating_point())
+        assert moved > 1e-3  # the training did change the weights, so equal weights mean equal training
+        for k in theirs:
+            torch.testing.assert_close(ours[k].float(), theirs[k].float(), rtol=1e-4, atol=2e-5, msg=k)
+        for a, b in zip(batched[s]["history"], seq["history"]):
+            assert a["epoch"] == b["epoch"] and a["lr"] == b["lr"] and a["train_acc"] == b["train_acc"]
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+        np.testing.assert_allclose(trainer.evaluate(batched[s]["model"], test_idx)[0],
+                                   trainer.evaluate(seq["model"], test_idx)[0], atol=1e-4)
+
+    held = subjects[0]
+    at = torch.as_tensor(np.flatnonzero(trainer.bank.subjects == held))
+    trainer.bank.clips[at] = torch.randint(0, 256, trainer.bank.clips[at].shape, dtype=torch.uint8,
+                                           generator=torch.Generator().manual_seed(1))
+    perturbed = train_folds(trainer, subjects, tmp_path / "b" / "foldbatch")
+    for s in subjects:
+        a, b = _state(batched[s]["model"]), _state(perturbed[s]["model"])
+        same = all(torch.equal(a[k], b[k]) for k in a)
+        assert same == (s == held), s
+
+
+def test_a_killed_run_resumes_to_the_same_folds_and_writes_the_sequential_run_folder(tiny_set, tmp_path):
+    from training.compare import parameter_count
+    from training.loso import run
+    from training.report import oracle_scores
+    from training.schemes import load_view_model
+
+    # the whole run, fold-batched, recording the oracle; then a run stopped after 2 of 3 epochs and continued
+    cfg = _config(tiny_set, tmp_path / "run", "fold_batch=true", "oracle=true", "checkpoint_every=2")
+    lines = []
+    summary = run(cfg, log=lines.append, progress=False)
+    assert any("4 folds at once" in x for x in lines)
+    out = tmp_path / "run"
+    assert not (out / "foldbatch" / "state.pt").exists()
+    results = json.loads((out / "results.json").read_text())
+    assert results["n"] == 20 and summary["uf1"] == results["uf1"] and (out / "report.md").exists()
+    folds = [json.loads(p.read_text()) for p in sorted(out.glob("folds/subject_*/result.json"))]
+    assert len(folds) == 4 and all(len(f["history"]) == 3 and "test_pred" in f["history"][0] for f in folds)
+    assert oracle_scores(folds, results["protocol"]["classes"])["uf1"] == results["oracle"]["uf1"]
+    assert parameter_count(out) == 1683
+
+    trainer = Trainer(cfg, tmp_path / "r", log=lambda *_: None, progress=False)
+    subjects = sorted(set(trainer.bank.subjects.tolist()))
+    trainer.cfg["train"]["epochs"] = 2  # "killed" after the checkpoint at epoch 2
+    train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
+    assert (tmp_path / "r" / "foldbatch" / "state.pt").exists()
+    trainer.cfg["train"]["epochs"] = 3
+    resumed = train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
+    for f, s in zip(folds, subjects):
+        model, _ = load_view_model(out / "folds" / f"subject_{s}" / "model.pt")
+        a, b = _state(model), _state(resumed[s]["model"])
+        assert all(torch.equal(a[k], b[k]) for k in a), s
+        assert [h["loss"] for h in f["history"]] == [h["loss"] for h in resumed[s]["history"]]
+
+
+def test_configs_it_cannot_batch_run_sequentially_with_one_line(tiny_set, tmp_path):
+    from training.loso import run
+
+    cfg = _config(tiny_set, tmp_path / "fsb", "fold_batch=true", "scheme.type=fsb", "train_views=OL",
+                  "test_views=OL", "epochs=1")
+    lines = []
+    run(cfg, log=lines.append, progress=False)
+    said = [x for x in lines if x.startswith("train.fold_batch:")]
+    assert said == ["train.fold_batch: FSB's fusion head has no fold-batched form; training the folds one by one"]
+    assert len(list((tmp_path / "fsb" / "folds").glob("subject_*/result.json"))) == 4
+
+
+def test_the_stacked_network_is_each_folds_ststnet_also_with_negative_batch_norm_scales():
+    """Forward, gradients and evaluation of STSTNetFolds against each fold's own STSTNet on its own clips, with some
+    batch-norm scales negative (there the max-pool after batch norm is a min-pool before it)."""
+    from training.foldbatch import STSTNetFolds
+    from training.models.ststnet import STSTNet
+
+    torch.manual_seed(0)
+    nets = [STSTNet(3, dropout=0.0) for _ in range(2)]
+    with torch.no_grad():
+        nets[1].streams[2].weight[:5] *= -1
+        nets[0].streams[2].weight[3] = -0.5
+    stack = STSTNetFolds(nets)
+    x = torch.randn(6, 3, 1, 28, 28)
+    weight = torch.tensor([[1, 1, 1, 1, 0, 0], [0, 1, 1, 1, 1, 1]], dtype=torch.float32)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    logits = stack(x, weight)
+    torch.nn.functional.cross_entropy(logits[0, :4], y[:4]).add(
+        torch.nn.functional.cross_entropy(logits[1, 1:], y[1:])).backward()
+    for f, (net, mine) in enumerate(zip(nets, (slice(0, 4), slice(1, 6)))):
+        net.train()
+        out = net(x[mine])
+        torch.nn.functional.cross_entropy(out, y[mine]).backward()
+        torch.testing.assert_close(logits[f, mine], out, rtol=1e-4, atol=1e-5)
+        ch = slice(16 * f, 16 * f + 16)
+        conv, bn = net.streams[0], net.streams[2]
+        for got, want in ((stack.conv_w.grad[ch], conv.weight.grad.view(16, 27)),
+                          (stack.conv_b.grad[ch], conv.bias.grad), (stack.bn_w.grad[ch], bn.weight.grad),
+                          (stack.bn_b.grad[ch], bn.bias.grad),
+                          (stack.fc_w.grad[f], net.fc.weight.grad), (stack.running_var[ch], bn.running_var)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+        net.eval()
+        stack.eval()
+        torch.testing.assert_close(stack.evaluate(x[None].expand(2, *x.shape))[f], net(x), rtol=1e-4, atol=1e-5)
+        stack.train()

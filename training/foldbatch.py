@@ -1,0 +1,436 @@
+"""Every fold of a LOSO run trained at once, in one module (``train.fold_batch: true``; STSTNet, SBML views).
+
+A tiny network such as STSTNet (1,683 parameters) costs little per fold but a full composite LOSO is 68 folds × 800
+epochs. Here one module, :class:`STSTNetFolds`, holds every fold's copy of the network (parameters stacked along a
+leading fold axis, the first convolution's filters side by side: 68 × 16 = 1,088 filters over the same input), and one
+step trains them all:
+
+- **One shared batch.** Each epoch draws one random order of *all* the clips (a generator seeded by (seed,
+  "foldbatch", epoch)) and cuts it into batches of ``train.batch_size``. Every fold sees the whole batch, but a clip of
+  its held-out subject has weight 0 in its loss (the fold's loss is the mean over its own training clips of the
+  batch) and is left out of its batch-norm statistics, so the held-out subject changes nothing in its fold's
+  parameters (:mod:`tests.test_foldbatch` perturbs those clips and checks). A fold whose share of a batch has fewer
+  than two clips skips that step, as the sequential runner skips a lone clip. So each fold trains on its own clips in
+  the shared order, in batches that are the shared batches minus its held-out clips: with the composite set (442
+  clips, batch 256) that is two steps per epoch, as sequentially, of 256 − (held-out clips in the batch) clips.
+- **Separate optimisers.** The folds' losses are summed; each loss touches only its own fold's parameters, and
+  :class:`FoldAdam` (the update of ``torch.optim.Adam``, element-wise) keeps a step count per fold, so every fold is
+  trained exactly as its own optimiser would train it.
+- **The first layer fused.** Convolution (one GEMM of the batch's 3×3 patches against all folds' filters), ReLU,
+  the per-clip sums that batch norm needs, and the 3×3 max-pool are one autograd function (:class:`_ConvReluPool`):
+  batch norm is an affine map per channel, so it is applied after the max-pool (a min-pool for a channel whose scale
+  is negative), on a ninth of the values. It runs over chunks of clips that fit in the cache and recomputes the
+  convolution in the backward pass instead of keeping it.
+
+The run folder is the sequential runner's: each fold's model is taken out of the stack into an ordinary
+:class:`~training.schemes.ViewModel` (initialised exactly as the sequential fold's: ``Trainer.new_model`` with the
+fold's seed), evaluated and written by :func:`training.loso.write_fold`. Resumable: ``foldbatch/state.pt`` every
+``train.checkpoint_every`` epochs (atomic); folds already finished are left out. Dropout draws from the global
+generator, reseeded per epoch, so a killed run resumes bit for bit (on the CPU). ``selection: test_set_best`` and
+``oracle: true`` evaluate every fold on its held-out subject after each epoch (a grouped convolution over those clips
+only). Other configs (other models, FSB, SMOTE, balanced sampling, AU heads, torchrun) run sequentially: see
+:func:`unsupported`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inference.files import write_atomic
+
+from .engine import Trainer, seed_for
+from .models.ststnet import STSTNet, flow_image_batch
+
+CHUNK = 8  # clips per chunk of the fused first layer: 8 × 900 positions × 1,088 filters ≈ 31 MB of activations
+
+
+def unsupported(trainer: Trainer, world: int = 1) -> str | None:
+    """Why the config cannot train its folds at once (None: it can)."""
+    c = trainer.cfg
+    t, s = c["train"], c["scheme"]
+    if c["model"]["name"] != "ststnet":
+        return f"model {c['model']['name']} has no fold-batched form (only ststnet)"
+    if s["type"] != "sbml":
+        return "FSB's fusion head has no fold-batched form"
+    if t["smote"] or t["balanced"]:
+        return "SMOTE and class-balanced sampling draw per fold"
+    if trainer.bank.au is not None:
+        return "models with an AU head train sequentially"
+    if world > 1:
+        return "under torchrun the folds are split across ranks"
+    if trainer.amp_dtype is not None:
+        return "bf16 autocast is not fold-batched"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- the fused first layer
+
+
+class _ConvReluPool(torch.autograd.Function):
+    """``relu(conv(x))`` of shared patches ``cols`` ``(B, P, K)`` against filters ``weight`` ``(C, K)``, ``bias``
+    ``(C,)`` on a ``side × side`` grid (P = side²): its 3×3/3 max-pool (padding 1), min-pool when ``need_min``, and per
+    clip and channel the sum and the sum of squares over all P positions. Returns ``(pmax, pmin, s1, s2)``, pools
+    ``(B, C, q, q)``; ``pmin`` is empty without ``need_min``. The backward recomputes the convolution chunk by chunk."""
+
+    @staticmethod
+    def forward(ctx, cols, weight, bias, side, need_min):
+        b, p, _ = cols.shape
+        c = weight.shape[0]
+        pmax, imax, pmin, imin, s1, s2 = [], [], [], [], [], []
+        for s in range(0, b, CHUNK):
+            z = torch.addmm(bias, cols[s:s + CHUNK].reshape(-1, cols.shape[2]), weight.t())  # (n·P, C)
+            n = z.shape[0] // p
+            grid = z.view(n, side, side, c).permute(0, 3, 1, 2)  # channels-last (n, C, side, side)
+            v, i = F.max_pool2d(grid, 3, 3, 1, return_indices=True)
+            pmax.append(v.relu())
+            imax.append(i)
+            if need_min:
+                v, i = F.max_pool2d(-grid, 3, 3, 1, return_indices=True)
+                pmin.append((-v).relu())
+                imin.append(i)
+            z.relu_()
+            z = z.view(n, p, c)
+            s1.append(z.sum(1))
+            s2.append(torch.linalg.vector_norm(z, dim=1).square())
+        ctx.side, ctx.need_min = side, need_min
+        ctx.save_for_backward(cols, weight, bias, torch.cat(imax), torch.cat(imin) if need_min else cols.new_empty(0))
+        empty = cols.new_empty(0)
+        return torch.cat(pmax), (torch.cat(pmin) if need_min else empty), torch.cat(s1), torch.cat(s2)
+
+    @staticmethod
+    def backward(ctx, g_max, g_min, g_s1, g_s2):
+        cols, weight, bias, imax, imin = ctx.saved_tensors
+        b, p, k = cols.shape
+        c = weight.shape[0]
+        g_w, g_b = torch.zeros_like(weight), torch.zeros_like(bias)
+        for s in range(0, b, CHUNK):
+            x = cols[s:s + CHUNK].reshape(-1, k)
+            r = torch.addmm(bias, x, weight.t()).relu_()
+            n = r.shape[0] // p
+            r = r.view(n, p, c)
+            d = torch.addcmul(g_s1[s:s + n, None], r, 2 * g_s2[s:s + n, None])  # the sums' gradients
+            for g, i in ((g_max, imax), (g_min, imin)):
+                if g is not None and g.numel():  # the pools' gradients to their arg-max/arg-min positions
+                    at = i[s:s + n].permute(0, 2, 3, 1).reshape(n, -1, c)
+                    d.scatter_add_(1, at, g[s:s + n].permute(0, 2, 3, 1).reshape(n, -1, c))
+            d = torch.ops.aten.threshold_backward(d, r, 0).view(-1, c)  # ReLU: nothing where the output is 0
+            g_w.addmm_(d.t(), x)
+            g_b.add_(d.sum(0))
+        return None, g_w, g_b, None, None
+
+
+def patches(x: torch.Tensor, padding: int) -> torch.Tensor:
+    """3×3 patches of images ``(B, C, H, W)`` as ``(B, P, C·9)`` (the order of a conv weight's flattening)."""
+    return F.unfold(x, 3, padding=padding).transpose(1, 2).contiguous()
+
+
+# ---------------------------------------------------------------------------------------------- every fold's STSTNet
+
+
+class STSTNetFolds(nn.Module):
+    """The STSTNets of ``F`` folds in one module (``models``: their backbones, whose weights it copies). Parameters:
+    ``conv_w`` ``(F·W, 27)``, ``conv_b``, ``bn_w``, ``bn_b`` ``(F·W,)`` (fold f's channels at f·W … f·W+W−1),
+    ``fc_w`` ``(F, K, D)``, ``fc_b`` ``(F, K)``; batch-norm running statistics as buffers."""
+
+    def __init__(self, models: list[STSTNet]):
+        super().__init__()
+        first = models[0]
+        conv, bn = first.streams[0], first.streams[2]
+        self.folds, self.width, self.image_size = len(models), conv.out_channels, first.image_size
+        self.momentum, self.eps, self.dropout = bn.momentum, bn.eps, first.streams[4].p
+
+        def cat(get):
+            return torch.cat([get(m).detach().reshape(conv.out_channels, -1).squeeze(-1) for m in models]).clone()
+
+        self.conv_w = nn.Parameter(cat(lambda m: m.streams[0].weight))
+        self.conv_b = nn.Parameter(cat(lambda m: m.streams[0].bias))
+        self.bn_w = nn.Parameter(cat(lambda m: m.streams[2].weight))
+        self.bn_b = nn.Parameter(cat(lambda m: m.streams[2].bias))
+        self.fc_w = nn.Parameter(torch.stack([m.fc.weight.detach() for m in models]).clone())
+        self.fc_b = nn.Parameter(torch.stack([m.fc.bias.detach() for m in models]).clone())
+        self.register_buffer("running_mean", cat(lambda m: m.streams[2].running_mean))
+        self.register_buffer("running_var", cat(lambda m: m.streams[2].running_var))
+        self.register_buffer("tracked", torch.stack([m.streams[2].num_batches_tracked for m in models]).clone())
+
+    def unstack(self, f: int, model: STSTNet) -> STSTNet:
+        """Fold ``f``'s weights copied into ``model`` (an STSTNet of the same shape); returns it."""
+        w = slice(f * self.width, (f + 1) * self.width)
+        conv, bn = model.streams[0], model.streams[2]
+        with torch.no_grad():
+            conv.weight.copy_(self.conv_w[w].view_as(conv.weight))
+            conv.bias.copy_(self.conv_b[w])
+            bn.weight.copy_(self.bn_w[w])
+            bn.bias.copy_(self.bn_b[w])
+            bn.running_mean.copy_(self.running_mean[w])
+            bn.running_var.copy_(self.running_var[w])
+            bn.num_batches_tracked.copy_(self.tracked[f])
+            model.fc.weight.copy_(self.fc_w[f])
+            model.fc.bias.copy_(self.fc_b[f])
+        return model
+
+    def _head(self, pooled: torch.Tensor, n: int) -> torch.Tensor:
+        """Dropout, average pool and each fold's classifier on pooled maps ``(n, F·W, q, q)`` → logits ``(F, n, K)``."""
+        x = F.dropout(pooled, self.dropout, self.training)
+        x = F.avg_pool2d(x, 2, 2).reshape(n, self.folds, -1)
+        return torch.einsum("nfd,fkd->fnk", x, self.fc_w) + self.fc_b[:, None]
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Training: logits ``(F, B, K)`` of a shared batch ``x`` ``(B, 3, 1, H, W)``; ``weight`` ``(F, B)`` is 1 where
+        the clip is in fold f's training set, 0 where it is not (its held-out subject): batch-norm statistics are
+        taken over each fold's own clips only."""
+        x = flow_image_batch(x, self.image_size, "STSTNet")
+        b, side = x.shape[0], x.shape[-1] + 2
+        need_min = bool((self.bn_w <= 0).any())
+        pmax, pmin, s1, s2 = _ConvReluPool.apply(patches(x, 2), self.conv_w, self.conv_b, side, need_min)
+        w = weight.repeat_interleave(self.width, 0).t()  # (B, F·W)
+        count = w.sum(0) * side * side
+        mean = (w * s1).sum(0) / count
+        var = ((w * s2).sum(0) / count - mean.square()).clamp_min(0)
+        scale = self.bn_w * torch.rsqrt(var + self.eps)
+        shift = self.bn_b - mean * scale
+        with torch.no_grad():  # running statistics of the folds that take this step (two clips or more)
+            m = self.momentum
+            on = (weight.sum(1) >= 2).repeat_interleave(self.width)
+            unbiased = var * count / (count - 1).clamp_min(1)
+            self.running_mean.copy_(torch.where(on, (1 - m) * self.running_mean + m * mean, self.running_mean))
+            self.running_var.copy_(torch.where(on, (1 - m) * self.running_var + m * unbiased, self.running_var))
+            self.tracked.add_((weight.sum(1) >= 2).long())
+        up = scale.view(1, -1, 1, 1)
+        pooled = pmax * up if not need_min else torch.where(up > 0, pmax, pmin) * up
+        return self._head(pooled + shift.view(1, -1, 1, 1), b)
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+        """Evaluation (running statistics): logits ``(F, m, K)`` of per-fold batches ``x`` ``(F, m, 3, 1, H, W)``
+        (each fold its own clips: a grouped convolution)."""
+        f, m = x.shape[:2]
+        x = flow_image_batch(x.reshape(f * m, *x.shape[2:]), self.image_size, "STSTNet")
+        x = x.view(f, m, *x.shape[1:]).transpose(0, 1).reshape(m, -1, *x.shape[2:])
+        z = F.conv2d(x, self.conv_w.view(-1, 3, 3, 3), self.conv_b, padding=2, groups=f).relu_()
+        z = F.batch_norm(z, self.running_mean, self.running_var, self.bn_w, self.bn_b, False, 0.0, self.eps)
+        return self._head(F.max_pool2d(z, 3, 3, 1), m)
+
+
+# ---------------------------------------------------------------------------------------------- optimiser
+
+
+class FoldAdam:
+    """``torch.optim.Adam``'s update (no weight decay, not amsgrad) on parameters whose first axis (or, for the
+    first layer's ``(F·W, …)`` tensors, blocks of ``width`` rows) is the fold; ``step(active)`` moves only the
+    folds in ``active`` ``(F,)`` and counts steps per fold (a fold that skips a batch keeps its moments)."""
+
+    def __init__(self, module: STSTNetFolds, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.module, self.lr, self.betas, self.eps = module, lr, betas, eps
+        self.params = [module.conv_w, module.conv_b, module.bn_w, module.bn_b, module.fc_w, module.fc_b]
+        self.steps = torch.zeros(module.folds, dtype=torch.float64)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    def _per_row(self, values: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        rows = values if p.shape[0] == self.module.folds else values.repeat_interleave(self.module.width)
+        return rows.view(-1, *[1] * (p.dim() - 1))
+
+    @torch.no_grad()
+    def step(self, active: torch.Tensor) -> None:
+        b1, b2 = self.betas
+        self.steps += active.double()
+        t = self.steps.clamp_min(1)
+        step_size = (self.lr / (1 - b1 ** t)).float()
+        c2 = ((1 - b2 ** t) ** 0.5).float()
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            g = p.grad if p.grad is not None else torch.zeros_like(p)
+            on = self._per_row(active, p)
+            m.copy_(torch.where(on, m.lerp(g, 1 - b1), m))
+            v.copy_(torch.where(on, v * b2 + (1 - b2) * g * g, v))
+            denom = (v.sqrt() / self._per_row(c2, p)).add_(self.eps)
+            p.sub_(torch.where(on, self._per_row(step_size, p) * m / denom, torch.zeros_like(p)))
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "lr": self.lr}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"].clone()
+        for mine, theirs in ((self.exp_avg, state["exp_avg"]), (self.exp_avg_sq, state["exp_avg_sq"])):
+            for a, b in zip(mine, theirs):
+                a.copy_(b)
+        self.lr = state["lr"]
+
+
+def lr_at(t: dict, epochs_done: int) -> float:
+    """The learning rate of ``MultiStepLR`` after ``epochs_done`` scheduler steps (the engine's schedule)."""
+    return t["lr"] * t["gamma"] ** sum(1 for m in t["milestones"] if m <= epochs_done)
+
+
+# ---------------------------------------------------------------------------------------------- the fold-batched run
+
+
+def train_folds(trainer: Trainer, subjects: list[int], folder: Path) -> dict[int, dict]:
+    """Train the folds of held-out ``subjects`` at once for the recipe's epochs, resuming from ``folder/state.pt``;
+    returns per subject what :meth:`Trainer.train_model` returns (``model``, ``epoch``, ``history``) plus
+    ``backbone_in`` (the digest of the fold's starting backbone)."""
+    from tqdm import tqdm
+
+    t, bank = trainer.cfg["train"], trainer.bank
+    seed = t["seed"]
+    folder.mkdir(parents=True, exist_ok=True)
+    models, digests = [], []
+    for s in subjects:  # each fold starts where the sequential fold would: its own seed
+        models.append(trainer.new_model(seed_for(seed, "fold", int(s))))
+        digests.append(trainer.init_backbone_sha256)
+    template = models[0]
+    stack = STSTNetFolds([m.backbone for m in models])
+    opt = FoldAdam(stack, t["lr"])
+    held = torch.as_tensor(np.array(subjects))[:, None]  # (F, 1)
+    all_subjects = torch.as_tensor(bank.subjects)
+    start, histories, best = 0, [[] for _ in subjects], [None] * len(subjects)
+    state_path = folder / "state.pt"
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if state["subjects"] != list(map(int, subjects)):
+            raise ValueError(f"{state_path} holds other folds ({state['subjects']}); delete it to start over")
+        stack.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, histories, best = state["epoch"], state["history"], state["best"]
+        trainer.log(f"fold-batched: resuming at epoch {start}")
+    watch = t["selection"] == "test_set_best" or t["oracle"]
+    test_sets = [np.flatnonzero(bank.subjects == s) for s in subjects]
+    bar = tqdm(range(start, t["epochs"]), desc=f"{len(subjects)} folds at once", unit="epoch", initial=start,
+               total=t["epochs"], disable=not trainer.progress, leave=False)
+    for epoch in bar:
+        gen = torch.Generator().manual_seed(seed_for(seed, "foldbatch", epoch))
+        torch.manual_seed(seed_for(seed, "foldbatch-dropout", epoch))
+        opt.lr = lr_at(t, epoch)
+        stats = train_epoch(trainer, stack, template, opt, held, all_subjects, gen)
+        for f, h in enumerate(histories):
+            h.append({"epoch": epoch + 1, "loss": stats["loss"][f], "train_acc": stats["train_acc"][f],
+                      "lr": lr_at(t, epoch + 1)})
+        if watch:
+            preds = predict_held_out(trainer, stack, template, test_sets)
+            for f, (pred, idx) in enumerate(zip(preds, test_sets)):
+                acc = float((pred == bank.labels[idx].cpu().numpy()).mean())
+                histories[f][-1]["test_subject_acc"] = acc
+                if t["oracle"]:
+                    histories[f][-1]["test_pred"] = pred.tolist()
+                if t["selection"] == "test_set_best" and (best[f] is None or acc > best[f]["acc"]):
+                    best[f] = {"acc": acc, "epoch": epoch + 1,
+                               "model": {k: v.detach().clone() for k, v in stack.state_dict().items()}}
+        bar.set_postfix(loss=f"{np.mean(stats['loss']):.3f}", acc=f"{np.mean(stats['train_acc']):.2f}")
+        if (epoch + 1) % t["checkpoint_every"] == 0 or epoch + 1 == t["epochs"]:
+            state = {"subjects": list(map(int, subjects)), "model": stack.state_dict(), "optimizer": opt.state_dict(),
+                     "epoch": epoch + 1, "history": histories, "best": best}
+            write_atomic(state_path, lambda fh: torch.save(state, fh))
+    out = {}
+    for f, s in enumerate(subjects):
+        chosen, epoch = stack, t["epochs"]
+        if t["selection"] == "test_set_best" and best[f] is not None:
+            chosen = STSTNetFolds([m.backbone for m in models])
+            chosen.load_state_dict(best[f]["model"])
+            epoch = best[f]["epoch"]
+        chosen.unstack(f, models[f].backbone)
+        out[int(s)] = {"model": models[f], "epoch": epoch, "history": histories[f], "backbone_in": digests[f]}
+    return out
+
+
+def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, held: torch.Tensor,
+                all_subjects: torch.Tensor, gen: torch.Generator) -> dict:
+    """One pass over every clip in one order from ``gen``, in shared batches; per fold the mean loss and training
+    accuracy over its own clips (as :meth:`Trainer.train_one_epoch` reports them)."""
+    bank, bs = trainer.bank, trainer.cfg["train"]["batch_size"]
+    order = trainer.epoch_order(bank.labels, gen)
+    stack.train()
+    n_folds = stack.folds
+    loss_sum, correct, total = (torch.zeros(n_folds, dtype=torch.float64) for _ in range(3))
+    views, view_w = template.train_views, template.view_weights
+    for s in range(0, len(order), bs):
+        idx = order[s:s + bs]
+        weight = (all_subjects[idx][None] != held).float()  # (F, B): 0 for the fold's held-out clips
+        count = weight.sum(1)
+        active = count >= 2  # a fold with fewer than two clips here skips the step (batch norm needs two)
+        weight = weight * active[:, None]
+        x = trainer.batch(idx, bank.clips, gen, train=True)
+        y = bank.labels[idx]
+        xv = torch.cat(template.views(x, views), 0)
+        logits = stack(xv, weight.repeat(1, len(views))).view(n_folds, len(views), len(idx), -1)
+        ce = F.cross_entropy(logits.flatten(0, 2), y.repeat(n_folds * len(views)), reduction="none")
+        ce = ce.view(n_folds, len(views), len(idx))
+        per_fold = sum(w * (ce[:, v] * weight).sum(1) for v, w in enumerate(view_w)) / count.clamp_min(1)
+        for p in opt.params:
+            p.grad = None
+        per_fold.sum().backward()
+        opt.step(active)
+        with torch.no_grad():
+            loss_sum += (per_fold.detach() * count * active).double().cpu()
+            correct += ((logits.sum(1).argmax(-1) == y[None]) * weight).sum(1).double().cpu()
+            total += (count * active).double().cpu()
+    total = total.clamp_min(1)
+    return {"loss": (loss_sum / total).tolist(), "train_acc": (correct / total).tolist()}
+
+
+def predict_held_out(trainer: Trainer, stack: STSTNetFolds, template, test_sets: list[np.ndarray]) -> list[np.ndarray]:
+    """Each fold's predicted classes on its own held-out clips (running statistics, the test views' summed logits)."""
+    stack.eval()
+    m = max(len(i) for i in test_sets)
+    padded = np.stack([np.concatenate([i, np.full(m - len(i), i[0])]) for i in test_sets])  # (F, m)
+    x = trainer.batch(torch.as_tensor(padded.reshape(-1)), trainer.bank.clips, None, train=False)
+    logits = sum(stack.evaluate(v.view(len(test_sets), m, *v.shape[1:]))
+                 for v in template.views(x, template.test_views))
+    pred = logits.argmax(-1).numpy()
+    return [pred[f, :len(i)] for f, i in enumerate(test_sets)]
+
+
+def run_folds(trainer: Trainer, subjects: list[int], log=print, world: int = 1) -> bool:
+    """The LOSO runner's hook (``train.fold_batch: true``): train every unfinished fold of ``subjects`` at once and
+    write each fold's folder as :func:`training.loso.run_fold` does. False (and one line to ``log``) when the config
+    cannot be fold-batched: the runner then trains the folds one by one."""
+    from .loso import write_fold
+
+    why = unsupported(trainer, world)
+    if why is not None:
+        log(f"train.fold_batch: {why}; training the folds one by one")
+        return False
+    out = trainer.out
+    todo = [(k, s) for k, s in enumerate(subjects) if not (out / "folds" / f"subject_{s}" / "result.json").exists()]
+    if not todo:
+        return True
+    log(f"training {len(todo)} folds at once (train.fold_batch)")
+    trained = train_folds(trainer, [s for _, s in todo], out / "foldbatch")
+    for k, s in todo:
+        write_fold(trainer, k, s, trained[s])
+    (out / "foldbatch" / "state.pt").unlink(missing_ok=True)
+    return True
+
+
+def sequential_seconds_per_fold(trainer: Trainer, subject: int, epochs: int) -> float:
+    """Wall seconds of ``epochs`` epochs of one fold on the sequential path (:meth:`Trainer.train_one_epoch`)."""
+    import time
+
+    bank = trainer.bank
+    train_idx = np.flatnonzero(bank.subjects != subject)
+    model = trainer.new_model(0)
+    opt = torch.optim.Adam(model.parameters(), lr=trainer.cfg["train"]["lr"])
+    clips, labels, zeros = trainer.training_set(train_idx, 0)
+    t0 = time.perf_counter()
+    for e in range(epochs):
+        trainer.train_one_epoch(model, opt, clips, labels, torch.Generator().manual_seed(e), zeros)
+    return time.perf_counter() - t0
+
+
+def epoch_seconds(trainer: Trainer, subjects: list[int], epochs: int) -> float:
+    """Wall seconds per epoch of the fold-batched training of ``subjects`` (``epochs`` timed epochs, no checkpoint)."""
+    import time
+
+    models = [trainer.new_model(seed_for(0, "fold", int(s))) for s in subjects]
+    stack = STSTNetFolds([m.backbone for m in models])
+    opt = FoldAdam(stack, trainer.cfg["train"]["lr"])
+    held = torch.as_tensor(np.array(subjects))[:, None]
+    all_subjects = torch.as_tensor(trainer.bank.subjects)
+    t0 = time.perf_counter()
+    for e in range(epochs):
+        train_epoch(trainer, stack, models[0], opt, held, all_subjects, torch.Generator().manual_seed(e))
+    return (time.perf_counter() - t0) / max(epochs, 1) if epochs else math.nan
