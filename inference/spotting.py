@@ -31,7 +31,10 @@ What this module adds, each piece its own function:
   movement among others like it, several a second) and **head motion** (the head moved far more than the face).
 
 ``spot(frames, fps)`` returns :class:`Interval` s (frame indices of the given frames); :func:`motion_signals` gives
-the signals behind them (for a timeline plot). :func:`choose_mode`, :func:`interval_clips` and
+the signals behind them (for a timeline plot). Optionally (``SpotParams(spotter=PATH)``) a **learned spotter**
+(:class:`LearnedSpotter`, a JSON file from ``python -m training.spot_learn``) takes the place of the threshold and the
+rules: a small classifier of every frame on these signals, whose peaks are grown into intervals the same way.
+:func:`choose_mode`, :func:`interval_clips` and
 :func:`classify_intervals` are the recognition step: each spotted interval (with a margin) becomes a clip for the
 package's model; a clip under about a second (a dataset's onset→offset clip) keeps the whole-clip mode.
 """
@@ -63,7 +66,7 @@ class Interval:
     apex: int
     offset: int
     kind: str  # "micro" or "macro"
-    score: float  # the contrast peak in robust standard deviations of the recording's noise
+    score: float  # the contrast peak in robust standard deviations of the recording's noise (learned: probability)
 
     def __post_init__(self):
         if not (0 <= self.onset <= self.apex <= self.offset):

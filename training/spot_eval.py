@@ -14,6 +14,9 @@ package (spot, then recognise). Then the figures, as the MEGC spotting challenge
 - **spot-then-recognise**: a hit whose predicted class is the ground truth's class; precision over the spotted
   micro-expressions, recall over the ground-truth micro-expressions that have a class the model knows.
 
+``--spotter FILE`` spots with a learned spotter (``spotter.json`` from ``python -m training.spot_learn``) instead of
+the training-free threshold and rules.
+
 ``--predictions FILE`` evaluates a file of spotted (and classified) intervals instead of running the spotter: CSV or
 JSONL with the columns ``video, onset, offset, kind`` and optionally ``label`` (frame indices from 0).
 
@@ -366,7 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training.spot_eval",
         description="Spot micro- and macro-expressions in every recording of a long-video dataset with the "
                     "training-free spotter and score it as MEGC does (IoU >= 0.5 hits; precision, recall, F1 over "
-                    "all videos, micro and macro separately); with --model also spot-then-recognise.",
+                    "all videos, micro and macro separately); with --model also spot-then-recognise; with "
+                    "--spotter a learned spotter instead.",
         epilog="Example: python -m training.spot_eval --dataset casme_sq --data data/casme_sq --out runs/spot")
     p.add_argument("--dataset", required=True, choices=LONG_DATASETS, help="which dataset layout --data holds")
     p.add_argument("--data", required=True, type=Path, help="the dataset's folder, as distributed")

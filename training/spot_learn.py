@@ -57,6 +57,11 @@ SIGNAL_ARRAYS = ("grey", "blocks_difference", "difference", "contrast", "head")
 # ---------------------------------------------------------------- features, once per recording
 
 
+def plain(value):
+    """``value`` as it reads back from JSON (tuples become lists), so that settings stamps compare equal."""
+    return json.loads(json.dumps(value))
+
+
 @dataclass
 class Recording:
     """One recording's cached signals (:class:`inference.spotting.Signals`) and what is known about it."""
@@ -133,7 +138,7 @@ def features(videos: list[LongVideo], folder: Path, params: SpotParams, crop, de
     from tqdm import tqdm
 
     folder.mkdir(parents=True, exist_ok=True)
-    settings = {"spotting": describe(params), "crop": crop.to_dict()}
+    settings = plain({"spotting": describe(params), "crop": crop.to_dict()})
     out, done = [], 0
     for video in tqdm(videos, desc="features", unit="video", disable=not progress):
         path = folder / f"{video.video}.npz"
@@ -227,8 +232,8 @@ def loso(videos: list[LongVideo], recordings: list[Recording], out: Path, params
     if len(subjects) < 2:
         raise InputError(f"LOSO needs recordings of at least 2 subjects; the data has {len(subjects)}")
     by_video = {v.video: v for v in videos}
-    stamp = {"training": asdict(settings), "spotting": describe(params),
-             "videos": sorted((r.subject, r.video) for r in recordings)}
+    stamp = plain({"training": asdict(settings), "spotting": describe(params),
+                   "videos": sorted((r.subject, r.video) for r in recordings)})
     learned: dict[str, list] = {}
     folds = []
     for subject in tqdm(subjects, desc="LOSO", unit="fold", disable=not progress):
