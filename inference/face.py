@@ -423,16 +423,17 @@ def no_face_error(source: str, looked_at: list[int], n: int) -> InputError:
 
 @contextmanager
 def one_thread(device: str):
-    """MTCNN on one CPU thread while the block runs (see :meth:`FaceAligner.align`); nothing changes on a GPU."""
+    """MTCNN on one CPU thread while the block runs (see :meth:`FaceAligner.align`); nothing changes on a GPU. Gives
+    the number of math threads the process had (what a caller may spread independent work over), 1 on a GPU."""
     if str(device).startswith("cuda"):
-        yield
+        yield 1
         return
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        yield threads
     finally:
         torch.set_num_threads(threads)
 

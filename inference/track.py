@@ -42,6 +42,7 @@ EDGE_SECONDS = 0.04  # an entrance or exit is pinned down to this (at least to n
 BRIDGE_SECONDS = 0.1  # a face missed for less than this inside a track is the detector's miss, bridged
 DEFAULT_FPS = 30.0  # for a folder of frames without a known rate
 DETECT_BATCH = 8  # frames per detector call (bounds the copies of full-size frames in memory)
+DETECT_THREADS = 2  # detector calls at once on a CPU (each on one math thread)
 CUT_DISTANCE = 0.35  # histogram distance (0–1) a cut must exceed …
 CUT_CONTRAST = 3.0  # … and exceed this many times the largest distance around it
 TURNED = 0.3  # |nose offset from the facial midline| / inter-ocular distance above which the face is turned away
@@ -197,17 +198,34 @@ def _sample_frames(n: int, fps: float | None, shots: list[tuple[int, int]], at_l
 class _Detector:
     """The aligner's detector on single frames of one clip, each frame looked at once."""
 
-    def __init__(self, aligner: FaceAligner, frames: np.ndarray):
-        self.aligner, self.frames = aligner, frames
+    def __init__(self, aligner: FaceAligner, frames: np.ndarray, threads: int = 1):
+        self.aligner, self.frames, self.threads = aligner, frames, threads
         self.seen: dict[int, list[Detection]] = {}
         self.padded = False
 
     def run(self, idx: list[int]) -> None:
+        """Detect on the frames ``idx`` not looked at yet, :data:`DETECT_BATCH` at a time. On the CPU the batches
+        run on up to :data:`DETECT_THREADS` threads at once (no more than the process's math threads: a batch
+        command's worker has one): the detector runs on one math thread (for results that do not depend on the
+        machine's thread count, see :func:`inference.face.one_thread`), and the batches are the same as one after
+        the other, so the results are too."""
         todo = sorted({int(i) for i in idx} - set(self.seen))
-        for s in range(0, len(todo), DETECT_BATCH):
-            chunk = todo[s:s + DETECT_BATCH]
-            detect = self.aligner.detect_padded if self.padded else self.aligner.detect
-            boxes, probs, points, _ = detect(self.frames[chunk], max_side=DETECT_SIDE)
+        chunks = [todo[s:s + DETECT_BATCH] for s in range(0, len(todo), DETECT_BATCH)]
+        detect = self.aligner.detect_padded if self.padded else self.aligner.detect
+
+        def one(chunk: list[int]):
+            return chunk, detect(self.frames[chunk], max_side=DETECT_SIDE)
+
+        threads = min(DETECT_THREADS, len(chunks), self.threads)
+        if threads > 1 and str(self.aligner.device) == "cpu":
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.aligner._detector()  # the weights load once, before the threads share them
+            with ThreadPoolExecutor(threads, "detect") as pool:
+                done = list(pool.map(one, chunks))
+        else:
+            done = map(one, chunks)
+        for chunk, (boxes, probs, points, _) in done:
             for i, bs, ps, ls in zip(chunk, boxes, probs, points):
                 self.seen[i] = [Detection(i, b, float(p), lm, self._state(lm)) for b, p, lm in zip(bs, ps, ls)]
 
@@ -349,14 +367,14 @@ def _fill(n: int, points: dict[int, int], lo: int, hi: int) -> np.ndarray:
 def track_clip(frames: np.ndarray, aligner: FaceAligner, fps: float | None = None, source: str = "clip") -> FaceTrack:
     """Shots, detections and the chosen person's segment for a whole clip ``(T, H, W, 3)``; raises
     :class:`InputError` when no face is found at all."""
-    with one_thread(aligner.device):
-        return _track(np.asarray(frames), aligner, fps, source)
+    with one_thread(aligner.device) as threads:
+        return _track(np.asarray(frames), aligner, fps, source, threads)
 
 
-def _track(frames: np.ndarray, aligner: FaceAligner, fps: float | None, source: str) -> FaceTrack:
+def _track(frames: np.ndarray, aligner: FaceAligner, fps: float | None, source: str, threads: int = 1) -> FaceTrack:
     n = len(frames)
     shots = find_shots(frames)
-    det = _Detector(aligner, frames)
+    det = _Detector(aligner, frames, threads)
     det.run(_sample_frames(n, fps, shots, aligner.find_frames))
     if not any(det.seen.values()):
         det.retry_padded()
