@@ -24,7 +24,6 @@ import math
 import os
 import re
 import tempfile
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,15 +269,15 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
         if declared:
             limits.check_frames(declared, src)
         expected = declared or (int(math.ceil(seconds * fps)) if seconds and fps else None)
-        with _Decoder(limits, src, expected, fps) as decoder:
-            try:
-                for frame in container.decode(stream):
-                    decoder.add(frame)
-            except av.FFmpegError as e:
-                raise InputError(
-                    f"{src}: decoding stopped after {decoder.n_frames} frames ({_ffmpeg_reason(e)}). "
-                    f"The file is truncated or corrupt; re-export or re-upload it."
-                ) from None
+        decoder = _Decoder(limits, src, expected, fps)
+        try:
+            for frame in container.decode(stream):
+                decoder.add(frame)
+        except av.FFmpegError as e:
+            raise InputError(
+                f"{src}: decoding stopped after {decoder.n_frames} frames ({_ffmpeg_reason(e)}). "
+                f"The file is truncated or corrupt; re-export or re-upload it."
+            ) from None
     n = decoder.n_frames
     if not n:
         raise InputError(f"{src}: no frame could be decoded. The file is truncated or corrupt; re-export or "
@@ -297,40 +296,18 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
 
 class _Decoder:
     """Takes decoded PyAV frames one by one: turns them as the display matrix says, reduces them to the working size
-    in FFmpeg's scaler (before they become RGB), checks the limits on the frames and timestamps seen so far.
-
-    The checks run as each frame arrives; the scaling and conversion run on a converter thread, while FFmpeg's own
-    threads decode the next frames (both release the GIL). A decoder on its own leaves part of the machine idle
-    (each frame waits for the rows of the frames it refers to), and the converter fills it. At most
-    :attr:`IN_FLIGHT` decoded frames wait for the converter, so memory stays bounded. Use it as a context manager:
-    leaving waits for every frame to be written (and raises what the converter raised)."""
-
-    IN_FLIGHT = 4
+    in FFmpeg's scaler (before they become RGB), checks the limits on the frames and timestamps seen so far."""
 
     def __init__(self, limits: VideoLimits, source: str, expected: int | None, fps: float | None):
+        from av.video.reformatter import VideoReformatter
+
         self.limits, self.source, self.expected, self.fps = limits, source, expected, fps
+        self._scaler, self._rgb = VideoReformatter(), VideoReformatter()  # kept: FFmpeg's scalers set up once
         self.buffer: FrameBuffer | None = None
         self.rotation = 0
         self.coded = (0, 0)  # the size the decoder delivers the stream's frames at (before turning)
         self.start: float | None = None
         self.notes: list[str] = []
-        self._pool = None
-        self._pending: list = []
-
-    def __enter__(self) -> _Decoder:
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(1, "decode-convert")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if exc[0] is None:
-                for f in self._pending:
-                    f.result()
-        finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pending.clear()
 
     @property
     def n_frames(self) -> int:
@@ -347,27 +324,16 @@ class _Decoder:
         elif coded != self.coded:
             self._size_changed(coded)
         self._check_time(frame)
-        slot = self.buffer.slot()
-        if self._pool is None:
-            self._convert(frame, slot)
-            return
-        while len(self._pending) >= self.IN_FLIGHT:
-            self._pending.pop(0).result()
-        self._pending.append(self._pool.submit(self._convert, frame, slot))
-
-    def _convert(self, frame, slot: np.ndarray) -> None:
-        scaler, rgb_maker = _scalers()
         b = self.buffer
         target = (b.height, b.width) if self.rotation in (90, 270) else (b.width, b.height)
-        if target != (frame.width, frame.height):  # scaled in the decoder's own pixel format first (2-3x faster
-            # than scaling while converting to RGB); swscale's bilinear widens its filter when it reduces (no
-            # aliasing), and beats its "area" here
-            frame = scaler.reformat(frame, width=target[0], height=target[1], interpolation="BILINEAR")
-        rgb = rgb_maker.reformat(frame, format="rgb24")
+        if target != coded:  # scaled in the decoder's own pixel format first (2-3x faster than scaling while converting
+            # to RGB); swscale's bilinear widens its filter when it reduces (no aliasing), and beats its "area" here
+            frame = self._scaler.reformat(frame, width=target[0], height=target[1], interpolation="BILINEAR")
+        rgb = self._rgb.reformat(frame, format="rgb24")
         plane = rgb.planes[0]  # read in place (rows may be padded), copied once: into the clip
         img = np.frombuffer(plane, np.uint8).reshape(rgb.height, plane.line_size)[:, :3 * rgb.width]
         img = img.reshape(rgb.height, rgb.width, 3)
-        slot[...] = np.rot90(img, k=self.rotation // 90) if self.rotation else img
+        b.slot()[...] = np.rot90(img, k=self.rotation // 90) if self.rotation else img
 
     def _size_changed(self, coded: tuple[int, int]) -> None:
         self.limits.check_size(*coded, self.source)
@@ -391,19 +357,6 @@ class _Decoder:
             self.start = t
         elapsed = t - self.start if t is not None else self.n_frames / self.fps
         self.limits.check_seconds(elapsed + 1 / self.fps, self.source, at_least=True)
-
-
-_THREAD = threading.local()
-
-
-def _scalers():
-    """This thread's two FFmpeg scalers (one reduces, one converts to RGB), set up once a thread: a scaler keeps its
-    set-up between frames of one size, and must not be shared between threads."""
-    from av.video.reformatter import VideoReformatter
-
-    if not hasattr(_THREAD, "scalers"):
-        _THREAD.scalers = (VideoReformatter(), VideoReformatter())
-    return _THREAD.scalers
 
 
 def _duration_seconds(container, stream) -> float | None:
