@@ -191,3 +191,17 @@ def test_the_decoders_notes_lead_the_verdict(recordings):
     said = read_clip(rec.path).notes
     prepared = Preparer(CROP)(rec.path)
     assert said and prepared.notes[:len(said)] == said and prepared.face_coverage == 1.0
+
+
+def test_a_dim_blurred_face_is_marked_as_low_confidence():
+    """A face the detector still finds, but only just (a dark, out-of-focus room: MTCNN's probability ~0.95): the
+    verdict says the confidence is low; the same frames sharp and lit carry no such note."""
+    import cv2
+
+    sharp = np.stack([frame("beige", [("A", 160, 120, 1.0)], i)[0] for i in range(8)])
+    dim = np.stack([cv2.GaussianBlur(f, (0, 0), 3) for f in sharp]).astype(np.float32) * 0.2
+    notes = Preparer(CROP)(Clip(dim.round().astype(np.uint8), 25.0, "dim.mp4")).notes
+    low = [n for n in notes if n.startswith("low detection confidence")]
+    assert low and "blurred, dark or partly hidden" in low[0], notes
+    assert 0.9 <= int(low[0].split("(")[1].split("%")[0]) / 100 < 0.97
+    assert not any("confidence" in n for n in Preparer(CROP)(Clip(sharp, 25.0, "lit.mp4")).notes)
