@@ -72,57 +72,136 @@ def unsupported(trainer: Trainer, world: int = 1) -> str | None:
 # ---------------------------------------------------------------------------------------------- the fused first layer
 
 
+def _sums(z: torch.Tensor):
+    """ReLU of a chunk's convolution ``(n, P, C)`` and, per clip and channel, its sum and sum of squares."""
+    r = z.relu()
+    return r, r.sum(1), (r * r).sum(1)
+
+
+def _sums_grad(r: torch.Tensor, g1: torch.Tensor, g2: torch.Tensor):
+    """The gradient at the convolution of the sums' gradients ``g1``, ``g2`` ``(n, C)`` (zero where the ReLU is) and
+    its sum over the positions (the bias's gradient)."""
+    d = torch.where(r > 0, r * (2 * g2[:, None]) + g1[:, None], 0.0)
+    return d, d.sum((0, 1))
+
+
+def _forward_chunk(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, side: int, need_min: bool):
+    """One chunk of :class:`_ConvReluPool`'s forward: patches ``x`` ``(n·P, K)`` → ReLU output ``(n, P, C)``, pools and
+    arg-max / arg-min indices ``(n, C, q, q)``, sums ``(n, C)``."""
+    z = torch.addmm(bias, x, weight.t())  # (n·P, C)
+    c, p = weight.shape[0], side * side
+    n = z.shape[0] // p
+    grid = z.view(n, side, side, c).permute(0, 3, 1, 2)  # channels-last (n, C, side, side)
+    vmax, imax = F.max_pool2d(grid, 3, 3, 1, return_indices=True)
+    vmin, imin = F.max_pool2d(-grid, 3, 3, 1, return_indices=True) if need_min else (vmax[:0], imax[:0])
+    r, s1, s2 = _kernel("sums")(z.view(n, p, c))
+    return r, vmax.relu_(), imax, vmin.neg_().relu_(), imin, s1, s2
+
+
+def _backward_chunk(r, x, g1, g2, g_max, imax, g_min, imin, pmax, pmin):
+    """One chunk of :class:`_ConvReluPool`'s backward: the gradients of the filters ``(C, K)`` and biases ``(C,)``."""
+    n, _, c = r.shape
+    d, g_b = _kernel("sums_grad")(r, g1, g2)
+    for g, i, v in ((g_max, imax, pmax), (g_min, imin, pmin)):
+        if g.numel():  # a pool's gradient goes to its arg-max / arg-min position, unless the ReLU is 0 there
+            g = g * (v > 0)
+            d.scatter_add_(1, i.permute(0, 2, 3, 1).reshape(n, -1, c), g.permute(0, 2, 3, 1).reshape(n, -1, c))
+            g_b += g.sum((0, 2, 3))
+    return d.view(-1, c).t() @ x, g_b
+
+
+_KERNELS = {"sums": _sums, "sums_grad": _sums_grad}
+_COMPILED: dict = {}  # the compiled chunk functions, once compile_kernels succeeded and while they are in use
+
+
+def compile_kernels(on: bool, log=print) -> bool:
+    """Use ``torch.compile``'d chunk functions (``on``) or the plain ones. Compiled, the ReLU, the sums, the pools and
+    the gradients' element-wise work run as a few fused loops (several times faster on a CPU; compiling takes about a
+    minute per shape, cached on disk by PyTorch). Returns whether the compiled ones are in use: False, and the plain
+    functions kept, when compiling is not possible here (no C++ compiler)."""
+    if not on:
+        _COMPILED.clear()
+        return False
+    if not _COMPILED:
+        try:
+            compiled = {k: torch.compile(f, dynamic=False) for k, f in _KERNELS.items()}
+            _probe(compiled)
+        except Exception as e:  # noqa: BLE001 — any failure leaves the plain functions, which are correct
+            log(f"fold-batched: torch.compile unavailable ({type(e).__name__}); running the plain functions")
+            return False
+        _COMPILED.update(compiled)
+    return True
+
+
+def _probe(compiled: dict) -> None:
+    """Compile errors surface on the first call: one tiny call of each (its own shape, compiled and thrown away)."""
+    r, s1, s2 = compiled["sums"](torch.zeros(1, 2, 2))
+    compiled["sums_grad"](r, s1, s2)
+
+
+def _kernel(name: str):
+    return _COMPILED.get(name, _KERNELS[name])
+
+
+def wants_compile(trainer: Trainer, folds: int) -> bool:
+    """Whether to compile: env ``MER_FOLDBATCH_COMPILE`` 1 / 0 decides; otherwise on the CPU when the run is big
+    enough for the minute of compiling to pay (folds × clips ≥ 5,000: the composite set's 68 × 442 is 30,056)."""
+    import os
+
+    flag = os.environ.get("MER_FOLDBATCH_COMPILE", "auto").strip().lower()
+    if flag in ("0", "1"):
+        return flag == "1"
+    return trainer.device.type == "cpu" and folds * len(trainer.bank) >= 5000
+
+
 class _ConvReluPool(torch.autograd.Function):
     """``relu(conv(x))`` of shared patches ``cols`` ``(B, P, K)`` against filters ``weight`` ``(C, K)``, ``bias``
     ``(C,)`` on a ``side × side`` grid (P = side²): its 3×3/3 max-pool (padding 1), min-pool when ``need_min``, and per
     clip and channel the sum and the sum of squares over all P positions. Returns ``(pmax, pmin, s1, s2)``, pools
-    ``(B, C, q, q)``; ``pmin`` is empty without ``need_min``. The backward recomputes the convolution chunk by chunk."""
+    ``(B, C, q, q)``; ``pmin`` is empty without ``need_min``. Works chunk by chunk (``CHUNK`` clips, the last padded
+    with zero patches so every chunk has one shape); keeps the ReLU output for the backward pass."""
 
     @staticmethod
     def forward(ctx, cols, weight, bias, side, need_min):
-        b, p, _ = cols.shape
-        c = weight.shape[0]
-        pmax, imax, pmin, imin, s1, s2 = [], [], [], [], [], []
-        for s in range(0, b, CHUNK):
-            z = torch.addmm(bias, cols[s:s + CHUNK].reshape(-1, cols.shape[2]), weight.t())  # (n·P, C)
-            n = z.shape[0] // p
-            grid = z.view(n, side, side, c).permute(0, 3, 1, 2)  # channels-last (n, C, side, side)
-            v, i = F.max_pool2d(grid, 3, 3, 1, return_indices=True)
-            pmax.append(v.relu())
-            imax.append(i)
-            if need_min:
-                v, i = F.max_pool2d(-grid, 3, 3, 1, return_indices=True)
-                pmin.append((-v).relu())
-                imin.append(i)
-            z.relu_()
-            z = z.view(n, p, c)
-            s1.append(z.sum(1))
-            s2.append(torch.linalg.vector_norm(z, dim=1).square())
-        ctx.side, ctx.need_min = side, need_min
-        ctx.save_for_backward(cols, weight, bias, torch.cat(imax), torch.cat(imin) if need_min else cols.new_empty(0))
-        empty = cols.new_empty(0)
-        return torch.cat(pmax), (torch.cat(pmin) if need_min else empty), torch.cat(s1), torch.cat(s2)
+        b, p, k = cols.shape
+        pad = -b % CHUNK
+        cols = F.pad(cols, (0, 0, 0, 0, 0, pad)) if pad else cols
+        chunks = [_forward_chunk(cols[s:s + CHUNK].reshape(-1, k), weight, bias, side, need_min)
+                  for s in range(0, len(cols), CHUNK)]
+        kept, pmax, imax, pmin, imin, s1, s2 = (list(x) for x in zip(*chunks))
+        ctx.b, ctx.n = b, len(kept)
+        ctx.save_for_backward(cols, weight, *kept, *imax, *imin, *pmax, *pmin)
+        pmax, pmin = torch.cat(pmax), torch.cat(pmin)
+        return pmax[:b], pmin[:b] if need_min else cols.new_empty(0), torch.cat(s1)[:b], torch.cat(s2)[:b]
 
     @staticmethod
     def backward(ctx, g_max, g_min, g_s1, g_s2):
-        cols, weight, bias, imax, imin = ctx.saved_tensors
-        b, p, k = cols.shape
-        c = weight.shape[0]
-        g_w, g_b = torch.zeros_like(weight), torch.zeros_like(bias)
-        for s in range(0, b, CHUNK):
-            x = cols[s:s + CHUNK].reshape(-1, k)
-            r = torch.addmm(bias, x, weight.t()).relu_()
-            n = r.shape[0] // p
-            r = r.view(n, p, c)
-            d = torch.addcmul(g_s1[s:s + n, None], r, 2 * g_s2[s:s + n, None])  # the sums' gradients
-            for g, i in ((g_max, imax), (g_min, imin)):
-                if g is not None and g.numel():  # the pools' gradients to their arg-max/arg-min positions
-                    at = i[s:s + n].permute(0, 2, 3, 1).reshape(n, -1, c)
-                    d.scatter_add_(1, at, g[s:s + n].permute(0, 2, 3, 1).reshape(n, -1, c))
-            d = torch.ops.aten.threshold_backward(d, r, 0).view(-1, c)  # ReLU: nothing where the output is 0
-            g_w.addmm_(d.t(), x)
-            g_b.add_(d.sum(0))
+        cols, weight, *saved = ctx.saved_tensors
+        kept, imax, imin, pmax, pmin = (saved[j * ctx.n:(j + 1) * ctx.n] for j in range(5))
+        if g_min is None or not g_min.numel():
+            g_min = g_max[:, :0]
+        k = cols.shape[2]
+        g_w, g_b = torch.zeros_like(weight), weight.new_zeros(weight.shape[0])
+        for j, r in enumerate(kept):  # (n, P, C) ReLU outputs of each chunk
+            s = slice(j * CHUNK, (j + 1) * CHUNK)
+            gs = [g[s] for g in (g_s1, g_s2, g_max, g_min)]
+            pad = CHUNK - len(gs[0])  # the last chunk's padding clips: zero gradients
+            gs = [F.pad(g, (0, 0) * (g.dim() - 1) + (0, pad)) for g in gs] if pad else gs
+            w, b = _backward_chunk(r, cols[s].reshape(-1, k), *gs[:3], imax[j], gs[3], imin[j], pmax[j], pmin[j])
+            g_w += w
+            g_b += b
         return None, g_w, g_b, None, None
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``; for p = 0.5 (STSTNet's) the keep mask is made of random bytes' bits, 8 elements per random
+    number (``bernoulli_`` is the slowest op of the step otherwise)."""
+    if not training or p != 0.5:
+        return F.dropout(x, p, training)
+    n = x.numel()
+    bits = torch.randint(0, 256, ((n + 7) // 8, 1), dtype=torch.uint8, device=x.device)
+    keep = bits.bitwise_right_shift(torch.arange(8, dtype=torch.uint8, device=x.device)).bitwise_and_(1)
+    return x * keep.view(-1)[:n].view(x.shape).to(x.dtype).mul_(2.0)
 
 
 def patches(x: torch.Tensor, padding: int) -> torch.Tensor:
@@ -175,10 +254,15 @@ class STSTNetFolds(nn.Module):
         return model
 
     def _head(self, pooled: torch.Tensor, n: int) -> torch.Tensor:
-        """Dropout, average pool and each fold's classifier on pooled maps ``(n, F·W, q, q)`` → logits ``(F, n, K)``."""
-        x = F.dropout(pooled, self.dropout, self.training)
-        x = F.avg_pool2d(x, 2, 2).reshape(n, self.folds, -1)
-        return torch.einsum("nfd,fkd->fnk", x, self.fc_w) + self.fc_b[:, None]
+        """Dropout, average pool and each fold's classifier on pooled maps ``(n, F·W, q, q)`` → logits ``(F, n, K)``
+        (the 2×2 average pool folded into the classifier: each weight spread over its four pixels, a quarter each)."""
+        x = dropout(pooled, self.dropout, self.training)
+        q = x.shape[-1] // 2 * 2
+        x = x[..., :q, :q].permute(0, 2, 3, 1).reshape(n, q * q, self.folds, self.width)  # (n, pixel, fold, channel)
+        w = self.fc_w.view(self.folds, -1, self.width, q // 2, 1, q // 2, 1).expand(-1, -1, -1, -1, 2, -1, 2)
+        w = w.reshape(self.folds, -1, self.width, q, q).permute(0, 1, 3, 4, 2).reshape(self.folds, -1, q * q,
+                                                                                      self.width)
+        return torch.einsum("npfc,fkpc->fnk", x, w) / 4 + self.fc_b[:, None]
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Training: logits ``(F, B, K)`` of a shared batch ``x`` ``(B, 3, 1, H, W)``; ``weight`` ``(F, B)`` is 1 where
@@ -284,6 +368,8 @@ def train_folds(trainer: Trainer, subjects: list[int], folder: Path) -> dict[int
         models.append(trainer.new_model(seed_for(seed, "fold", int(s))))
         digests.append(trainer.init_backbone_sha256)
     template = models[0]
+    if compile_kernels(wants_compile(trainer, len(subjects)), trainer.log):
+        trainer.log("fold-batched: compiling the first layer's kernels (about a minute, once per shape)")
     stack = STSTNetFolds([m.backbone for m in models])
     opt = FoldAdam(stack, t["lr"])
     held = torch.as_tensor(np.array(subjects))[:, None]  # (F, 1)
@@ -434,3 +520,22 @@ def epoch_seconds(trainer: Trainer, subjects: list[int], epochs: int) -> float:
     for e in range(epochs):
         train_epoch(trainer, stack, models[0], opt, held, all_subjects, torch.Generator().manual_seed(e))
     return (time.perf_counter() - t0) / max(epochs, 1) if epochs else math.nan
+
+
+# ---------------------------------------------------------------------------------------------- benchmark
+
+
+def composite_like_set(root: Path, subjects: int = 68, samples: int = 442, size: int = 28, seed: int = 0) -> Path:
+    """A random flow-image set in the published layout (:func:`training.datasets.flowset.write_set`) of the
+    composite set's size: ``subjects`` subjects over SMIC, CASME II and SAMM, ``samples`` clips dealt round-robin."""
+    from .datasets.flowset import write_set
+
+    rng = np.random.default_rng(seed)
+    names = [("smic", "s{}"), ("casme2", "sub{:02d}"), ("samm", "{:03d}")]
+    subs = [(names[i % 3][0], names[i % 3][1].format(i // 3 + 1)) for i in range(subjects)]
+    classes = ("negative", "positive", "surprise")
+    clips = [{"dataset": subs[i % subjects][0], "sub": subs[i % subjects][1], "clip": f"c{i:04d}",
+              "label": classes[int(rng.integers(3))], "image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8)}
+             for i in range(samples)]
+    write_set(root, clips)
+    return root
