@@ -505,14 +505,16 @@ LEARNED_SETTINGS = ("window_s", "work_fps", "work_size")  # the signals' setting
 def feature_names() -> list[str]:
     """The names of :func:`frame_features`' columns, in order (a learned spotter file lists them)."""
     return ([f"{n}@{o:+g}k" for o in CONTEXT_K for n in BASE_FEATURES]
-            + [f"{n}:{what}{SPAN_S:g}s" for what in ("max", "mean") for n in BASE_FEATURES])
+            + [f"{n}:{what}{SPAN_S:g}s" for what in ("max", "mean", "swing") for n in BASE_FEATURES])
 
 
 def frame_features(sig: Signals) -> np.ndarray:
     """``(T, D)`` features of every working frame, from what the training-free spotter computed: each facial region's
     feature difference (mean of its blocks), ``F(t)`` and the head's motion in units of the recording's median
     ``F``, the contrast in units of its noise (all ``log1p``-compressed); taken at :data:`CONTEXT_K` × k frames around
-    the frame, plus their highest and mean value within ± :data:`SPAN_S`. Columns: :func:`feature_names`."""
+    the frame, plus their highest and mean value within ± :data:`SPAN_S` and their swing there (the sum of the
+    frame-to-frame changes over the highest value: a movement out and back swings a few times its height, talking
+    many times). Columns: :func:`feature_names`."""
     names = np.array(sig.blocks)
     scale = max(float(np.median(sig.difference)), 1e-6)
     base = np.stack([sig.blocks_difference[:, names == r].mean(1) for r in _REGIONS]
@@ -522,7 +524,9 @@ def frame_features(sig: Signals) -> np.ndarray:
     windows = np.lib.stride_tricks.sliding_window_view(np.pad(base, ((span, span), (0, 0)), mode="edge"),
                                                        2 * span + 1, axis=0)
     shifted = [_shifted(base, int(round(o * sig.k))) for o in CONTEXT_K]
-    return np.concatenate([*shifted, windows.max(-1), windows.mean(-1)], -1).astype(np.float32)
+    high = windows.max(-1)
+    swing = np.abs(np.diff(windows, axis=-1)).sum(-1) / (high + 0.05)
+    return np.concatenate([*shifted, high, windows.mean(-1), swing], -1).astype(np.float32)
 
 
 def mlp(x: np.ndarray, layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
