@@ -254,19 +254,20 @@ elif mode == "read":  # the new path's decode stage alone
     t = time.perf_counter()
     out["input"] = list(read_clip(path).frames.shape)
     out["seconds"] = time.perf_counter() - t
-elif mode == "touch":  # write as many bytes as the decoded clip holds, into fresh memory
-    import numpy as np
-    from inference.video import VideoLimits
-    w, h = VideoLimits().working_dims(1920, 1080, n_frames)
+elif mode == "touch":  # write as many bytes as the decoded clip holds, frame by frame, into the clip's fresh memory
+    from inference.video import FrameBuffer, VideoLimits
     t = time.perf_counter()
-    np.empty((n_frames, h, w, 3), np.uint8).fill(1)
+    held = FrameBuffer(VideoLimits(), "touch", 1920, 1080, n_frames)
+    for _ in range(n_frames):
+        held.slot().fill(1)
     out["seconds"] = time.perf_counter() - t
 elif mode == "spot":  # spot, then recognise: every frame of the face segment aligned, spotted, each micro classified
     from inference.runtime import Predictor
     from inference.video import VideoLimits
     limits = VideoLimits(working_size=working) if working >= 0 else VideoLimits()
     predictor = Predictor(model, device="cpu", limits=limits)
-    predictor.spot_and_classify(warm, mode="spot")  # the detector's weights and the model's kernels warm
+    predictor.predict(warm)  # a serving process: the detector's weights loaded, the model compiled for one clip
+    predictor.spot_and_classify(warm, mode="spot")  # and the spotter's kernels warm
     t = time.perf_counter()
     r = predictor.spot_and_classify(path, mode="spot")
     out["seconds"] = time.perf_counter() - t

@@ -154,6 +154,13 @@ class Predictor:
         feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
         if self.sbml:
             feeds["views"] = view_indices(views)
+        ready = getattr(self.session, "ready_for", None)  # an engine that compiles each input shape
+        if ready and len(clips) > 1 and not ready(feeds) and ready({**feeds, "clips": feeds["clips"][:1]}):
+            # a batch size not seen yet (e.g. a recording's 3 spotted intervals): one clip at a time on the graph
+            # compiled for one, rather than seconds of compiling for a size that may not come again
+            parts = [self.run(clips[i:i + 1], views) for i in range(len(clips))]
+            return (np.concatenate([p for p, _ in parts]),
+                    np.concatenate([v for _, v in parts], axis=1) if self.sbml else None)
         probs, second = self.session.run(None, feeds)
         return probs, (second if self.sbml else None)
 
@@ -235,8 +242,16 @@ class OpenVINOSession:
     def get_providers(self) -> list[str]:
         return [self.provider]
 
+    @staticmethod
+    def _key(feeds: dict[str, np.ndarray]) -> tuple:
+        return tuple((k, v.shape) for k, v in sorted(feeds.items()))
+
+    def ready_for(self, feeds: dict[str, np.ndarray]) -> bool:
+        """Whether inputs of these shapes run without compiling first."""
+        return self._key(feeds) in self.compiled
+
     def _compiled(self, feeds: dict[str, np.ndarray]):
-        key = tuple((k, v.shape) for k, v in sorted(feeds.items()))
+        key = self._key(feeds)
         if key not in self.compiled:
             if len(self.compiled) >= self.max_shapes:
                 self.compiled.pop(next(iter(self.compiled)))

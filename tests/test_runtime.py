@@ -77,6 +77,13 @@ def test_predictor_matches_the_pytorch_path(package, small_run, clip_folders, en
     batch = np.stack([predictor.prepare(f).frames for f in clip_folders[:3]])  # a new input shape: a second compile
     probs, view_logits = predictor.run(batch, "LR")
     assert probs.shape == (3, len(predictor.labels)) and view_logits.shape == (2, 3, len(predictor.labels))
+    shapes = len(getattr(predictor.session, "compiled", {}))
+    pair, pair_views = predictor.run(batch[:2])
+    one_by_one = [predictor.run(clip[None]) for clip in batch[:2]]
+    np.testing.assert_allclose(pair, np.concatenate([p for p, _ in one_by_one]), atol=1e-5)
+    np.testing.assert_allclose(pair_views, np.concatenate([v for _, v in one_by_one], axis=1), atol=1e-5)
+    if engine == "openvino":  # a batch size not compiled yet ran clip by clip on the graph compiled for one
+        assert len(predictor.session.compiled) == shapes
     with pytest.raises(InputError, match="no fp16 variant"):
         Predictor(package, device="cpu", variant="fp16")
 
