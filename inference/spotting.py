@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -218,15 +218,42 @@ class BlockMotion:
 
     def split(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The block displacements of a flow field split into the face's own (``(B, 2)``) and the head's."""
-        v = f[self._pixels]
-        means = np.stack([np.bincount(self._index, v[:, c], len(self.names)) for c in (0, 1)], -1)
-        means /= self._count[:, None]
-        keep = np.arange(len(means))
+        own, head = self.split_many(f[None])
+        return own[0], head[0]
+
+    def split_many(self, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`split` of every flow field in ``(T, H, W, 2)`` at once: ``(T, B, 2)`` twice. The affine fits are
+        least squares on the (kept) blocks, solved for all fields together from their normal equations."""
+        b = len(self.names)
+        v = flows[:, self._pixels].astype(np.float64)  # (T, P, 2)
+        member = np.zeros((b, len(self._index)))
+        member[self._index, np.arange(len(self._index))] = 1.0 / self._count[self._index]
+        means = np.einsum("bp,tpc->tbc", member, v)
+        d = self._design
+        weight = np.ones(means.shape[:2])
         for _ in range(2):
-            coef, *_ = np.linalg.lstsq(self._design[keep], means[keep], rcond=None)
-            residual = means - self._design @ coef
-            keep = np.argsort(np.linalg.norm(residual, axis=-1))[:max(3, 2 * len(means) // 3)]
+            normal = np.einsum("tb,bi,bj->tij", weight, d, d)
+            coef = np.linalg.pinv(normal) @ np.einsum("tb,bi,tbc->tic", weight, d, means)
+            residual = means - d @ coef
+            keep = np.argsort(np.linalg.norm(residual, axis=-1), axis=-1)[:, :max(3, 2 * b // 3)]
+            weight = np.zeros_like(weight)
+            np.put_along_axis(weight, keep, 1.0, axis=-1)
         return residual, means - residual
+
+
+def flows(pairs: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """:func:`flow` of every ``(a, b)`` pair, ``(N, H, W, 2)``, on as many threads as OpenCV may use (at most 4;
+    a batch command's worker has one). OpenCV lets go of the GIL while it works, and each pair is computed
+    alone, so the fields are the same as one after the other."""
+    import cv2
+
+    threads = min(4, max(1, cv2.getNumThreads()), len(pairs))
+    if threads <= 1:
+        return np.stack([flow(a, b) for a, b in pairs]) if pairs else np.zeros((0, 0, 0, 2), np.float32)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads, "flow") as pool:
+        return np.stack(list(pool.map(lambda ab: flow(*ab), pairs)))
 
 
 def _top_third(values: np.ndarray) -> np.ndarray:
@@ -308,9 +335,8 @@ def motion_signals(frames: np.ndarray, fps: float, params: SpotParams = SpotPara
     # g[i]: the face's own motion from frame i - k to frame i, per block. CF against TF and HF is then
     # (CF - TF + CF - HF) / 2 = (g[i] - g[i + k]) / 2 (the flow HF → CF taken as minus the flow CF → HF): one flow
     # per frame instead of two.
-    parts = [blocks.split(flow(grey[max(0, i - k)], grey[i])) for i in range(t)]
-    g = np.stack([own for own, _ in parts])
-    head = np.array([np.linalg.norm(h, axis=-1).mean() for _, h in parts])
+    g, heads = blocks.split_many(flows([(grey[max(0, i - k)], grey[i]) for i in range(t)]))
+    head = np.linalg.norm(heads, axis=-1).mean(-1)
     diff = np.linalg.norm(g - _shifted(g, k), axis=-1) / 2
     difference = _top_third(diff)
     raw = difference - (_shifted(difference, -k) + _shifted(difference, k)) / 2
@@ -363,14 +389,21 @@ def _grow(sig: Signals, peak: int, blocks: BlockMotion, params: SpotParams) -> _
     ref = int(pool[np.argmin(sig.difference[pool])])
     cache: dict[int, tuple[np.ndarray, float]] = {}
 
+    def fetch(frames: Iterable[int]) -> None:
+        todo = sorted(set(frames) - set(cache))
+        if todo:
+            own, head = blocks.split_many(flows([(sig.grey[ref], sig.grey[i]) for i in todo]))
+            for i, o, h in zip(todo, np.linalg.norm(own, axis=-1), np.linalg.norm(head, axis=-1).mean(-1)):
+                cache[i] = o, float(h)
+
     def deviation(i: int) -> tuple[np.ndarray, float]:
         if i not in cache:
-            own, head = blocks.split(flow(sig.grey[ref], sig.grey[i]))
-            cache[i] = np.linalg.norm(own, axis=-1), float(np.linalg.norm(head, axis=-1).mean())
+            fetch([i])
         return cache[i]
 
-    level = np.median([deviation(i)[0] for i in range(lo, hi, max(1, k // 2))], axis=0)
     near = range(max(0, peak - k), min(t, peak + k + 1))
+    fetch([*range(lo, hi, max(1, k // 2)), *near])  # computed together (on several threads)
+    level = np.median([deviation(i)[0] for i in range(lo, hi, max(1, k // 2))], axis=0)
     moved = np.argsort(-np.max([deviation(i)[0] - level for i in near], axis=0))[:max(1, len(level) // 6)]
 
     def strength(i: int) -> float:
@@ -424,8 +457,8 @@ def _is_talking(ev: _Event, sig: Signals, blocks: BlockMotion, params: SpotParam
     mouth = np.array([n in MOUTH for n in sig.blocks])
     span, t = int(round(params.talk_span_s * sig.fps)), len(sig.grey)
     lo, hi = max(1, ev.onset - span), min(t, ev.offset + span + 1)
-    speed = np.array([np.linalg.norm(blocks(flow(sig.grey[i - 1], sig.grey[i]))[mouth], axis=-1).mean()
-                      for i in range(lo, hi)])
+    own, _ = blocks.split_many(flows([(sig.grey[i - 1], sig.grey[i]) for i in range(lo, hi)]))
+    speed = np.linalg.norm(own[:, mouth], axis=-1).mean(-1)
     floor = max(speed.max() / 3, 3 * np.percentile(speed, 10))
     peaks = [j for j in range(len(speed)) if speed[j] >= floor and speed[j] == speed[max(0, j - 2):j + 3].max()]
     return len(peaks) >= 2 + params.talk_repeats
