@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["ststnet-loso"]:  # STSTNet's whole LOSO, folds one by one vs all at once (training.foldbatch)
+        from .foldbatch import bench_main
+
+        return bench_main(argv[1:])
     report(build_parser().parse_args(argv))
     return 0
 

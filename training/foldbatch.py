@@ -34,7 +34,6 @@ only). Other configs (other models, FSB, SMOTE, balanced sampling, AU heads, tor
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -492,36 +491,6 @@ def run_folds(trainer: Trainer, subjects: list[int], log=print, world: int = 1) 
     return True
 
 
-def sequential_seconds_per_fold(trainer: Trainer, subject: int, epochs: int) -> float:
-    """Wall seconds of ``epochs`` epochs of one fold on the sequential path (:meth:`Trainer.train_one_epoch`)."""
-    import time
-
-    bank = trainer.bank
-    train_idx = np.flatnonzero(bank.subjects != subject)
-    model = trainer.new_model(0)
-    opt = torch.optim.Adam(model.parameters(), lr=trainer.cfg["train"]["lr"])
-    clips, labels, zeros = trainer.training_set(train_idx, 0)
-    t0 = time.perf_counter()
-    for e in range(epochs):
-        trainer.train_one_epoch(model, opt, clips, labels, torch.Generator().manual_seed(e), zeros)
-    return time.perf_counter() - t0
-
-
-def epoch_seconds(trainer: Trainer, subjects: list[int], epochs: int) -> float:
-    """Wall seconds per epoch of the fold-batched training of ``subjects`` (``epochs`` timed epochs, no checkpoint)."""
-    import time
-
-    models = [trainer.new_model(seed_for(0, "fold", int(s))) for s in subjects]
-    stack = STSTNetFolds([m.backbone for m in models])
-    opt = FoldAdam(stack, trainer.cfg["train"]["lr"])
-    held = torch.as_tensor(np.array(subjects))[:, None]
-    all_subjects = torch.as_tensor(trainer.bank.subjects)
-    t0 = time.perf_counter()
-    for e in range(epochs):
-        train_epoch(trainer, stack, models[0], opt, held, all_subjects, torch.Generator().manual_seed(e))
-    return (time.perf_counter() - t0) / max(epochs, 1) if epochs else math.nan
-
-
 # ---------------------------------------------------------------------------------------------- benchmark
 
 
@@ -539,3 +508,102 @@ def composite_like_set(root: Path, subjects: int = 68, samples: int = 442, size:
              for i in range(samples)]
     write_set(root, clips)
     return root
+
+
+def _timed(run, epochs: int) -> tuple[float, float]:
+    """Wall and CPU (all threads) seconds per epoch of ``run(epoch)`` over ``epochs`` epochs."""
+    import time
+
+    w, c = time.perf_counter(), time.process_time()
+    for e in range(epochs):
+        run(e)
+    return (time.perf_counter() - w) / epochs, (time.process_time() - c) / epochs
+
+
+def bench(args, log=print) -> dict:
+    """``python -m training.bench ststnet-loso``: STSTNet's LOSO recipe (ststnet.yaml) on a random set of the
+    composite size, the sequential runner's epoch (a few folds, extrapolated to every fold) against the fold-batched
+    epoch (every fold), and the whole run's extrapolated time."""
+    import tempfile
+    import time
+
+    from .config import load_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = composite_like_set(Path(tmp) / "set", args.subjects, args.samples)
+        cfg = load_config(Path(__file__).parent / "configs" / "peers" / "ststnet.yaml",
+                          [f"data.caches=[{root}]", "device=cpu", f"epochs={args.epochs}"])
+        trainer = Trainer(cfg, Path(tmp) / "run", log=lambda *_: None, progress=False)
+    subjects = sorted(set(trainer.bank.subjects.tolist()))
+    t, bank = cfg["train"], trainer.bank
+    out = {"subjects": len(subjects), "samples": len(bank), "epochs": args.epochs, "threads": torch.get_num_threads(),
+           "batch": t["batch_size"], "seq_folds": min(args.seq_folds, len(subjects))}
+    # sequential: the engine's own epoch (Trainer.train_one_epoch) of a few folds
+    seq = []
+    for s in subjects[:args.seq_folds]:
+        model = trainer.new_model(seed_for(t["seed"], "fold", int(s)))
+        opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
+        clips, labels, zeros = trainer.training_set(np.flatnonzero(bank.subjects != s), 0)
+
+        def epoch(e, model=model, opt=opt, clips=clips, labels=labels, zeros=zeros):
+            trainer.train_one_epoch(model, opt, clips, labels, torch.Generator().manual_seed(e), zeros)
+
+        epoch(0)  # warm-up
+        seq.append(_timed(epoch, args.seq_epochs))
+        log(f"sequential fold {s}: {seq[-1][0]:.3f} s/epoch wall, {seq[-1][1]:.3f} s CPU")
+    out["sequential_epoch_s"] = [float(np.mean([x[i] for x in seq])) for i in (0, 1)]
+    # every fold at once
+    c0 = time.perf_counter()
+    on = compile_kernels(wants_compile(trainer, len(subjects)) if args.compile == "auto" else args.compile == "on", log)
+    models = [trainer.new_model(seed_for(t["seed"], "fold", int(s))) for s in subjects]
+    stack = STSTNetFolds([m.backbone for m in models])
+    opt = FoldAdam(stack, t["lr"])
+    held = torch.as_tensor(np.array(subjects))[:, None]
+    every = torch.as_tensor(bank.subjects)
+
+    def batched(e):
+        train_epoch(trainer, stack, models[0], opt, held, every, torch.Generator().manual_seed(e))
+
+    batched(0)  # warm-up, and the compiling
+    out["compile_s"] = time.perf_counter() - c0
+    out["compiled"] = on
+    out["batched_epoch_s"] = list(_timed(batched, args.timed_epochs))
+    log(f"{len(subjects)} folds at once: {out['batched_epoch_s'][0]:.3f} s/epoch wall, "
+        f"{out['batched_epoch_s'][1]:.3f} s CPU")
+    n = len(subjects) * args.epochs
+    out["sequential_run_min"] = [x * n / 60 for x in out["sequential_epoch_s"]]
+    out["batched_run_min"] = [x * args.epochs / 60 + out["compile_s"] / 60 * (i == 0)
+                              for i, x in enumerate(out["batched_epoch_s"])]
+    out["speedup"] = out["sequential_epoch_s"][0] * len(subjects) / out["batched_epoch_s"][0]
+    return out
+
+
+def bench_main(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m training.bench ststnet-loso",
+                                description="STSTNet's full LOSO (ststnet.yaml) on the CPU: the sequential runner's "
+                                            "epochs (a few folds, extrapolated) against every fold at once "
+                                            "(train.fold_batch), on a random flow-image set of the composite size.")
+    p.add_argument("--subjects", type=int, default=68)
+    p.add_argument("--samples", type=int, default=442)
+    p.add_argument("--epochs", type=int, default=800, help="the recipe's epochs (the extrapolation's)")
+    p.add_argument("--seq-folds", type=int, default=2, help="sequential folds timed")
+    p.add_argument("--seq-epochs", type=int, default=3, help="timed epochs per sequential fold (after a warm-up)")
+    p.add_argument("--timed-epochs", type=int, default=3, help="timed fold-batched epochs (after a warm-up)")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto", help="torch.compile the kernels")
+    p.add_argument("--threads", type=int, default=None, help="math threads (default: PyTorch's, one per core)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r = bench(args)
+    wall, cpu = r["batched_run_min"]
+    print(f"STSTNet LOSO, {r['subjects']} folds x {r['epochs']} epochs, {r['samples']} clips, batch {r['batch']}, "
+          f"CPU, {r['threads']} threads (epochs timed, the run extrapolated: sequential from "
+          f"{r['seq_folds']} folds; evaluation and writing the folds not counted)")
+    print(f"  sequential: {r['sequential_epoch_s'][0]:.3f} s per fold-epoch -> {r['sequential_run_min'][0]:.1f} min "
+          f"({r['sequential_run_min'][1]:.1f} CPU-min)")
+    print(f"  all folds at once{' (compiled)' if r['compiled'] else ''}: {r['batched_epoch_s'][0]:.2f} s per epoch "
+          f"-> {wall:.1f} min incl. {r['compile_s']:.0f} s warm-up/compile ({cpu:.1f} CPU-min)")
+    print(f"  speed-up {r['speedup']:.1f}x; full run <= 10 min: {'yes' if wall <= 10 else 'no'}")
+    return 0
