@@ -37,7 +37,7 @@ from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
 from .preprocess import PreparedClip, add_decoding_options, decoding_options
 from .runtime import ENGINES
-from .spotting import MODES, ModePreparer, classify_prepared
+from .spotting import MODES, ModePreparer, SpotParams, classify_prepared, load_spotter
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="spot: find the micro-expressions in each recording and classify each; whole: classify each "
                         "clip as one expression; auto (default): spot recordings of a second or more, whole for "
                         "shorter clips and frame folders without --fps")
+    p.add_argument("--spotter", default=None, metavar="FILE",
+                   help="a learned spotter (JSON, written by python -m training.spot_learn) instead of the "
+                        "training-free one")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of frame folders (recorded; needed to spot in a folder of frames)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
@@ -233,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import Predictor
 
     shard, shards = parse_shard(args.shard)
+    spot_params = SpotParams(spotter=args.spotter)
+    if args.spotter:
+        load_spotter(args.spotter, spot_params)  # a wrong file is refused before any recording is read
     inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
     predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
                           limits=VideoLimits(max_frames=args.max_frames, max_seconds=args.max_seconds,
@@ -267,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     def spot(q: Path, prepared: PreparedClip) -> None:
         t = time.perf_counter()
         try:
-            result = classify_prepared(predictor, "spot", prepared)
+            result = classify_prepared(predictor, "spot", prepared, spot_params)
         except Exception as e:  # noqa: BLE001 — one bad recording never stops the run; its reason is in its row
             error(q, f"spot: {type(e).__name__}: {e}", type(e).__name__)
             return

@@ -200,13 +200,15 @@ class Predictor:
         return self.classify([prepared], views)[0]
 
     def spot_and_classify(self, clip: str | os.PathLike | Clip, mode: str = "auto", fps: float | None = None,
-                          on_stage: Callable[[str], None] | None = None):
+                          on_stage: Callable[[str], None] | None = None, spotter: str | os.PathLike | None = None):
         """Spot, then recognise (:func:`inference.spotting.spot_and_classify`): a recording's micro-expression
         intervals, each with its prediction (``.micro == []``: "no micro-expression found"); a clip under a second
-        (or ``mode="whole"``) is classified whole as :meth:`predict` does. ``mode``: auto, spot or whole."""
-        from .spotting import spot_and_classify
+        (or ``mode="whole"``) is classified whole as :meth:`predict` does. ``mode``: auto, spot or whole.
+        ``spotter``: a learned spotter file (``python -m training.spot_learn``) instead of the training-free one."""
+        from .spotting import SpotParams, spot_and_classify
 
-        return spot_and_classify(self, clip, mode, fps=fps, on_stage=on_stage)
+        params = SpotParams(spotter=str(spotter) if spotter else None)
+        return spot_and_classify(self, clip, mode, params, fps=fps, on_stage=on_stage)
 
     def describe(self) -> str:
         p = self.package

@@ -114,3 +114,34 @@ def test_frame_labels_follow_the_recordings_frames():
     video = LongVideo("casme_sq", 1, "v", 30.0, truths=[Truth(10, 12, 15, "micro"), Truth(30, 40, 50, "macro")])
     labels = frame_labels(video, first=4, step=2, n_work=25)  # working frame i is recording frame 4 + 2i (+1)
     assert labels.tolist() == [0] * 3 + [1] * 3 + [0] * 7 + [2] * 10 + [0] * 2
+
+
+def test_the_batch_command_and_the_predictor_take_a_learned_spotter(learned, tmp_path, capsys):
+    """``python -m inference … --spotter FILE`` spots with the learned file (the rows' intervals are the file's: scores
+    are its probabilities); a wrong file is refused before any recording is read."""
+    import csv
+    from pathlib import Path
+
+    from inference.__main__ import main
+    from inference.runtime import Predictor
+
+    data, out, _ = learned
+    package = Path(__file__).resolve().parent.parent / "demo" / "default_model"
+    video = next(v for v in long_dataset_module("casme_sq").load(data).videos if v.subject == 16)
+    args = ["--model", str(package), "--input", str(video.source), "--fps", str(video.fps), "--mode", "spot",
+            "--workers", "0", "--device", "cpu", "--engine", "onnxruntime"]
+    rows_path = tmp_path / "rows.csv"
+    assert main([*args, "--output", str(rows_path), "--spotter", str(out / "spotter.json")]) == 0
+    rows = list(csv.DictReader(rows_path.open()))
+    intervals = [r for r in rows if r["row"] == "interval"]
+    assert [r["row"] for r in rows].count("summary") == 1 and intervals
+    assert all(0 < float(r["score"]) <= 1 for r in intervals)  # the learned model's probabilities
+    learned_result = Predictor(package, device="cpu", engine="onnxruntime").spot_and_classify(
+        video.source, mode="spot", fps=video.fps, spotter=out / "spotter.json")
+    assert [round(p.interval.score, 4) for p in learned_result.intervals] == [round(float(r["score"]), 4)
+                                                                              for r in intervals]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    capsys.readouterr()
+    assert main([*args, "--output", str(tmp_path / "none.csv"), "--spotter", str(bad)]) == 2
+    assert "spot_learn" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
