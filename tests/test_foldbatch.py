@@ -83,13 +83,13 @@ def test_the_folds_trained_at_once_are_the_sequential_folds(tiny_set, tmp_path):
         assert same == (s == held), s
 
 
-def test_a_killed_run_resumes_to_the_same_folds_and_writes_the_sequential_run_folder(tiny_set, tmp_path):
+def test_a_stopped_run_continues_to_the_same_folds_and_its_folder_is_the_sequential_one(tiny_set, tmp_path):
     from training.compare import parameter_count
     from training.loso import run
     from training.report import oracle_scores
     from training.schemes import load_view_model
 
-    # the whole run, fold-batched, recording the oracle; then a run stopped after 2 of 3 epochs and continued
+    # the whole run, fold-batched, recording the oracle; then a run stopped at its epoch-2 checkpoint and continued
     cfg = _config(tiny_set, tmp_path / "run", "fold_batch=true", "oracle=true", "checkpoint_every=2")
     lines = []
     summary = run(cfg, log=lines.append, progress=False)
@@ -102,10 +102,11 @@ def test_a_killed_run_resumes_to_the_same_folds_and_writes_the_sequential_run_fo
     assert len(folds) == 4 and all(len(f["history"]) == 3 and "test_pred" in f["history"][0] for f in folds)
     assert oracle_scores(folds, results["protocol"]["classes"])["uf1"] == results["oracle"]["uf1"]
     assert parameter_count(out) == 1683
+    assert len(list((out / "tensorboard").glob("subject_*/events.out.tfevents.*"))) == 4
 
     trainer = Trainer(cfg, tmp_path / "r", log=lambda *_: None, progress=False)
     subjects = sorted(set(trainer.bank.subjects.tolist()))
-    trainer.cfg["train"]["epochs"] = 2  # "killed" after the checkpoint at epoch 2
+    trainer.cfg["train"]["epochs"] = 2  # stops right after the checkpoint at epoch 2, as a kill there would
     train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
     assert (tmp_path / "r" / "foldbatch" / "state.pt").exists()
     trainer.cfg["train"]["epochs"] = 3

@@ -485,7 +485,13 @@ def run_folds(trainer: Trainer, subjects: list[int], log=print, world: int = 1) 
         return True
     log(f"training {len(todo)} folds at once (train.fold_batch)")
     trained = train_folds(trainer, [s for _, s in todo], out / "foldbatch")
+    from torch.utils.tensorboard import SummaryWriter
+
     for k, s in todo:
+        with SummaryWriter(log_dir=str(out / "tensorboard" / f"subject_{s}")) as tb:  # as Trainer.train_model logs
+            for record in trained[s]["history"]:
+                for key in set(record) - {"epoch", "test_pred"}:
+                    tb.add_scalar(key, record[key], record["epoch"])
         write_fold(trainer, k, s, trained[s])
     (out / "foldbatch" / "state.pt").unlink(missing_ok=True)
     return True
