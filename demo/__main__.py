@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"delete uploads and results this long after they arrive (default {d.keep_files_s} s)")
     p.add_argument("--concurrency", type=int, default=d.concurrency,
                    help=f"clips analysed at once (default {d.concurrency})")
+    p.add_argument("--spotter", default=None, metavar="FILE",
+                   help="a learned spotter (JSON, written by python -m training.spot_learn) instead of the "
+                        "training-free one")
     return p
 
 
@@ -55,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from inference.runtime import Predictor
+    from inference.spotting import SpotParams, load_spotter
 
+    spot = SpotParams(spotter=args.spotter)
+    if args.spotter:
+        load_spotter(args.spotter, spot)  # a wrong file is refused before the server starts
     limits = Limits(max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds, queue_size=args.queue_size,
                     concurrency=args.concurrency, keep_files_s=args.keep_files)
     predictor = Predictor(args.model, device=args.device,
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     print(predictor.describe(), flush=True)
     folder = RunFolder()  # uploads and results of this run; removed when it stops (Ctrl-C or SIGTERM)
     try:
-        app = build_app(predictor, limits, source=args.model)
+        app = build_app(predictor, limits, source=args.model, spot=spot)
         app.analyser.warm_up(next(iter(app.examples), None))
         launch(app, host=args.host, port=args.port, share=args.share)
     finally:

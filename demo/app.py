@@ -30,7 +30,7 @@ import numpy as np
 from inference.errors import InputError
 from inference.motion import FIXED, FlowScaling
 from inference.runtime import Prediction, Predictor
-from inference.spotting import ModePreparer, SpotResult, classify_prepared
+from inference.spotting import ModePreparer, SpotParams, SpotResult, classify_prepared
 from inference.views import make_view
 
 ROOT = Path(__file__).resolve().parent
@@ -232,8 +232,8 @@ def timeline_image(spot: SpotResult, labels: list[str], width: int = 960, height
 class Analyser:
     """One model, one clip at a time: ``analyse(path, views)`` → :class:`Analysis`, or :class:`InputError`."""
 
-    def __init__(self, predictor: Predictor):
-        self.predictor = predictor
+    def __init__(self, predictor: Predictor, spot: SpotParams = SpotParams()):
+        self.predictor, self.spot = predictor, spot  # spot: the spotter's settings (a learned spotter file, or none)
 
     @property
     def sbml(self) -> bool:
@@ -251,7 +251,8 @@ class Analyser:
         try:
             mode, prepared = ModePreparer(self.predictor.preparer, mode)(path, None, on_stage)
             t0 = time.perf_counter()
-            result = classify_prepared(self.predictor, mode, prepared, on_stage=on_stage, views=views or None)
+            result = classify_prepared(self.predictor, mode, prepared, self.spot, on_stage=on_stage,
+                                       views=views or None)
         except InputError as e:  # name the upload by its file name, not the server's temporary path
             raise InputError(str(e).replace(str(path), Path(path).name)) from None
         notes = []
@@ -372,12 +373,13 @@ def timings_markdown(timings: dict[str, float]) -> str:
 
 
 # --------------------------------------------------------------------------- the page
-def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "", examples: list[str] | None = None):
+def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "", examples: list[str] | None = None,
+              spot: SpotParams = SpotParams()):
     """The Gradio Blocks app around ``predictor``. Call ``.launch()`` on it (``python -m demo`` does)."""
     import gradio as gr
     import pandas as pd
 
-    analyser = Analyser(predictor)
+    analyser = Analyser(predictor, spot)
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.mp4"))
 

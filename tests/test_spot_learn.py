@@ -145,3 +145,28 @@ def test_the_batch_command_and_the_predictor_take_a_learned_spotter(learned, tmp
     capsys.readouterr()
     assert main([*args, "--output", str(tmp_path / "none.csv"), "--spotter", str(bad)]) == 2
     assert "spot_learn" in capsys.readouterr().err and not (tmp_path / "none.csv").exists()
+
+
+def test_the_demo_takes_a_learned_spotter(learned, tmp_path, capsys):
+    """The demo's page spots with the learned file when started with ``--spotter`` (its intervals score as the
+    file's probabilities); a wrong file stops the server before it starts, with what to do."""
+    import cv2
+
+    from demo.__main__ import main as demo_main
+    from demo.app import DEFAULT_MODEL, Analyser
+    from inference.runtime import Predictor
+    from inference.video import write_video
+
+    data, out, _ = learned
+    video = next(v for v in long_dataset_module("casme_sq").load(data).videos if v.subject == 16)
+    upload = tmp_path / "take.mp4"
+    write_video(upload, [cv2.imread(str(f))[..., ::-1] for f in video.frames], video.fps)
+    analysis = Analyser(Predictor(DEFAULT_MODEL, device="cpu"), SpotParams(spotter=str(out / "spotter.json"))) \
+        .analyse(str(upload), mode="spot")
+    assert analysis.spot is not None and analysis.spot.intervals
+    assert all(0 < p.interval.score <= 1 for p in analysis.spot.intervals)
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    capsys.readouterr()
+    assert demo_main(["--spotter", str(bad), "--port", "0"]) == 2
+    assert "spot_learn" in capsys.readouterr().err
