@@ -1,3 +1,4 @@
+import os
 import struct
 import subprocess
 import sys
@@ -307,3 +308,26 @@ def test_a_4k_60fps_clip_decodes_in_bounded_memory(recordings):
     # the frames are really there while the clip lives, and given back afterwards (measured against "after", not
     # "before": the allocator may hand import-time memory back while decoding, which made holding < before once)
     assert m["holding"] - m["after"] >= 0.9 * working, m
+
+
+@pytest.mark.parametrize("options", [{}, {"rotation": 90}, {"first_pts": -3}], ids=["plain", "turned", "edit-list"])
+def test_a_file_decoded_in_pieces_at_once_is_the_file_decoded_in_one_go(tmp_path, monkeypatch, options):
+    """A file with an index and keyframes along it is decoded in pieces at once (one per core): every frame lands at
+    its place, the same pixels as one decoder from start to end gives (B-frames, a display matrix, an edit list)."""
+    from inference import video
+
+    rng = np.random.default_rng(7)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (140, 180, 3), dtype=np.uint8), (0, 0), 3)
+    frames = np.stack([np.roll(texture, (i // 3, 2 * i), axis=(0, 1))[:96, :128] for i in range(160)])
+    path = tmp_path / "pieces.mp4"
+    video.write_video(path, frames, 30.0, keyframe_every=40, **options)
+    used = []
+    real = video._read_pieces
+    monkeypatch.setattr(video, "_read_pieces", lambda *a: used.append(real(*a)) or used[-1])
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    in_pieces = read_clip(path)
+    monkeypatch.setattr(video, "_pieces", lambda *a: None)
+    in_one_go = read_clip(path)
+    assert used and (used[0] is not None or options.get("first_pts")), "the file was not split"
+    assert in_pieces.n_frames == in_one_go.n_frames >= 150 and in_pieces.rotation == in_one_go.rotation
+    np.testing.assert_array_equal(in_pieces.frames, in_one_go.frames)
