@@ -338,7 +338,7 @@ def _pieces(src: str, container, stream, limits: VideoLimits, fps: float | None)
     store 3.6-3.9 s in two pieces against 4.5-5.2 s in one). Only for a container with an index (seeking is exact
     and cheap), timestamps on every packet, and pieces of at least :data:`PIECE_FRAMES` frames; the packets are read
     once first (no decoding), and the whole file's limits are checked on them."""
-    cores = os.cpu_count() or 1
+    cores = _cores()
     if cores < 2 or not any(f in container.format.name.split(",") for f in SEEKABLE_FORMATS):
         return None
     import av
@@ -369,6 +369,11 @@ def _pieces(src: str, container, stream, limits: VideoLimits, fps: float | None)
     if len(starts) < 2 or min(b - a for a, b in zip(bounds, bounds[1:])) < PIECE_FRAMES:
         return None
     return _Pieces(rank, starts, max(1, cores // len(starts)))
+
+
+def _cores() -> int:
+    """The cores this process may run on (its affinity, where the system says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _read_pieces(src: str, stream_index: int, pieces: _Pieces, limits: VideoLimits, fps: float | None):

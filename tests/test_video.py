@@ -1,4 +1,3 @@
-import os
 import struct
 import subprocess
 import sys
@@ -324,7 +323,7 @@ def test_a_file_decoded_in_pieces_at_once_is_the_file_decoded_in_one_go(tmp_path
     used = []
     real = video._read_pieces
     monkeypatch.setattr(video, "_read_pieces", lambda *a: used.append(real(*a)) or used[-1])
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(video, "_cores", lambda: 2)
     in_pieces = read_clip(path)
     monkeypatch.setattr(video, "_pieces", lambda *a: None)
     in_one_go = read_clip(path)
