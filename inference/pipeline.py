@@ -26,6 +26,9 @@ def _worker_init(preparer: Preparer) -> None:
 
     torch.set_num_threads(1)  # the parallelism is the workers themselves
     cv2.setNumThreads(1)
+    from . import video
+
+    video.MAX_PIECES = 1  # each worker decodes its file in one go
 
 
 def _prepare_one(preparer: Preparer, path: Path, fps: float | None) -> tuple[str, PreparedClip | str]:
