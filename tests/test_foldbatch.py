@@ -95,7 +95,7 @@ def test_a_stopped_run_continues_to_the_same_folds_and_its_folder_is_the_sequent
     summary = run(cfg, log=lines.append, progress=False)
     assert any("4 folds at once" in x for x in lines)
     out = tmp_path / "run"
-    assert not (out / "foldbatch" / "state.pt").exists()
+    assert not (out / "foldbatch").exists()
     results = json.loads((out / "results.json").read_text())
     assert results["n"] == 20 and summary["uf1"] == results["uf1"] and (out / "report.md").exists()
     folds = [json.loads(p.read_text()) for p in sorted(out.glob("folds/subject_*/result.json"))]

@@ -530,6 +530,7 @@ def run_folds(trainer: Trainer, subjects: list[int], log=print, world: int = 1) 
                     tb.add_scalar(key, record[key], record["epoch"])
         write_fold(trainer, k, s, trained[s])
     (out / "foldbatch" / "state.pt").unlink(missing_ok=True)
+    (out / "foldbatch").rmdir()  # every fold is written: nothing of the joint training is left to resume
     return True
 
 
