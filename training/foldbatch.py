@@ -25,9 +25,9 @@ step trains them all:
   (:func:`compile_kernels`; ``MER_FOLDBATCH_COMPILE=1`` / ``0`` forces it on or off).
 
 Speed (``python -m training.bench ststnet-loso``): the composite set's 68 folds × 800 epochs take an estimated
-67 min on 2 cores against about 470 min folds one by one (a loaded machine; 1 thread each: 75 against 188 min), not
-the 10 min the issue asks for. The first layer's two GEMMs (K = 27) and its passes over 433 M activations per epoch
-are the cost; a hand-written fused kernel would be needed for 10 min.
+55 min on 2 quiet cores against 134 min folds one by one (2.4×), not the 10 min the issue asks for. The first
+layer's two GEMMs (K = 27) and its passes over 433 M activations per epoch are the cost; a hand-written fused kernel
+(or a GPU) would be needed for 10 min.
 
 The run folder is the sequential runner's: each fold's model is taken out of the stack into an ordinary
 :class:`~training.schemes.ViewModel` (initialised exactly as the sequential fold's: ``Trainer.new_model`` with the
