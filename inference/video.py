@@ -25,7 +25,7 @@ import mmap
 import os
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -294,10 +294,7 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
                 for frame in container.decode(stream):
                     decoder.add(frame)
             except av.FFmpegError as e:
-                raise InputError(
-                    f"{src}: decoding stopped after {decoder.n_frames} frames ({_ffmpeg_reason(e)}). "
-                    f"The file is truncated or corrupt; re-export or re-upload it."
-                ) from None
+                raise _stopped(src, decoder.n_frames, e) from None
     n = decoder.n_frames
     if not n:
         raise InputError(f"{src}: no frame could be decoded. The file is truncated or corrupt; re-export or "
@@ -327,6 +324,32 @@ class _Pieces:
     index: dict[int, int]  # presentation timestamp → frame index
     starts: list[int]  # first timestamp of each piece, ascending
     threads: int  # FFmpeg threads per piece
+
+    def frames(self, src: str, stream_index: int, j: int, start: Callable[[], None] | None = None):
+        """Piece ``j``'s frames in presentation order, from a decoder of its own (``start()`` is called once the
+        file is open, before it seeks); raises :class:`_Unsplittable` on a frame the index does not know."""
+        import av
+
+        lo, hi = self.starts[j], self.starts[j + 1] if j + 1 < len(self.starts) else None
+        with av.open(src, metadata_errors="ignore") as c:
+            s = c.streams.video[stream_index]
+            s.codec_context.thread_count = self.threads
+            if start:
+                start()
+            if j:
+                c.seek(lo, stream=s, backward=True, any_frame=False)
+            for frame in c.decode(s):
+                if frame.pts is None or frame.pts not in self.index:
+                    raise _Unsplittable
+                if frame.pts < lo:
+                    continue  # a frame of the piece before (shown before this piece's keyframe)
+                if hi is not None and frame.pts >= hi:
+                    return
+                yield frame
+
+
+class _Unsplittable(Exception):
+    """The pieces did not give every frame exactly once: the file is decoded in one go instead."""
 
 
 def _pieces(src: str, container, stream, limits: VideoLimits, fps: float | None) -> _Pieces | None:
@@ -385,45 +408,33 @@ def _read_pieces(src: str, stream_index: int, pieces: _Pieces, limits: VideoLimi
 
     import av
 
-    class Unsplittable(Exception):
-        pass
-
     decoders = [_Decoder(limits, src, len(pieces.index), fps) for _ in pieces.starts]
     stored, last = [0] * len(pieces.starts), [-1] * len(pieces.starts)  # frames stored, highest index, per piece
     errors: list[BaseException] = []
     first_ready = threading.Event()
 
     def run(j: int) -> None:
-        lo = pieces.starts[j]
-        hi = pieces.starts[j + 1] if j + 1 < len(pieces.starts) else None
         d = decoders[j]
+
+        def start() -> None:  # a later piece waits for the first frame: it sets the working size and the turning
+            if j:
+                first_ready.wait()
+                if errors:
+                    raise _Unsplittable
+                d.share(decoders[0])
+
         try:
-            with av.open(src, metadata_errors="ignore") as c:
-                s = c.streams.video[stream_index]
-                s.codec_context.thread_count = pieces.threads
-                if j:
-                    first_ready.wait()
-                    if errors:
-                        return
-                    d.share(decoders[0])
-                    c.seek(lo, stream=s, backward=True, any_frame=False)
-                for frame in c.decode(s):
-                    if frame.pts is None or frame.pts not in pieces.index:
-                        raise Unsplittable
-                    if frame.pts < lo:
-                        continue  # a frame of the piece before (shown before this piece's keyframe)
-                    if hi is not None and frame.pts >= hi:
-                        break
-                    index = pieces.index[frame.pts]
-                    if d.buffer is None:  # the clip's first frame: it sets the working size and the turning
-                        if index:
-                            raise Unsplittable
-                        d.add(frame)
-                        first_ready.set()
-                    else:
-                        d.add_at(frame, index)
-                    stored[j] += 1
-                    last[j] = max(last[j], index)
+            for frame in pieces.frames(src, stream_index, j, start):
+                index = pieces.index[frame.pts]
+                if d.buffer is None:  # the clip's first frame
+                    if index:
+                        raise _Unsplittable
+                    d.add(frame)
+                    first_ready.set()
+                else:
+                    d.add_at(frame, index)
+                stored[j] += 1
+                last[j] = max(last[j], index)
         except BaseException as e:  # noqa: BLE001 — handed to the caller's thread
             errors.append(e)
         finally:
@@ -440,10 +451,9 @@ def _read_pieces(src: str, stream_index: int, pieces: _Pieces, limits: VideoLimi
             raise e
     for e in errors:
         if isinstance(e, av.FFmpegError):
-            raise InputError(f"{src}: decoding stopped after {sum(stored)} frames ({_ffmpeg_reason(e)}). The file "
-                             f"is truncated or corrupt; re-export or re-upload it.") from None
+            raise _stopped(src, sum(stored), e) from None
     if errors:
-        if all(isinstance(e, Unsplittable) for e in errors):
+        if all(isinstance(e, _Unsplittable) for e in errors):
             return None
         raise errors[0]
     bounds = [pieces.index[t] for t in pieces.starts] + [len(pieces.index)]
@@ -541,6 +551,11 @@ def _duration_seconds(container, stream) -> float | None:
     if container.duration is not None:
         return container.duration / 1_000_000  # av.time_base
     return None
+
+
+def _stopped(src: str, n_frames: int, e: Exception) -> InputError:
+    return InputError(f"{src}: decoding stopped after {n_frames} frames ({_ffmpeg_reason(e)}). The file is truncated "
+                      f"or corrupt; re-export or re-upload it.")
 
 
 def _ffmpeg_reason(e: Exception) -> str:
