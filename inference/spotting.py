@@ -211,6 +211,8 @@ class BlockMotion:
         centres = np.stack([np.bincount(self._index, xs, len(self.names)),
                             np.bincount(self._index, ys, len(self.names))], -1) / self._count[:, None]
         self._design = np.hstack([np.ones((len(self.names), 1)), (centres - size / 2) / size])  # (B, 3)
+        self._member = np.zeros((len(self.names), len(self._index)))  # (B, P): a block's mean over its pixels
+        self._member[self._index, np.arange(len(self._index))] = 1.0 / self._count[self._index]
 
     def __call__(self, f: np.ndarray) -> np.ndarray:
         """``(B, 2)`` head-motion-free block displacements of one flow field ``(H, W, 2)``."""
@@ -226,9 +228,7 @@ class BlockMotion:
         least squares on the (kept) blocks, solved for all fields together from their normal equations."""
         b = len(self.names)
         v = flows[:, self._pixels].astype(np.float64)  # (T, P, 2)
-        member = np.zeros((b, len(self._index)))
-        member[self._index, np.arange(len(self._index))] = 1.0 / self._count[self._index]
-        means = np.einsum("bp,tpc->tbc", member, v)
+        means = np.einsum("bp,tpc->tbc", self._member, v)
         d = self._design
         weight = np.ones(means.shape[:2])
         for _ in range(2):
