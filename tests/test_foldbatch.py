@@ -48,13 +48,20 @@ def _state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
 
 
-def test_the_folds_trained_at_once_are_the_sequential_folds(tiny_set, tmp_path):
+@pytest.mark.parametrize("step", ["compiled", "autograd"])
+def test_the_folds_trained_at_once_are_the_sequential_folds(tiny_set, tmp_path, monkeypatch, step):
     """Per fold: the same weights (and batch-norm statistics) as Trainer.train_model, so the same predictions;
-    perturbing the held-out subject's clips leaves its own fold unchanged (it is in every other fold's data)."""
-    trainer = Trainer(_config(tiny_set, tmp_path / "a"), tmp_path / "a", log=lambda *_: None, progress=False)
+    perturbing the held-out subject's clips leaves its own fold unchanged (it is in every other fold's data). Both
+    forms of the step: compiled (training/foldkernel.c) and PyTorch's autograd."""
+    if step == "autograd":
+        monkeypatch.setenv("MER_FOLDBATCH_KERNEL", "0")
+    lines = []
+    trainer = Trainer(_config(tiny_set, tmp_path / "a"), tmp_path / "a", log=lines.append, progress=False)
     assert unsupported(trainer) is None
     subjects = sorted(set(trainer.bank.subjects.tolist()))
     batched = train_folds(trainer, subjects, tmp_path / "a" / "foldbatch")
+    said = [x for x in lines if x.startswith("fold-batched: each step")]
+    assert len(said) == 1 and ("compiled (training/foldkernel.c" in said[0]) == (step == "compiled"), said
     for s in subjects:
         bank = trainer.bank
         train_idx, test_idx = np.flatnonzero(bank.subjects != s), np.flatnonzero(bank.subjects == s)
@@ -164,3 +171,75 @@ def test_the_stacked_network_is_each_folds_ststnet_also_with_negative_batch_norm
         stack.eval()
         torch.testing.assert_close(stack.evaluate(x[None].expand(2, *x.shape))[f], net(x), rtol=1e-4, atol=1e-5)
         stack.train()
+
+
+def test_the_compiled_step_is_the_autograd_step():
+    """One step of training.foldkernel against STSTNetFolds + autograd on the same batch and the same dropout bytes:
+    loss, logits, every gradient and the batch-norm statistics; with held-out clips (weight 0), two views weighted
+    differently, negative batch-norm scales (min-pools), 27-px images (an odd grid: tiles past its edge) and dropout
+    0.5; the same to the bit on one thread or two."""
+    from training import foldkernel
+    from training.foldbatch import STSTNetFolds
+    from training.models.ststnet import STSTNet
+
+    torch.manual_seed(0)
+    nets = [STSTNet(3, image_size=27, dropout=0.5) for _ in range(5)]
+    with torch.no_grad():
+        for i, net in enumerate(nets):
+            net.streams[2].weight.uniform_(-1.0, 1.5)  # about 2 in 5 channels scale negatively
+            net.streams[2].bias.uniform_(-0.5, 0.5)
+            net.fc.weight.mul_(20 + i)
+    a, b = STSTNetFolds(nets), STSTNetFolds(nets)
+    assert foldkernel.why_not(b, torch.device("cpu")) is None, foldkernel.why_not(b, torch.device("cpu"))
+    n = 10
+    x = torch.rand(2 * n, 3, 1, 27, 27) - 0.4  # two views of n clips
+    weight = (torch.rand(5, n) > 0.25).float()
+    weight[4] = 0  # a fold that skips the step: no gradient, no statistics
+    y = torch.randint(0, 3, (n,))
+    count = weight.sum(1).clamp_min(1)
+    torch.manual_seed(5)
+    logits = a(x, weight.repeat(1, 2)).view(5, 2, n, 3)
+    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 2), y.repeat(10), reduction="none").view(5, 2, n)
+    per_fold = (1.0 * (ce[:, 0] * weight).sum(1) + 0.5 * (ce[:, 1] * weight).sum(1)) / count
+    per_fold.sum().backward()
+    torch.manual_seed(5)
+    bits = b.dropout_bits(2 * n)
+    coef = torch.cat([1.0 * weight, 0.5 * weight], 1) / count[:, None]
+    out = foldkernel.step(b, x[:, :, 0], weight.repeat(1, 2), coef, y.repeat(2), bits, threads=1)
+    assert torch.isfinite(per_fold).all()  # the fold that skips the step too
+    torch.testing.assert_close(out["loss"], per_fold.detach(), rtol=1e-5, atol=1e-6)
+    kept = weight.bool()[:, None].expand(5, 2, n)
+    torch.testing.assert_close(out["logits"].view(5, 2, n, 3)[kept], logits.detach()[kept], rtol=1e-5, atol=1e-5)
+    for name in ("conv_w", "conv_b", "bn_w", "bn_b", "fc_w", "fc_b"):
+        want, got = getattr(a, name).grad, getattr(b, name).grad
+        rows = 4 if name.startswith("fc") else 64  # folds 0-3 (fold 4 skipped the step)
+        scale = float(want[:rows].abs().max())
+        assert scale > 1e-3, name
+        # float rounding, to the gradient's own scale: batch norm's backward subtracts large, nearly equal terms
+        torch.testing.assert_close(got[:rows], want[:rows], rtol=1e-4, atol=5e-5 * scale, msg=name)
+        assert torch.count_nonzero(got[rows:]) == 0, name
+    b.track(weight.repeat(1, 2), out["mean"], out["var"])
+    torch.testing.assert_close(b.running_mean, a.running_mean, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(b.running_var, a.running_var, rtol=1e-5, atol=1e-7)
+    grads = [getattr(b, name).grad.clone() for name in ("conv_w", "fc_w")]
+    again = foldkernel.step(b, x[:, :, 0], weight.repeat(1, 2), coef, y.repeat(2), bits, threads=2)
+    assert torch.equal(again["logits"], out["logits"]) and torch.equal(b.conv_w.grad, grads[0])
+    assert torch.equal(b.fc_w.grad, grads[1])
+
+
+def test_without_a_c_compiler_the_run_says_so_and_trains_by_autograd(tmp_path, monkeypatch):
+    from training import foldkernel
+    from training.foldbatch import STSTNetFolds, use_compiled
+    from training.models.ststnet import STSTNet
+
+    monkeypatch.setattr(foldkernel, "_STATE", {})
+    monkeypatch.setenv("MER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setattr(foldkernel.shutil, "which", lambda name: None)
+    stack = STSTNetFolds([STSTNet(3) for _ in range(2)])
+    lines = []
+    trainer = type("T", (), {"device": torch.device("cpu")})()
+    assert use_compiled(trainer, stack, lines.append) is False
+    assert lines == ["fold-batched: each step by PyTorch's autograd (the compiled step could not be built "
+                     "(no C compiler (cc, gcc or clang; or set CC)))"]
+    assert not list((tmp_path / "cache").glob("*.so"))

@@ -51,6 +51,7 @@ from torch import nn
 
 from inference.files import write_atomic
 
+from . import foldkernel
 from .engine import Trainer, seed_for
 from .models.ststnet import STSTNet, flow_image_batch
 
@@ -306,23 +307,39 @@ class STSTNetFolds(nn.Module):
         need_min = bool((self.bn_w <= 0).any())
         pmax, pmin, s1, s2 = _ConvReluPool.apply(patches(x, 2), self.conv_w, self.conv_b, side, need_min)
         w = weight.repeat_interleave(self.width, 0).t()  # (B, F·W)
-        count = w.sum(0) * side * side
+        count = (w.sum(0) * side * side).clamp_min(1)  # a fold skipping the step: finite, unused statistics
         mean = (w * s1).sum(0) / count
         var = ((w * s2).sum(0) / count - mean.square()).clamp_min(0)
         scale = self.bn_w * torch.rsqrt(var + self.eps)
         shift = self.bn_b - mean * scale
-        with torch.no_grad():  # running statistics of the folds that take this step (two clips or more)
-            m = self.momentum
-            on = (weight.sum(1) >= 2).repeat_interleave(self.width)
-            unbiased = var * count / (count - 1).clamp_min(1)
-            self.running_mean.copy_(torch.where(on, (1 - m) * self.running_mean + m * mean, self.running_mean))
-            self.running_var.copy_(torch.where(on, (1 - m) * self.running_var + m * unbiased, self.running_var))
-            self.tracked.add_((weight.sum(1) >= 2).long())
+        self.track(weight, mean.detach(), var.detach())
         pooled = self._flat(pmax if not need_min else torch.where(scale.view(1, -1, 1, 1) > 0, pmax, pmin))
         p = self.dropout if self.training else 0.0
-        bits = torch.randint(0, 256, (pooled.numel() // 8,), dtype=torch.uint8, device=x.device) if p == 0.5 else None
+        bits = self.dropout_bits(len(x), x.device) if p == 0.5 else None
         y = _AffineDropout.apply(pooled, scale, shift, bits)  # batch norm (after the pool), dropout 0.5
         return self._classify(y if p in (0.0, 0.5) else F.dropout(y, p, True))
+
+    def dropout_bits(self, n: int, device=None) -> torch.Tensor | None:
+        """Dropout 0.5's random bytes for ``n`` images' pooled maps ``(n, pixel, F·W)`` (one bit per element, drawn
+        from the global generator), None without dropout: one call, so both forms of the step draw the same."""
+        if self.dropout != 0.5:
+            return None
+        q = (self.image_size + 2 - 1) // 3 + 1
+        return torch.randint(0, 256, (n * (q // 2 * 2) ** 2 * self.folds * self.width // 8,), dtype=torch.uint8,
+                             device=device)
+
+    @torch.no_grad()
+    def track(self, weight: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:
+        """Batch norm's running statistics after a training step: batch ``mean`` and biased ``var`` ``(F·W,)`` of
+        the folds that take the step (two clips or more of ``weight`` ``(F, B)``), each over its ``count`` values."""
+        m, side = self.momentum, self.image_size + 2
+        took = weight.sum(1) >= 2
+        on = took.repeat_interleave(self.width)
+        count = weight.sum(1).repeat_interleave(self.width) * side * side
+        unbiased = var * count / (count - 1).clamp_min(1)
+        self.running_mean.copy_(torch.where(on, (1 - m) * self.running_mean + m * mean, self.running_mean))
+        self.running_var.copy_(torch.where(on, (1 - m) * self.running_var + m * unbiased, self.running_var))
+        self.tracked.add_(took.long())
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor) -> torch.Tensor:
@@ -403,9 +420,10 @@ def train_folds(trainer: Trainer, subjects: list[int], folder: Path) -> dict[int
         models.append(trainer.new_model(seed_for(seed, "fold", int(s))))
         digests.append(trainer.init_backbone_sha256)
     template = models[0]
-    if compile_kernels(wants_compile(trainer, len(subjects)), trainer.log):
-        trainer.log("fold-batched: compiling the first layer's kernels (about a minute, once per shape)")
     stack = STSTNetFolds([m.backbone for m in models])
+    compiled = use_compiled(trainer, stack, trainer.log)
+    if not compiled and compile_kernels(wants_compile(trainer, len(subjects)), trainer.log):
+        trainer.log("fold-batched: compiling the first layer's kernels (about a minute, once per shape)")
     opt = FoldAdam(stack, t["lr"])
     held = torch.as_tensor(np.array(subjects))[:, None]  # (F, 1)
     all_subjects = torch.as_tensor(bank.subjects)
@@ -427,7 +445,7 @@ def train_folds(trainer: Trainer, subjects: list[int], folder: Path) -> dict[int
         gen = torch.Generator().manual_seed(seed_for(seed, "foldbatch", epoch))
         torch.manual_seed(seed_for(seed, "foldbatch-dropout", epoch))
         opt.lr = lr_at(t, epoch)
-        stats = train_epoch(trainer, stack, template, opt, held, all_subjects, gen)
+        stats = train_epoch(trainer, stack, template, opt, held, all_subjects, gen, compiled)
         for f, h in enumerate(histories):
             h.append({"epoch": epoch + 1, "loss": stats["loss"][f], "train_acc": stats["train_acc"][f],
                       "lr": lr_at(t, epoch + 1)})
@@ -458,10 +476,21 @@ def train_folds(trainer: Trainer, subjects: list[int], folder: Path) -> dict[int
     return out
 
 
+def use_compiled(trainer: Trainer, stack: STSTNetFolds, log=print) -> bool:
+    """Whether the folds' steps run compiled (:mod:`training.foldkernel`); one line to ``log`` either way."""
+    why = foldkernel.why_not(stack, trainer.device)
+    if why is None:
+        log(f"fold-batched: each step compiled (training/foldkernel.c, {torch.get_num_threads()} threads)")
+        return True
+    log(f"fold-batched: each step by PyTorch's autograd ({why})")
+    return False
+
+
 def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, held: torch.Tensor,
-                all_subjects: torch.Tensor, gen: torch.Generator) -> dict:
+                all_subjects: torch.Tensor, gen: torch.Generator, compiled: bool = False) -> dict:
     """One pass over every clip in one order from ``gen``, in shared batches; per fold the mean loss and training
-    accuracy over its own clips (as :meth:`Trainer.train_one_epoch` reports them)."""
+    accuracy over its own clips (as :meth:`Trainer.train_one_epoch` reports them). ``compiled``: each step by
+    :func:`training.foldkernel.step` (see :func:`use_compiled`) instead of autograd."""
     bank, bs = trainer.bank, trainer.cfg["train"]["batch_size"]
     order = trainer.epoch_order(bank.labels, gen)
     stack.train()
@@ -477,13 +506,21 @@ def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, 
         x = trainer.batch(idx, bank.clips, gen, train=True)
         y = bank.labels[idx]
         xv = torch.cat(template.views(x, views), 0)
-        logits = stack(xv, weight.repeat(1, len(views))).view(n_folds, len(views), len(idx), -1)
-        ce = F.cross_entropy(logits.flatten(0, 2), y.repeat(n_folds * len(views)), reduction="none")
-        ce = ce.view(n_folds, len(views), len(idx))
-        per_fold = sum(w * (ce[:, v] * weight).sum(1) for v, w in enumerate(view_w)) / count.clamp_min(1)
         for p in opt.params:
             p.grad = None
-        per_fold.sum().backward()
+        if compiled:  # the same step as below, one compiled loop per fold (training.foldkernel)
+            coef = torch.cat([w * weight for w in view_w], 1) / count.clamp_min(1)[:, None]
+            xs = flow_image_batch(xv, stack.image_size, "STSTNet")
+            bits = stack.dropout_bits(len(xs)) if stack.training else None
+            out = foldkernel.step(stack, xs, weight.repeat(1, len(views)), coef, y.repeat(len(views)), bits)
+            stack.track(weight.repeat(1, len(views)), out["mean"], out["var"])
+            logits, per_fold = out["logits"].view(n_folds, len(views), len(idx), -1), out["loss"]
+        else:
+            logits = stack(xv, weight.repeat(1, len(views))).view(n_folds, len(views), len(idx), -1)
+            ce = F.cross_entropy(logits.flatten(0, 2), y.repeat(n_folds * len(views)), reduction="none")
+            ce = ce.view(n_folds, len(views), len(idx))
+            per_fold = sum(w * (ce[:, v] * weight).sum(1) for v, w in enumerate(view_w)) / count.clamp_min(1)
+            per_fold.sum().backward()
         opt.step(active)
         with torch.no_grad():
             loss_sum += (per_fold.detach() * count * active).double().cpu()
@@ -597,19 +634,24 @@ def bench(args, log=print) -> dict:
     out["sequential_epoch_s"] = [float(np.mean([x[i] for x in seq])) for i in (0, 1)]
     # every fold at once
     c0 = time.perf_counter()
-    on = compile_kernels(wants_compile(trainer, len(subjects)) if args.compile == "auto" else args.compile == "on", log)
     models = [trainer.new_model(seed_for(t["seed"], "fold", int(s))) for s in subjects]
     stack = STSTNetFolds([m.backbone for m in models])
+    step_compiled = args.step != "autograd" and use_compiled(trainer, stack, log)
+    if args.step == "compiled" and not step_compiled:
+        raise SystemExit("--step compiled: the compiled step is not available here (see the line above)")
+    on = not step_compiled and compile_kernels(
+        wants_compile(trainer, len(subjects)) if args.compile == "auto" else args.compile == "on", log)
     opt = FoldAdam(stack, t["lr"])
     held = torch.as_tensor(np.array(subjects))[:, None]
     every = torch.as_tensor(bank.subjects)
 
     def batched(e):
-        train_epoch(trainer, stack, models[0], opt, held, every, torch.Generator().manual_seed(e))
+        train_epoch(trainer, stack, models[0], opt, held, every, torch.Generator().manual_seed(e), step_compiled)
 
     batched(0)  # warm-up, and the compiling
     out["compile_s"] = time.perf_counter() - c0
     out["compiled"] = on
+    out["step"] = "compiled (training/foldkernel.c)" if step_compiled else "autograd"
     out["batched_epoch_s"] = list(_timed(batched, args.timed_epochs))
     log(f"{len(subjects)} folds at once: {out['batched_epoch_s'][0]:.3f} s/epoch wall, "
         f"{out['batched_epoch_s'][1]:.3f} s CPU")
@@ -634,7 +676,11 @@ def bench_main(argv: list[str]) -> int:
     p.add_argument("--seq-folds", type=int, default=2, help="sequential folds timed")
     p.add_argument("--seq-epochs", type=int, default=3, help="timed epochs per sequential fold (after a warm-up)")
     p.add_argument("--timed-epochs", type=int, default=3, help="timed fold-batched epochs (after a warm-up)")
-    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto", help="torch.compile the kernels")
+    p.add_argument("--step", choices=("auto", "compiled", "autograd"), default="auto",
+                   help="the fold-batched step: compiled (training/foldkernel.c; auto: when it can be built here) or "
+                        "PyTorch's autograd")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                   help="torch.compile the autograd step's element-wise kernels")
     p.add_argument("--threads", type=int, default=None, help="math threads (default: PyTorch's, one per core)")
     args = p.parse_args(argv)
     if args.threads:
@@ -646,7 +692,8 @@ def bench_main(argv: list[str]) -> int:
           f"{r['seq_folds']} folds; evaluation and writing the folds not counted)")
     print(f"  sequential: {r['sequential_epoch_s'][0]:.3f} s per fold-epoch -> {r['sequential_run_min'][0]:.1f} min "
           f"({r['sequential_run_min'][1]:.1f} CPU-min)")
-    print(f"  all folds at once{' (compiled)' if r['compiled'] else ''}: {r['batched_epoch_s'][0]:.2f} s per epoch "
+    print(f"  all folds at once, step {r['step']}{', torch.compile' if r['compiled'] else ''}: "
+          f"{r['batched_epoch_s'][0]:.2f} s per epoch "
           f"-> {wall:.1f} min incl. {r['compile_s']:.0f} s warm-up/compile ({cpu:.1f} CPU-min)")
     print(f"  speed-up {r['speedup']:.1f}x; full run <= 10 min: {'yes' if wall <= 10 else 'no'}")
     return 0

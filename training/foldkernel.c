@@ -1,0 +1,501 @@
+/* One training step of STSTNet for a range of folds, forward and backward, on the CPU (AVX2 + FMA).
+ *
+ * Built and called by training/foldkernel.py, whose docstring says what the step computes. Image by image, every
+ * fold of the range runs its first layer on the image's 3x3 patches while they are in cache: convolution, ReLU, the
+ * 3x3/3 pool (a max-pool where the fold's batch-norm scale is positive, else a min-pool: batch norm is applied after
+ * the pool), its arg positions, and batch norm's sums. The filters' gradient through batch norm's statistics needs
+ * no activation map kept: the statistics depend on the positions only through s1 = sum r and s2 = sum r^2, so that
+ * part of the gradient is ds1 * sum_i m_i P_i + 2 ds2 * sum_i r_i P_i (m the ReLU's mask, P_i the patch), and both
+ * sums are taken here. A second pass, image by image again, applies batch norm, dropout, the 2x2 average pool folded
+ * into the classifier and the cross-entropy, and sends each pooled value's gradient to its arg position's patch. */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define C 16  /* first-layer channels: 3 + 5 + 8 */
+#define T 32  /* taps per patch, 27 used, padded with zeros */
+#define K 27
+#define FLUSH 16 /* images whose Winograd sums are added in float before they go into double */
+#define CHT 9 /* 2x2 tiles per chunk of the first layer (a multiple of 3: the convolution takes 12 positions) */
+#define SH (3 * 16 * C) /* Winograd sums of one image: 3 input channels x 16 points x C */
+
+int fk_cpu_ok(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* A v A^T of the 2x2 tile [[v0, v1], [v2, v3]] (A = [[1, 0], [1, 1], [1, -1], [0, 1]]): its 16 points, the
+ * i-th stored at out + i * 2 * C (out: a point-major buffer of r and m, C floats each). */
+static inline void tile_out(__m256 v0, __m256 v1, __m256 v2, __m256 v3, float *out) {
+    const __m256 u[4][2] = {{v0, v1}, {_mm256_add_ps(v0, v2), _mm256_add_ps(v1, v3)},
+                            {_mm256_sub_ps(v0, v2), _mm256_sub_ps(v1, v3)}, {v2, v3}};
+    for (int i = 0; i < 4; i++) {
+        _mm256_store_ps(out + (4 * i) * 2 * C, u[i][0]);
+        _mm256_store_ps(out + (4 * i + 1) * 2 * C, _mm256_add_ps(u[i][0], u[i][1]));
+        _mm256_store_ps(out + (4 * i + 2) * 2 * C, _mm256_sub_ps(u[i][0], u[i][1]));
+        _mm256_store_ps(out + (4 * i + 3) * 2 * C, u[i][1]);
+    }
+}
+
+/* The first layer of one image for one fold, positions in 2x2 tiles (4 consecutive positions per tile). Pools:
+ * value sel = sgn * max(sgn * r) over the window (sgn = +1: max, -1: min) in val, its first arg position in arg. The
+ * sums over positions of m P and r P are taken in Winograd's F(3x3, 2x2) form: per tile, the 2x2 maps r and m become
+ * 4x4 (A r A^T) and multiply the tile's transformed input xh (B^T X B, 3 channels x 16, given), accumulated in S1h
+ * and S2h (3 x 16 x C); the caller turns them into the 3x3 sums (G^T s G). sums += s1, s2, the ReLU's count. */
+static void image_forward(const float *P, const float *xh, int npos, const int32_t *win, const float *Wt,
+                          const float *bias, const float *sgn, float *val, int32_t *arg, int16_t *arg16, int nwin,
+                          float *S1h, float *S2h, float *sums) {
+    const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), ninf = _mm256_set1_ps(-INFINITY);
+    const __m256i none = _mm256_set1_epi32(-1);
+    for (int w = 0; w < nwin * C; w += 8) {
+        _mm256_store_ps(val + w, ninf);
+        _mm256_store_si256((__m256i *)(arg + w), none);
+    }
+    const __m256 b0 = _mm256_loadu_ps(bias), b1 = _mm256_loadu_ps(bias + 8);
+    const __m256 g0 = _mm256_loadu_ps(sgn), g1 = _mm256_loadu_ps(sgn + 8);
+    __m256 s1a = zero, s1b = zero, s2a = zero, s2b = zero, mca = zero, mcb = zero;
+    float rh[CHT][16][2][C] __attribute__((aligned(32)));  /* a chunk's transformed r and m, per tile and point */
+    for (int c0 = 0; c0 < npos; c0 += 4 * CHT) {
+        for (int t0 = 0; t0 < CHT; t0 += 3) {  /* three tiles: the convolution 6 positions x 16 channels at a time */
+            float rb[12][2][C] __attribute__((aligned(32)));  /* their r and m */
+            for (int half = 0; half < 2; half++) {
+                const int i0 = c0 + 4 * t0 + 6 * half;
+                const float *p = P + (size_t)i0 * T;
+                __m256 a[6][2];
+                #pragma GCC unroll 6
+                for (int q = 0; q < 6; q++) { a[q][0] = b0; a[q][1] = b1; }
+                for (int k = 0; k < K; k++) {
+                    const __m256 w0 = _mm256_load_ps(Wt + k * C), w1 = _mm256_load_ps(Wt + k * C + 8);
+                    #pragma GCC unroll 6
+                    for (int q = 0; q < 6; q++) {
+                        const __m256 x = _mm256_broadcast_ss(p + q * T + k);
+                        a[q][0] = _mm256_fmadd_ps(x, w0, a[q][0]);
+                        a[q][1] = _mm256_fmadd_ps(x, w1, a[q][1]);
+                    }
+                }
+                #pragma GCC unroll 6
+                for (int q = 0; q < 6; q++) {
+                    const int wq = win[i0 + q];
+                    __m256 m[2];
+                    #pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++) {
+                        const __m256 z = a[q][h];
+                        __m256 r = _mm256_max_ps(z, zero), mk = _mm256_and_ps(_mm256_cmp_ps(z, zero, _CMP_GT_OQ), one);
+                        if (wq < -1) { r = zero; mk = zero; }  /* a padding position of the tiles */
+                        a[q][h] = r;
+                        m[h] = mk;
+                        _mm256_store_ps(rb[6 * half + q][0] + 8 * h, r);
+                        _mm256_store_ps(rb[6 * half + q][1] + 8 * h, mk);
+                    }
+                    s1a = _mm256_add_ps(s1a, a[q][0]);
+                    s1b = _mm256_add_ps(s1b, a[q][1]);
+                    s2a = _mm256_fmadd_ps(a[q][0], a[q][0], s2a);
+                    s2b = _mm256_fmadd_ps(a[q][1], a[q][1], s2b);
+                    mca = _mm256_add_ps(mca, m[0]);
+                    mcb = _mm256_add_ps(mcb, m[1]);
+                    if (wq >= 0) {
+                        const __m256 iq = _mm256_castsi256_ps(_mm256_set1_epi32(i0 + q));
+                        #pragma GCC unroll 2
+                        for (int h = 0; h < 2; h++) {
+                            float *pv = val + wq * C + 8 * h;
+                            int32_t *pa = arg + wq * C + 8 * h;
+                            const __m256 tv = _mm256_mul_ps(a[q][h], h ? g1 : g0), cur = _mm256_load_ps(pv);
+                            const __m256 gt = _mm256_cmp_ps(tv, cur, _CMP_GT_OQ);
+                            _mm256_store_ps(pv, _mm256_blendv_ps(cur, tv, gt));
+                            const __m256 old = _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)pa));
+                            _mm256_store_si256((__m256i *)pa, _mm256_castps_si256(_mm256_blendv_ps(old, iq, gt)));
+                        }
+                    }
+                }
+            }
+            for (int t = 0; t < 3; t++)  /* each tile's 2x2 maps r and m, transformed */
+                for (int s = 0; s < 2; s++)
+                    #pragma GCC unroll 2
+                    for (int h = 0; h < 2; h++)
+                        tile_out(_mm256_load_ps(rb[4 * t][s] + 8 * h), _mm256_load_ps(rb[4 * t + 1][s] + 8 * h),
+                                 _mm256_load_ps(rb[4 * t + 2][s] + 8 * h), _mm256_load_ps(rb[4 * t + 3][s] + 8 * h),
+                                 rh[t0 + t][0][s] + 8 * h);
+        }
+        /* S1h += xh * (A m A^T), S2h += xh * (A r A^T) over the chunk's tiles: 12 accumulators per point */
+        const float *xc = xh + (size_t)(c0 / 4) * 3 * 16;
+        for (int pt = 0; pt < 16; pt++) {
+            __m256 u[3][2], v[3][2];
+            for (int ch = 0; ch < 3; ch++)
+                #pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    u[ch][h] = _mm256_load_ps(S1h + (ch * 16 + pt) * C + 8 * h);
+                    v[ch][h] = _mm256_load_ps(S2h + (ch * 16 + pt) * C + 8 * h);
+                }
+            for (int t = 0; t < CHT; t++) {
+                const __m256 r0 = _mm256_load_ps(rh[t][pt][0]), r1 = _mm256_load_ps(rh[t][pt][0] + 8);
+                const __m256 m0 = _mm256_load_ps(rh[t][pt][1]), m1 = _mm256_load_ps(rh[t][pt][1] + 8);
+                for (int ch = 0; ch < 3; ch++) {
+                    const __m256 x = _mm256_broadcast_ss(xc + (t * 3 + ch) * 16 + pt);
+                    u[ch][0] = _mm256_fmadd_ps(x, m0, u[ch][0]);
+                    u[ch][1] = _mm256_fmadd_ps(x, m1, u[ch][1]);
+                    v[ch][0] = _mm256_fmadd_ps(x, r0, v[ch][0]);
+                    v[ch][1] = _mm256_fmadd_ps(x, r1, v[ch][1]);
+                }
+            }
+            for (int ch = 0; ch < 3; ch++)
+                #pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    _mm256_store_ps(S1h + (ch * 16 + pt) * C + 8 * h, u[ch][h]);
+                    _mm256_store_ps(S2h + (ch * 16 + pt) * C + 8 * h, v[ch][h]);
+                }
+        }
+    }
+    for (int w = 0; w < nwin * C; w += 8)  /* back from sgn * value to the value */
+        _mm256_store_ps(val + w, _mm256_mul_ps(_mm256_load_ps(val + w), (w & 8) ? g1 : g0));
+    for (int w = 0; w < nwin * C; w += 16) {  /* the arg positions in 16 bits */
+        const __m256i lo = _mm256_load_si256((const __m256i *)(arg + w));
+        const __m256i hi = _mm256_load_si256((const __m256i *)(arg + w + 8));
+        _mm256_store_si256((__m256i *)(arg16 + w), _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xD8));
+    }
+    _mm256_store_ps(sums, s1a);
+    _mm256_store_ps(sums + 8, s1b);
+    _mm256_store_ps(sums + C, s2a);
+    _mm256_store_ps(sums + C + 8, s2b);
+    _mm256_store_ps(sums + 2 * C, mca);
+    _mm256_store_ps(sums + 2 * C + 8, mcb);
+}
+
+/* The dropout keep factors (2 or 0) of 16 consecutive elements starting at element e0 (a multiple of 16). */
+static inline void keep16(const uint8_t *bits, size_t e0, __m256 *k0, __m256 *k1) {
+    const __m256i sel = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256 two = _mm256_set1_ps(2.0f);
+    const __m256i lo = _mm256_and_si256(_mm256_set1_epi32(bits[e0 >> 3]), sel);
+    const __m256i hi = _mm256_and_si256(_mm256_set1_epi32(bits[(e0 >> 3) + 1]), sel);
+    *k0 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(lo, sel)), two);
+    *k1 = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(hi, sel)), two);
+}
+
+/* Channel c's 3x3 sums per input channel (tap order ch*9 + dy*3 + dx) from the Winograd sums s (3 x 16 x C):
+ * G^T s G, G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. */
+static void untile(const double *s, int c, double *out) {
+    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+    for (int ch = 0; ch < 3; ch++)
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++) {
+                double acc = 0;
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) acc += G[i][dy] * s[(ch * 16 + i * 4 + j) * C + c] * G[j][dx];
+                out[ch * 9 + dy * 3 + dx] = acc;
+            }
+}
+
+static void *zalloc(size_t bytes) {
+    void *p = aligned_alloc(32, (bytes + 31) / 32 * 32);
+    if (p) memset(p, 0, (bytes + 31) / 32 * 32);
+    return p;
+}
+
+/* The step's inputs from n flow images x (n, 3, hw, hw) (the convolution's padding 2 around them): P (n, rows, T),
+ * the 3x3 patch of each position in the order of order (rows,) (raster positions on the side x side grid, -1: a
+ * zero row), and xh (n, rows / 4, 3, 16): each 2x2 tile's 4x4 input X as B'^T X B' (tiles ts x ts, then zeros). */
+void fk_prepare(int n, int hw, int rows, int ts, const float *x, const int32_t *order, float *P, float *xh) {
+    static const float Bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, -1, 0, 1}};
+    const int side = hw + 2;
+    for (int j = 0; j < n; j++) {
+        const float *img = x + (size_t)j * 3 * hw * hw;
+#define PIX(ch, yy, xx) (((yy) >= 2 && (yy) < hw + 2 && (xx) >= 2 && (xx) < hw + 2) ? \
+                         img[((ch) * hw + (yy) - 2) * hw + (xx) - 2] : 0.0f)
+        float *Pj = P + (size_t)j * rows * T;
+        memset(Pj, 0, sizeof(float) * rows * T);
+        for (int r = 0; r < rows; r++) {
+            const int pos = order[r];
+            if (pos < 0) continue;
+            const int y = pos / side, xx = pos % side;
+            for (int ch = 0; ch < 3; ch++)
+                for (int dy = 0; dy < 3; dy++)
+                    for (int dx = 0; dx < 3; dx++) Pj[r * T + ch * 9 + dy * 3 + dx] = PIX(ch, y + dy, xx + dx);
+        }
+        float *xj = xh + (size_t)j * (rows / 4) * 3 * 16;
+        memset(xj, 0, sizeof(float) * (rows / 4) * 3 * 16);
+        for (int t = 0; t < ts * ts; t++) {
+            const int ty = t / ts, tx = t % ts;
+            for (int ch = 0; ch < 3; ch++) {
+                float X[4][4], U[4][4];
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++) X[i][k] = PIX(ch, 2 * ty + i, 2 * tx + k);
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++) {
+                        float acc = 0;
+                        for (int l = 0; l < 4; l++) acc += Bt[i][l] * X[l][k];
+                        U[i][k] = acc;
+                    }
+                for (int i = 0; i < 4; i++)
+                    for (int k = 0; k < 4; k++) {
+                        float acc = 0;
+                        for (int l = 0; l < 4; l++) acc += U[i][l] * Bt[k][l];
+                        xj[(t * 3 + ch) * 16 + i * 4 + k] = acc;
+                    }
+            }
+        }
+#undef PIX
+    }
+}
+
+/* Folds f0 <= f < f1 of a batch of n images; arrays C-contiguous float32 unless said. F folds in all, q x q pool
+ * windows, q2 = q/2*2 the pooled side the 2x2 average pool reads, h = q2/2, D = C*h*h features, nk classes:
+ *   P (n, npos, T) patches, positions in 2x2 tiles (4 consecutive rows per tile, npos a multiple of 4 * CHT),
+ *   rows that are no position zero; xh (n, npos / 4, 3, 16) each tile's input B^T X B (B^T's last row negated);
+ *   win (npos,) int32: the pool window of each position (-1: none, -2: no position); nvalid: the positions;
+ *   labels (n,) int32
+ *   conv_w (F, C, K), conv_b, bn_w, bn_b (F, C), fc_w (F, nk, D) (features in the order c, y, x), fc_b (F, nk)
+ *   bnw (F, n): 1 where image j is in fold f's batch-norm statistics (0: held out, or the fold skips the step)
+ *   coef (F, n): image j's weight in fold f's loss; bits: dropout's random bytes (NULL: no dropout), element
+ *   ((j*q2*q2 + pixel)*F + f)*C + c kept (x2) where its bit is 1, dropped where it is 0
+ *   out: the gradients (the parameters' shapes), logits (F, n, nk) (0 for images out of the fold), loss (F,)
+ *   double, mean and var (F, C): batch norm's batch mean and biased variance. Folds with no image get zeros.
+ * Returns 0, or -1 when memory could not be had. */
+int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int f1,
+            const float *P, const float *xh, const int32_t *win, const int32_t *labels,
+            const float *conv_w, const float *conv_b, const float *bn_w, const float *bn_b,
+            const float *fc_w, const float *fc_b, const float *bnw, const float *coef, const uint8_t *bits, float eps,
+            float *g_conv_w, float *g_conv_b, float *g_bn_w, float *g_bn_b, float *g_fc_w, float *g_fc_b,
+            float *logits, double *loss, float *mean_out, float *var_out) {
+    const int nwin = q * q, q2 = q / 2 * 2, h = q2 / 2, hh = h * h, D = C * hh;
+    const int nf = f1 - f0;
+    const size_t per = (size_t)nwin * C;  /* pooled values of one image and fold */
+    if (nf <= 0) return 0;
+    float *Wt = zalloc(sizeof(float) * nf * T * C), *sgn = zalloc(sizeof(float) * nf * C);
+    float *S1 = zalloc(sizeof(float) * nf * SH), *S2 = zalloc(sizeof(float) * nf * SH);
+    int32_t *arg = zalloc(sizeof(int32_t) * per);
+    float *pv = zalloc(sizeof(float) * n * nf * per), *sums = zalloc(sizeof(float) * 3 * C);
+    int16_t *pa = zalloc(sizeof(int16_t) * n * nf * per);
+    double *S1d = zalloc(sizeof(double) * nf * SH), *S2d = zalloc(sizeof(double) * nf * SH);
+    double *st = zalloc(sizeof(double) * nf * 10 * C);  /* per fold: s1 s2 mc mean var inv scale shift dscale dshift */
+    float *fwT = zalloc(sizeof(float) * nf * nk * D), *gfc = zalloc(sizeof(float) * nf * nk * D);
+    float *gws = zalloc(sizeof(float) * nf * C * T), *gbs = zalloc(sizeof(float) * nf * C);
+    float *feat = zalloc(sizeof(float) * D), *dfeat = zalloc(sizeof(float) * D);
+    const int npix = q2 * q2;
+    float *lval = zalloc(sizeof(float) * npix * C);
+    int16_t *lpos = zalloc(sizeof(int16_t) * npix * C);
+    int cnt[C] = {0};
+    double *prob = zalloc(sizeof(double) * nk);
+    int *used = zalloc(sizeof(int) * nf), *pending = zalloc(sizeof(int) * nf), *last = zalloc(sizeof(int) * nf);
+    int status = 0;
+    if (!Wt || !sgn || !S1 || !S2 || !arg || !pv || !sums || !pa || !S1d || !S2d || !st || !fwT || !gfc ||
+        !gws || !gbs || !feat || !dfeat || !lval || !lpos || !prob || !used || !pending || !last) {
+        status = -1;
+        goto done;
+    }
+    for (int i = 0; i < nf; i++) {
+        const int f = f0 + i;
+        memset(g_conv_w + (size_t)f * C * K, 0, sizeof(float) * C * K);
+        memset(g_conv_b + (size_t)f * C, 0, sizeof(float) * C);
+        memset(g_bn_w + (size_t)f * C, 0, sizeof(float) * C);
+        memset(g_bn_b + (size_t)f * C, 0, sizeof(float) * C);
+        memset(g_fc_w + (size_t)f * nk * D, 0, sizeof(float) * nk * D);
+        memset(g_fc_b + (size_t)f * nk, 0, sizeof(float) * nk);
+        memset(logits + (size_t)f * n * nk, 0, sizeof(float) * n * nk);
+        memset(mean_out + (size_t)f * C, 0, sizeof(float) * C);
+        memset(var_out + (size_t)f * C, 0, sizeof(float) * C);
+        loss[f] = 0.0;
+        for (int c = 0; c < C; c++) {
+            for (int k = 0; k < K; k++) Wt[(size_t)i * T * C + k * C + c] = conv_w[((size_t)f * C + c) * K + k];
+            sgn[i * C + c] = bn_w[(size_t)f * C + c] > 0 ? 1.0f : -1.0f;  /* the scale's sign is the weight's */
+        }
+        for (int k = 0; k < nk; k++)  /* the classifier's features reordered (y, x, c): channels side by side */
+            for (int c = 0; c < C; c++)
+                for (int d = 0; d < hh; d++)
+                    fwT[((size_t)i * nk + k) * D + d * C + c] = fc_w[((size_t)f * nk + k) * D + c * hh + d];
+        for (int j = 0; j < n; j++)
+            if (bnw[(size_t)f * n + j] > 0) { used[i]++; last[i] = j; }
+    }
+    /* pass 1: the first layer, image by image, every fold of the range on the image while it is in cache */
+    for (int j = 0; j < n; j++) {
+        const float *Pj = P + (size_t)j * npos * T, *xj = xh + (size_t)j * (npos / 4) * 3 * 16;
+        for (int i = 0; i < nf; i++) {
+            const int f = f0 + i;
+            if (!(bnw[(size_t)f * n + j] > 0)) continue;
+            float *S1f = S1 + (size_t)i * SH, *S2f = S2 + (size_t)i * SH;
+            image_forward(Pj, xj, npos, win, Wt + (size_t)i * T * C, conv_b + (size_t)f * C, sgn + i * C,
+                          pv + ((size_t)j * nf + i) * per, arg, pa + ((size_t)j * nf + i) * per, nwin, S1f, S2f, sums);
+            double *sf = st + (size_t)i * 10 * C;
+            for (int e = 0; e < 3 * C; e++) sf[e] += sums[e];
+            if (++pending[i] == FLUSH || j == last[i]) {  /* the float sums into the fold's double ones */
+                double *S1g = S1d + (size_t)i * SH, *S2g = S2d + (size_t)i * SH;
+                for (int e = 0; e < SH; e++) { S1g[e] += S1f[e]; S2g[e] += S2f[e]; S1f[e] = 0; S2f[e] = 0; }
+                pending[i] = 0;
+            }
+        }
+    }
+    /* batch norm's statistics, as the float path takes them: mean = s1/count, var = s2/count - mean^2 */
+    for (int i = 0; i < nf; i++) {
+        const int f = f0 + i;
+        double *sf = st + (size_t)i * 10 * C;
+        const double count = (double)used[i] * nvalid;
+        for (int c = 0; c < C; c++) {
+            if (!used[i]) break;
+            const double mean = (float)(sf[c] / count);
+            const double varr = (float)(sf[C + c] / count) - (float)mean * (float)mean;
+            const double var = varr > 0 ? varr : 0;
+            const double inv = 1.0 / sqrt((double)(float)var + eps);
+            sf[3 * C + c] = mean;
+            sf[4 * C + c] = varr;
+            sf[5 * C + c] = inv;
+            sf[6 * C + c] = bn_w[(size_t)f * C + c] * inv;
+            sf[7 * C + c] = bn_b[(size_t)f * C + c] - mean * sf[6 * C + c];
+            mean_out[(size_t)f * C + c] = (float)mean;
+            var_out[(size_t)f * C + c] = (float)var;
+        }
+    }
+    /* pass 2: batch norm, dropout, classifier, loss and their gradients, image by image */
+    for (int j = 0; j < n; j++) {
+        const float *Pj = P + (size_t)j * npos * T;
+        for (int i = 0; i < nf; i++) {
+            const int f = f0 + i;
+            if (!(bnw[(size_t)f * n + j] > 0)) continue;
+            double *sf = st + (size_t)i * 10 * C;
+            const float *v = pv + ((size_t)j * nf + i) * per;
+            const int16_t *a = pa + ((size_t)j * nf + i) * per;
+            float sc[C] __attribute__((aligned(32))), sh[C] __attribute__((aligned(32)));
+            for (int c = 0; c < C; c++) { sc[c] = (float)sf[6 * C + c]; sh[c] = (float)sf[7 * C + c]; }
+            const __m256 sc0 = _mm256_load_ps(sc), sc1 = _mm256_load_ps(sc + 8);
+            const __m256 sh0 = _mm256_load_ps(sh), sh1 = _mm256_load_ps(sh + 8), quarter = _mm256_set1_ps(0.25f);
+            __m256 k0 = _mm256_set1_ps(1.0f), k1 = k0;
+            memset(feat, 0, sizeof(float) * D);
+            for (int py = 0; py < q2; py++)
+                for (int px = 0; px < q2; px++) {
+                    const float *vw = v + (py * q + px) * C;
+                    float *fd = feat + ((py / 2) * h + px / 2) * C;
+                    if (bits) keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
+                    const __m256 y0 = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_load_ps(vw), sc0, sh0), k0);
+                    const __m256 y1 = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_load_ps(vw + 8), sc1, sh1), k1);
+                    _mm256_store_ps(fd, _mm256_fmadd_ps(y0, quarter, _mm256_load_ps(fd)));
+                    _mm256_store_ps(fd + 8, _mm256_fmadd_ps(y1, quarter, _mm256_load_ps(fd + 8)));
+                }
+            double top = -INFINITY;
+            float *lg = logits + ((size_t)f * n + j) * nk;
+            for (int k = 0; k < nk; k++) {
+                const float *row = fwT + ((size_t)i * nk + k) * D;
+                __m256 acc = _mm256_setzero_ps();
+                for (int d = 0; d < D; d += 8) acc = _mm256_fmadd_ps(_mm256_load_ps(row + d), _mm256_load_ps(feat + d), acc);
+                float t8[8];
+                _mm256_storeu_ps(t8, acc);
+                double z = fc_b[(size_t)f * nk + k];
+                for (int e = 0; e < 8; e++) z += t8[e];
+                lg[k] = (float)z;
+                prob[k] = z;
+                if (z > top) top = z;
+            }
+            double tot = 0;
+            for (int k = 0; k < nk; k++) { prob[k] = exp(prob[k] - top); tot += prob[k]; }
+            const int y = labels[j];
+            const double cj = coef[(size_t)f * n + j];
+            loss[f] += cj * (top + log(tot) - (double)lg[y]);
+            memset(dfeat, 0, sizeof(float) * D);
+            for (int k = 0; k < nk; k++) {
+                const float dl = (float)(cj * (prob[k] / tot - (k == y)));
+                g_fc_b[(size_t)f * nk + k] += dl;
+                const __m256 dv = _mm256_set1_ps(dl);
+                float *grow = gfc + ((size_t)i * nk + k) * D;
+                const float *row = fwT + ((size_t)i * nk + k) * D;
+                for (int d = 0; d < D; d += 8) {
+                    _mm256_store_ps(grow + d, _mm256_fmadd_ps(dv, _mm256_load_ps(feat + d), _mm256_load_ps(grow + d)));
+                    _mm256_store_ps(dfeat + d, _mm256_fmadd_ps(dv, _mm256_load_ps(row + d), _mm256_load_ps(dfeat + d)));
+                }
+            }
+            __m256 ds0 = _mm256_setzero_ps(), ds1 = ds0, dh0 = ds0, dh1 = ds0;
+            float *gw = gws + (size_t)i * C * T, *gb = gbs + (size_t)i * C;
+            for (int py = 0; py < q2; py++)
+                for (int px = 0; px < q2; px++) {
+                    const int w = py * q + px;
+                    const float *vw = v + w * C, *fd = dfeat + ((py / 2) * h + px / 2) * C;
+                    if (bits) keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
+                    const __m256 dy0 = _mm256_mul_ps(_mm256_mul_ps(_mm256_load_ps(fd), quarter), k0);
+                    const __m256 dy1 = _mm256_mul_ps(_mm256_mul_ps(_mm256_load_ps(fd + 8), quarter), k1);
+                    const __m256 v0 = _mm256_load_ps(vw), v1 = _mm256_load_ps(vw + 8);
+                    ds0 = _mm256_fmadd_ps(dy0, v0, ds0);
+                    ds1 = _mm256_fmadd_ps(dy1, v1, ds1);
+                    dh0 = _mm256_add_ps(dh0, dy0);
+                    dh1 = _mm256_add_ps(dh1, dy1);
+                    /* through the pool to its arg position where the pooled value is > 0 (the ReLU passes there):
+                     * the nonzero gradients listed per channel, with their positions */
+                    const __m256 zero = _mm256_setzero_ps();
+                    const __m256 gg0 = _mm256_and_ps(_mm256_mul_ps(dy0, sc0), _mm256_cmp_ps(v0, zero, _CMP_GT_OQ));
+                    const __m256 gg1 = _mm256_and_ps(_mm256_mul_ps(dy1, sc1), _mm256_cmp_ps(v1, zero, _CMP_GT_OQ));
+                    int live = _mm256_movemask_ps(_mm256_cmp_ps(gg0, zero, _CMP_NEQ_OQ)) |
+                               _mm256_movemask_ps(_mm256_cmp_ps(gg1, zero, _CMP_NEQ_OQ)) << 8;
+                    if (!live) continue;
+                    float g[C] __attribute__((aligned(32)));
+                    _mm256_store_ps(g, gg0);
+                    _mm256_store_ps(g + 8, gg1);
+                    for (; live; live &= live - 1) {
+                        const int c = __builtin_ctz(live);
+                        lpos[c * npix + cnt[c]] = a[w * C + c];
+                        lval[c * npix + cnt[c]++] = g[c];
+                    }
+                }
+            for (int c = 0; c < C; c++) {  /* each channel's share: its gradients times their positions' patches */
+                __m256 acc[2][4];
+                for (int u = 0; u < 2; u++)
+                    for (int t = 0; t < 4; t++) acc[u][t] = _mm256_setzero_ps();
+                float gsum = 0;
+                const int16_t *lp = lpos + c * npix;
+                const float *lv = lval + c * npix;
+                int e = 0;
+                for (; e + 1 < cnt[c]; e += 2)  /* two sets of accumulators: half the FMA latency in the way */
+                    for (int u = 0; u < 2; u++) {
+                        const float *pp = Pj + (size_t)lp[e + u] * T;
+                        const __m256 gv = _mm256_set1_ps(lv[e + u]);
+                        for (int t = 0; t < 4; t++)
+                            acc[u][t] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(pp + 8 * t), acc[u][t]);
+                        gsum += lv[e + u];
+                    }
+                if (e < cnt[c]) {
+                    const float *pp = Pj + (size_t)lp[e] * T;
+                    const __m256 gv = _mm256_set1_ps(lv[e]);
+                    for (int t = 0; t < 4; t++) acc[0][t] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(pp + 8 * t), acc[0][t]);
+                    gsum += lv[e];
+                }
+                cnt[c] = 0;
+                float *gr = gw + c * T;
+                for (int t = 0; t < 4; t++)
+                    _mm256_store_ps(gr + 8 * t, _mm256_add_ps(_mm256_add_ps(acc[0][t], acc[1][t]), _mm256_load_ps(gr + 8 * t)));
+                gb[c] += gsum;
+            }
+            float t16[4 * C] __attribute__((aligned(32)));
+            _mm256_store_ps(t16, ds0);
+            _mm256_store_ps(t16 + 8, ds1);
+            _mm256_store_ps(t16 + C, dh0);
+            _mm256_store_ps(t16 + C + 8, dh1);
+            for (int c = 0; c < C; c++) { sf[8 * C + c] += t16[c]; sf[9 * C + c] += t16[C + c]; }
+        }
+    }
+    /* per fold: batch norm's backward, to the sums s1, s2 and from them to the filters (S1, S2) */
+    for (int i = 0; i < nf; i++) {
+        const int f = f0 + i;
+        if (!used[i]) continue;
+        const double *sf = st + (size_t)i * 10 * C, count = (double)used[i] * nvalid;
+        for (int c = 0; c < C; c++) {
+            const double mean = sf[3 * C + c], varr = sf[4 * C + c], inv = sf[5 * C + c], scale = sf[6 * C + c];
+            const double dscale = sf[8 * C + c], dshift = sf[9 * C + c], gam = bn_w[(size_t)f * C + c];
+            const double dsc = dscale - mean * dshift;
+            g_bn_w[(size_t)f * C + c] = (float)(dsc * inv);
+            g_bn_b[(size_t)f * C + c] = (float)dshift;
+            const double dvar = varr >= 0 ? dsc * gam * -0.5 * inv * inv * inv : 0.0;
+            const double dmean = -scale * dshift - 2.0 * mean * dvar;
+            const double d1 = dmean / count, d2 = dvar / count;
+            double S1f[K], S2f[K];
+            untile(S1d + (size_t)i * SH, c, S1f);
+            untile(S2d + (size_t)i * SH, c, S2f);
+            for (int k = 0; k < K; k++)
+                g_conv_w[((size_t)f * C + c) * K + k] =
+                    (float)(gws[((size_t)i * C + c) * T + k] + d1 * S1f[k] + 2.0 * d2 * S2f[k]);
+            g_conv_b[(size_t)f * C + c] = (float)(gbs[(size_t)i * C + c] + d1 * sf[2 * C + c] + 2.0 * d2 * sf[c]);
+        }
+        for (int k = 0; k < nk; k++)
+            for (int c = 0; c < C; c++)
+                for (int d = 0; d < hh; d++)
+                    g_fc_w[((size_t)f * nk + k) * D + c * hh + d] = gfc[((size_t)i * nk + k) * D + d * C + c];
+    }
+done:
+    free(Wt); free(sgn); free(S1); free(S2); free(arg); free(pv); free(sums); free(pa); free(S1d);
+    free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(lval); free(lpos); free(prob); free(used); free(pending); free(last);
+    return status;
+}
