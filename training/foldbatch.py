@@ -325,8 +325,9 @@ class STSTNetFolds(nn.Module):
         if self.dropout != 0.5:
             return None
         q = (self.image_size + 2 - 1) // 3 + 1
-        return torch.randint(0, 256, (n * (q // 2 * 2) ** 2 * self.folds * self.width // 8,), dtype=torch.uint8,
-                             device=device)
+        nbytes = n * (q // 2 * 2) ** 2 * self.folds * self.width // 8  # a multiple of 8 ((q//2*2)² · 16 / 8)
+        # 64-bit draws viewed as bytes: every bit uniform, several times faster than a draw per byte
+        return torch.randint(-2 ** 63, 2 ** 63 - 1, (nbytes // 8,), dtype=torch.int64, device=device).view(torch.uint8)
 
     @torch.no_grad()
     def track(self, weight: torch.Tensor, mean: torch.Tensor, var: torch.Tensor) -> None:

@@ -18,12 +18,25 @@
 #define T 32  /* taps per patch, 27 used, padded with zeros */
 #define K 27
 #define FLUSH 16 /* images whose Winograd sums are added in float before they go into double */
-#define CHT 9 /* 2x2 tiles per chunk of the first layer (a multiple of 3: the convolution takes 12 positions) */
+#define CHT 8 /* 2x2 tiles per chunk of the first layer */
 #define SH (3 * 16 * C) /* Winograd sums of one image: 3 input channels x 16 points x C */
 
 int fk_cpu_ok(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+/* One 3x3 filter w in Winograd's F(2x2, 3x3) form, G w G^T with its last row and column negated (as xh's B'),
+ * its 16 points written C floats apart. */
+static void wtile(const float *w, float *out) {
+    static const float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++) {
+            float acc = 0;
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 3; x++) acc += G[i][y] * w[y * 3 + x] * G[j][x];
+            out[(i * 4 + j) * C] = ((i == 3) != (j == 3)) ? -acc : acc;
+        }
 }
 
 /* A v A^T of the 2x2 tile [[v0, v1], [v2, v3]] (A = [[1, 0], [1, 1], [1, -1], [0, 1]]): its 16 points, the
@@ -44,7 +57,7 @@ static inline void tile_out(__m256 v0, __m256 v1, __m256 v2, __m256 v3, float *o
  * sums over positions of m P and r P are taken in Winograd's F(3x3, 2x2) form: per tile, the 2x2 maps r and m become
  * 4x4 (A r A^T) and multiply the tile's transformed input xh (B^T X B, 3 channels x 16, given), accumulated in S1h
  * and S2h (3 x 16 x C); the caller turns them into the 3x3 sums (G^T s G). sums += s1, s2, the ReLU's count. */
-static void image_forward(const float *P, const float *xh, int npos, const int32_t *win, const float *Wt,
+static void image_forward(const float *xh, int npos, const int32_t *win, const float *Wh,
                           const float *bias, const float *sgn, float *val, int32_t *arg, int16_t *arg16, int nwin,
                           float *S1h, float *S2h, float *sums) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f), ninf = _mm256_set1_ps(-INFINITY);
@@ -57,69 +70,81 @@ static void image_forward(const float *P, const float *xh, int npos, const int32
     const __m256 g0 = _mm256_loadu_ps(sgn), g1 = _mm256_loadu_ps(sgn + 8);
     __m256 s1a = zero, s1b = zero, s2a = zero, s2b = zero, mca = zero, mcb = zero;
     float rh[CHT][16][2][C] __attribute__((aligned(32)));  /* a chunk's transformed r and m, per tile and point */
+    float mb[CHT][16][C] __attribute__((aligned(32)));  /* a chunk's Winograd products of the convolution */
     for (int c0 = 0; c0 < npos; c0 += 4 * CHT) {
-        for (int t0 = 0; t0 < CHT; t0 += 3) {  /* three tiles: the convolution 6 positions x 16 channels at a time */
-            float rb[12][2][C] __attribute__((aligned(32)));  /* their r and m */
-            for (int half = 0; half < 2; half++) {
-                const int i0 = c0 + 4 * t0 + 6 * half;
-                const float *p = P + (size_t)i0 * T;
-                __m256 a[6][2];
-                #pragma GCC unroll 6
-                for (int q = 0; q < 6; q++) { a[q][0] = b0; a[q][1] = b1; }
-                for (int k = 0; k < K; k++) {
-                    const __m256 w0 = _mm256_load_ps(Wt + k * C), w1 = _mm256_load_ps(Wt + k * C + 8);
-                    #pragma GCC unroll 6
-                    for (int q = 0; q < 6; q++) {
-                        const __m256 x = _mm256_broadcast_ss(p + q * T + k);
-                        a[q][0] = _mm256_fmadd_ps(x, w0, a[q][0]);
-                        a[q][1] = _mm256_fmadd_ps(x, w1, a[q][1]);
-                    }
+        const float *xc = xh + (size_t)(c0 / 4) * 3 * 16;
+        /* the convolution in Winograd's F(2x2, 3x3): per tile and point, M = sum over the 3 input channels of the
+         * tile's transformed input times the transformed filters (Wh: 3 x 16 points x C, signs matching xh) */
+        for (int pt = 0; pt < 16; pt++) {
+            const __m256 w00 = _mm256_load_ps(Wh + pt * C), w01 = _mm256_load_ps(Wh + pt * C + 8);
+            const __m256 w10 = _mm256_load_ps(Wh + (16 + pt) * C), w11 = _mm256_load_ps(Wh + (16 + pt) * C + 8);
+            const __m256 w20 = _mm256_load_ps(Wh + (32 + pt) * C), w21 = _mm256_load_ps(Wh + (32 + pt) * C + 8);
+            for (int t = 0; t < CHT; t++) {
+                const float *xt = xc + t * 3 * 16 + pt;
+                const __m256 x0 = _mm256_broadcast_ss(xt), x1 = _mm256_broadcast_ss(xt + 16);
+                const __m256 x2 = _mm256_broadcast_ss(xt + 32);
+                _mm256_store_ps(mb[t][pt], _mm256_fmadd_ps(x2, w20, _mm256_fmadd_ps(x1, w10, _mm256_mul_ps(x0, w00))));
+                _mm256_store_ps(mb[t][pt] + 8,
+                                _mm256_fmadd_ps(x2, w21, _mm256_fmadd_ps(x1, w11, _mm256_mul_ps(x0, w01))));
+            }
+        }
+        for (int t = 0; t < CHT; t++) {  /* each tile: A^T M A + bias, the ReLU, batch norm's sums, the pools */
+            const int i0 = c0 + 4 * t;
+            __m256 a[4][2], m[4][2];
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m256 u0[4], u1[4];  /* A^T M: rows M0 + M1 + M2 and M1 - M2 - M3, per column */
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) {
+                    const __m256 r0 = _mm256_load_ps(mb[t][j] + 8 * h), r1 = _mm256_load_ps(mb[t][4 + j] + 8 * h);
+                    const __m256 r2 = _mm256_load_ps(mb[t][8 + j] + 8 * h), r3 = _mm256_load_ps(mb[t][12 + j] + 8 * h);
+                    u0[j] = _mm256_add_ps(_mm256_add_ps(r0, r1), r2);
+                    u1[j] = _mm256_sub_ps(_mm256_sub_ps(r1, r2), r3);
                 }
-                #pragma GCC unroll 6
-                for (int q = 0; q < 6; q++) {
-                    const int wq = win[i0 + q];
-                    __m256 m[2];
-                    #pragma GCC unroll 2
+                const __m256 bh = h ? b1 : b0;
+                a[0][h] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(u0[0], u0[1]), u0[2]), bh);
+                a[1][h] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(u0[1], u0[2]), u0[3]), bh);
+                a[2][h] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(u1[0], u1[1]), u1[2]), bh);
+                a[3][h] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(u1[1], u1[2]), u1[3]), bh);
+            }
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const int wq = win[i0 + q];
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    const __m256 z = a[q][h];
+                    __m256 r = _mm256_max_ps(z, zero), mk = _mm256_and_ps(_mm256_cmp_ps(z, zero, _CMP_GT_OQ), one);
+                    if (wq < -1) { r = zero; mk = zero; }  /* a padding position of the tiles */
+                    a[q][h] = r;
+                    m[q][h] = mk;
+                }
+                s1a = _mm256_add_ps(s1a, a[q][0]);
+                s1b = _mm256_add_ps(s1b, a[q][1]);
+                s2a = _mm256_fmadd_ps(a[q][0], a[q][0], s2a);
+                s2b = _mm256_fmadd_ps(a[q][1], a[q][1], s2b);
+                mca = _mm256_add_ps(mca, m[q][0]);
+                mcb = _mm256_add_ps(mcb, m[q][1]);
+                if (wq >= 0) {
+                    const __m256 iq = _mm256_castsi256_ps(_mm256_set1_epi32(i0 + q));
+#pragma GCC unroll 2
                     for (int h = 0; h < 2; h++) {
-                        const __m256 z = a[q][h];
-                        __m256 r = _mm256_max_ps(z, zero), mk = _mm256_and_ps(_mm256_cmp_ps(z, zero, _CMP_GT_OQ), one);
-                        if (wq < -1) { r = zero; mk = zero; }  /* a padding position of the tiles */
-                        a[q][h] = r;
-                        m[h] = mk;
-                        _mm256_store_ps(rb[6 * half + q][0] + 8 * h, r);
-                        _mm256_store_ps(rb[6 * half + q][1] + 8 * h, mk);
-                    }
-                    s1a = _mm256_add_ps(s1a, a[q][0]);
-                    s1b = _mm256_add_ps(s1b, a[q][1]);
-                    s2a = _mm256_fmadd_ps(a[q][0], a[q][0], s2a);
-                    s2b = _mm256_fmadd_ps(a[q][1], a[q][1], s2b);
-                    mca = _mm256_add_ps(mca, m[0]);
-                    mcb = _mm256_add_ps(mcb, m[1]);
-                    if (wq >= 0) {
-                        const __m256 iq = _mm256_castsi256_ps(_mm256_set1_epi32(i0 + q));
-                        #pragma GCC unroll 2
-                        for (int h = 0; h < 2; h++) {
-                            float *pv = val + wq * C + 8 * h;
-                            int32_t *pa = arg + wq * C + 8 * h;
-                            const __m256 tv = _mm256_mul_ps(a[q][h], h ? g1 : g0), cur = _mm256_load_ps(pv);
-                            const __m256 gt = _mm256_cmp_ps(tv, cur, _CMP_GT_OQ);
-                            _mm256_store_ps(pv, _mm256_blendv_ps(cur, tv, gt));
-                            const __m256 old = _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)pa));
-                            _mm256_store_si256((__m256i *)pa, _mm256_castps_si256(_mm256_blendv_ps(old, iq, gt)));
-                        }
+                        float *pv = val + wq * C + 8 * h;
+                        int32_t *pa = arg + wq * C + 8 * h;
+                        const __m256 tv = _mm256_mul_ps(a[q][h], h ? g1 : g0), cur = _mm256_load_ps(pv);
+                        const __m256 gt = _mm256_cmp_ps(tv, cur, _CMP_GT_OQ);
+                        _mm256_store_ps(pv, _mm256_blendv_ps(cur, tv, gt));
+                        const __m256 old = _mm256_castsi256_ps(_mm256_load_si256((const __m256i *)pa));
+                        _mm256_store_si256((__m256i *)pa, _mm256_castps_si256(_mm256_blendv_ps(old, iq, gt)));
                     }
                 }
             }
-            for (int t = 0; t < 3; t++)  /* each tile's 2x2 maps r and m, transformed */
-                for (int s = 0; s < 2; s++)
-                    #pragma GCC unroll 2
-                    for (int h = 0; h < 2; h++)
-                        tile_out(_mm256_load_ps(rb[4 * t][s] + 8 * h), _mm256_load_ps(rb[4 * t + 1][s] + 8 * h),
-                                 _mm256_load_ps(rb[4 * t + 2][s] + 8 * h), _mm256_load_ps(rb[4 * t + 3][s] + 8 * h),
-                                 rh[t0 + t][0][s] + 8 * h);
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {  /* the tile's 2x2 maps r and m, transformed */
+                tile_out(a[0][h], a[1][h], a[2][h], a[3][h], rh[t][0][0] + 8 * h);
+                tile_out(m[0][h], m[1][h], m[2][h], m[3][h], rh[t][0][1] + 8 * h);
+            }
         }
         /* S1h += xh * (A m A^T), S2h += xh * (A r A^T) over the chunk's tiles: 12 accumulators per point */
-        const float *xc = xh + (size_t)(c0 / 4) * 3 * 16;
         for (int pt = 0; pt < 16; pt++) {
             __m256 u[3][2], v[3][2];
             for (int ch = 0; ch < 3; ch++)
@@ -185,6 +210,10 @@ static void untile(const double *s, int c, double *out) {
                 out[ch * 9 + dy * 3 + dx] = acc;
             }
 }
+
+static __thread float *tl_pv;      /* the calling thread's pools, kept between steps (fk_step) */
+static __thread int16_t *tl_pa;
+static __thread size_t tl_cap;
 
 static void *zalloc(size_t bytes) {
     void *p = aligned_alloc(32, (bytes + 31) / 32 * 32);
@@ -261,11 +290,22 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     const int nf = f1 - f0;
     const size_t per = (size_t)nwin * C;  /* pooled values of one image and fold */
     if (nf <= 0) return 0;
-    float *Wt = zalloc(sizeof(float) * nf * T * C), *sgn = zalloc(sizeof(float) * nf * C);
+    float *Wh = zalloc(sizeof(float) * nf * 3 * 16 * C), *sgn = zalloc(sizeof(float) * nf * C);
     float *S1 = zalloc(sizeof(float) * nf * SH), *S2 = zalloc(sizeof(float) * nf * SH);
     int32_t *arg = zalloc(sizeof(int32_t) * per);
-    float *pv = zalloc(sizeof(float) * n * nf * per), *sums = zalloc(sizeof(float) * 3 * C);
-    int16_t *pa = zalloc(sizeof(int16_t) * n * nf * per);
+    float *sums = zalloc(sizeof(float) * 3 * C);
+    /* the pools of every image and fold of the range (written before they are read): kept by the thread from one
+     * step to the next, so that a step neither faults in nor clears fresh pages */
+    const size_t pools = (size_t)n * nf * per;
+    if (pools > tl_cap) {
+        free(tl_pv);
+        free(tl_pa);
+        tl_pv = aligned_alloc(32, sizeof(float) * pools);
+        tl_pa = aligned_alloc(32, (sizeof(int16_t) * pools + 31) / 32 * 32);
+        tl_cap = tl_pv && tl_pa ? pools : 0;
+    }
+    float *pv = tl_pv;
+    int16_t *pa = tl_pa;
     double *S1d = zalloc(sizeof(double) * nf * SH), *S2d = zalloc(sizeof(double) * nf * SH);
     double *st = zalloc(sizeof(double) * nf * 10 * C);  /* per fold: s1 s2 mc mean var inv scale shift dscale dshift */
     float *fwT = zalloc(sizeof(float) * nf * nk * D), *gfc = zalloc(sizeof(float) * nf * nk * D);
@@ -278,7 +318,7 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     double *prob = zalloc(sizeof(double) * nk);
     int *used = zalloc(sizeof(int) * nf), *pending = zalloc(sizeof(int) * nf), *last = zalloc(sizeof(int) * nf);
     int status = 0;
-    if (!Wt || !sgn || !S1 || !S2 || !arg || !pv || !sums || !pa || !S1d || !S2d || !st || !fwT || !gfc ||
+    if (!Wh || !sgn || !S1 || !S2 || !arg || !pv || !sums || !pa || !S1d || !S2d || !st || !fwT || !gfc ||
         !gws || !gbs || !feat || !dfeat || !lval || !lpos || !prob || !used || !pending || !last) {
         status = -1;
         goto done;
@@ -296,7 +336,8 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
         memset(var_out + (size_t)f * C, 0, sizeof(float) * C);
         loss[f] = 0.0;
         for (int c = 0; c < C; c++) {
-            for (int k = 0; k < K; k++) Wt[(size_t)i * T * C + k * C + c] = conv_w[((size_t)f * C + c) * K + k];
+            for (int ch = 0; ch < 3; ch++)
+                wtile(conv_w + ((size_t)f * C + c) * K + ch * 9, Wh + (size_t)i * 3 * 16 * C + ch * 16 * C + c);
             sgn[i * C + c] = bn_w[(size_t)f * C + c] > 0 ? 1.0f : -1.0f;  /* the scale's sign is the weight's */
         }
         for (int k = 0; k < nk; k++)  /* the classifier's features reordered (y, x, c): channels side by side */
@@ -308,12 +349,12 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     }
     /* pass 1: the first layer, image by image, every fold of the range on the image while it is in cache */
     for (int j = 0; j < n; j++) {
-        const float *Pj = P + (size_t)j * npos * T, *xj = xh + (size_t)j * (npos / 4) * 3 * 16;
+        const float *xj = xh + (size_t)j * (npos / 4) * 3 * 16;
         for (int i = 0; i < nf; i++) {
             const int f = f0 + i;
             if (!(bnw[(size_t)f * n + j] > 0)) continue;
             float *S1f = S1 + (size_t)i * SH, *S2f = S2 + (size_t)i * SH;
-            image_forward(Pj, xj, npos, win, Wt + (size_t)i * T * C, conv_b + (size_t)f * C, sgn + i * C,
+            image_forward(xj, npos, win, Wh + (size_t)i * 3 * 16 * C, conv_b + (size_t)f * C, sgn + i * C,
                           pv + ((size_t)j * nf + i) * per, arg, pa + ((size_t)j * nf + i) * per, nwin, S1f, S2f, sums);
             double *sf = st + (size_t)i * 10 * C;
             for (int e = 0; e < 3 * C; e++) sf[e] += sums[e];
@@ -495,7 +536,7 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
                     g_fc_w[((size_t)f * nk + k) * D + c * hh + d] = gfc[((size_t)i * nk + k) * D + d * C + c];
     }
 done:
-    free(Wt); free(sgn); free(S1); free(S2); free(arg); free(pv); free(sums); free(pa); free(S1d);
+    free(Wh); free(sgn); free(S1); free(S2); free(arg); free(sums); free(S1d);
     free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(lval); free(lpos); free(prob); free(used); free(pending); free(last);
     return status;
 }

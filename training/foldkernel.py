@@ -33,7 +33,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("foldkernel.c")
 TAPS = 32  # the C side's patch stride (27 taps used)
-CHT = 9  # the C side's 2×2 tiles per chunk (CHT): the tiles are padded to a multiple of it
+CHT = 8  # the C side's 2×2 tiles per chunk (CHT): the tiles are padded to a multiple of it
 WIDTH = 16  # the C side's first-layer channels (STSTNet's 3 + 5 + 8)
 _STATE: dict = {}
 
@@ -187,7 +187,9 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
 
     threads = max(1, min(threads or torch.get_num_threads(), f))
     cuts = np.linspace(0, f, threads + 1).round().astype(int)
-    codes = list(_pool(threads).map(run, cuts[:-1], cuts[1:])) if threads > 1 else [run(0, f)]
+    # the calling thread takes the last range itself; each thread keeps its pools' memory for the next step
+    others = [_pool(threads - 1).submit(run, a, b) for a, b in zip(cuts[:-2], cuts[1:-1])] if threads > 1 else []
+    codes = [run(cuts[-2], cuts[-1])] + [job.result() for job in others]
     if any(codes):
         raise MemoryError("the compiled STSTNet step could not allocate its pools")
     for t, g in zip((stack.conv_w, stack.conv_b, stack.bn_w, stack.bn_b, stack.fc_w, stack.fc_b), grads):
