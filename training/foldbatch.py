@@ -16,18 +16,21 @@ step trains them all:
 - **Separate optimisers.** The folds' losses are summed; each loss touches only its own fold's parameters, and
   :class:`FoldAdam` (the update of ``torch.optim.Adam``, element-wise) keeps a step count per fold, so every fold is
   trained exactly as its own optimiser would train it.
-- **The first layer fused.** Convolution (one GEMM of the batch's 3×3 patches against all folds' filters), ReLU,
-  the per-clip sums that batch norm needs, and the 3×3 max-pool are one autograd function (:class:`_ConvReluPool`):
-  batch norm is an affine map per channel, so it is applied after the max-pool (a min-pool for a channel whose scale
-  is negative), on a ninth of the values. It runs over chunks of 8 clips and keeps the ReLU output for the backward
-  pass. The 2×2 average pool is folded into each fold's classifier (one batched matmul for all folds). On the CPU, for
-  big runs, the element-wise gradient work and batch norm + dropout are ``torch.compile``'d loops
-  (:func:`compile_kernels`; ``MER_FOLDBATCH_COMPILE=1`` / ``0`` forces it on or off).
+- **Two forms of one step.** On the CPU each step is compiled code (:mod:`training.foldkernel`, built from
+  ``training/foldkernel.c`` on first use): every fold forward and backward, image by image while the image is in
+  cache, with no activation map kept. Elsewhere (CUDA), or without a C compiler or AVX2, or with
+  ``MER_FOLDBATCH_KERNEL=0``, :class:`STSTNetFolds` and autograd take the same step: the first layer fused into one
+  autograd function (:class:`_ConvReluPool`: one GEMM of the batch's 3×3 patches against all folds' filters, ReLU,
+  the per-clip sums batch norm needs, and the 3×3 max-pool; batch norm is an affine map per channel, so it is applied
+  after the max-pool, a min-pool where its scale is negative), the 2×2 average pool folded into each fold's
+  classifier; on the CPU its element-wise work can be ``torch.compile``'d (:func:`compile_kernels`;
+  ``MER_FOLDBATCH_COMPILE=1`` / ``0``). Both draw the same dropout bytes and give the same gradients to float
+  rounding (:mod:`tests.test_foldbatch`). The run says in one line which form it uses, and why.
 
-Speed (``python -m training.bench ststnet-loso``): the composite set's 68 folds × 800 epochs take an estimated
-55 min on 2 quiet cores against 134 min folds one by one (2.4×), not the 10 min the issue asks for. The first
-layer's two GEMMs (K = 27) and its passes over 433 M activations per epoch are the cost; a hand-written fused kernel
-(or a GPU) would be needed for 10 min.
+Speed (``python -m training.bench ststnet-loso``, 2 cores, 20 timed epochs): the composite set's 68 folds × 800
+epochs take an estimated 9.1–9.5 min with the compiled step (0.68–0.71 s per epoch of all folds; 9.6–11.2 min in
+runs while the machine was slower), against 77–105 min for the sequential runner in the same runs (8.6–11.6×). The
+autograd form took 55 min.
 
 The run folder is the sequential runner's: each fold's model is taken out of the stack into an ordinary
 :class:`~training.schemes.ViewModel` (initialised exactly as the sequential fold's: ``Trainer.new_model`` with the

@@ -1,13 +1,15 @@
 /* One training step of STSTNet for a range of folds, forward and backward, on the CPU (AVX2 + FMA).
  *
  * Built and called by training/foldkernel.py, whose docstring says what the step computes. Image by image, every
- * fold of the range runs its first layer on the image's 3x3 patches while they are in cache: convolution, ReLU, the
- * 3x3/3 pool (a max-pool where the fold's batch-norm scale is positive, else a min-pool: batch norm is applied after
- * the pool), its arg positions, and batch norm's sums. The filters' gradient through batch norm's statistics needs
- * no activation map kept: the statistics depend on the positions only through s1 = sum r and s2 = sum r^2, so that
- * part of the gradient is ds1 * sum_i m_i P_i + 2 ds2 * sum_i r_i P_i (m the ReLU's mask, P_i the patch), and both
- * sums are taken here. A second pass, image by image again, applies batch norm, dropout, the 2x2 average pool folded
- * into the classifier and the cross-entropy, and sends each pooled value's gradient to its arg position's patch. */
+ * fold of the range runs its first layer on the image while it is in cache: the convolution in Winograd's
+ * F(2x2, 3x3) form over 2x2 tiles of positions, ReLU, the 3x3/3 pool (a max-pool where the fold's batch-norm scale
+ * is positive, else a min-pool: batch norm is applied after the pool) with its arg positions, and batch norm's sums.
+ * The filters' gradient through batch norm's statistics needs no activation map kept: the statistics depend on the
+ * positions only through s1 = sum r and s2 = sum r^2, so that part of the gradient is
+ * ds1 * sum_i m_i P_i + 2 ds2 * sum_i r_i P_i (m the ReLU's mask, P_i the 3x3 patch); both sums are taken here, in
+ * Winograd's F(3x3, 2x2) form (the weight-gradient transform) over the same tiles. A second pass, image by image
+ * again, applies batch norm, dropout, the 2x2 average pool folded into the classifier and the cross-entropy, and sends
+ * each pooled value's gradient to its arg position's patch. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
@@ -21,6 +23,7 @@
 #define CHT 8 /* 2x2 tiles per chunk of the first layer */
 #define SH (3 * 16 * C) /* Winograd sums of one image: 3 input channels x 16 points x C */
 
+/* built by training/foldkernel.py (FLAGS: -O3 -funroll-loops -mavx2 -mfma) */
 int fk_cpu_ok(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -312,14 +315,12 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     float *gws = zalloc(sizeof(float) * nf * C * T), *gbs = zalloc(sizeof(float) * nf * C);
     float *feat = zalloc(sizeof(float) * D), *dfeat = zalloc(sizeof(float) * D);
     const int npix = q2 * q2;
-    float *lval = zalloc(sizeof(float) * npix * C);
-    int16_t *lpos = zalloc(sizeof(int16_t) * npix * C);
-    int cnt[C] = {0};
+    float *gsp = zalloc(sizeof(float) * npix * C);  /* an image's gradients at the pools' arg positions */
     double *prob = zalloc(sizeof(double) * nk);
     int *used = zalloc(sizeof(int) * nf), *pending = zalloc(sizeof(int) * nf), *last = zalloc(sizeof(int) * nf);
     int status = 0;
     if (!Wh || !sgn || !S1 || !S2 || !arg || !pv || !sums || !pa || !S1d || !S2d || !st || !fwT || !gfc ||
-        !gws || !gbs || !feat || !dfeat || !lval || !lpos || !prob || !used || !pending || !last) {
+        !gws || !gbs || !feat || !dfeat || !gsp || !prob || !used || !pending || !last) {
         status = -1;
         goto done;
     }
@@ -441,7 +442,7 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
                     _mm256_store_ps(dfeat + d, _mm256_fmadd_ps(dv, _mm256_load_ps(row + d), _mm256_load_ps(dfeat + d)));
                 }
             }
-            __m256 ds0 = _mm256_setzero_ps(), ds1 = ds0, dh0 = ds0, dh1 = ds0;
+            __m256 ds0 = _mm256_setzero_ps(), ds1 = ds0, dh0 = ds0, dh1 = ds0, gb0 = ds0, gb1 = ds0;
             float *gw = gws + (size_t)i * C * T, *gb = gbs + (size_t)i * C;
             for (int py = 0; py < q2; py++)
                 for (int px = 0; px < q2; px++) {
@@ -455,51 +456,35 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
                     ds1 = _mm256_fmadd_ps(dy1, v1, ds1);
                     dh0 = _mm256_add_ps(dh0, dy0);
                     dh1 = _mm256_add_ps(dh1, dy1);
-                    /* through the pool to its arg position where the pooled value is > 0 (the ReLU passes there):
-                     * the nonzero gradients listed per channel, with their positions */
+                    /* through the pool to its arg position where the pooled value is > 0 (the ReLU passes there) */
                     const __m256 zero = _mm256_setzero_ps();
                     const __m256 gg0 = _mm256_and_ps(_mm256_mul_ps(dy0, sc0), _mm256_cmp_ps(v0, zero, _CMP_GT_OQ));
                     const __m256 gg1 = _mm256_and_ps(_mm256_mul_ps(dy1, sc1), _mm256_cmp_ps(v1, zero, _CMP_GT_OQ));
-                    int live = _mm256_movemask_ps(_mm256_cmp_ps(gg0, zero, _CMP_NEQ_OQ)) |
-                               _mm256_movemask_ps(_mm256_cmp_ps(gg1, zero, _CMP_NEQ_OQ)) << 8;
-                    if (!live) continue;
-                    float g[C] __attribute__((aligned(32)));
-                    _mm256_store_ps(g, gg0);
-                    _mm256_store_ps(g + 8, gg1);
-                    for (; live; live &= live - 1) {
-                        const int c = __builtin_ctz(live);
-                        lpos[c * npix + cnt[c]] = a[w * C + c];
-                        lval[c * npix + cnt[c]++] = g[c];
-                    }
+                    _mm256_store_ps(gsp + (py * q2 + px) * C, gg0);
+                    _mm256_store_ps(gsp + (py * q2 + px) * C + 8, gg1);
+                    gb0 = _mm256_add_ps(gb0, gg0);
+                    gb1 = _mm256_add_ps(gb1, gg1);
                 }
             for (int c = 0; c < C; c++) {  /* each channel's share: its gradients times their positions' patches */
-                __m256 acc[2][4];
+                __m256 acc[2][4];  /* two sets of accumulators (even and odd pixels): half the FMA latency */
                 for (int u = 0; u < 2; u++)
                     for (int t = 0; t < 4; t++) acc[u][t] = _mm256_setzero_ps();
-                float gsum = 0;
-                const int16_t *lp = lpos + c * npix;
-                const float *lv = lval + c * npix;
-                int e = 0;
-                for (; e + 1 < cnt[c]; e += 2)  /* two sets of accumulators: half the FMA latency in the way */
-                    for (int u = 0; u < 2; u++) {
-                        const float *pp = Pj + (size_t)lp[e + u] * T;
-                        const __m256 gv = _mm256_set1_ps(lv[e + u]);
-                        for (int t = 0; t < 4; t++)
-                            acc[u][t] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(pp + 8 * t), acc[u][t]);
-                        gsum += lv[e + u];
-                    }
-                if (e < cnt[c]) {
-                    const float *pp = Pj + (size_t)lp[e] * T;
-                    const __m256 gv = _mm256_set1_ps(lv[e]);
-                    for (int t = 0; t < 4; t++) acc[0][t] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(pp + 8 * t), acc[0][t]);
-                    gsum += lv[e];
-                }
-                cnt[c] = 0;
+                for (int py = 0; py < q2; py++)
+                    for (int px = 0; px < q2; px += 2)
+                        for (int u = 0; u < 2; u++) {  /* 0 where nothing passes: no branch */
+                            const float *pp = Pj + (size_t)a[(py * q + px + u) * C + c] * T;
+                            const __m256 gv = _mm256_broadcast_ss(gsp + (py * q2 + px + u) * C + c);
+                            for (int t = 0; t < 4; t++)
+                                acc[u][t] = _mm256_fmadd_ps(gv, _mm256_loadu_ps(pp + 8 * t), acc[u][t]);
+                        }
                 float *gr = gw + c * T;
                 for (int t = 0; t < 4; t++)
                     _mm256_store_ps(gr + 8 * t, _mm256_add_ps(_mm256_add_ps(acc[0][t], acc[1][t]), _mm256_load_ps(gr + 8 * t)));
-                gb[c] += gsum;
             }
+            float gbt[C] __attribute__((aligned(32)));
+            _mm256_store_ps(gbt, gb0);
+            _mm256_store_ps(gbt + 8, gb1);
+            for (int c = 0; c < C; c++) gb[c] += gbt[c];
             float t16[4 * C] __attribute__((aligned(32)));
             _mm256_store_ps(t16, ds0);
             _mm256_store_ps(t16 + 8, ds1);
@@ -537,6 +522,6 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     }
 done:
     free(Wh); free(sgn); free(S1); free(S2); free(arg); free(sums); free(S1d);
-    free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(lval); free(lpos); free(prob); free(used); free(pending); free(last);
+    free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(gsp); free(prob); free(used); free(pending); free(last);
     return status;
 }

@@ -2,18 +2,20 @@
 
 :mod:`training.foldbatch` trains every LOSO fold's STSTNet at once. Its PyTorch form spends most of an epoch moving
 the first layer's activations (433 M per epoch on the composite set) through memory, between one GEMM and the next.
-The compiled step computes each fold on its own, start to end, with the batch's patches in cache: the first layer
-(convolution, ReLU, 3×3/3 max- and min-pool, batch norm's sums), batch norm after the pool, dropout, the 2×2 average
-pool folded into the classifier, cross-entropy, and every gradient. It keeps no activation map: batch norm couples the
-positions only through the sums s1 = Σr and s2 = Σr², so their share of the filters' gradient is
-ds1·Σᵢ mᵢPᵢ + 2·ds2·Σᵢ rᵢPᵢ (m the ReLU's mask, P the 3×3 patch), and both sums are taken in the forward pass.
-The folds are split over threads (ctypes lets go of the GIL).
+The compiled step computes each fold on its own, start to end, image by image while the image is in cache: the first
+layer (convolution, ReLU, 3×3/3 max- and min-pool, batch norm's sums), batch norm after the pool, dropout, the 2×2
+average pool folded into the classifier, cross-entropy, and every gradient. It keeps no activation map: batch norm
+couples the positions only through the sums s1 = Σr and s2 = Σr², so their share of the filters' gradient is
+ds1·Σᵢ mᵢPᵢ + 2·ds2·Σᵢ rᵢPᵢ (m the ReLU's mask, P the 3×3 patch), and both sums are taken in the forward pass. The
+convolution and those two sums run in Winograd's form over 2×2 tiles of positions (F(2×2, 3×3) and its transpose
+F(3×3, 2×2)), which takes 16 products per tile and input channel where the direct form takes 36. Ranges of folds are
+taken in turn by the threads (ctypes lets go of the GIL; the calling thread is one of them).
 
 It is the same step as the PyTorch form (:class:`~training.foldbatch.STSTNetFolds` + autograd): the same dropout bytes,
 drawn by the same call, and gradients equal to float rounding (:mod:`tests.test_foldbatch` compares them). Used on the
 CPU for dropout 0 or 0.5 when a C compiler (``cc``, or ``$CC``) and AVX2 + FMA are there; otherwise, or with
 ``MER_FOLDBATCH_KERNEL=0``, the PyTorch form runs and the run says why in one line. The library is compiled once per
-source into ``$MER_CACHE`` (default ``~/.cache/decalcomanie``), written atomically.
+source and flags into ``$MER_CACHE`` (default ``~/.cache/decalcomanie``), written atomically.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 SOURCE = Path(__file__).with_name("foldkernel.c")
+FLAGS = ("-O3", "-funroll-loops", "-mavx2", "-mfma", "-shared", "-fPIC", "-std=c11")
 TAPS = 32  # the C side's patch stride (27 taps used)
 CHT = 8  # the C side's 2×2 tiles per chunk (CHT): the tiles are padded to a multiple of it
 WIDTH = 16  # the C side's first-layer channels (STSTNet's 3 + 5 + 8)
@@ -60,8 +64,7 @@ def _build(target: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.part")
     os.close(fd)
     try:
-        done = subprocess.run([cc, "-O3", "-mavx2", "-mfma", "-shared", "-fPIC", "-std=c11", "-o", tmp, str(SOURCE),
-                               "-lm"], capture_output=True, text=True, timeout=300)
+        done = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=300)
         if done.returncode:
             raise RuntimeError(f"{Path(cc).name} failed: {done.stderr.strip()[-400:]}")
         os.replace(tmp, target)
@@ -74,7 +77,7 @@ def load():
     if "lib" in _STATE:
         return _STATE["lib"]
     lib, why = None, None
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:16]
     target = cache_dir() / f"foldkernel-{digest}.so"
     try:
         if not target.exists():
@@ -163,7 +166,17 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
     xs = np.ascontiguousarray(x.detach().numpy(), np.float32)
     p = np.empty((n, lay["rows"], TAPS), np.float32)
     xh = np.empty((n, lay["rows"] // 4, 3, 16), np.float32)
-    lib.fk_prepare(n, h, lay["rows"], lay["ts"], _ptr(xs), _ptr(lay["order"], ctypes.c_int32), _ptr(p), _ptr(xh))
+    threads = max(1, min(threads or torch.get_num_threads(), stack.folds))
+
+    def prepare(a: int, b: int) -> None:  # images a … b-1
+        lib.fk_prepare(b - a, h, lay["rows"], lay["ts"], _ptr(xs[a:b]), _ptr(lay["order"], ctypes.c_int32),
+                       _ptr(p[a:b]), _ptr(xh[a:b]))
+
+    parts = np.linspace(0, n, threads + 1).round().astype(int)
+    jobs = [_pool(threads - 1).submit(prepare, a, b) for a, b in zip(parts[1:-1], parts[2:])] if threads > 1 else []
+    prepare(parts[0], parts[1])
+    for job in jobs:
+        job.result()
     win = lay["win"]
     f, k = stack.folds, stack.fc_w.shape[1]
     params = [np.ascontiguousarray(t.detach().numpy(), np.float32)
@@ -185,11 +198,23 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
                            *[_ptr(g) for g in grads], _ptr(logits), _ptr(loss, ctypes.c_double), _ptr(mean),
                            _ptr(var))
 
-    threads = max(1, min(threads or torch.get_num_threads(), f))
-    cuts = np.linspace(0, f, threads + 1).round().astype(int)
-    # the calling thread takes the last range itself; each thread keeps its pools' memory for the next step
-    others = [_pool(threads - 1).submit(run, a, b) for a, b in zip(cuts[:-2], cuts[1:-1])] if threads > 1 else []
-    codes = [run(cuts[-2], cuts[-1])] + [job.result() for job in others]
+    # ranges of folds taken in turn by whichever thread is free (the calling thread is one of them): a thread that
+    # runs slower gets fewer; each thread keeps its pools' memory for the next step
+    cuts = np.linspace(0, f, (3 * threads if threads > 1 else 1) + 1).round().astype(int)
+    ranges, codes, lock = iter(list(zip(cuts[:-1], cuts[1:]))), [], threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                job = next(ranges, None)
+            if job is None:
+                return
+            codes.append(run(*job))
+
+    others = [_pool(threads - 1).submit(work) for _ in range(threads - 1)] if threads > 1 else []
+    work()
+    for job in others:
+        job.result()
     if any(codes):
         raise MemoryError("the compiled STSTNet step could not allocate its pools")
     for t, g in zip((stack.conv_w, stack.conv_b, stack.bn_w, stack.bn_b, stack.fc_w, stack.fc_b), grads):
