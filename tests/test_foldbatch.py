@@ -110,6 +110,12 @@ def test_a_stopped_run_continues_to_the_same_folds_and_its_folder_is_the_sequent
     assert oracle_scores(folds, results["protocol"]["classes"])["uf1"] == results["oracle"]["uf1"]
     assert parameter_count(out) == 1683
     assert len(list((out / "tensorboard").glob("subject_*/events.out.tfevents.*"))) == 4
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(sorted((out / "tensorboard").glob("subject_*"))[0]))
+    events.Reload()
+    assert sorted(events.Tags()["scalars"]) == ["loss", "lr", "test_subject_acc", "train_acc"]
+    assert [e.value for e in events.Scalars("loss")] == pytest.approx([h["loss"] for h in folds[0]["history"]])
 
     trainer = Trainer(cfg, tmp_path / "r", log=lambda *_: None, progress=False)
     subjects = sorted(set(trainer.bank.subjects.tolist()))

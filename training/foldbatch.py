@@ -562,13 +562,17 @@ def run_folds(trainer: Trainer, subjects: list[int], log=print, world: int = 1) 
         return True
     log(f"training {len(todo)} folds at once (train.fold_batch)")
     trained = train_folds(trainer, [s for _, s in todo], out / "foldbatch")
-    from torch.utils.tensorboard import SummaryWriter
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from torch.utils.tensorboard.writer import FileWriter
 
     for k, s in todo:
-        with SummaryWriter(log_dir=str(out / "tensorboard" / f"subject_{s}")) as tb:  # as Trainer.train_model logs
-            for record in trained[s]["history"]:
-                for key in set(record) - {"epoch", "test_pred"}:
-                    tb.add_scalar(key, record[key], record["epoch"])
+        # the scalars Trainer.train_model logs, one event per epoch (a third of add_scalar's time: 68 folds × 800)
+        writer = FileWriter(str(out / "tensorboard" / f"subject_{s}"))
+        for record in trained[s]["history"]:
+            keys = sorted(set(record) - {"epoch", "test_pred"})
+            writer.add_summary(Summary(value=[Summary.Value(tag=key, simple_value=float(record[key])) for key in keys]),
+                               record["epoch"])
+        writer.close()
         write_fold(trainer, k, s, trained[s])
     (out / "foldbatch" / "state.pt").unlink(missing_ok=True)
     (out / "foldbatch").rmdir()  # every fold is written: nothing of the joint training is left to resume
