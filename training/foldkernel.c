@@ -316,11 +316,12 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     float *feat = zalloc(sizeof(float) * D), *dfeat = zalloc(sizeof(float) * D);
     const int npix = q2 * q2;
     float *gsp = zalloc(sizeof(float) * npix * C);  /* an image's gradients at the pools' arg positions */
+    float *kq = zalloc(sizeof(float) * npix * C);  /* its keep factors over 4, per pixel */
     double *prob = zalloc(sizeof(double) * nk);
     int *used = zalloc(sizeof(int) * nf), *pending = zalloc(sizeof(int) * nf), *last = zalloc(sizeof(int) * nf);
     int status = 0;
     if (!Wh || !sgn || !S1 || !S2 || !arg || !pv || !sums || !pa || !S1d || !S2d || !st || !fwT || !gfc ||
-        !gws || !gbs || !feat || !dfeat || !gsp || !prob || !used || !pending || !last) {
+        !gws || !gbs || !feat || !dfeat || !gsp || !kq || !prob || !used || !pending || !last) {
         status = -1;
         goto done;
     }
@@ -399,17 +400,23 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
             for (int c = 0; c < C; c++) { sc[c] = (float)sf[6 * C + c]; sh[c] = (float)sf[7 * C + c]; }
             const __m256 sc0 = _mm256_load_ps(sc), sc1 = _mm256_load_ps(sc + 8);
             const __m256 sh0 = _mm256_load_ps(sh), sh1 = _mm256_load_ps(sh + 8), quarter = _mm256_set1_ps(0.25f);
-            __m256 k0 = _mm256_set1_ps(1.0f), k1 = k0;
+            __m256 k0 = quarter, k1 = quarter;
             memset(feat, 0, sizeof(float) * D);
             for (int py = 0; py < q2; py++)
                 for (int px = 0; px < q2; px++) {
                     const float *vw = v + (py * q + px) * C;
                     float *fd = feat + ((py / 2) * h + px / 2) * C;
-                    if (bits) keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
-                    const __m256 y0 = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_load_ps(vw), sc0, sh0), k0);
-                    const __m256 y1 = _mm256_mul_ps(_mm256_fmadd_ps(_mm256_load_ps(vw + 8), sc1, sh1), k1);
-                    _mm256_store_ps(fd, _mm256_fmadd_ps(y0, quarter, _mm256_load_ps(fd)));
-                    _mm256_store_ps(fd + 8, _mm256_fmadd_ps(y1, quarter, _mm256_load_ps(fd + 8)));
+                    if (bits) {  /* dropout's keep factor (2 or 0) times the average pool's 1/4: exact either way */
+                        keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
+                        k0 = _mm256_mul_ps(k0, quarter);
+                        k1 = _mm256_mul_ps(k1, quarter);
+                    }
+                    _mm256_store_ps(kq + (py * q2 + px) * C, k0);
+                    _mm256_store_ps(kq + (py * q2 + px) * C + 8, k1);
+                    const __m256 y0 = _mm256_fmadd_ps(_mm256_load_ps(vw), sc0, sh0);
+                    const __m256 y1 = _mm256_fmadd_ps(_mm256_load_ps(vw + 8), sc1, sh1);
+                    _mm256_store_ps(fd, _mm256_fmadd_ps(y0, k0, _mm256_load_ps(fd)));
+                    _mm256_store_ps(fd + 8, _mm256_fmadd_ps(y1, k1, _mm256_load_ps(fd + 8)));
                 }
             double top = -INFINITY;
             float *lg = logits + ((size_t)f * n + j) * nk;
@@ -448,9 +455,8 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
                 for (int px = 0; px < q2; px++) {
                     const int w = py * q + px;
                     const float *vw = v + w * C, *fd = dfeat + ((py / 2) * h + px / 2) * C;
-                    if (bits) keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
-                    const __m256 dy0 = _mm256_mul_ps(_mm256_mul_ps(_mm256_load_ps(fd), quarter), k0);
-                    const __m256 dy1 = _mm256_mul_ps(_mm256_mul_ps(_mm256_load_ps(fd + 8), quarter), k1);
+                    const __m256 dy0 = _mm256_mul_ps(_mm256_load_ps(fd), _mm256_load_ps(kq + (py * q2 + px) * C));
+                    const __m256 dy1 = _mm256_mul_ps(_mm256_load_ps(fd + 8), _mm256_load_ps(kq + (py * q2 + px) * C + 8));
                     const __m256 v0 = _mm256_load_ps(vw), v1 = _mm256_load_ps(vw + 8);
                     ds0 = _mm256_fmadd_ps(dy0, v0, ds0);
                     ds1 = _mm256_fmadd_ps(dy1, v1, ds1);
@@ -522,6 +528,6 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     }
 done:
     free(Wh); free(sgn); free(S1); free(S2); free(arg); free(sums); free(S1d);
-    free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(gsp); free(prob); free(used); free(pending); free(last);
+    free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(gsp); free(kq); free(prob); free(used); free(pending); free(last);
     return status;
 }
