@@ -97,6 +97,7 @@ def test_au_fusion_trains_on_the_sheets_au_codes_and_reports_au_f1(data, flow_cl
     assert set(res) >= {"uf1", "uar", "war"}
     report = (out / "report.md").read_text()
     assert "| UF1 | UAR | WAR | AU F1 |" in report and f"{res['au_f1']:.4f}" in report
+    assert res["au_threshold"] == 0.5 and "AU F1 (action units, predicted at probability ≥ 0.5)" in report
     with open(out / "per_subject.csv", newline="") as f:
         assert "au_f1" in next(csv.reader(f))
     payload = torch.load(out / "folds" / "subject_1" / "model.pt", weights_only=True)

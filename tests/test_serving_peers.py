@@ -255,3 +255,15 @@ def test_au_thresholds_are_chosen_on_the_training_clips_only():
     assert trainer.fold_aus(model, test_idx, [{} for _ in test_idx])["au_thresholds"] != result["au_thresholds"]
     plain = _trainer("au_fusion.yaml", [kw], bank).fold_aus(model, test_idx, [{} for _ in test_idx])
     assert plain["au_threshold"] == 0.5 and set(plain["au_thresholds"].values()) == {0.5}
+    from training.report import au_rule, report_markdown  # the report says which rule the AU F1 used
+
+    protocol = {"evaluation": "LOSO", "dataset_protocol": "casme2", "classes": ["a", "b"], "subjects": 2, "clips": 4,
+                "scheme": "sbml", "fsb_head": None, "train_views": "O", "test_views": "O", "backbone": "au_fusion",
+                "pretrained": None, "epochs": 1, "n_frames": 4, "size": 40, "selection": "last", "smote": False,
+                "balanced": False, "seed": 0}
+    res = {"run": "r", "uf1": 0.5, "uar": 0.5, "war": 0.5, "n": 4, "protocol": protocol,
+           "per_class": {"f1": [0.5, 0.5], "recall": [0.5, 0.5], "support": [2, 2]}, "au_f1": 0.4,
+           "au_f1_per_au": {"AU1": 0.4}, "au_clips": 4, "au_clips_without_codes": 0, "au_threshold": "train_f1"}
+    text = report_markdown(res, [])
+    assert au_rule("train_f1") in text and "best F1 on its fold's training subjects" in text
+    assert au_rule(0.3) == "predicted at probability ≥ 0.3"

@@ -60,7 +60,7 @@ def write_reports(out: Path, cfg: dict, protocol: str, classes, results: list[di
                     "protocol": described, "per_class": metrics["per_class"], "confusion": metrics["confusion"],
                     "run": cfg["name"]}
     if aus:
-        results_json.update(au_scores(rows, aus))
+        results_json.update(au_scores(rows, aus), au_threshold=t.get("au_threshold", 0.5))
     oracle = oracle_scores(results, classes)
     if oracle is not None:
         results_json["oracle"] = oracle
@@ -100,7 +100,8 @@ def _au_text(value) -> str:
 
 def au_scores(rows: list[dict], aus) -> dict:
     """AU F1 pooled over the rows whose clip has AU codes (``row["aus"]`` not None; the others are counted in
-    ``au_clips_without_codes``): the mean over the AUs present of the per-AU F1 (predicted: probability ≥ 0.5)."""
+    ``au_clips_without_codes``): the mean over the AUs present of the per-AU F1 of the rows' predicted AUs
+    (``row["au_pred"]``: each fold's rule, ``train.au_threshold``)."""
     from .models.au_fusion import au_f1
 
     coded = [r for r in rows if r.get("aus") is not None]
@@ -112,6 +113,14 @@ def au_scores(rows: list[dict], aus) -> dict:
         f = au_f1(target, pred, aus)
         result.update(au_f1=None if f["mean"] != f["mean"] else f["mean"], au_f1_per_au=f["per_au"])
     return result
+
+
+def au_rule(setting) -> str:
+    """How the AUs were predicted, in words, from ``train.au_threshold``."""
+    if setting == "train_f1":
+        return ("predicted at each AU's threshold with the best F1 on its fold's training subjects, "
+                "train.au_threshold: train_f1")
+    return f"predicted at probability ≥ {setting:g}"
 
 
 def _write_csv(path: Path, header: list, rows: list[list]) -> None:
@@ -175,7 +184,7 @@ def report_markdown(res: dict, per_subject: list[dict]) -> str:
                   f"| {o['uf1']:.4f} | {o['uar']:.4f} | {o['war']:.4f} |"]
     has_au = "au_f1" in res
     if has_au:
-        lines += ["", f"AU F1 (action units, predicted at probability ≥ 0.5): mean over the AUs present in "
+        lines += ["", f"AU F1 (action units, {au_rule(res.get('au_threshold', 0.5))}): mean over the AUs present in "
                       f"{res['au_clips']} clips with AU codes ({res['au_clips_without_codes']} clips without codes "
                       f"left out).", "", "| AU | F1 |", "| --- | --- |",
                   *(f"| {au} | {f:.3f} |" for au, f in res["au_f1_per_au"].items())]
