@@ -198,9 +198,11 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
                            *[_ptr(g) for g in grads], _ptr(logits), _ptr(loss, ctypes.c_double), _ptr(mean),
                            _ptr(var))
 
-    # ranges of folds taken in turn by whichever thread is free (the calling thread is one of them): a thread that
-    # runs slower gets fewer; each thread keeps its pools' memory for the next step
-    cuts = np.linspace(0, f, (3 * threads if threads > 1 else 1) + 1).round().astype(int)
+    # ranges of folds taken in turn by whichever thread is free (the calling thread is one of them): one large range
+    # each first (a range's folds share each image's patches in cache), then one small one each, so that a thread
+    # that ran slower takes less; each thread keeps its pools' memory for the next step
+    sizes = [0.7 / threads] * threads + [0.3 / threads] * threads if threads > 1 else [1.0]
+    cuts = np.unique((np.concatenate([[0], np.cumsum(sizes)]) * f).round().astype(int))
     ranges, codes, lock = iter(list(zip(cuts[:-1], cuts[1:]))), [], threading.Lock()
 
     def work() -> None:
