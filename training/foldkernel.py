@@ -40,6 +40,7 @@ TAPS = 32  # the C side's patch stride (27 taps used)
 CHT = 8  # the C side's 2×2 tiles per chunk (CHT): the tiles are padded to a multiple of it
 WIDTH = 16  # the C side's first-layer channels (STSTNet's 3 + 5 + 8)
 _STATE: dict = {}
+_BUFS: dict = {}  # (images, rows) -> the step's patch arrays
 
 
 def cache_dir() -> Path:
@@ -164,8 +165,12 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
         _STATE[key] = _layout(side, q)
     lay = _STATE[key]
     xs = np.ascontiguousarray(x.detach().numpy(), np.float32)
-    p = np.empty((n, lay["rows"], TAPS), np.float32)
-    xh = np.empty((n, lay["rows"] // 4, 3, 16), np.float32)
+    key = (n, lay["rows"])  # the patches' arrays, kept for the next step of this shape: no fresh pages each step
+    if key not in _BUFS:
+        if len(_BUFS) >= 2:  # an epoch has two shapes: full batches and the last one
+            _BUFS.pop(next(iter(_BUFS)))
+        _BUFS[key] = (np.empty((n, lay["rows"], TAPS), np.float32), np.empty((n, lay["rows"] // 4, 3, 16), np.float32))
+    p, xh = _BUFS[key]
     threads = max(1, min(threads or torch.get_num_threads(), stack.folds))
 
     def prepare(a: int, b: int) -> None:  # images a … b-1
