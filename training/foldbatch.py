@@ -516,8 +516,9 @@ def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, 
             coef = torch.cat([w * weight for w in view_w], 1) / count.clamp_min(1)[:, None]
             xs = flow_image_batch(xv, stack.image_size, "STSTNet")
             bits = stack.dropout_bits(len(xs)) if stack.training else None
-            out = foldkernel.step(stack, xs, weight.repeat(1, len(views)), coef, y.repeat(len(views)), bits)
-            stack.track(weight.repeat(1, len(views)), out["mean"], out["var"])
+            per_image = weight.repeat(1, len(views))  # (F, V·B): the views' images, as the autograd form sees them
+            out = foldkernel.step(stack, xs, per_image, coef, y.repeat(len(views)), bits)
+            stack.track(per_image, out["mean"], out["var"])
             logits, per_fold = out["logits"].view(n_folds, len(views), len(idx), -1), out["loss"]
         else:
             logits = stack(xv, weight.repeat(1, len(views))).view(n_folds, len(views), len(idx), -1)
