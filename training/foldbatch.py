@@ -28,9 +28,9 @@ step trains them all:
   rounding (:mod:`tests.test_foldbatch`). The run says in one line which form it uses, and why.
 
 Speed (``python -m training.bench ststnet-loso``, 2 cores, 20 timed epochs): the composite set's 68 folds × 800
-epochs take an estimated 9.1–9.5 min with the compiled step (0.68–0.71 s per epoch of all folds; 9.6–11.2 min in
-runs while the machine was slower), against 77–105 min for the sequential runner in the same runs (8.6–11.6×). The
-autograd form took 55 min.
+epochs take an estimated 9.1–9.8 min with the compiled step (0.68–0.74 s per epoch of all folds; up to 11.2 min in
+runs while the machine was slower), against 73–110 min for the sequential runner in the same runs (7.7–11.6×); the
+whole ``python -m training.loso`` run took 9:28–9:56. The autograd form took 55 min.
 
 The run folder is the sequential runner's: each fold's model is taken out of the stack into an ordinary
 :class:`~training.schemes.ViewModel` (initialised exactly as the sequential fold's: ``Trainer.new_model`` with the
