@@ -179,9 +179,11 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
 
     parts = np.linspace(0, n, threads + 1).round().astype(int)
     jobs = [_pool(threads - 1).submit(prepare, a, b) for a, b in zip(parts[1:-1], parts[2:])] if threads > 1 else []
-    prepare(parts[0], parts[1])
-    for job in jobs:
-        job.result()
+    try:
+        prepare(parts[0], parts[1])
+    finally:
+        for job in jobs:
+            job.result()
     win = lay["win"]
     f, k = stack.folds, stack.fc_w.shape[1]
     params = [np.ascontiguousarray(t.detach().numpy(), np.float32)
@@ -219,9 +221,11 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
             codes.append(run(*job))
 
     others = [_pool(threads - 1).submit(work) for _ in range(threads - 1)] if threads > 1 else []
-    work()
-    for job in others:
-        job.result()
+    try:
+        work()
+    finally:  # no thread is left writing into this step's arrays, whatever happened here
+        for job in others:
+            job.result()
     if any(codes):
         raise MemoryError("the compiled STSTNet step could not allocate its pools")
     for t, g in zip((stack.conv_w, stack.conv_b, stack.bn_w, stack.bn_b, stack.fc_w, stack.fc_b), grads):
