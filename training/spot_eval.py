@@ -390,9 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spotter", type=Path, default=None,
                    help="a learned spotter file (spotter.json from python -m training.spot_learn) instead of the "
                         "training-free spotter's threshold and rules")
+    add_recording_options(p)
+    return p
+
+
+def add_recording_options(p: argparse.ArgumentParser) -> None:
+    """The options of commands that read a long-video dataset's recordings (this one and training.spot_learn)."""
     p.add_argument("--device", default="cpu", help="where the face detector runs: cpu or auto (default cpu)")
     p.add_argument("--limit", type=int, default=None, help="only the first N recordings (a quick look)")
-    return p
 
 
 @cli

@@ -51,7 +51,15 @@ from inference.spotting import (
     spot_signals,
     to_rows,
 )
-from training.spot_eval import LongVideo, aligned_recording, evaluate, first_frame, shift_rows, spotted_of
+from training.spot_eval import (
+    LongVideo,
+    add_recording_options,
+    aligned_recording,
+    evaluate,
+    first_frame,
+    shift_rows,
+    spotted_of,
+)
 
 SIGNAL_ARRAYS = ("grey", "blocks_difference", "difference", "contrast", "head")
 
@@ -359,8 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="expression probability a peak must reach to be spotted (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
     p.add_argument("--no-final", action="store_true", help="LOSO only, no final model")
-    p.add_argument("--device", default="cpu", help="where the face detector runs: cpu or auto (default cpu)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N recordings (a quick look)")
+    add_recording_options(p)
     return p
 
 
