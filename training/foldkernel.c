@@ -29,15 +29,17 @@ int fk_cpu_ok(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+/* Winograd's G for 3-tap filters (F(2, 3)): the filters' transform (wtile) and, transposed, the sums' (untile). */
+static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
 /* One 3x3 filter w in Winograd's F(2x2, 3x3) form, G w G^T with its last row and column negated (as xh's B'),
  * its 16 points written C floats apart. */
 static void wtile(const float *w, float *out) {
-    static const float G[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < 4; j++) {
             float acc = 0;
             for (int y = 0; y < 3; y++)
-                for (int x = 0; x < 3; x++) acc += G[i][y] * w[y * 3 + x] * G[j][x];
+                for (int x = 0; x < 3; x++) acc += (float)G[i][y] * w[y * 3 + x] * (float)G[j][x];
             out[(i * 4 + j) * C] = ((i == 3) != (j == 3)) ? -acc : acc;
         }
 }
@@ -203,7 +205,6 @@ static inline void keep16(const uint8_t *bits, size_t e0, __m256 *k0, __m256 *k1
 /* Channel c's 3x3 sums per input channel (tap order ch*9 + dy*3 + dx) from the Winograd sums s (3 x 16 x C):
  * G^T s G, G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]]. */
 static void untile(const double *s, int c, double *out) {
-    static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
     for (int ch = 0; ch < 3; ch++)
         for (int dy = 0; dy < 3; dy++)
             for (int dx = 0; dx < 3; dx++) {
