@@ -4,7 +4,9 @@ clips, of faces it never saw, through the runtime path the demo uses (decode →
 the CPU engine)."""
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from inference.runtime import Predictor
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "demo" / "default_model"
-SCRIPT = ROOT / "demo" / "make_default_model.sh"
+SCRIPT = ROOT / "tools" / "make_default_model.sh"
 EXAMPLES = ROOT / "demo" / "examples"
 MAX_BYTES = 20 * 2**20
 
@@ -60,6 +62,25 @@ def test_card_and_config_say_synthetic_and_how_it_was_made():
     for command in _commands():  # the card quotes exactly what the script runs
         assert command in body, command
     assert "$" not in body
+
+
+def test_the_script_runs_its_commands_from_the_repository_root(tmp_path):
+    """tools/make_default_model.sh, run with an interpreter that only records how it was called: every command runs
+    in the repository root, the files it names are there, and the package goes to demo/default_model."""
+    log = tmp_path / "calls.txt"
+    recorder = tmp_path / "python"
+    recorder.write_text(f'#!/bin/sh\necho "$PWD|$*" >> "{log}"\n')
+    recorder.chmod(0o755)
+    res = subprocess.run(["bash", str(SCRIPT)], env={**os.environ, "PYTHON": str(recorder)}, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    calls = [line.split("|", 1) for line in log.read_text().splitlines()]
+    assert {cwd for cwd, _ in calls} == {str(ROOT)}
+    args = [a.split() for _, a in calls]
+    assert [a[1] for a in args][-3:] == ["training.prepare", "torch.distributed.run", "export"], args
+    assert args[-1][args[-1].index("--out") + 1] == "demo/default_model"
+    for name in ("training/configs/demo.yaml", "model_cards/demo.md"):  # the recipe and the card it quotes
+        assert any(name in a for a in args) and (ROOT / name).is_file(), name
 
 
 def test_the_bare_graph_says_what_it_is():

@@ -123,7 +123,7 @@ def test_config_values_are_cast_and_checked_once(tmp_path):
 
 
 def test_the_bench_times_the_engines_own_step(monkeypatch, capsys):
-    from training import bench
+    from tools.bench import training as bench
     from training.engine import Trainer as EngineTrainer
 
     calls = []

@@ -97,7 +97,7 @@ def test_cpu_engine_choice(package):
 
 
 def test_runtime_benchmark_prints_every_engine(package, clip_folders):
-    from inference.bench import main as bench
+    from tools.bench.inference import main as bench
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -111,9 +111,9 @@ def test_runtime_benchmark_prints_every_engine(package, clip_folders):
         assert rate and float(rate.group(1)) > 0, line
 
 
-def test_eager_benchmark_lives_on_the_export_side(package, small_run, clip_folders):
-    from export.bench import main as eager_bench
-    from inference.bench import main as bench
+def test_eager_benchmark_is_a_separate_tool_from_the_serving_side_one(package, small_run, clip_folders):
+    from tools.bench.export import main as eager_bench
+    from tools.bench.inference import main as bench
 
     checkpoint = small_run[0] / "final" / "model.pt"
     out = io.StringIO()
@@ -129,7 +129,7 @@ def test_eager_benchmark_lives_on_the_export_side(package, small_run, clip_folde
     err = io.StringIO()  # the serving-side bench no longer takes a checkpoint, and says where that went
     with contextlib.redirect_stderr(err):
         assert bench(["runtime", "--model", str(package), "--checkpoint", str(checkpoint)]) == 2
-    assert "python -m export.bench" in err.getvalue()
+    assert "python -m tools.bench.export" in err.getvalue()
 
 
 def _rows(path: Path) -> list[dict]:

@@ -4,7 +4,7 @@
 
 ``astronaut.mp4``: NASA's public-domain astronaut portrait (scikit-image's ``astronaut``) as a 2 s,
 640×480, 100 fps clip with a 6° head roll, a small offset and sub-pixel per-frame shake — the size
-of a SMIC-HS recording. The benchmark ``python -m inference.bench face`` uses it by default.
+of a SMIC-HS recording. The benchmark ``python -m tools.bench.inference face`` uses it by default.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ recipe (the config's ``train`` section), the input normalisation and the device 
 channels-last-3d, deterministic algorithms on the CPU. Its pieces are plain methods, in the spirit of torchvision's
 ``references/video_classification/train.py``:
 
-- :meth:`Trainer.train_step`: one optimiser step on a batch of clip indices (what ``training.bench`` times);
+- :meth:`Trainer.train_step`: one optimiser step on a batch of clip indices (what ``tools.bench.training`` times);
 - :meth:`Trainer.train_one_epoch`: one pass over a training set, returns the mean loss and training accuracy;
 - :meth:`Trainer.evaluate`: fused (and per-view) probabilities of clips;
 - :meth:`Trainer.train_model`: a model trained for the recipe's epochs, resumable from ``state.pt`` in its folder.

@@ -7,7 +7,7 @@ and ``DIR/export.log`` hold the runs' and the child commands' output):
 
 1. **environment**: GPU, driver, torch / CUDA / cuDNN, bf16 support and a measured bf16 matrix-product rate, which
    ONNX Runtime imports (a ``--target`` install of onnxruntime-gpu must shadow the image's CPU one) and its providers;
-2. **training step** (``training.bench``'s machinery): the engine's step against the reference-code-style step,
+2. **training step** (``tools.bench.training``'s machinery): the engine's step against the reference-code-style step,
    3D-ResNeXt-101 SBML OLR, 34 × 112², batch 10: clips/s, MFU against the GPU's bf16 dense peak (by device name,
    datasheet figures; unknown GPU: MFU not computed), speed-up, the implied full SMIC-HS LOSO time;
 3. **LOSO, killed and resumed**: a synthetic SMIC-HS cache (2 subjects, faces cropped at their true landmarks, so no

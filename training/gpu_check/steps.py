@@ -180,7 +180,7 @@ def environment(step: Step, ctx: Context) -> None:
 
 def training_step(step: Step, ctx: Context) -> None:
     ctx.require_device()
-    from ..bench import build_parser, measure
+    from tools.bench.training import build_parser, measure
 
     s = ctx.sizes
     argv = ["--model", s.model, "--frames", s.frames, "--size", s.size, "--cache-size", s.crop, "--batch", s.batch,
@@ -382,9 +382,9 @@ def export_step(step: Step, ctx: Context) -> None:
         raise RuntimeError("no model to export: step 3 did not train one")
     import torch
 
-    from inference.bench import timed
     from inference.package import ModelPackage
     from inference.runtime import Predictor
+    from tools.bench.inference import timed
 
     from ..config import load_config
     from ..data import ClipBank
@@ -504,8 +504,8 @@ def export_step(step: Step, ctx: Context) -> None:
 
 def face_step(step: Step, ctx: Context) -> None:
     ctx.require_device()
-    from inference.bench import timed
     from inference.face import CropSettings, FaceAligner
+    from tools.bench.inference import timed
 
     from ..synth.still import animate, astronaut
 

@@ -1,26 +1,27 @@
 """Benchmarks that print ratios taken in one run (never timed tests).
 
-``python -m inference.bench face [--clip PATH] [--repeat N]``: the face stage (find + align a whole clip)
+``python -m tools.bench.inference face [--clip PATH] [--repeat N]``: the face stage (find + align a whole clip)
 of our aligner against the naive way, MTCNN on every frame with a per-frame crop, on the same decoded
 clip, with the crop jitter each leaves (frame-to-frame shift of the aligned face).
 
-``python -m inference.bench runtime --model PKG [--clip PATH] [--batch B]``: per-stage latency of one clip end to
+``python -m tools.bench.inference runtime --model PKG [--clip PATH] [--batch B]``: per-stage latency of one clip end to
 end (decode, face, resample, model, fuse) with the engine and variant given (default: the runtime's choice), peak
 resident memory, and the model's time in ONNX Runtime and OpenVINO (when installed), fp32 and int8 (when the package
 has it; on a GPU: ONNX Runtime's CUDA provider, fp32 and fp16), all on the same input, one clip or ``--batch B``
 copies of it per call (clips/s: the GPU throughput figure). PyTorch eager against the same engines, from the training
-checkpoint, is ``python -m export.bench`` (it needs the training requirements, which a serving box does not have).
+checkpoint, is ``python -m tools.bench.export`` (it needs the training requirements, which a serving box does not
+have). This one needs only the serving requirements: it imports ``inference`` and nothing else from the repository.
 
-``python -m inference.bench motion [--clip PATH] [--frames N] [--size S] [--tim N] [--repeat N]``: the motion inputs
-of one aligned clip (first N frames, S px): the apex estimate, TV-L1 onset → apex and TIM to ``--tim`` frames, against
-TV-L1 flow for every consecutive frame pair (and Farneback for every pair), with the ratio, in one run.
+``python -m tools.bench.inference motion [--clip PATH] [--frames N] [--size S] [--tim N] [--repeat N]``: the motion
+inputs of one aligned clip (first N frames, S px): the apex estimate, TV-L1 onset → apex and TIM to ``--tim`` frames,
+against TV-L1 flow for every consecutive frame pair (and Farneback for every pair), with the ratio, in one run.
 
-``python -m inference.bench recordings [--seconds 30] [--frames 34] [--repeat N]``: a generated 1080p 30 fps clip with
-two shots (built once into ``--work``), three ways, each in a fresh process with its peak resident memory: the decode
-floor (PyAV decoding every frame, nothing else), today's path (``inference/`` as it was at ``--today``, taken with
-``git archive``: decode everything at full size, then align; killed past ``--today-limit-gb``) and the new path end to
-end (decode at the working size, track, align), with the ratios to the floor; then its parts: ``read_clip`` alone, and
-the first write of as many bytes as the decoded clip holds; and "spot + recognise" (``Predictor.spot_and_classify``
+``python -m tools.bench.inference recordings [--seconds 30] [--frames 34] [--repeat N]``: a generated 1080p 30 fps clip
+with two shots (built once into ``--work``), three ways, each in a fresh process with its peak resident memory: the
+decode floor (PyAV decoding every frame, nothing else), today's path (``inference/`` as it was at ``--today``, taken
+with ``git archive``: decode everything at full size, then align; killed past ``--today-limit-gb``) and the new path end
+to end (decode at the working size, track, align), with the ratios to the floor; then its parts: ``read_clip`` alone,
+and the first write of as many bytes as the decoded clip holds; and "spot + recognise" (``Predictor.spot_and_classify``
 with ``--model``, the bundled demo package by default: decode, track, align every frame of the segment, spot, classify
 each micro-expression) with its ratio to the new path of the same run (target ≤ 1.3×).
 """
@@ -39,15 +40,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .device import DEVICE_CHOICES
-from .errors import InputError, cli
-from .face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
-from .runtime import ENGINES, VARIANT_CHOICES, VARIANT_FILES, Predictor, openvino_available
-from .track import track_and_align
-from .video import VideoLimits, read_clip, write_video
+from inference.device import DEVICE_CHOICES
+from inference.errors import InputError, cli
+from inference.face import CropSettings, FaceAligner, frame_shifts, output_crop_matrix, warp
+from inference.runtime import ENGINES, VARIANT_CHOICES, VARIANT_FILES, Predictor, openvino_available
+from inference.track import track_and_align
+from inference.video import VideoLimits, read_clip, write_video
 
-DEFAULT_CLIP = Path(__file__).resolve().parent.parent / "examples" / "astronaut.mp4"
-DEMO_PACKAGE = Path(__file__).resolve().parent.parent / "demo" / "default_model"  # a folder (nothing is imported)
+ROOT = Path(__file__).resolve().parents[2]  # the repository
+DEFAULT_CLIP = ROOT / "examples" / "astronaut.mp4"
+DEMO_PACKAGE = ROOT / "demo" / "default_model"  # a folder (nothing is imported)
 
 
 def naive_align(aligner: FaceAligner, frames: np.ndarray, crop: CropSettings, batch: int = 16) -> np.ndarray:
@@ -165,7 +167,7 @@ def bench_runtime(model: str, clip_path: Path, repeat: int, device: str, engine:
 def bench_motion(clip_path: Path, n_frames: int, size: int, n_tim: int, repeat: int) -> None:
     import cv2
 
-    from . import motion
+    from inference import motion
 
     clip = read_clip(clip_path)
     if n_frames < 2 or len(clip.frames) < n_frames:
@@ -347,8 +349,7 @@ def checkout(rev: str, folder: Path) -> Path | None:
 
     if (folder / "inference").exists():
         return folder
-    root = Path(__file__).resolve().parent.parent
-    res = subprocess.run(["git", "-C", str(root), "archive", rev, "inference"], capture_output=True)
+    res = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "inference"], capture_output=True)
     if res.returncode:
         return None
     with tarfile.open(fileobj=io.BytesIO(res.stdout)) as tar:
@@ -360,7 +361,7 @@ def bench_recordings(seconds: float, n_frames: int, work: Path, today: str, toda
                      repeat: int, working_sizes: list[int], model: Path = DEMO_PACKAGE) -> None:
     work.mkdir(parents=True, exist_ok=True)
     clip = two_shot_clip(work / f"two_shots_{seconds:g}s_1080p30.mp4", seconds)
-    here = Path(__file__).resolve().parent.parent
+    here = ROOT
     old = checkout(today, work / f"inference-{today}")
     n_clip = int(round(seconds * 30))
     rows = {"decode floor: PyAV decodes every frame, nothing else": ("floor", here, 64 * 2 ** 30, -1, n_frames),
@@ -412,7 +413,7 @@ def check_batch(batch: int) -> None:
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m inference.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.bench.inference", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="what", required=True)
     f = sub.add_parser("face", help="face stage: ours vs MTCNN on every frame")
@@ -424,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("runtime", help="one clip end to end, per stage; model time in ORT / OpenVINO fp32 / int8")
     r.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME@REV")
     r.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="clip to time (default: the bundled example)")
-    r.add_argument("--checkpoint", type=Path, default=None, help=argparse.SUPPRESS)  # moved: python -m export.bench
+    r.add_argument("--checkpoint", type=Path, default=None, help=argparse.SUPPRESS)  # moved: tools.bench.export
     r.add_argument("--repeat", type=int, default=3)
     r.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     r.add_argument("--batch", type=int, default=1,
@@ -461,9 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         bench_face(args.clip, args.repeat, args.size, args.max_frames)
     else:
         if args.checkpoint is not None:
-            raise InputError("inference.bench runtime times the package only; PyTorch eager from a training checkpoint "
-                             f"is timed by python -m export.bench --model {args.model} --checkpoint {args.checkpoint} "
-                             "(needs requirements/train.txt)")
+            raise InputError("tools.bench.inference runtime times the package only; PyTorch eager from a training "
+                             f"checkpoint is timed by python -m tools.bench.export --model {args.model} --checkpoint "
+                             f"{args.checkpoint} (needs requirements/train.txt)")
         check_batch(args.batch)
         bench_runtime(args.model, args.clip, args.repeat, args.device, args.engine, args.variant, args.batch)
     return 0

@@ -2,7 +2,7 @@
 # Rebuild the demo's bundled default package, demo/default_model/, from nothing but this repository:
 # synthetic SMIC-HS clips → aligned cache → LOSO evaluation + the --final model on all subjects → ONNX package.
 #
-#     demo/make_default_model.sh       # needs requirements/train.txt and serve-cpu.txt
+#     tools/make_default_model.sh       # needs requirements/train.txt and serve-cpu.txt
 #
 # Fixed seeds throughout (the data's --seed 1, the config's train.seed 0). Everything but the package goes to
 # runs/default-model/ (git-ignored): data (about 4.5 GB of frames; delete it when done), cache and the LOSO run.

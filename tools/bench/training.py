@@ -1,4 +1,4 @@
-"""``python -m training.bench``: our training step against a reference-code-style step, in one run.
+"""``python -m tools.bench.training``: our training step against a reference-code-style step, in one run.
 
 - **ours**: the training engine's own step (:meth:`training.engine.Trainer.train_step`, what every LOSO fold and
   N-step stage runs): the clips live on the device as uint8; one batched ``grid_sample`` augments the whole batch
@@ -11,6 +11,9 @@ Both run the same network, scheme (SBML, ``--views``) and optimiser on random cl
 model-FLOP utilisation against the device's peak (H100/H200 bf16 dense 989 TFLOP/s; elsewhere give
 ``--peak-tflops``), the speed-up, and what one full SMIC LOSO (16 folds × 100 epochs of ≈154 training clips)
 would take at our rate.
+
+``python -m tools.bench.training ststnet-loso [--help]``: STSTNet's whole LOSO on the CPU, the sequential runner's
+epochs against every fold at once (``train.fold_batch``; :mod:`tools.bench.foldbatch`).
 """
 
 from __future__ import annotations
@@ -27,11 +30,10 @@ import torch
 
 from inference.device import resolve_device
 from inference.errors import cli
-
-from .config import DEFAULTS, check_config
-from .data import ClipBank, normalise
-from .engine import Trainer
-from .schemes import ViewModel
+from training.config import DEFAULTS, check_config
+from training.data import ClipBank, normalise
+from training.engine import Trainer
+from training.schemes import ViewModel
 
 # Dense (no sparsity) bf16 tensor-core peaks from NVIDIA's datasheets, matched against the device name in this order
 # (the PCIe and NVL H100s are slower parts than the SXM one that reports itself as "NVIDIA H100 80GB HBM3").
@@ -77,7 +79,7 @@ class _ReferenceStyleClips(torch.utils.data.Dataset):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.bench.training", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="resnext3d_101")
     p.add_argument("--views", default="OLR")

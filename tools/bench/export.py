@@ -1,12 +1,12 @@
 """PyTorch eager against the exported package, on the same input, as ratios from one run.
 
-``python -m export.bench --model PKG --checkpoint CKPT [--clip PATH] [--batch B] [--repeat N] [--device D]``: the
+``python -m tools.bench.export --model PKG --checkpoint CKPT [--clip PATH] [--batch B] [--repeat N] [--device D]``: the
 clip is prepared as the runtime prepares it (decode, align, resample), repeated ``--batch`` times, and the model time
 of the training checkpoint in PyTorch eager (the graph the package was exported from: preprocessing, views, backbone,
 fusion; on the GPU when the package runs there) is printed beside the package's ONNX Runtime and OpenVINO times,
 fp32 and the reduced-precision variant, each as clips/s and a ratio of ONNX Runtime fp32 (the timing code is
-``inference.bench``'s). Needs the training requirements (``requirements/train.txt``); the serving-side benchmark
-without PyTorch is ``python -m inference.bench runtime``.
+``tools.bench.inference``'s). Needs the training requirements (``requirements/train.txt``); the serving-side benchmark
+without PyTorch is ``python -m tools.bench.inference runtime``.
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.bench import DEFAULT_CLIP, check_batch, compare_engines, describe_package
 from inference.device import DEVICE_CHOICES, resolve_device
 from inference.errors import cli
 from inference.runtime import Predictor
 from inference.views import view_indices
 
+from .inference import DEFAULT_CLIP, check_batch, compare_engines, describe_package
+
 
 def eager_model(checkpoint: Path, device: str):
     """The checkpoint as the package computes it (uint8 clips in, probabilities out), in eval mode on ``device``."""
+    from export.package import PackagedModel
     from training.schemes import load_view_model
-
-    from .package import PackagedModel
 
     vm, meta = load_view_model(checkpoint)
     return PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"]).to(device).eval()
@@ -61,7 +61,7 @@ def bench_eager(model: str, checkpoint: Path, clip_path: Path, repeat: int, devi
 
 @cli
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m export.bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.bench.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME@REV")
     p.add_argument("--checkpoint", required=True, type=Path,
