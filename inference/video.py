@@ -599,8 +599,13 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
             stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height = w, h
             stream.pix_fmt = "yuv420p"
+            # The same frames always give the same file: one encoder thread (x264 and FFmpeg's encoders cut the
+            # picture into as many slices as the machine has cores otherwise), and x264's macroblock tree off (with
+            # B-frames it encoded the same 120 frames into 8 different files in 8 calls in one process, up to 20 grey
+            # levels apart once decoded: the result depended on what had run before in the process).
+            stream.codec_context.thread_count = 1
             if codec == "libx264":
-                stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+                stream.options = {"crf": str(crf), "x264-params": "mbtree=0", **({"preset": preset} if preset else {})}
             elif codec == "libvpx-vp9":
                 stream.options = {"crf": str(crf + 12), "b": "0"}
             elif codec == "libvpx":  # VP8 as browsers record it: real-time, bounded bit rate
