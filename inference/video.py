@@ -575,7 +575,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
     does (no duration, no index). A negative ``first_pts`` starts the timestamps before zero: an MP4 then carries an
     edit list that hides the first ``-first_pts`` frames, which its header still counts (what trimming editors and
     encoder delays leave). ``keyframe_every``: the longest run of frames between keyframes (the encoder's default
-    otherwise, 250 for H.264). The same frames and settings always give the same file, on any machine.
+    otherwise, 250 for H.264). The same frames and settings give the same file on any machine (same libraries).
     """
     import av
 
