@@ -575,7 +575,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
     does (no duration, no index). A negative ``first_pts`` starts the timestamps before zero: an MP4 then carries an
     edit list that hides the first ``-first_pts`` frames, which its header still counts (what trimming editors and
     encoder delays leave). ``keyframe_every``: the longest run of frames between keyframes (the encoder's default
-    otherwise, 250 for H.264).
+    otherwise, 250 for H.264). The same frames and settings give the same file on any machine (same libraries).
     """
     import av
 
@@ -599,8 +599,13 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarra
             stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height = w, h
             stream.pix_fmt = "yuv420p"
+            # The same frames always give the same file: one encoder thread (x264 and FFmpeg's encoders cut the
+            # picture into as many slices as the machine has cores otherwise), and x264's macroblock tree off (with
+            # B-frames it encoded the same 120 frames into 8 different files in 8 calls in one process, up to 20 grey
+            # levels apart once decoded: the result depended on what had run before in the process).
+            stream.codec_context.thread_count = 1
             if codec == "libx264":
-                stream.options = {"crf": str(crf), **({"preset": preset} if preset else {})}
+                stream.options = {"crf": str(crf), "x264-params": "mbtree=0", **({"preset": preset} if preset else {})}
             elif codec == "libvpx-vp9":
                 stream.options = {"crf": str(crf + 12), "b": "0"}
             elif codec == "libvpx":  # VP8 as browsers record it: real-time, bounded bit rate

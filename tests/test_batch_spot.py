@@ -87,3 +87,59 @@ def test_interval_rows_of_an_unfinished_recording_are_dropped_on_resume(tmp_path
         assert RowWriter(tmp_path / name, ["a", "b"]).done() == {"x.mp4"}
         text = (tmp_path / name).read_text()
         assert "x.mp4" in text and "y.mp4" not in text
+
+
+def test_the_same_recording_gives_the_same_signals_whatever_ran_before_and_however_many_threads(
+        recordings, tmp_path, monkeypatch):
+    """Issue 30: the spotter's answer depends on the recording only. The fixture's recording, rendered and written
+    again after other work in this process, is the same file; and that file (with keyframes along it, so it can be
+    decoded in pieces) gives bit-identical aligned frames, signals and intervals with OpenCV on 1 or 8 threads, torch
+    on 1 or 4, the decoder in pieces or in one go, and after a batch run."""
+    import cv2
+    import torch
+
+    from inference import video
+    from inference.runtime import Predictor
+    from inference.spotting import ModePreparer, SpotParams, motion_signals, spot
+
+    source = FaceSource((160, 200), seed=5, face_fraction=0.6)
+    frames = render(source, 3, [LongEvent("blink", 20, 23, 27), MICRO], 120, FPS, np.random.default_rng(4)).frames
+    video.write_video(tmp_path / "again.mp4", frames, FPS)
+    assert (tmp_path / "again.mp4").read_bytes() == (recordings / "take.mp4").read_bytes()
+    path = tmp_path / "keyed.mp4"
+    video.write_video(path, frames, FPS, keyframe_every=60)
+    predictor = Predictor(PACKAGE, device="cpu", engine="onnxruntime")
+    params = SpotParams(margin=predictor.crop.margin)
+    split, real = [], video._read_pieces
+
+    def read_pieces(*args):
+        split.append(real(*args))
+        return split[-1]
+
+    monkeypatch.setattr(video, "_read_pieces", read_pieces)
+    monkeypatch.setattr(video, "_cores", lambda: 2)  # two pieces even on a one-core machine
+
+    def spotted(cv2_threads: int, torch_threads: int, pieces: int):
+        cv2.setNumThreads(cv2_threads)
+        torch.set_num_threads(torch_threads)
+        monkeypatch.setattr(video, "MAX_PIECES", pieces)
+        _, prepared = ModePreparer(predictor.preparer, "spot")(path)
+        sig = motion_signals(prepared.frames, prepared.fps, params)
+        return prepared.frames, sig, spot(prepared.frames, prepared.fps, params, sig)
+
+    before = cv2.getNumThreads(), torch.get_num_threads()
+    try:
+        runs = {"1 thread, one decoder": spotted(1, 1, 1), "8 and 4 threads, pieces": spotted(8, 4, 4)}
+        _run([recordings / "still.mp4"], tmp_path / "rows.csv")  # a batch run in between
+        runs["after a batch run"] = spotted(*before, 4)
+    finally:
+        cv2.setNumThreads(before[0])
+        torch.set_num_threads(before[1])
+    assert len(split) == 2 and None not in split, split  # the two runs with pieces were decoded in pieces
+    (ref_frames, ref, ref_intervals), *others = runs.values()
+    assert [iv.kind for iv in ref_intervals] == ["micro"]
+    for name, (aligned, sig, intervals) in zip(list(runs)[1:], others):
+        np.testing.assert_array_equal(aligned, ref_frames, err_msg=name)
+        for key in ("blocks_difference", "difference", "contrast", "head"):
+            np.testing.assert_array_equal(getattr(sig, key), getattr(ref, key), err_msg=f"{name}: {key}")
+        assert (sig.threshold, sig.noise) == (ref.threshold, ref.noise) and intervals == ref_intervals, name

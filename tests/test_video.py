@@ -330,3 +330,34 @@ def test_a_file_decoded_in_pieces_at_once_is_the_file_decoded_in_one_go(tmp_path
     assert used and (used[0] is not None or options.get("first_pts")), "the file was not split"
     assert in_pieces.n_frames == in_one_go.n_frames >= 150 and in_pieces.rotation == in_one_go.rotation
     np.testing.assert_array_equal(in_pieces.frames, in_one_go.frames)
+
+
+def test_the_same_frames_always_give_the_same_file(tmp_path):
+    """Issue 30: a recording a test writes must be the same file whatever ran before in the process and whatever
+    cores it has. x264's macroblock tree (with B-frames) encoded the same frames into a different file from one call to
+    the next (up to 20 grey levels apart once decoded), and the encoders' threads (slices) followed the cores."""
+    import hashlib
+    import os
+
+    from training.synth.faces import FaceSource
+    from training.synth.long import LongEvent, render
+
+    rec = render(FaceSource((120, 160), seed=5, face_fraction=0.6), 3, [LongEvent("micro", 15, 19, 24, "surprise")],
+                 45, 30.0, np.random.default_rng(4))
+    other = np.random.default_rng(1).integers(0, 255, (10, 64, 64, 3), dtype=np.uint8)
+    for ext in (".mp4", ".avi"):
+        first, again, one_core = (tmp_path / f"{name}{ext}" for name in ("first", "again", "one_core"))
+        write_video(first, rec.frames, 30.0)
+        write_video(tmp_path / f"other{ext}", other, 30.0)  # other work in between
+        write_video(again, rec.frames, 30.0)
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        if cpus and len(cpus) > 1:
+            os.sched_setaffinity(0, {min(cpus)})  # this thread (the encoder's caller) on one core
+            try:
+                write_video(one_core, rec.frames, 30.0)
+            finally:
+                os.sched_setaffinity(0, cpus)
+        else:
+            write_video(one_core, rec.frames, 30.0)
+        digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest()[:12] for p in (first, again, one_core)}
+        assert len(set(digests.values())) == 1, digests
