@@ -1,7 +1,10 @@
 """Video in and out: a file or a folder of frame images → RGB uint8 frames ``(T, H, W, 3)`` + fps.
 
 Files are decoded with PyAV (FFmpeg inside the wheel); rotation metadata (the display matrix that
-phones write for portrait video) is applied, so frames come out the way a player shows them.
+phones write for portrait video) is applied, so frames come out the way a player shows them. Containers come as
+cameras and editors write them: sound, data (timecode) or a cover picture may sit beside or before the picture; the
+first video stream that decodes and is not an attached picture is read, and when a file holds several a note says
+which one (:func:`_choose_stream`).
 Folders of frame images are what the micro-expression datasets ship; their files are ordered
 numerically (``reg_img46`` before ``reg_img100``), never as plain strings.
 
@@ -13,8 +16,8 @@ when it does not (a browser's WebM has no duration), the duration, frame and byt
 A frame size that changes mid-stream is scaled to the first one's. The :class:`Clip` says what was done (original
 size, scale, what the header declared, notes).
 
-Everything a user can get wrong (empty file, not a video, truncated file, audio only, too long,
-too large) raises :class:`inference.errors.InputError` with a message that says what to do.
+Everything a user can get wrong (empty file, not a video, truncated file, audio only, no video stream that
+decodes, too long, too large) raises :class:`inference.errors.InputError` with a message that says what to do.
 """
 
 from __future__ import annotations
