@@ -1,7 +1,10 @@
 """Video in and out: a file or a folder of frame images → RGB uint8 frames ``(T, H, W, 3)`` + fps.
 
 Files are decoded with PyAV (FFmpeg inside the wheel); rotation metadata (the display matrix that
-phones write for portrait video) is applied, so frames come out the way a player shows them.
+phones write for portrait video) is applied, so frames come out the way a player shows them. Containers come as
+cameras and editors write them: sound, data (timecode) or a cover picture may sit beside or before the picture; the
+first video stream that decodes and is not an attached picture is read, and when a file holds several a note says
+which one (:func:`_choose_stream`).
 Folders of frame images are what the micro-expression datasets ship; their files are ordered
 numerically (``reg_img46`` before ``reg_img100``), never as plain strings.
 
@@ -13,8 +16,8 @@ when it does not (a browser's WebM has no duration), the duration, frame and byt
 A frame size that changes mid-stream is scaled to the first one's. The :class:`Clip` says what was done (original
 size, scale, what the header declared, notes).
 
-Everything a user can get wrong (empty file, not a video, truncated file, audio only, too long,
-too large) raises :class:`inference.errors.InputError` with a message that says what to do.
+Everything a user can get wrong (empty file, not a video, truncated file, audio only, no video stream that
+decodes, too long, too large) raises :class:`inference.errors.InputError` with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -267,11 +270,7 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
         raise InputError(f"{src}: not a readable video ({_ffmpeg_reason(e)}). The file is corrupt, truncated, or not "
                          f"a video.") from None
     with container:
-        if not container.streams.video:
-            kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-            raise InputError(f"{src}: the file has no video stream (it holds {', '.join(kinds)}). Give a video with "
-                             f"picture.")
-        stream = container.streams.video[0]
+        stream, choice = _choose_stream(src, container, limits)
         stream.thread_type = "AUTO"
         w, h = stream.codec_context.width, stream.codec_context.height
         if w and h:
@@ -308,7 +307,76 @@ def _read_file(path: Path, limits: VideoLimits, fps: float | None) -> Clip:
         )
     buffer = decoder.buffer
     return Clip(frames=buffer.frames, fps=fps, source=src, rotation=decoder.rotation,
-                original_size=buffer.original_size, declared_frames=declared, notes=decoder.notes)
+                original_size=buffer.original_size, declared_frames=declared, notes=[*choice, *decoder.notes])
+
+
+def _is_cover(stream) -> bool:
+    """A still picture attached to the file (cover art, a thumbnail), which FFmpeg lists as a video stream."""
+    import av
+
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def _choose_stream(src: str, container, limits: VideoLimits):
+    """The video stream to decode and what the user should know about the choice (a list of notes).
+
+    Files hold more than one picture stream as they come: cover art or a thumbnail (an attached picture), a second
+    camera angle or a proxy, a stream in a codec this FFmpeg cannot decode, a track without a single packet. Audio,
+    data (a timecode track) and subtitle streams may come before the picture. The first video stream that is not an
+    attached picture and gives a frame is decoded; when there were several, a note says which one and why. A file
+    with only one such stream is not probed (its own decoding reports what is wrong with it); a file with none that
+    decodes is refused with an :class:`InputError`."""
+    videos = [s for s in container.streams.video if not _is_cover(s)]
+    if not videos:
+        kinds = sorted({s.type for s in container.streams if s.type != "video"})
+        if len(videos) < len(container.streams.video):
+            kinds.append("a still cover picture")
+        raise InputError(f"{src}: the file has no video stream (it holds {', '.join(kinds or ['no streams'])}). Give "
+                         f"a video with moving picture.")
+    skipped = []
+    for stream in videos:
+        why = _undecodable(src, stream, limits, probe=len(videos) > 1)
+        if why is None:
+            break
+        skipped.append(f"Stream #{stream.index} {why}.")
+    else:
+        what = "its video stream cannot" if len(videos) == 1 else f"none of its {len(videos)} video streams can"
+        raise InputError(f"{src}: {what} be decoded. {' '.join(skipped)} Convert the video to H.264 in an MP4 file "
+                         f"(any video editor or converter does it; e.g. ffmpeg -i IN -c:v libx264 OUT.mp4).")
+    if len(videos) == 1:
+        return stream, []
+    used = f"stream #{stream.index} ({_describe(stream)}), the first {'that decodes' if skipped else 'one'}"
+    others = [f"#{s.index}" for s in videos[len(skipped) + 1:]]
+    rest = [f"Stream{'s' if len(others) > 1 else ''} {', '.join(others)} {'were' if len(others) > 1 else 'was'} not "
+            f"analysed."] if others else []
+    return stream, [" ".join([f"The file holds {len(videos)} video streams; {used}, was analysed.", *skipped, *rest])]
+
+
+def _undecodable(src: str, stream, limits: VideoLimits, probe: bool) -> str | None:
+    """Why ``stream`` cannot be decoded (words that follow its name), or None when it can; ``probe``: decode its first
+    frame to know (otherwise only a stream whose codec has no decoder is said to be undecodable)."""
+    import av
+
+    if stream.codec_context is None:  # FFmpeg has no decoder for its codec (and PyAV would crash decoding it)
+        return "is in a codec this program cannot decode"
+    if not probe:
+        return None
+    w, h = stream.codec_context.width, stream.codec_context.height
+    if w and h:
+        limits.check_size(w, h, src)
+    try:
+        with av.open(src, metadata_errors="ignore") as c:
+            for _ in c.decode(c.streams[stream.index]):
+                return None
+    except av.FFmpegError as e:
+        return f"does not decode: {_ffmpeg_reason(e)}"
+    return "holds no picture"
+
+
+def _describe(stream) -> str:
+    cc = stream.codec_context
+    size = f" {cc.width}x{cc.height}" if cc.width and cc.height else ""
+    return f"{cc.name}{size}"
 
 
 PIECE_FRAMES = 48  # a file is decoded in pieces at once only when each piece would hold at least this many frames
@@ -332,7 +400,7 @@ class _Pieces:
 
         lo, hi = self.starts[j], self.starts[j + 1] if j + 1 < len(self.starts) else None
         with av.open(src, metadata_errors="ignore") as c:
-            s = c.streams.video[stream_index]
+            s = c.streams[stream_index]  # the file-wide index (audio or data may come first)
             s.codec_context.thread_count = self.threads
             if start:
                 start()
@@ -368,7 +436,7 @@ def _pieces(src: str, container, stream, limits: VideoLimits, fps: float | None)
 
     try:
         with av.open(src, metadata_errors="ignore") as c:
-            packets = [(p.pts, p.is_keyframe) for p in c.demux(c.streams.video[stream.index]) if p.size]
+            packets = [(p.pts, p.is_keyframe) for p in c.demux(c.streams[stream.index]) if p.size]
     except av.FFmpegError:
         return None  # the ordinary path reports what is wrong with the file
     times = [t for t, _ in packets]
