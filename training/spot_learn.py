@@ -37,6 +37,7 @@ import numpy as np
 
 from inference.errors import InputError, cli
 from inference.files import write_atomic, write_json_atomic
+from inference.recognise import spot_settings
 from inference.spotting import (
     LEARNED_CLASSES,
     LEARNED_SETTINGS,
@@ -321,7 +322,7 @@ def run(dataset: str, data: Path, out: Path, params: SpotParams = SpotParams(), 
         raise InputError(f"{data}: no recordings found; {loaded.summary()}")
     log(f"{dataset}: {loaded.summary()}")
     crop = crop or CropSettings(size=64)
-    params = replace(params, margin=crop.margin)
+    params = spot_settings(params, crop)  # the pipeline's rule: the regions sit where this crop puts the face
     out = Path(out)
     t0 = time.perf_counter()
     recordings = features(videos, out / "features", params, crop, device, progress, log)
