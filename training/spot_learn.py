@@ -7,10 +7,10 @@ The training-free spotter (:mod:`inference.spotting`) finds peaks of a motion co
 blinks, head motion and talking by hand-made rules. The learned spotter keeps its signals and its way of growing a
 peak into an interval, and replaces the threshold and the rules with a small classifier of every working frame —
 inside a micro-expression, inside a macro-expression, or neither — on the signals around it
-(:func:`inference.spotting.frame_features`: each facial region's feature difference, F(t), the contrast, the head's
-motion, at offsets of ±3 FD windows, and their highest and mean value within ±1 s): standardised features, one ReLU
-layer (``--hidden``), softmax, trained here with numpy (class-weighted cross-entropy, Adam). Peaks of its expression
-probability above ``--threshold`` are the spotted movements.
+(:func:`inference.learned_spotter.frame_features`: each facial region's feature difference, F(t), the contrast, the
+head's motion, at offsets of ±3 FD windows, and their highest and mean value within ±1 s): standardised features, one
+ReLU layer (``--hidden``), softmax, trained here with numpy (class-weighted cross-entropy, Adam). Peaks of its
+expression probability above ``--threshold`` are the spotted movements.
 
 1. **Features**: every recording is decoded, its face aligned through the serving path (as ``training.spot_eval``
    does) and its motion signals computed once; they go to ``OUT/features/<video>.npz`` (written atomically, with the
@@ -37,21 +37,16 @@ import numpy as np
 
 from inference.errors import InputError, cli
 from inference.files import write_atomic, write_json_atomic
-from inference.recognise import spot_settings
-from inference.spotting import (
+from inference.learned_spotter import (
     LEARNED_CLASSES,
     LEARNED_SETTINGS,
     LearnedSpotter,
-    Signals,
-    SpotParams,
-    describe,
     feature_names,
     frame_features,
     mlp,
-    motion_signals,
-    spot_signals,
-    to_rows,
 )
+from inference.recognise import spot_settings
+from inference.spotting import Signals, SpotParams, describe, motion_signals, spot_signals, to_rows
 from training.spot_eval import (
     LongVideo,
     add_recording_options,
