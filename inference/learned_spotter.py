@@ -4,8 +4,14 @@ micro-expression, a macro-expression, or neither) on the training-free spotter's
 runtime loads JSON and ONNX only, never pickles). :func:`inference.spotting.spot_signals` takes the peaks of its
 expression probability when ``SpotParams(spotter=FILE)`` names one (:func:`load_spotter`).
 
-Why it is a JSON file and not (yet) a package folder like the model package (``config.json`` + ``README.md`` card,
-Hub push and pull): see "The learned spotter's file" below :func:`load_spotter`.
+**A package kind.** The learned spotter leaves training as the model package does: a folder (and a Hub repository
+with the same files) holding ``config.json`` — the spotter's JSON document below, weights included (a few thousand
+numbers: no ONNX graph is needed for a two-layer network that numpy runs) — and ``README.md``, its card with Hub
+metadata (``python -m training.spot_learn`` writes both: ``OUT/spotter/``). ``python -m export.push OUT/spotter --repo
+OWNER/NAME --revision v1`` publishes it and ``--spotter hf://OWNER/NAME@v1`` (or ``SpotParams(spotter=…)``) pulls it,
+through the same code as a model package (:func:`inference.hub.resolve_package` with :data:`SPOTTER_FILES`). Wherever
+a spotter is named, a JSON file, a package folder or a Hub reference is accepted (:func:`spotter_file`); a spotter
+file written before packages existed is read as it always was.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ import numpy as np
 
 from .errors import InputError
 from .facemotion import _REGIONS, Signals, SpotParams, _shifted
+from .files import write_atomic, write_json_atomic
+from .hub import resolve_package
+from .package import CARD_FILE, CONFIG_FILE
 
 LEARNED_FORMAT = "microexpr-learned-spotter"
 LEARNED_VERSION = 1
@@ -150,11 +159,12 @@ _LOADED: dict[tuple, LearnedSpotter] = {}
 
 
 def load_spotter(path: str | Path, params: SpotParams | None = None) -> LearnedSpotter:
-    """A learned spotter file (JSON), read once per version of the file and checked against ``params``."""
-    path = Path(path)
+    """A learned spotter (a JSON file, a package folder or ``hf://OWNER/NAME@REV``: :func:`spotter_file`), read once
+    per version of the file and checked against ``params``."""
+    path = spotter_file(path)
     if not path.is_file():
         raise InputError(f"{path}: no such learned spotter file; python -m training.spot_learn writes one "
-                         f"(OUT/spotter.json)")
+                         f"(OUT/spotter.json, and the package folder OUT/spotter/)")
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     if key not in _LOADED:
@@ -170,3 +180,43 @@ def load_spotter(path: str | Path, params: SpotParams | None = None) -> LearnedS
     if params is not None:
         spotter.check(params, str(path))
     return spotter
+
+
+# ---------------------------------------------------------------- the learned spotter as a package
+
+SPOTTER_FILES = (CONFIG_FILE, CARD_FILE)  # a learned spotter package: its JSON document as config.json, its card
+
+
+def spotter_file(ref: str | Path) -> Path:
+    """The JSON file of a learned spotter named as a file, a package folder (its ``config.json``) or a Hub reference
+    ``hf://OWNER/NAME[@REV]`` (downloaded once into the Hub cache, as a model package is)."""
+    if str(ref).strip().lower().startswith("hf:"):
+        return resolve_package(str(ref), required=(CONFIG_FILE,)) / CONFIG_FILE
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / CONFIG_FILE).is_file():
+            raise InputError(f"{path}: not a learned spotter package ({CONFIG_FILE} missing); give the folder "
+                             f"python -m training.spot_learn wrote (OUT/spotter/) or its spotter.json")
+        return path / CONFIG_FILE
+    return path
+
+
+def is_spotter_package(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a learned spotter package (its ``config.json`` says so)."""
+    config = Path(folder) / CONFIG_FILE
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == LEARNED_FORMAT
+
+
+def write_spotter_package(folder: str | Path, spotter: LearnedSpotter, card: str) -> Path:
+    """The package folder: ``config.json`` (:meth:`LearnedSpotter.to_json`) and ``README.md`` (``card``: Markdown
+    with a YAML metadata block, as the Hub wants), each written atomically, the card first."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = card.encode("utf-8")
+    write_atomic(folder / CARD_FILE, lambda f: f.write(data))
+    write_json_atomic(folder / CONFIG_FILE, spotter.to_json(), indent=None)
+    return folder

@@ -62,7 +62,7 @@ from .facemotion import (  # noqa: F401 — the spotter's settings, regions and 
     flows,
     motion_signals,
 )
-from .learned_spotter import LearnedSpotter, load_spotter  # noqa: F401 — the learned spotter, read from here too
+from .learned_spotter import LearnedSpotter, load_spotter, spotter_file  # noqa: F401 — the learned spotter, read here too
 
 KINDS = ("micro", "macro")
 
@@ -304,5 +304,5 @@ def describe(params: SpotParams) -> dict:
         from .files import file_sha256
 
         out["method"] += "; peaks from a learned per-frame classifier (python -m training.spot_learn)"
-        out["spotter_sha256"] = file_sha256(params.spotter)
+        out["spotter_sha256"] = file_sha256(spotter_file(params.spotter))  # a file, a package folder or hf://
     return out
