@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="spot: find the micro-expressions in each recording and classify each; whole: classify each "
                         "clip as one expression; auto (default): spot recordings of a second or more, whole for "
                         "shorter clips and frame folders without --fps")
-    p.add_argument("--spotter", default=None, metavar="FILE",
-                   help="a learned spotter (JSON, written by python -m training.spot_learn) instead of the "
-                        "training-free one")
+    p.add_argument("--spotter", default=None, metavar="SPOTTER",
+                   help="a learned spotter instead of the training-free one: its JSON file or package folder (written "
+                        "by python -m training.spot_learn) or hf://OWNER/NAME@REV")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of frame folders (recorded; needed to spot in a folder of frames)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")

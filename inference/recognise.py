@@ -3,7 +3,7 @@
     recording ─ decode (inference.video) ─ choose the mode (:func:`choose_mode`; auto: spot a recording of a
               second or more, classify a shorter clip whole)
               ─ prepare (inference.preprocess.Preparer: track, align; whole: the package's frame count; spot: every
-                frame of the face segment, landmarks refined at least :data:`KEYFRAMES_PER_S` times a second)
+                frame of the face segment)
               ─ spot (inference.spotting) ─ each interval ± :data:`CLIP_MARGIN_S` as a clip (:func:`interval_clips`)
               ─ the model (its input made from each clip, one batched call, the views fused) ─▶ :class:`Recognition`
 
@@ -42,7 +42,6 @@ DEFAULT_MODE = "auto"  # every entry point's default
 WHOLE_CLIP_MAX_S = 1.0  # auto mode: a clip shorter than this is one expression (dataset clips: 0.2–0.5 s)
 CLIP_MARGIN_S = 0.1  # a spotted interval goes to the model widened by this on both sides
 RECOGNISED_KINDS = ("micro",)  # the spotted kinds the model classifies (macro-expressions are reported, not classified)
-KEYFRAMES_PER_S = 4.0  # spot mode: refined landmarks per second of recording (the aligner interpolates between them)
 NO_MICRO = "no micro-expression found"
 
 
@@ -66,16 +65,6 @@ def spot_settings(params: SpotParams, crop: CropSettings) -> SpotParams:
     """The spotter's settings for faces aligned with ``crop``: its facial regions sit where this crop's margin puts
     the face. The one place the rule is applied (the pipeline, ``training.spot_learn``)."""
     return replace(params, margin=crop.margin)
-
-
-def spot_keyframes(keyframes: int, n_frames: int, fps: float | None) -> int:
-    """Keyframes for aligning a recording to spot in: at least :data:`KEYFRAMES_PER_S` a second, so a moving head is
-    followed, rounded up to a multiple of ``keyframes`` (a server keeps one aligner per count it has used)."""
-    if not fps:
-        return keyframes
-    step = max(1, int(keyframes))
-    want = int(round(n_frames / fps * KEYFRAMES_PER_S))
-    return max(step, -(-want // step) * step)
 
 
 def choose_mode(n_frames: int, fps: float | None, mode: str = "auto") -> str:
@@ -119,7 +108,7 @@ class SpottedPrediction:
     prediction: object
 
     def as_dict(self, fps: float | None, first_frame: int = 0) -> dict:
-        """Frames and seconds counted from the recording's frame ``first_frame`` (:attr:`SpotResult.first_frame`:
+        """Frames and seconds counted from the recording's frame ``first_frame`` (:attr:`Recognition.first_frame`:
         where the prepared face segment starts)."""
         iv = self.interval
         row = to_rows([replace(iv, onset=iv.onset + first_frame, apex=iv.apex + first_frame,
@@ -178,7 +167,7 @@ def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), m
 class ModePreparer:
     """Decode, choose the mode (:func:`choose_mode`), then prepare: ``whole`` through ``preparer`` as the whole-clip
     path always did (e.g. only the frames the package's frame count reads), ``spot`` with every frame of the face
-    segment kept (and :func:`spot_keyframes` keyframes). Returns ``(mode, PreparedClip)``; a small frozen object, so
+    segment kept. Returns ``(mode, PreparedClip)``; a small frozen object, so
     the batch command's worker processes get a copy (``inference.pipeline.prepared_clips``)."""
 
     preparer: Preparer
@@ -196,8 +185,7 @@ class ModePreparer:
             clip = read_clip(clip, self.preparer.limits, fps=fps)
             decode = time.perf_counter() - t0
         mode = choose_mode(clip.n_frames, clip.fps, self.mode)
-        preparer = self.preparer if mode == "whole" else replace(
-            self.preparer, n_frames=None, keyframes=spot_keyframes(self.preparer.keyframes, clip.n_frames, clip.fps))
+        preparer = self.preparer if mode == "whole" else replace(self.preparer, n_frames=None)
         prepared = preparer(clip, fps, on_stage and (lambda stage: stage == "decode" or on_stage(stage)))
         return mode, replace(prepared, timings={**prepared.timings, "decode": prepared.timings["decode"] + decode})
 

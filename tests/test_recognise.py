@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from inference.errors import InputError
-from inference.recognise import DEFAULT_MODE, NO_MICRO, Recogniser, Recognition, spot_keyframes
+from inference.recognise import DEFAULT_MODE, NO_MICRO, Recogniser, Recognition
 from inference.runtime import Predictor
 from inference.spotting import SpotParams
 from tests.recordings import recordings_fixture  # noqa: F401 — the session's recordings
@@ -150,5 +150,3 @@ def test_the_pipeline_defaults_and_refusals(predictor, clips):
     assert [p.interval for p in spot_only.intervals] == [p.interval for p in predictor.analyse(clips / "take.mp4")
                                                          .intervals]
     assert all(p.prediction is None for p in spot_only.intervals)
-    # spot mode aligns with at least 4 keyframes a second, in steps of the preparer's count
-    assert spot_keyframes(8, 75, 30.0) == 16 and spot_keyframes(8, 30, 30.0) == 8 and spot_keyframes(8, 1800, 30) == 240

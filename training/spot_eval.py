@@ -15,8 +15,8 @@ the demo and the batch command run, in spot mode): decoded, its face aligned, th
 - **spot-then-recognise**: a hit whose predicted class is the ground truth's class; precision over the spotted
   micro-expressions, recall over the ground-truth micro-expressions that have a class the model knows.
 
-``--spotter FILE`` spots with a learned spotter (``spotter.json`` from ``python -m training.spot_learn``) instead of
-the training-free threshold and rules.
+``--spotter SPOTTER`` spots with a learned spotter (``spotter.json`` or the package folder ``spotter/`` from ``python -m
+training.spot_learn``, or ``hf://OWNER/NAME@REV``) instead of the training-free threshold and rules.
 
 ``--predictions FILE`` evaluates a file of spotted (and classified) intervals instead of running the spotter: CSV or
 JSONL with the columns ``video, onset, offset, kind`` and optionally ``label`` (frame indices from 0).
@@ -249,9 +249,9 @@ def recording_preparer(crop, device: str = "cpu"):
 
 
 def aligned_recording(video: LongVideo, crop, device: str = "cpu"):
-    """Decode a recording and align its face as the pipeline does in spot mode
-    (:class:`inference.recognise.ModePreparer`: the face track, then alignment of the person's segment, keyframes
-    :func:`inference.recognise.spot_keyframes`), every frame kept: a ``PreparedClip``."""
+    """Decode a recording and align its face as the pipeline does in spot mode, for the demo and the batch command
+    too (:class:`inference.recognise.ModePreparer`: the face track, then alignment of the person's segment), every
+    frame kept: a ``PreparedClip``."""
     from inference.recognise import ModePreparer
 
     return ModePreparer(recording_preparer(crop, device), "spot")(video.source, fps=video.fps)[1]
@@ -382,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FD window k in seconds, about half a micro-expression (default %(default)s)")
     p.add_argument("--z", type=float, default=SpotParams.z,
                    help="threshold in robust standard deviations of the contrast (default %(default)s)")
-    p.add_argument("--spotter", type=Path, default=None,
-                   help="a learned spotter file (spotter.json from python -m training.spot_learn) instead of the "
-                        "training-free spotter's threshold and rules")
+    p.add_argument("--spotter", default=None, metavar="SPOTTER",
+                   help="a learned spotter (spotter.json or the package folder spotter/ from python -m "
+                        "training.spot_learn, or hf://OWNER/NAME@REV) instead of the training-free spotter's "
+                        "threshold and rules")
     add_recording_options(p)
     return p
 
