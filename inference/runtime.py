@@ -9,7 +9,8 @@ frame count → the graph, which builds the views, runs them in one batched call
 then softmax; FSB: the fused head). For a motion package (flow image, flow clip, magnified) every aligned frame is
 kept and the package's recorded motion input is made from them (``ModelPackage.build_input``: what training's
 cache held, then resampled as training's clip bank did) before the graph. The package's ``config.json`` is read as
-:class:`inference.package.ModelPackage`.
+:class:`inference.package.ModelPackage`. ``Predictor.analyse`` runs a recording through the one spot-then-recognise
+pipeline (:mod:`inference.recognise`); ``Predictor.predict`` is its whole-clip mode.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """``Predictor("packages/smic")`` or ``Predictor("hf://OWNER/NAME@v1")``; then ``predict(path)``."""
+    """``Predictor("packages/smic")`` or ``Predictor("hf://OWNER/NAME@v1")``; then ``analyse(path)`` (the default
+    entry: spot, then recognise, as the demo and the batch command do) or ``predict(path)`` (the clip whole)."""
 
     def __init__(self, model: str | os.PathLike, device: str = "auto", variant: str = "auto", views: str | None = None,
                  limits: VideoLimits = VideoLimits(), threads: int | None = None, engine: str = "auto"):
