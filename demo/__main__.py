@@ -44,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"delete uploads and results this long after they arrive (default {d.keep_files_s} s)")
     p.add_argument("--concurrency", type=int, default=d.concurrency,
                    help=f"clips analysed at once (default {d.concurrency})")
-    p.add_argument("--spotter", default=None, metavar="FILE",
-                   help="a learned spotter (JSON, written by python -m training.spot_learn) instead of the "
-                        "training-free one")
+    p.add_argument("--spotter", default=None, metavar="SPOTTER",
+                   help="a learned spotter instead of the training-free one: its JSON file or package folder (written "
+                        "by python -m training.spot_learn) or hf://OWNER/NAME@REV")
     return p
 
 

@@ -1,6 +1,7 @@
 """The Gradio app: upload (or record) a clip → aligned face → Décalcomanie views → OLR verdict.
 
-A recording of a second or more is *spotted* first (:mod:`inference.spotting`): the page draws a timeline of the
+A recording of a second or more is *spotted* first (the pipeline of :mod:`inference.recognise`, the batch command's
+and the Python API's, with their defaults): the page draws a timeline of the
 motion signal with the face's presence and the spotted intervals coloured by their predicted class, lists the
 intervals in a table, and shows the chosen interval's aligned O/L/R frames and per-view probabilities. Shorter clips
 are classified whole, as one expression.
@@ -21,7 +22,6 @@ import os
 import shutil
 import signal
 import tempfile
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -29,8 +29,9 @@ import numpy as np
 
 from inference.errors import InputError
 from inference.motion import FIXED, FlowScaling
+from inference.recognise import DEFAULT_MODE, NO_MICRO, Recogniser, Recognition
 from inference.runtime import Prediction, Predictor
-from inference.spotting import ModePreparer, SpotParams, SpotResult, classify_prepared
+from inference.spotting import SpotParams
 from inference.views import make_view
 
 ROOT = Path(__file__).resolve().parent
@@ -39,7 +40,6 @@ EXAMPLES = ROOT / "examples"
 VIEW_CHOICES = ["O", "OL", "OR", "LR", "OLR"]
 STAGES = {"decode": (0.05, "decoding the clip"), "face": (0.3, "finding and aligning the face"),
           "spot": (0.6, "spotting micro-expressions"), "model": (0.85, "running the model")}
-NO_MICRO = "no micro-expression found"
 # colours of the classes on the timeline (in the package's label order); macro-expressions are not classified
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (23, 190, 207)]
@@ -87,7 +87,7 @@ class Analysis:
     sheets: dict[str, np.ndarray]  # "O", "L", "R" → an (H, W, 3) uint8 contact sheet of the aligned view
     per_view: list[dict] = field(default_factory=list)  # rows: view, label, probability (SBML only)
     notes: list[str] = field(default_factory=list)
-    spot: SpotResult | None = None
+    spot: Recognition | None = None
     chosen: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     motion: np.ndarray | None = None  # motion packages: the prediction's model input as an image (motion_sheet)
@@ -178,7 +178,7 @@ def motion_sheet(motion: np.ndarray, kind: str, scaling: dict | None = None, n: 
     return sheet
 
 
-def timeline_image(spot: SpotResult, labels: list[str], width: int = 960, height: int = 240) -> np.ndarray:
+def timeline_image(spot: Recognition, labels: list[str], width: int = 960, height: int = 240) -> np.ndarray:
     """The recording's timeline as an RGB image (PIL, no plotting library): the spotter's motion signal (contrast)
     and its threshold over the decoded frames, a band below it with the face's presence (green: the face segment
     analysed, red: frames left out), and the spotted intervals shaded in their predicted class's colour (grey:
@@ -234,13 +234,14 @@ class Analyser:
 
     def __init__(self, predictor: Predictor, spot: SpotParams = SpotParams()):
         self.predictor, self.spot = predictor, spot  # spot: the spotter's settings (a learned spotter file, or none)
+        self.recogniser = Recogniser(predictor, spot)  # the one pipeline (inference.recognise)
 
     @property
     def sbml(self) -> bool:
         return self.predictor.sbml
 
     def analyse(self, path: str | os.PathLike | None, views: str | None = None, on_stage=None,
-                mode: str = "auto") -> Analysis:
+                mode: str = DEFAULT_MODE) -> Analysis:
         """A clip of a second or more is spotted (``mode`` auto; spot or whole force it), a shorter one classified
         whole; the strongest micro-expression found is shown first (:meth:`choose` shows another)."""
         if not path:
@@ -249,25 +250,20 @@ class Analyser:
         if views and not self.sbml and views != self.predictor.views:
             views = None  # an FSB package always uses its own views; the page says so beside the choice
         try:
-            mode, prepared = ModePreparer(self.predictor.preparer, mode)(path, None, on_stage)
-            t0 = time.perf_counter()
-            result = classify_prepared(self.predictor, mode, prepared, self.spot, on_stage=on_stage,
-                                       views=views or None)
+            result = self.recogniser(path, None, on_stage, views or None, mode)
         except InputError as e:  # name the upload by its file name, not the server's temporary path
             raise InputError(str(e).replace(str(path), Path(path).name)) from None
+        prepared = result.prepared
         notes = []
         if prepared.face.get("mode") == "tracked":
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
         notes += [n[:1].upper() + n[1:] for n in prepared.notes]  # the face track's verdict: faces, coverage, shots
         if result.mode == "whole":
             return replace(self._shown(Analysis(result.whole, {}, notes=notes, spot=result)),
-                           timings=result.whole.timings)
-        model = sum(p.prediction.timings.get("model", 0.0) for p in result.micro)
-        timings = {**prepared.timings, "spot": time.perf_counter() - t0 - model, "model": model}
-        timings["total"] = sum(timings.values())
+                           timings=result.timings)
         micro = result.micro
         chosen = max(range(len(micro)), key=lambda i: micro[i].interval.score) if micro else None
-        return self.choose(Analysis(None, {}, notes=notes, spot=result, timings=timings), chosen)
+        return self.choose(Analysis(None, {}, notes=notes, spot=result, timings=result.timings), chosen)
 
     def choose(self, analysis: Analysis, chosen: int | None) -> Analysis:
         """The analysis showing micro-expression ``chosen`` (an index into ``analysis.spot.micro``; None: the whole

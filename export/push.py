@@ -3,7 +3,8 @@
     python -m export.push PKG --repo OWNER/NAME [--revision TAG] [--private] [--force] [--message TEXT]
 
 Only the package files (``model.onnx``, ``model.fp16.onnx``, ``model.int8.onnx``, ``config.json``, ``README.md``)
-are uploaded, in one commit on ``main``; anything else in the folder stays local. With ``--revision TAG`` the new
+are uploaded (a learned spotter package, ``python -m training.spot_learn``'s ``OUT/spotter/``: ``config.json`` and
+``README.md``), in one commit on ``main``; anything else in the folder stays local. With ``--revision TAG`` the new
 commit is tagged, so the runtime can pin it as ``hf://OWNER/NAME@TAG``. A tag is a release: one that already
 exists on other content is refused unless ``--force`` moves it. Pushing the very same package again is a no-op.
 
@@ -20,12 +21,20 @@ from pathlib import Path
 
 from inference.errors import InputError, cli
 from inference.hub import COMMIT, check_package, hub_endpoint, valid_repo_id, valid_revision
+from inference.learned_spotter import SPOTTER_FILES, is_spotter_package, load_spotter
 from inference.package import CARD_FILE, HUB_FILES, PACKAGE_FILES, missing_files
 
 
 def package_files(pkg_dir: Path) -> list[str]:
     """The package files present in ``pkg_dir``; ``InputError`` if it is not a complete package. What the runtime
-    needs is checked by the runtime's own check; a package for the Hub must carry its model card as well."""
+    needs is checked by the runtime's own check; a package for the Hub must carry its model card as well. A learned
+    spotter package (:mod:`inference.learned_spotter`) is its ``config.json`` and its card."""
+    if pkg_dir.is_dir() and is_spotter_package(pkg_dir):
+        if missing_files(pkg_dir, SPOTTER_FILES):
+            raise InputError(f"{pkg_dir}: a learned spotter package for the Hub needs {' and '.join(SPOTTER_FILES)}; "
+                             f"give the folder python -m training.spot_learn wrote (OUT/spotter/)")
+        load_spotter(pkg_dir)  # one the runtime reads: a damaged file is refused here, not by its users
+        return list(SPOTTER_FILES)
     check_package(pkg_dir)
     if missing_files(pkg_dir, HUB_FILES):
         raise InputError(f"{pkg_dir}: not a model package for the Hub, {CARD_FILE} missing (the model card). "

@@ -36,15 +36,15 @@ from .errors import InputError, cli
 from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
 from .preprocess import PreparedClip, add_decoding_options, decoding_options
+from .recognise import DEFAULT_MODE, MODES, NO_MICRO, Recogniser
 from .runtime import ENGINES
-from .spotting import MODES, ModePreparer, SpotParams, classify_prepared, load_spotter
+from .spotting import SpotParams, load_spotter
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
 
 BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t_decode", "t_face", "t_resample",
                 "t_model", "t_total", "error"]
 QUALITY_COLUMNS = ["face_coverage", "notes"]  # after the others: an output written before them is still resumed
 SPOT_COLUMNS = ["mode", "row", "intervals", "onset", "apex", "offset", "start_s", "apex_s", "end_s", "kind", "score"]
-NO_MICRO = "no micro-expression found"
 NOTE_SEPARATOR = " | "  # between a row's notes in a CSV cell (JSONL rows hold a list)
 
 
@@ -172,8 +172,8 @@ class RowWriter:
         return self._csv_line([flat.get(c, "") for c in self.columns])
 
 
-def spot_rows(path: str, result, base: dict, timings: dict[str, float]) -> list[dict]:
-    """A spotted recording's rows (:class:`inference.spotting.SpotResult`): one per interval (frames and seconds of
+def spot_rows(path: str, result, base: dict) -> list[dict]:
+    """A spotted recording's rows (:class:`inference.recognise.Recognition`): one per interval (frames and seconds of
     the recording), then the summary."""
     prepared, first = result.prepared, result.first_frame
     rows = []
@@ -182,13 +182,10 @@ def spot_rows(path: str, result, base: dict, timings: dict[str, float]) -> list[
         for key in ("face_coverage", "notes", "per_view", "faces_seen"):
             row.pop(key, None)  # the recording's, on its summary row
         rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "interval", **row})
-    micro = result.micro
-    notes = ([] if micro else [NO_MICRO]) + list(prepared.notes)
-    timings = {**prepared.timings, **timings}
-    timings["total"] = sum(timings.values())
-    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary", "intervals": len(micro),
-                 "faces_seen": prepared.faces_seen, "face_coverage": round(prepared.face_coverage, 4),
-                 "notes": notes, "timings_s": {k: round(v, 4) for k, v in timings.items()}})
+    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary",
+                 "intervals": len(result.micro), "faces_seen": prepared.faces_seen,
+                 "face_coverage": round(prepared.face_coverage, 4), "notes": result.notes,
+                 "timings_s": {k: round(v, 4) for k, v in result.timings.items()}})
     return rows
 
 
@@ -218,13 +215,13 @@ def main(argv: list[str] | None = None) -> int:
                         "two, at most 8; 0 prepares in this process)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="prepared clips per model call (default: 16 on a GPU, 1 on a CPU)")
-    p.add_argument("--mode", default="auto", choices=MODES,
+    p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
                    help="spot: find the micro-expressions in each recording and classify each; whole: classify each "
                         "clip as one expression; auto (default): spot recordings of a second or more, whole for "
                         "shorter clips and frame folders without --fps")
-    p.add_argument("--spotter", default=None, metavar="FILE",
-                   help="a learned spotter (JSON, written by python -m training.spot_learn) instead of the "
-                        "training-free one")
+    p.add_argument("--spotter", default=None, metavar="SPOTTER",
+                   help="a learned spotter instead of the training-free one: its JSON file or package folder (written "
+                        "by python -m training.spot_learn) or hf://OWNER/NAME@REV")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of frame folders (recorded; needed to spot in a folder of frames)")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse longer clips")
@@ -236,13 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     from .runtime import Predictor
 
     shard, shards = parse_shard(args.shard)
-    spot_params = SpotParams(spotter=args.spotter)
     if args.spotter:
-        load_spotter(args.spotter, spot_params)  # a wrong file is refused before any recording is read
+        load_spotter(args.spotter, SpotParams(spotter=args.spotter))  # a wrong file: refused before anything is read
     inputs = [q for q in find_inputs(args.input, args.recursive) if shard_of(q, shards) == shard]
     predictor = Predictor(args.model, device=args.device, variant=args.variant, views=args.views,
                           limits=VideoLimits(max_frames=args.max_frames, max_seconds=args.max_seconds,
                                              **decoding_options(args)), engine=args.engine)
+    recogniser = Recogniser(predictor, SpotParams(spotter=args.spotter), args.mode)  # the demo's and the API's path
     on_gpu = predictor.provider == "CUDAExecutionProvider"
     workers = default_workers() if args.workers is None else args.workers
     batch_size = (16 if on_gpu else 1) if args.batch_size is None else args.batch_size
@@ -271,14 +268,12 @@ def main(argv: list[str] | None = None) -> int:
     spotted = Counter()  # recordings spotted, micro-expressions found, recordings with none
 
     def spot(q: Path, prepared: PreparedClip) -> None:
-        t = time.perf_counter()
         try:
-            result = classify_prepared(predictor, "spot", prepared, spot_params)
+            result = recogniser.finish("spot", prepared)
         except Exception as e:  # noqa: BLE001 — one bad recording never stops the run; its reason is in its row
             error(q, f"spot: {type(e).__name__}: {e}", type(e).__name__)
             return
-        model = sum(p.prediction.timings.get("model", 0.0) for p in result.micro)
-        writer.write_many(spot_rows(str(q), result, base, {"spot": time.perf_counter() - t - model, "model": model}))
+        writer.write_many(spot_rows(str(q), result, base))
         spotted.update(recordings=1, micro=len(result.micro), none=not result.micro)
         counts.update(p.prediction.top for p in result.micro)
         noted[0] += bool(prepared.notes)
@@ -286,12 +281,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def classify() -> None:
         try:
-            predictions = predictor.classify([prepared for _, prepared in batch])
+            results = recogniser.finish_many([("whole", prepared) for _, prepared in batch])
         except Exception as e:  # noqa: BLE001 — the model failing on a batch is reported on its rows
             for q, _ in batch:
                 error(q, f"model: {type(e).__name__}: {e}", type(e).__name__)
         else:
-            for (q, _), pred in zip(batch, predictions):
+            for (q, _), result in zip(batch, results):
+                pred = result.whole
                 writer.write({"path": str(q), **base, "status": "ok", "mode": "whole", "row": "clip",
                               **pred.as_dict()})
                 counts[pred.top] += 1
@@ -300,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         batch.clear()
 
     try:
-        for q, status, payload in prepared_clips(todo, ModePreparer(predictor.preparer, args.mode), args.fps,
-                                                 workers):
+        for q, status, payload in prepared_clips(todo, recogniser.preparing, args.fps, workers):
             if status == "error":
                 error(q, payload, payload.split(": ", 1)[-1][:80])
                 continue

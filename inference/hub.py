@@ -25,7 +25,7 @@ import warnings
 from pathlib import Path
 
 from .errors import InputError
-from .package import PACKAGE_FILES, missing_files
+from .package import PACKAGE_FILES, REQUIRED_FILES, missing_files
 
 SCHEME = "hf://"
 REF_FORM = "hf://OWNER/NAME or hf://OWNER/NAME@REV (REV: a tag, a branch or a 40-hex commit)"
@@ -67,15 +67,16 @@ def parse_model_ref(ref: str) -> tuple[str, str | None]:
     return repo_id, (revision if sep else None)
 
 
-def check_package(folder: Path, what: str | None = None) -> Path:
-    """The folder if it holds a package's required files, else ``InputError`` naming what is missing."""
+def check_package(folder: Path, what: str | None = None, required: tuple[str, ...] = REQUIRED_FILES) -> Path:
+    """The folder if it holds a package's ``required`` files (a model package's by default), else ``InputError``
+    naming what is missing."""
     what = what or str(folder)
     if not folder.exists():
         raise InputError(f"{what}: no such model package folder. Give a folder holding config.json and model.onnx, "
                          f"or a Hub model as {REF_FORM}.")
     if not folder.is_dir():
         raise InputError(f"{what}: not a folder. A model package is a folder holding config.json and model.onnx.")
-    missing = missing_files(folder)
+    missing = missing_files(folder, required)
     if missing:
         raise InputError(f"{what}: not a model package, {' and '.join(missing)} missing. "
                          "Export one with `python -m export …` or point to the folder it wrote.")
@@ -108,18 +109,22 @@ def hub_endpoint() -> str | None:
     return endpoint or None
 
 
-def resolve_package(ref: str | Path, cache_dir: str | Path | None = None) -> Path:
+def resolve_package(ref: str | Path, cache_dir: str | Path | None = None,
+                    required: tuple[str, ...] = REQUIRED_FILES) -> Path:
     """A local package folder, or ``hf://OWNER/NAME[@REV]`` downloaded (package files only) → the package folder.
+    ``required``: the files the folder must hold (a model package's by default; a learned spotter package's are
+    ``inference.learned_spotter.SPOTTER_FILES``).
 
     For the Hub, the folder returned is the cache's ``snapshots/<commit>``; see :func:`resolved_commit`.
     """
     if isinstance(ref, Path) or not str(ref).strip().lower().startswith("hf:"):
-        return check_package(Path(ref).expanduser())
+        return check_package(Path(ref).expanduser(), required=required)
     repo_id, revision = parse_model_ref(str(ref))
-    return _download(repo_id, revision, cache_dir)
+    return _download(repo_id, revision, cache_dir, required)
 
 
-def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None) -> Path:
+def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None,
+              required: tuple[str, ...] = REQUIRED_FILES) -> Path:
     import httpx2
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
@@ -172,7 +177,7 @@ def _download(repo_id: str, revision: str | None, cache_dir: str | Path | None) 
         raise InputError(f"{asked}: download from {where} failed ({type(e).__name__}: {e}). Check the network "
                          "and the disk space of the Hub cache (HF_HOME), then try again.") from None
 
-    missing = missing_files(path)
+    missing = missing_files(path, required)
     if missing:
         raise InputError(f"{asked}: commit {path.name} of {repo_id} holds no model package ({' and '.join(missing)} "
                          "missing). Check the revision, or push a package with `python -m export.push`.")

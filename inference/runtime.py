@@ -9,7 +9,8 @@ frame count → the graph, which builds the views, runs them in one batched call
 then softmax; FSB: the fused head). For a motion package (flow image, flow clip, magnified) every aligned frame is
 kept and the package's recorded motion input is made from them (``ModelPackage.build_input``: what training's
 cache held, then resampled as training's clip bank did) before the graph. The package's ``config.json`` is read as
-:class:`inference.package.ModelPackage`.
+:class:`inference.package.ModelPackage`. ``Predictor.analyse`` runs a recording through the one spot-then-recognise
+pipeline (:mod:`inference.recognise`); ``Predictor.predict`` is its whole-clip mode.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from .errors import InputError
 from .hub import resolve_package
 from .package import VARIANT_CHOICES, VARIANT_FILES, ModelPackage
 from .preprocess import PreparedClip, Preparer
+from .recognise import DEFAULT_MODE, Recogniser, Recognition
+from .spotting import SpotParams
 from .track import Quality, WithQuality
 from .video import Clip, VideoLimits
 from .views import parse_views, view_indices
@@ -52,6 +55,11 @@ class Prediction(WithQuality):
     def top(self) -> str:
         return self.labels[int(np.argmax(self.probs))]
 
+    def __repr__(self) -> str:  # a summary: the clip and the model's inputs are arrays of thousands of values
+        probs = ", ".join(f"{k} {float(p):.3f}" for k, p in zip(self.labels, self.probs))
+        return (f"Prediction(top={self.top!r}, probs=[{probs}], views={self.views!r}, faces_seen={self.faces_seen}, "
+                f"face_coverage={self.face_coverage:.2f})")
+
     def as_dict(self) -> dict:
         return {"label": self.top, "probs": {k: round(float(p), 6) for k, p in zip(self.labels, self.probs)},
                 "per_view": {v: {k: round(float(p), 6) for k, p in zip(self.labels, pv)}
@@ -67,7 +75,8 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """``Predictor("packages/smic")`` or ``Predictor("hf://OWNER/NAME@v1")``; then ``predict(path)``."""
+    """``Predictor("packages/smic")`` or ``Predictor("hf://OWNER/NAME@v1")``; then ``analyse(path)`` (the default
+    entry: spot, then recognise, as the demo and the batch command do) or ``predict(path)`` (the clip whole)."""
 
     def __init__(self, model: str | os.PathLike, device: str = "auto", variant: str = "auto", views: str | None = None,
                  limits: VideoLimits = VideoLimits(), threads: int | None = None, engine: str = "auto"):
@@ -192,23 +201,25 @@ class Predictor:
 
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,
                 on_stage: Callable[[str], None] | None = None) -> Prediction:
-        """Classify one clip. ``on_stage(name)`` is told "decode", "face" and "model" as each stage starts."""
-        views = self._views(views) if views else self.views
-        prepared = self.prepare(clip, fps, on_stage)
-        if on_stage:
-            on_stage("model")
-        return self.classify([prepared], views)[0]
+        """Classify one clip whole, as one expression, whatever its length: :meth:`analyse` with ``mode="whole"``.
+        ``on_stage(name)`` is told "decode", "face" and "model" as each stage starts. A recording that may hold
+        several expressions (or none) is :meth:`analyse`'s: spotted first."""
+        return self.analyse(clip, mode="whole", fps=fps, on_stage=on_stage, views=views).whole
 
-    def spot_and_classify(self, clip: str | os.PathLike | Clip, mode: str = "auto", fps: float | None = None,
-                          on_stage: Callable[[str], None] | None = None, spotter: str | os.PathLike | None = None):
-        """Spot, then recognise (:func:`inference.spotting.spot_and_classify`): a recording's micro-expression
-        intervals, each with its prediction (``.micro == []``: "no micro-expression found"); a clip under a second
-        (or ``mode="whole"``) is classified whole as :meth:`predict` does. ``mode``: auto, spot or whole.
-        ``spotter``: a learned spotter file (``python -m training.spot_learn``) instead of the training-free one."""
-        from .spotting import SpotParams, spot_and_classify
+    def analyse(self, clip: str | os.PathLike | Clip, mode: str = DEFAULT_MODE, fps: float | None = None,
+                on_stage: Callable[[str], None] | None = None, spotter: str | os.PathLike | None = None,
+                views: str | None = None, params: SpotParams | None = None) -> Recognition:
+        """The default entry, the same pipeline as the demo and the batch command (:class:`inference.recognise.
+        Recogniser`): a recording's micro-expression intervals, each with its prediction (``.micro == []``: "no
+        micro-expression found"); a clip under a second (or ``mode="whole"``) is classified whole (``.whole``).
+        ``mode``: auto, spot or whole. ``spotter``: a learned spotter file (``python -m training.spot_learn``) instead
+        of the training-free one; ``params``: all of the spotter's settings (default ``SpotParams()``)."""
+        params = params or SpotParams()
+        if spotter:
+            params = replace(params, spotter=str(spotter))
+        return Recogniser(self, params, mode)(clip, fps, on_stage, views and self._views(views))
 
-        params = SpotParams(spotter=str(spotter) if spotter else None)
-        return spot_and_classify(self, clip, mode, params, fps=fps, on_stage=on_stage)
+    spot_and_classify = analyse  # the earlier name of analyse
 
     def describe(self) -> str:
         p = self.package

@@ -170,3 +170,37 @@ def test_the_demo_takes_a_learned_spotter(learned, tmp_path, capsys):
     capsys.readouterr()
     assert demo_main(["--spotter", str(bad), "--port", "0"]) == 2
     assert "spot_learn" in capsys.readouterr().err
+
+
+def test_the_spotter_is_a_package_pushed_to_the_hub_and_pulled_back(learned, tmp_path):
+    """``OUT/spotter/`` (config.json + a card with Hub metadata) goes to a local Hub through ``export.push`` and comes
+    back through the model package's download code: ``SpotParams(spotter="hf://…@v1")`` spots as the file does."""
+    from export.push import push_package
+    from inference.learned_spotter import SPOTTER_FILES, spotter_file
+    from tests.hub_server import LocalHub, point_client_at
+
+    data, out, summary = learned
+    package = out / "spotter"
+    assert summary["spotter_package"] == str(package)
+    assert sorted(p.name for p in package.iterdir()) == sorted(SPOTTER_FILES)
+    assert json.loads((package / "config.json").read_text()) == json.loads((out / "spotter.json").read_text())
+    card = (package / "README.md").read_text()
+    assert card.startswith("---\n") and "LOSO micro F1" in card and "do not transfer" in card
+    (tmp_path / "notes.txt").write_text("x")
+    with LocalHub(tmp_path / "server") as server, pytest.MonkeyPatch.context() as mp:
+        point_client_at(mp, server.endpoint, tmp_path / "hf-home")
+        pushed = push_package(package, "lab/spotter", revision="v1")
+        assert sorted(pushed["files"]) == sorted(SPOTTER_FILES)
+        ref = "hf://lab/spotter@v1"
+        downloaded = spotter_file(ref)
+        assert downloaded.read_bytes() == (package / "config.json").read_bytes()
+        assert sorted(p.name for p in downloaded.parent.iterdir()) == sorted(SPOTTER_FILES)
+        video = next(v for v in long_dataset_module("casme_sq").load(data).videos if v.subject == 16)
+        prepared = aligned_recording(video, CROP)
+        by_file = spot(prepared.frames, prepared.fps, SpotParams(spotter=out / "spotter.json", margin=CROP.margin))
+        assert spot(prepared.frames, prepared.fps, SpotParams(spotter=ref, margin=CROP.margin)) == by_file
+        assert spot(prepared.frames, prepared.fps, SpotParams(spotter=package, margin=CROP.margin)) == by_file
+        with pytest.raises(InputError, match="no model repository .lab/nothing-here."):
+            spotter_file("hf://lab/nothing-here@v1")
+    with pytest.raises(InputError, match="not a learned spotter package"):
+        spotter_file(tmp_path)

@@ -7,17 +7,8 @@ import numpy as np
 import pytest
 
 from inference.face import CropSettings, output_crop_matrix
-from inference.spotting import (
-    Interval,
-    SpotParams,
-    choose_mode,
-    classify_intervals,
-    face_regions,
-    interval_clips,
-    interval_iou,
-    spot,
-    to_rows,
-)
+from inference.recognise import Recogniser, choose_mode, classify_intervals, interval_clips
+from inference.spotting import Interval, SpotParams, face_regions, interval_iou, spot, to_rows
 from training.synth.faces import FaceSource
 from training.synth.long import LongEvent, aligned_frames, render
 
@@ -153,7 +144,6 @@ def test_spot_and_classify_a_recording_file(source, tmp_path):
     """A video file through a real package: decoded, aligned by the real detector, spotted, each micro-expression
     classified; a half-second clip keeps the whole-clip mode."""
     from inference.runtime import Predictor
-    from inference.spotting import spot_and_classify
     from inference.video import write_video
 
     events = [LongEvent("blink", 15, 18, 22), LongEvent("micro", 45, 50, 56, "surprise"),
@@ -162,7 +152,7 @@ def test_spot_and_classify_a_recording_file(source, tmp_path):
     path = tmp_path / "take.mp4"
     write_video(path, rec.frames, FPS)
     predictor = Predictor(ROOT / "demo" / "default_model", device="cpu", engine="onnxruntime")
-    result = predictor.spot_and_classify(path)  # the Python API: a thin method over inference.spotting
+    result = predictor.analyse(path)  # the Python API: a thin method over inference.recognise
     assert result.mode == "spot" and result.prepared.n_frames == 150
     found = [p.interval for p in result.intervals]
     assert all(_hits(found, e, "micro") for e in events if e.kind == "micro"), found
@@ -170,5 +160,5 @@ def test_spot_and_classify_a_recording_file(source, tmp_path):
     assert all(p.prediction.top in predictor.labels for p in result.micro)
     short = tmp_path / "short.mp4"
     write_video(short, rec.frames[40:58], FPS)
-    whole = spot_and_classify(predictor, short)
+    whole = Recogniser(predictor)(short)
     assert whole.mode == "whole" and whole.intervals == [] and whole.whole.top in predictor.labels

@@ -4,9 +4,10 @@
     python -m training.spot_eval --dataset casme_sq --data data/casme_sq --out runs/spot-str --model demo/default_model
 
 Every recording of the dataset (CAS(ME)², SAMM Long Videos, or a synthetic copy of their layouts from
-``python -m training.synth long``) is decoded, its face aligned, and the training-free spotter
-(:mod:`inference.spotting`) run on it; with ``--model`` each spotted micro-expression is then classified by the
-package (spot, then recognise). Then the figures, as the MEGC spotting challenges count them:
+``python -m training.synth long``) goes through the serving pipeline (:class:`inference.recognise.Recogniser`, the one
+the demo and the batch command run, in spot mode): decoded, its face aligned, the training-free spotter
+(:mod:`inference.spotting`) run on it, and with ``--model`` each spotted micro-expression classified by the package
+(spot, then recognise). Then the figures, as the MEGC spotting challenges count them:
 
 - a spotted interval is a **hit** (TP) when its IoU with a ground-truth interval of the same kind is ≥ 0.5 (frames
   counted inclusively; each ground truth matched at most once, best IoU first); FP = spotted − TP, FN = truth − TP;
@@ -14,8 +15,8 @@ package (spot, then recognise). Then the figures, as the MEGC spotting challenge
 - **spot-then-recognise**: a hit whose predicted class is the ground truth's class; precision over the spotted
   micro-expressions, recall over the ground-truth micro-expressions that have a class the model knows.
 
-``--spotter FILE`` spots with a learned spotter (``spotter.json`` from ``python -m training.spot_learn``) instead of
-the training-free threshold and rules.
+``--spotter SPOTTER`` spots with a learned spotter (``spotter.json`` or the package folder ``spotter/`` from ``python -m
+training.spot_learn``, or ``hf://OWNER/NAME@REV``) instead of the training-free threshold and rules.
 
 ``--predictions FILE`` evaluates a file of spotted (and classified) intervals instead of running the spotter: CSV or
 JSONL with the columns ``video, onset, offset, kind`` and optionally ``label`` (frame indices from 0).
@@ -31,9 +32,8 @@ import csv
 import io
 import json
 import sys
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from inference.errors import InputError, cli
@@ -239,20 +239,22 @@ def write_predictions(path: Path, spotted: dict[str, list[Spotted]]) -> Path:
 
 # ---------------------------------------------------------------- running the spotter over a dataset
 
-KEYFRAMES_PER_S = 4.0  # the face track's refined landmarks per second of recording (the aligner interpolates)
-
-
-def aligned_recording(video: LongVideo, crop, device: str = "cpu"):
-    """Decode a recording and align its face through the serving path (:class:`inference.preprocess.Preparer`: the
-    face track, then alignment of the person's segment), every frame kept: a ``PreparedClip``. Keyframes: about
-    :data:`KEYFRAMES_PER_S` a second, so a moving head is followed."""
-    from inference.face import FaceAligner
+def recording_preparer(crop, device: str = "cpu"):
+    """How a dataset's recordings are decoded and aligned: the serving path (:class:`inference.preprocess.Preparer`)
+    with the package's crop (or ``crop``), no length limit."""
     from inference.preprocess import Preparer
     from inference.video import VideoLimits
 
-    limits = VideoLimits(max_frames=10 ** 7, max_seconds=10 ** 6)
-    keyframes = max(FaceAligner.KEYFRAMES, int(round(len(video.frames) / video.fps * KEYFRAMES_PER_S)))
-    return Preparer(crop, None, limits, device, keyframes=keyframes)(video.source, fps=video.fps)
+    return Preparer(crop, None, VideoLimits(max_frames=10 ** 7, max_seconds=10 ** 6), device)
+
+
+def aligned_recording(video: LongVideo, crop, device: str = "cpu"):
+    """Decode a recording and align its face as the pipeline does in spot mode, for the demo and the batch command
+    too (:class:`inference.recognise.ModePreparer`: the face track, then alignment of the person's segment), every
+    frame kept: a ``PreparedClip``."""
+    from inference.recognise import ModePreparer
+
+    return ModePreparer(recording_preparer(crop, device), "spot")(video.source, fps=video.fps)[1]
 
 
 def first_frame(prepared) -> int:
@@ -272,26 +274,17 @@ def shift_rows(rows: list[dict], first: int, fps: float) -> list[dict]:
     return rows
 
 
-def spot_video(video: LongVideo, params, crop, predictor=None, device: str = "cpu") -> dict:
-    """One recording: aligned, spotted, and with a predictor every micro-expression classified. A plain dict (the
-    per-video file's content)."""
-    from inference.spotting import classify_intervals, spot, to_rows
-
-    prepared = aligned_recording(video, crop, device)
-    t0 = time.perf_counter()
-    if predictor is None:
-        rows = to_rows(spot(prepared.frames, prepared.fps, params), prepared.fps)
-    else:
-        found, _ = classify_intervals(predictor, prepared, params)
-        rows = [p.as_dict(prepared.fps) for p in found]
-        for r in rows:
-            r.pop("interval", None)
-            r.pop("per_view", None)
-    shift_rows(rows, first_frame(prepared), prepared.fps)
-    t1 = time.perf_counter()
+def spot_video(video: LongVideo, recogniser) -> dict:
+    """One recording through ``recogniser`` (:class:`inference.recognise.Recogniser`, spot mode): aligned, spotted,
+    and with a model every micro-expression classified. A plain dict (the per-video file's content)."""
+    result = recogniser(video.source, fps=video.fps)
+    prepared = result.prepared
+    rows = [p.as_dict(prepared.fps, result.first_frame) for p in result.intervals]
+    for r in rows:
+        r.pop("per_view", None)
     return {"video": video.video, "subject": video.subject, "fps": prepared.fps, "frames": prepared.n_frames,
             "truths": [asdict(t) for t in video.truths], "intervals": rows,
-            "timings_s": {**{k: round(v, 3) for k, v in prepared.timings.items()}, "spot": round(t1 - t0, 3)},
+            "timings_s": {k: round(v, 3) for k, v in result.timings.items() if k != "total"},
             "face_mode": prepared.face.get("mode"),
             "frames_used": list(prepared.quality.frames_used) if prepared.quality else [0, prepared.n_frames - 1]}
 
@@ -309,6 +302,7 @@ def run(dataset: str, data: Path, out: Path, params, crop=None, model: str | Non
     from tqdm import tqdm
 
     from inference.face import CropSettings
+    from inference.recognise import Recogniser
     from inference.spotting import describe
     from training.datasets.registry import long_dataset_module
 
@@ -324,8 +318,9 @@ def run(dataset: str, data: Path, out: Path, params, crop=None, model: str | Non
         predictor = Predictor(model, device="cpu" if device == "cpu" else "auto")
         crop = predictor.crop
     crop = crop or CropSettings(size=64)
-    params = replace(params, margin=crop.margin)  # the regions sit where this crop puts the face
-    settings = {"spotting": describe(params), "crop": crop.to_dict(), "model": str(model) if model else None}
+    # the serving pipeline in spot mode (the regions sit where this crop puts the face: Recogniser applies the rule)
+    recogniser = Recogniser(predictor, params, "spot", recording_preparer(crop, device))
+    settings = {"spotting": describe(recogniser.params), "crop": crop.to_dict(), "model": str(model) if model else None}
     folder = Path(out) / "videos"
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -336,7 +331,7 @@ def run(dataset: str, data: Path, out: Path, params, crop=None, model: str | Non
             if record.get("settings") == settings:
                 records.append(record)
                 continue
-        record = {**spot_video(video, params, crop, predictor, device), "settings": settings}
+        record = {**spot_video(video, recogniser), "settings": settings}
         write_json_atomic(path, record)
         records.append(record)
     spotted = {r["video"]: spotted_of(r) for r in records}
@@ -387,9 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FD window k in seconds, about half a micro-expression (default %(default)s)")
     p.add_argument("--z", type=float, default=SpotParams.z,
                    help="threshold in robust standard deviations of the contrast (default %(default)s)")
-    p.add_argument("--spotter", type=Path, default=None,
-                   help="a learned spotter file (spotter.json from python -m training.spot_learn) instead of the "
-                        "training-free spotter's threshold and rules")
+    p.add_argument("--spotter", default=None, metavar="SPOTTER",
+                   help="a learned spotter (spotter.json or the package folder spotter/ from python -m "
+                        "training.spot_learn, or hf://OWNER/NAME@REV) instead of the training-free spotter's "
+                        "threshold and rules")
     add_recording_options(p)
     return p
 

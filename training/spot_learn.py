@@ -7,10 +7,10 @@ The training-free spotter (:mod:`inference.spotting`) finds peaks of a motion co
 blinks, head motion and talking by hand-made rules. The learned spotter keeps its signals and its way of growing a
 peak into an interval, and replaces the threshold and the rules with a small classifier of every working frame —
 inside a micro-expression, inside a macro-expression, or neither — on the signals around it
-(:func:`inference.spotting.frame_features`: each facial region's feature difference, F(t), the contrast, the head's
-motion, at offsets of ±3 FD windows, and their highest and mean value within ±1 s): standardised features, one ReLU
-layer (``--hidden``), softmax, trained here with numpy (class-weighted cross-entropy, Adam). Peaks of its expression
-probability above ``--threshold`` are the spotted movements.
+(:func:`inference.learned_spotter.frame_features`: each facial region's feature difference, F(t), the contrast, the
+head's motion, at offsets of ±3 FD windows, and their highest and mean value within ±1 s): standardised features, one
+ReLU layer (``--hidden``), softmax, trained here with numpy (class-weighted cross-entropy, Adam). Peaks of its
+expression probability above ``--threshold`` are the spotted movements.
 
 1. **Features**: every recording is decoded, its face aligned through the serving path (as ``training.spot_eval``
    does) and its motion signals computed once; they go to ``OUT/features/<video>.npz`` (written atomically, with the
@@ -21,7 +21,10 @@ probability above ``--threshold`` are the spotted movements.
    F1, micro and macro apart), pooled over the folds, beside the training-free spotter's on the same recordings:
    ``OUT/loso.json``, ``OUT/loso.txt``.
 3. **Final model**: trained on every subject, ``OUT/spotter.json`` — JSON weights, the only kind the runtime loads:
-   ``SpotParams(spotter=PATH)`` in Python, ``--spotter PATH`` for ``training.spot_eval``.
+   ``SpotParams(spotter=PATH)`` in Python, ``--spotter PATH`` for ``training.spot_eval``, the batch command and the
+   demo — and the same model as a package, ``OUT/spotter/`` (``config.json``: that JSON; ``README.md``: its card with
+   the LOSO figures and Hub metadata), for ``python -m export.push OUT/spotter --repo OWNER/NAME --revision v1`` and
+   ``--spotter hf://OWNER/NAME@v1`` (:mod:`inference.learned_spotter`).
 """
 
 from __future__ import annotations
@@ -37,20 +40,17 @@ import numpy as np
 
 from inference.errors import InputError, cli
 from inference.files import write_atomic, write_json_atomic
-from inference.spotting import (
+from inference.learned_spotter import (
     LEARNED_CLASSES,
     LEARNED_SETTINGS,
     LearnedSpotter,
-    Signals,
-    SpotParams,
-    describe,
     feature_names,
     frame_features,
     mlp,
-    motion_signals,
-    spot_signals,
-    to_rows,
+    write_spotter_package,
 )
+from inference.recognise import spot_settings
+from inference.spotting import Signals, SpotParams, describe, motion_signals, spot_signals, to_rows
 from training.spot_eval import (
     LongVideo,
     add_recording_options,
@@ -222,6 +222,35 @@ def write_spotter(path: Path, spotter: LearnedSpotter) -> Path:
     return write_json_atomic(path, spotter.to_json(), indent=None)
 
 
+def spotter_card(spotter: LearnedSpotter) -> str:
+    """The learned spotter package's card (``README.md``): Hub metadata, what it is, how it was trained and scored
+    (its LOSO figures beside the training-free spotter's), how to use it, and what the figures do not say."""
+    info = spotter.info
+    lines = ["---", "license: mit", "library_name: numpy", "tags:", "- micro-expression", "- spotting",
+             "- learned-spotter", "- megc", "---", "",
+             f"# Learned micro-expression spotter ({info.get('dataset', '?')})", "",
+             "A small classifier of every frame of a recording (inside a micro-expression, a macro-expression, or "
+             "neither) on the training-free spotter's motion signals (optical flow on facial regions, head motion "
+             "removed); the peaks of its expression probability are grown into intervals. Trained with "
+             "`python -m training.spot_learn`; weights are plain JSON in `config.json` (no pickle, no ONNX needed).",
+             "", "| fact | value |", "| --- | --- |",
+             f"| trained on | {info.get('dataset', '?')}: {len(info.get('videos', []))} recordings of subjects "
+             f"{', '.join(map(str, info.get('subjects', [])))} |",
+             f"| features | {len(feature_names())} per working frame; signals at window "
+             f"{spotter.settings.get('window_s', '?')} s, {spotter.settings.get('work_fps', '?')} fps, "
+             f"{spotter.settings.get('work_size', '?')} px |",
+             f"| threshold | expression probability {spotter.threshold:g} |"]
+    loso = info.get("loso")
+    if loso:
+        for key in ("micro", "macro"):
+            lines.append(f"| LOSO {key} F1 | learned {loso['learned'][key]['f1']:.3f} · training-free "
+                         f"{loso['training_free'][key]['f1']:.3f} (MEGC counting, IoU ≥ 0.5, pooled over folds) |")
+    lines += ["", "Use it with `--spotter hf://OWNER/NAME@REV` (`python -m inference`, `python -m demo`, "
+              "`python -m training.spot_eval`) or `Predictor(pkg).analyse(path, spotter=...)`.", "",
+              "Figures on synthetic recordings do not transfer to real ones: evaluate on your own data first.", ""]
+    return "\n".join(lines)
+
+
 def spot_with(path: Path, rec: Recording, params: SpotParams) -> list[dict]:
     """A recording's intervals (rows, frames of the recording) from the learned spotter file at ``path``, loaded as
     the runtime loads it."""
@@ -321,7 +350,7 @@ def run(dataset: str, data: Path, out: Path, params: SpotParams = SpotParams(), 
         raise InputError(f"{data}: no recordings found; {loaded.summary()}")
     log(f"{dataset}: {loaded.summary()}")
     crop = crop or CropSettings(size=64)
-    params = replace(params, margin=crop.margin)
+    params = spot_settings(params, crop)  # the pipeline's rule: the regions sit where this crop puts the face
     out = Path(out)
     t0 = time.perf_counter()
     recordings = features(videos, out / "features", params, crop, device, progress, log)
@@ -335,9 +364,11 @@ def run(dataset: str, data: Path, out: Path, params: SpotParams = SpotParams(), 
                                                        "loso": summary["figures"]})
         path = write_spotter(out / "spotter.json", spotter)
         summary["spotter"] = str(path)
+        summary["spotter_package"] = str(write_spotter_package(out / "spotter", spotter, spotter_card(spotter)))
         summary["seconds"]["final"] = round(time.perf_counter() - t2, 1)
-        log(f"wrote {path} (trained on all {len(summary['subjects'])} subjects); use it with "
-            f"--spotter {path} (python -m training.spot_eval) or SpotParams(spotter=...)")
+        log(f"wrote {path} and the package {out / 'spotter'} (trained on all {len(summary['subjects'])} subjects); "
+            f"use it with --spotter {path} (python -m training.spot_eval, python -m inference, python -m demo) or "
+            f"SpotParams(spotter=...); publish the package with python -m export.push {out / 'spotter'} --repo ...")
     write_json_atomic(out / "loso.json", summary)
     return summary
 
@@ -357,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=LONG_DATASETS, help="which dataset layout --data holds")
     p.add_argument("--data", required=True, type=Path, help="the dataset's folder, as distributed")
     p.add_argument("--out", required=True, type=Path,
-                   help="run folder: features/ (cached per recording), folds/, loso.json, loso.txt, spotter.json; "
+                   help="run folder: features/ (cached per recording), folds/, loso.json, loso.txt, spotter.json, "
+                        "spotter/ (the same model as a package, for export.push); "
                         "the same command again reuses what is there")
     p.add_argument("--variant", default="auto", help="layout variant (CAS(ME)²: rawpic or rawvideo; default auto)")
     p.add_argument("--size", type=int, default=64, help="aligned face side in pixels (default 64)")

@@ -1,0 +1,335 @@
+"""Spot, then recognise: one pipeline from a recording to one result (:class:`Recognition`).
+
+    recording ─ decode (inference.video) ─ choose the mode (:func:`choose_mode`; auto: spot a recording of a
+              second or more, classify a shorter clip whole)
+              ─ prepare (inference.preprocess.Preparer: track, align; whole: the package's frame count; spot: every
+                frame of the face segment)
+              ─ spot (inference.spotting) ─ each interval ± :data:`CLIP_MARGIN_S` as a clip (:func:`interval_clips`)
+              ─ the model (its input made from each clip, one batched call, the views fused) ─▶ :class:`Recognition`
+
+:class:`Recogniser` is the pipeline: a model (anything with :class:`Model`'s members;
+:class:`inference.runtime.Predictor` is one) with the spotter's settings and a mode. The demo (``demo.app.Analyser``),
+the batch command (``python -m inference``), the Python API (``Predictor.analyse``; ``Predictor.predict`` is its
+whole-clip mode) and the spotting evaluation (``training.spot_eval``, which also runs it without a model: spot only)
+all go through it, with the same defaults: :data:`DEFAULT_MODE`, ``SpotParams()`` with the crop's margin
+(:func:`spot_settings`, the one place that rule is applied), :data:`CLIP_MARGIN_S`, :data:`RECOGNISED_KINDS`. The
+same clip and mode give the same answer through every entry point (``tests/test_recognise.py``).
+
+Where it sits: above the model in the data flow, yet it imports no runtime module: the model is reached through the
+:class:`Model` protocol, and ``inference.runtime`` imports this module for ``Predictor.analyse``. The imports run one
+way, ``runtime → recognise → spotting → learned_spotter → facemotion``, with no circle and no lazy import.
+The probabilities are the package graph's fused ones; a package's calibration (a temperature) belongs in
+``Model.classify``, so every entry point gets it at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import InputError
+from .face import CropSettings
+from .preprocess import PreparedClip, Preparer
+from .spotting import Interval, Signals, SpotParams, load_spotter, motion_signals, spot, to_rows
+
+MODES = ("auto", "spot", "whole")
+DEFAULT_MODE = "auto"  # every entry point's default
+WHOLE_CLIP_MAX_S = 1.0  # auto mode: a clip shorter than this is one expression (dataset clips: 0.2–0.5 s)
+CLIP_MARGIN_S = 0.1  # a spotted interval goes to the model widened by this on both sides
+RECOGNISED_KINDS = ("micro",)  # the spotted kinds the model classifies (macro-expressions are reported, not classified)
+NO_MICRO = "no micro-expression found"
+
+
+class Model(Protocol):
+    """What the pipeline needs of a model (:class:`inference.runtime.Predictor` has it): its clip path, its labels
+    and default test views, and ``classify``: prepared clips through the graph in one call, one prediction each (with
+    ``.top``, ``.probs``, ``.labels``, ``.timings`` and ``.as_dict()``); ``apexes``: per clip, the frame a flow-image
+    input takes as the apex."""
+
+    labels: list[str]
+    views: str
+
+    @property
+    def preparer(self) -> Preparer: ...
+
+    def classify(self, prepared: list[PreparedClip], views: str | None = None,
+                 apexes: list[int | None] | None = None) -> list: ...
+
+
+def spot_settings(params: SpotParams, crop: CropSettings) -> SpotParams:
+    """The spotter's settings for faces aligned with ``crop``: its facial regions sit where this crop's margin puts
+    the face. The one place the rule is applied (the pipeline, ``training.spot_learn``)."""
+    return replace(params, margin=crop.margin)
+
+
+def choose_mode(n_frames: int, fps: float | None, mode: str = "auto") -> str:
+    """"spot" or "whole" for a clip: ``auto`` spots recordings of a second or more and keeps whole-clip mode for
+    shorter clips and for frame folders without a frame rate (the datasets' onset→offset clips)."""
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}; use {', '.join(MODES)}")
+    if mode == "spot" and not fps:
+        raise InputError("--mode spot needs the frame rate; give --fps for a folder of frames")
+    if mode != "auto":
+        return mode
+    return "spot" if fps and n_frames / fps >= WHOLE_CLIP_MAX_S else "whole"
+
+
+@dataclass(frozen=True)
+class IntervalClip:
+    interval: Interval
+    start: int  # first frame of the clip (the onset minus the margin, clamped)
+    end: int  # last frame, inclusive
+    frames: np.ndarray  # (end - start + 1, S, S, 3)
+
+
+def interval_clips(frames: np.ndarray, intervals: Sequence[Interval], fps: float,
+                   margin_s: float = 0.1) -> list[IntervalClip]:
+    """Each interval's frames, onset → offset widened by ``margin_s`` on both sides (clamped to the clip)."""
+    pad = int(round(margin_s * fps))
+    out = []
+    for iv in intervals:
+        start, end = max(0, iv.onset - pad), min(len(frames) - 1, iv.offset + pad)
+        out.append(IntervalClip(iv, start, end, frames[start:end + 1]))
+    return out
+
+
+@dataclass(repr=False)
+class SpottedPrediction:
+    """An interval and what the model says about it (``prediction`` is the runtime's Prediction)."""
+
+    interval: Interval
+    start: int
+    end: int
+    prediction: object
+
+    def as_dict(self, fps: float | None, first_frame: int = 0) -> dict:
+        """Frames and seconds counted from the recording's frame ``first_frame`` (:attr:`Recognition.first_frame`:
+        where the prepared face segment starts)."""
+        iv = self.interval
+        row = to_rows([replace(iv, onset=iv.onset + first_frame, apex=iv.apex + first_frame,
+                               offset=iv.offset + first_frame)], fps)[0]
+        row.pop("interval")
+        row.update(clip_start=self.start + first_frame, clip_end=self.end + first_frame)
+        if self.prediction is not None:
+            row.update(self.prediction.as_dict())
+        return row
+
+    def describe(self, fps: float | None = None, first_frame: int = 0) -> str:
+        """A line: kind, frames (of the recording from ``first_frame``), seconds, score, and the model's verdict."""
+        iv = self.interval
+        text = f"{iv.kind} {iv.onset + first_frame}–{iv.offset + first_frame} (apex {iv.apex + first_frame}"
+        if fps:
+            start, _, end = iv.seconds(fps)
+            text += f"; {start + first_frame / fps:.2f}–{end + first_frame / fps:.2f} s"
+        text += f"; score {iv.score:.3g})"
+        p = self.prediction
+        if p is not None:
+            text += f" → {p.top} {float(np.max(p.probs)):.3f}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"SpottedPrediction({self.describe()})"
+
+
+def classify_intervals(predictor, prepared, params: SpotParams = SpotParams(), margin_s: float = CLIP_MARGIN_S,
+                       kinds: Sequence[str] = RECOGNISED_KINDS, on_stage: Callable[[str], None] | None = None,
+                       views: str | None = None) -> tuple[list[SpottedPrediction], Signals]:
+    """Spot, then recognise: ``prepared`` is a prepared clip with *every* frame kept (``PreparedClip`` with
+    ``n_frames=None``, or any frozen dataclass with ``.frames`` and ``.fps``); ``predictor`` a :class:`Model`
+    (:class:`inference.runtime.Predictor`), or None to spot only (``prediction`` None everywhere).
+
+    Every spotted interval is returned; those of the asked ``kinds`` are classified: each becomes a copy of
+    ``prepared`` holding its frames (with the margin) as they are — the package makes its input from them (an RGB
+    package resamples them to its frame count; a flow-image package's image is the flow from the clip's first frame,
+    the onset less the margin, to the spotted apex) — and all go
+    through the model in one call. No micro-expression interval means "no micro-expression found", a valid answer."""
+    if on_stage:
+        on_stage("spot")
+    sig = motion_signals(prepared.frames, prepared.fps, params)
+    clips = interval_clips(prepared.frames, spot(prepared.frames, prepared.fps, params, sig), prepared.fps, margin_s)
+    asked = [c for c in clips if c.interval.kind in kinds] if predictor is not None else []
+    predictions = {}
+    if asked:
+        if on_stage:
+            on_stage("model")
+        inputs = [replace(prepared, frames=c.frames) for c in asked]
+        apexes = [c.interval.apex - c.start for c in asked]  # a flow-image package: clip's first frame → the apex
+        predictions = {id(c): p for c, p in zip(asked, predictor.classify(inputs, views, apexes))}
+    return [SpottedPrediction(c.interval, c.start, c.end, predictions.get(id(c))) for c in clips], sig
+
+
+@dataclass(frozen=True)
+class ModePreparer:
+    """Decode, choose the mode (:func:`choose_mode`), then prepare: ``whole`` through ``preparer`` as the whole-clip
+    path always did (e.g. only the frames the package's frame count reads), ``spot`` with every frame of the face
+    segment kept. Returns ``(mode, PreparedClip)``; a small frozen object, so
+    the batch command's worker processes get a copy (``inference.pipeline.prepared_clips``)."""
+
+    preparer: Preparer
+    mode: str = DEFAULT_MODE
+
+    def __call__(self, clip, fps: float | None = None, on_stage: Callable[[str], None] | None = None):
+        from .video import Clip, read_clip
+
+        choose_mode(2, fps or 1.0, self.mode)  # an unknown mode is refused before anything is decoded
+        decode = 0.0
+        if not isinstance(clip, Clip):
+            if on_stage:
+                on_stage("decode")
+            t0 = time.perf_counter()
+            clip = read_clip(clip, self.preparer.limits, fps=fps)
+            decode = time.perf_counter() - t0
+        mode = choose_mode(clip.n_frames, clip.fps, self.mode)
+        preparer = self.preparer if mode == "whole" else replace(self.preparer, n_frames=None)
+        prepared = preparer(clip, fps, on_stage and (lambda stage: stage == "decode" or on_stage(stage)))
+        return mode, replace(prepared, timings={**prepared.timings, "decode": prepared.timings["decode"] + decode})
+
+
+
+@dataclass(repr=False)
+class Recognition:
+    """What the pipeline found in a recording: the one result type of every entry point. ``print()`` shows a summary
+    (:meth:`__repr__`); :meth:`as_dict` gives plain values.
+
+    Spot mode: ``intervals`` holds every spotted interval (frames of ``prepared``; add :attr:`first_frame` for the
+    recording's), the micro-expressions with the model's prediction (:attr:`micro`; empty: "no micro-expression
+    found", a valid answer), and ``signals`` the spotter's signals (a timeline plot). Whole mode: ``whole`` is the
+    clip's prediction."""
+
+    mode: str  # "spot" or "whole"
+    prepared: PreparedClip  # the aligned face: every frame of the segment (spot), the model's frame count (whole)
+    intervals: list[SpottedPrediction]  # spot mode: every spotted interval
+    signals: Signals | None  # spot mode: the signals behind them
+    whole: object | None = None  # whole mode: the clip's prediction
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, "total" among them
+
+    @property
+    def first_frame(self) -> int:
+        """The decoded frame that the prepared (and spotted) frame 0 is: the face track may start later."""
+        quality = getattr(self.prepared, "quality", None)
+        return int(quality.frames_used[0]) if quality is not None else 0
+
+    @property
+    def micro(self) -> list[SpottedPrediction]:
+        """The micro-expressions found; empty means "no micro-expression found"."""
+        return [p for p in self.intervals if p.interval.kind == "micro"]
+
+    @property
+    def predictions(self) -> list:
+        """What the model said: the whole clip's prediction, or each classified interval's."""
+        if self.mode == "whole":
+            return [self.whole] if self.whole is not None else []
+        return [p.prediction for p in self.intervals if p.prediction is not None]
+
+    @property
+    def notes(self) -> list[str]:
+        """What the verdict rests on, in words: "no micro-expression found" (spot mode), then the face track's."""
+        return ([NO_MICRO] if self.mode == "spot" and not self.micro else []) + list(self.prepared.notes)
+
+    def as_dict(self) -> dict:
+        """Plain values: the mode, the recording's facts, each interval (frames and seconds of the recording, the
+        model's label and probabilities) or the whole clip's prediction, the quality and the timings."""
+        prepared = self.prepared
+        out = {"mode": self.mode, "source": str(prepared.source), "fps": prepared.fps,
+               "frames": int(prepared.input_frames), "first_frame": self.first_frame,
+               "faces_seen": prepared.faces_seen, "face_coverage": round(prepared.face_coverage, 4),
+               "notes": self.notes, "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
+        if self.mode == "whole":
+            out["prediction"] = self.whole.as_dict() if self.whole is not None else None
+        else:
+            out["micro"] = len(self.micro)
+            out["intervals"] = [p.as_dict(prepared.fps, self.first_frame) for p in self.intervals]
+        return out
+
+    def __repr__(self) -> str:
+        prepared = self.prepared
+        text = (f"Recognition(mode={self.mode!r}, source={Path(str(prepared.source)).name!r}, "
+                f"frames={prepared.input_frames}, fps={prepared.fps and round(prepared.fps, 3)}")
+        if self.mode == "whole":
+            p = self.whole
+            text += f", whole={p.top} {float(np.max(p.probs)):.3f}" if p is not None else ", whole=None"
+        else:
+            shown = [p.describe(prepared.fps, self.first_frame) for p in self.intervals]
+            text += f", micro={len(self.micro)}, intervals=[{'; '.join(shown)}]"
+        return text + f", face_coverage={prepared.face_coverage:.2f})"
+
+
+@dataclass(frozen=True)
+class Recogniser:
+    """The pipeline: ``Recogniser(model)(path)`` → :class:`Recognition` (decode, choose the mode, prepare, spot,
+    classify). ``model``: a :class:`Model` (:class:`inference.runtime.Predictor`), or None to spot only (then give
+    ``preparer``). ``params``: the spotter's settings (a learned spotter file is read and checked here, before any
+    recording); the crop margin is set from the preparer's crop (:func:`spot_settings`). ``mode``: auto, spot or
+    whole. ``preparer``: how recordings are decoded and aligned (default: the model's).
+
+    For work split across processes (the batch command): :attr:`preparing` (a :class:`ModePreparer`, which pickles)
+    decodes and aligns in workers; :meth:`finish` / :meth:`finish_many` take its results through the spotter and the
+    model here."""
+
+    model: Model | None
+    params: SpotParams = SpotParams()
+    mode: str = DEFAULT_MODE
+    preparer: Preparer | None = None
+    margin_s: float = CLIP_MARGIN_S
+    kinds: tuple[str, ...] = RECOGNISED_KINDS
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise InputError(f"unknown mode {self.mode!r}; use {', '.join(MODES)}")
+        preparer = self.preparer if self.preparer is not None else getattr(self.model, "preparer", None)
+        if preparer is None:
+            raise ValueError("a Recogniser needs a model, or a preparer to spot without one")
+        object.__setattr__(self, "preparer", preparer)
+        object.__setattr__(self, "params", spot_settings(self.params, preparer.crop))
+        if self.params.spotter:
+            load_spotter(self.params.spotter, self.params)  # a wrong file is refused before any recording is read
+
+    @property
+    def preparing(self) -> ModePreparer:
+        """Decode, choose the mode and prepare: ``(mode, PreparedClip)`` for :meth:`finish`."""
+        return ModePreparer(self.preparer, self.mode)
+
+    def __call__(self, clip, fps: float | None = None, on_stage: Callable[[str], None] | None = None,
+                 views: str | None = None, mode: str | None = None) -> Recognition:
+        """A recording (a path or a decoded :class:`inference.video.Clip`) → :class:`Recognition`. ``on_stage(name)``
+        is told "decode", "face", "spot" and "model" as each starts; ``views``: test views (default the model's);
+        ``mode``: this call's instead of the pipeline's."""
+        mode, prepared = ModePreparer(self.preparer, mode or self.mode)(clip, fps, on_stage)
+        return self.finish(mode, prepared, on_stage, views)
+
+    def finish(self, mode: str, prepared: PreparedClip, on_stage: Callable[[str], None] | None = None,
+               views: str | None = None) -> Recognition:
+        """:attr:`preparing`'s result through the spotter (spot mode) and the model."""
+        return self.finish_many([(mode, prepared)], on_stage, views)[0]
+
+    def finish_many(self, items: Sequence[tuple[str, PreparedClip]], on_stage: Callable[[str], None] | None = None,
+                    views: str | None = None) -> list[Recognition]:
+        """Several prepared clips: the whole clips through the model in one call, each recording to spot on its own
+        (its intervals in one call)."""
+        out: list[Recognition | None] = [None] * len(items)
+        whole = [i for i, (mode, _) in enumerate(items) if mode == "whole"]
+        if whole:
+            if self.model is None:
+                raise InputError("whole-clip mode needs a model package; give one, or spot (mode spot)")
+            if on_stage:
+                on_stage("model")
+            predictions = self.model.classify([items[i][1] for i in whole], views)
+            for i, p in zip(whole, predictions, strict=True):
+                out[i] = Recognition("whole", items[i][1], [], None, p, dict(p.timings))
+        for i, (mode, prepared) in enumerate(items):
+            if mode != "whole":
+                out[i] = self._spot(prepared, on_stage, views)
+        return out
+
+    def _spot(self, prepared: PreparedClip, on_stage, views) -> Recognition:
+        t0 = time.perf_counter()
+        found, sig = classify_intervals(self.model, prepared, self.params, self.margin_s, self.kinds, on_stage, views)
+        model = sum(p.prediction.timings.get("model", 0.0) for p in found if p.prediction is not None)
+        timings = {**prepared.timings, "spot": time.perf_counter() - t0 - model, "model": model}
+        timings["total"] = sum(timings.values())
+        return Recognition("spot", prepared, found, sig, None, timings)
