@@ -26,12 +26,13 @@ from inference.views import view_indices
 
 def eager_model(checkpoint: Path, device: str):
     """The checkpoint as the package computes it (uint8 clips in, probabilities out), in eval mode on ``device``."""
+    from training.record import TrainedModel
     from training.schemes import load_view_model
 
     from .package import PackagedModel
 
     vm, meta = load_view_model(checkpoint)
-    return PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"]).to(device).eval()
+    return PackagedModel(vm, TrainedModel.read(meta, checkpoint).preprocessing()).to(device).eval()
 
 
 def bench_eager(model: str, checkpoint: Path, clip_path: Path, repeat: int, device: str,

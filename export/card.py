@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from inference.inputs import kind
 from inference.package import CONFIG_FILE, LosoMetrics, ModelPackage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,6 @@ CARD_TEMPLATE = ROOT / "model_cards" / "default.md"
 DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
                  "composite": "MEGC2019 composite (SMIC-HS + CASME II + SAMM)",
                  "mmew": "MMEW", "ckplus": "CK+", "oulu": "Oulu-CASIA", "ucf101": "UCF101"}
-KIND_TAGS = {"flow_image": ["optical-flow"], "flow_clip": ["optical-flow"], "magnified": ["motion-magnification"]}
 STEM_NOTES = {"int8": "; first convolution folded and in int8", "float": "; first convolution in float"}
 
 
@@ -29,11 +29,11 @@ def dataset_name(protocol: str | None) -> str | None:
     return DATASET_NAMES.get(protocol, protocol)
 
 
-def loso_metrics(checkpoint: Path, extra: dict) -> LosoMetrics | None:
-    """The LOSO figures that belong to this model: stored in a --final checkpoint, or the run's results.json
-    for a fold's model (folds/subject_<s>/model.pt)."""
-    if extra.get("loso"):
-        return LosoMetrics.from_json(dict(extra["loso"]), str(checkpoint))
+def loso_metrics(checkpoint: Path, loso: dict | None) -> LosoMetrics | None:
+    """The LOSO figures that belong to this model: stored in a --final checkpoint's record (``loso``), or the run's
+    results.json for a fold's model (folds/subject_<s>/model.pt)."""
+    if loso:
+        return LosoMetrics.from_json(dict(loso), str(checkpoint))
     results = checkpoint.resolve().parent.parent.parent / "results.json"
     if checkpoint.parent.parent.name == "folds" and results.exists():
         r = json.loads(results.read_text())
@@ -47,7 +47,7 @@ def card_metadata(pkg: ModelPackage) -> dict:
     meta = {"library_name": "onnx", "pipeline_tag": "video-classification", "license": pkg.license,
             "tags": ["onnx", "micro-expression", "facial-expression-recognition", "decalcomanie",
                      "video-classification"]}
-    meta["tags"] += KIND_TAGS.get(pkg.input.kind, [])
+    meta["tags"] += list(kind(pkg.input.kind).tags)
     if pkg.synthetic:
         meta["tags"].append("synthetic-data")
     loso = pkg.loso
