@@ -72,10 +72,10 @@ class ClipBank:
         (:func:`training.models.au_fusion.au_targets`); a clip without codes is masked out of the AU loss."""
         if protocol not in PROTOCOLS and protocol != "all":
             raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)} or all")
-        row = kind(inputs)
+        made_as = kind(inputs)  # the input kind's row
         opened = [Cache.open(c) for c in caches]
         made = check_inputs(opened, inputs)
-        if row.single_frame and n_frames != 1:
+        if made_as.single_frame and n_frames != 1:
             raise InputError(f"a {inputs} input is one frame per clip; set train.n_frames: 1 (got {n_frames})")
         datasets = {r.get("dataset") or c.settings["dataset"] for c in opened for r in c.rows}
         if protocol == "all":  # pre-training: every label the caches hold (CK+ and Oulu-CASIA share theirs)
@@ -106,7 +106,7 @@ class ClipBank:
         if len(sizes) != 1:
             raise InputError(f"the caches hold crops of different sizes {sorted(sizes)}; prepare them with one --size")
         stacked = np.stack(clips)
-        zeros = row.zeros(made, stacked)  # the row's zero-motion rule (None: no motion)
+        zeros = made_as.zeros(made, stacked)  # the row's zero-motion rule (None: no motion)
         if zeros is not None:
             zeros = torch.from_numpy(zeros).float().to(device)
         bank = cls(torch.from_numpy(stacked).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
