@@ -123,7 +123,7 @@ def rgb(data, tmp_path_factory):
 
 def test_grey_flow_clips_are_prepared_through_build_input_and_train_late_fusion(data, rgb, tmp_path):
     """--inputs grey_flow_clip: TIM to --tim frames, then each frame's grey level beside the flow ending at it (u, v
-    fixed-scaled, zero at 128), exactly inference.motion.build_input of the aligned faces (serving's path); the bank
+    fixed-scaled, zero at 128), exactly inference.inputs.build_input of the aligned faces (serving's path); the bank
     centres all three channels on 128; a flip and the L/R views negate u only (channel 1); the late-fusion grey+flow
     config trains on it with the LOSO runner."""
     from inference import motion

@@ -22,7 +22,7 @@ and never stops the run.
 
 ``--tim N`` (``flow_clip``, ``grey_flow_clip``): the temporal interpolation model brings each clip to N frames
 before the flow. ``--magnify-first`` (flow kinds): the frames are magnified (``--magnify-*``) before TIM and the
-flow. Every kind is made by :func:`inference.motion.build_input` from the settings ``cache.json`` records, the
+flow. Every kind is made by :func:`inference.inputs.build_input` from the settings ``cache.json`` records, the
 function serving calls too.
 
 ``cache.json`` records the kind, method and parameters; a second run into the same folder with other settings is
