@@ -78,7 +78,8 @@ class InputKind:
     tim: bool = False  # its frames may first be normalised to ``recipe["tim"]`` frames by TIM
     magnify: bool = False  # its frames may first be motion-magnified (``recipe["magnify"]``)
     flow: bool = False  # made from optical flow: ``recipe["method"]`` names a row of FLOW_METHODS
-    single_frame: bool = False  # one frame per clip (train.n_frames must be 1)
+    single_frame: bool = False  # one frame per clip, onset → apex (train.n_frames must be 1; the apex is recorded)
+    fps: bool = False  # its builder needs the clip's frame rate
     least_frames: int = 2  # the fewest aligned frames it is built from
     zero: object = None  # zero-motion rule: None (no motion), "scaling" (the recipe's FlowScaling), or 3 values 0–255
     normalisation: dict | None = None  # default normalisation (None: the backbone's own)
@@ -273,7 +274,7 @@ for _row in (
     InputKind("magnified", RGB, _build_magnified,
               lambda o, size, apex: {"kind": "magnified", "method": "eulerian_linear", "params": _magnification(o)},
               "on motion-magnified face clips", shows="Motion input the model saw: the motion-magnified face",
-              tags=("motion-magnification",)),
+              fps=True, tags=("motion-magnification",)),
     InputKind("grey_flow_clip", ("grey", "u", "v"), _build_grey_flow_clip,
               lambda o, size, apex: {**_flow_recipe("grey_flow_clip", o), "channels": ["grey", "u", "v"],
                                      "tim": o.get("tim") or GREY_FLOW_TIM},

@@ -120,13 +120,14 @@ def apex_source(records: list[ClipRecord]) -> str:
 
 def motion_input(frames: np.ndarray, rec: ClipRecord, opts: MotionOptions) -> tuple[np.ndarray, str]:
     """The aligned clip turned into ``opts.kind`` (uint8 ``(T', S', S', 3)``) and the manifest's ``input_apex``."""
-    if opts.kind == "rgb":
+    row = kind(opts.kind)
+    if not row.motion:
         return frames, ""
-    if (opts.kind == "magnified" or opts.magnify_first) and not rec.fps:
+    if (row.fps or opts.magnify_first) and not rec.fps:
         raise InputError(f"{rec.clip}: magnification needs the clip's frame rate, and the dataset gives none")
-    given = apex_index(rec, len(frames)) if opts.kind == "flow_image" else None
+    given = apex_index(rec, len(frames)) if row.single_frame else None
     clip, apex = build_input(frames, opts.settings(frames.shape[1], None), rec.fps, given)
-    if opts.kind != "flow_image":
+    if not row.single_frame:
         return clip, ""
     return clip, f"{apex} {'annotated' if given is not None else 'estimated'}"
 
