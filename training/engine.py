@@ -13,10 +13,11 @@ channels-last-3d, deterministic algorithms on the CPU. Its pieces are plain meth
 Random numbers: every epoch draws from a generator seeded by :func:`seed_for` (seed, fold or stage, epoch), so a
 run killed at any moment and resumed gives the same model (on the CPU, bit for bit).
 
-Input kinds (``data.inputs``, :mod:`training.cache`): the bank holds one kind, and a saved model records it (with how
-the inputs were made) in ``extra["inputs"]``; a model of one kind refuses to start from weights trained on another.
-Flow inputs (u, v, strain) are normalised by :data:`FLOW_NORMALISATION`: centred on each clip's stored zero-motion
-values (``(x − zero) / 0.5`` in 0–1 units, so zero motion is exactly 0 and a mirror negates u without an offset).
+Input kinds (``data.inputs``, the rows of :mod:`inference.inputs`): the bank holds one kind, and a saved model records
+it (with how the inputs were made) in its record (:class:`training.record.TrainedModel`); a model of one kind refuses
+to start from weights trained on another. The trainer's :class:`inference.inputs.Preprocessing` (``preprocessing``:
+the resize and normalisation of the kind's row — flow centred on each clip's stored zero motion) is the one an
+exported package's graph applies.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ import torch
 from inference.device import resolve_device
 from inference.errors import InputError
 from inference.files import write_atomic
+from inference.inputs import Preprocessing, kind
 
-from .cache import UV_CHANNELS, input_settings
-from .data import ClipBank, augment, normalise
+from .cache import input_settings
+from .data import ClipBank, network_input
 from .models import model_spec
+from .record import RECORD_FORMAT
 from .schemes import ViewModel
 from .smote import smote_plan
 
@@ -56,16 +59,6 @@ def backbone_digest(model: ViewModel) -> str:
     return h.hexdigest()
 
 
-# Flow inputs: per clip (and frame), each channel minus its stored zero-motion value, over 0.5 (0–1 units). For
-# "fixed" caches the zero is the constant [128, 128, 0]/255 (``mean``); "centre": "zero" says that a min-max scaled
-# set is centred on the zeros measured on each image (inference.motion.FlowScaling.zero).
-FLOW_NORMALISATION = {"mean": [128 / 255, 128 / 255, 0.0], "std": [0.5, 0.5, 0.5], "pixel_scale": 1.0,
-                      "source": "flow: centred on the stored zero-motion values", "centre": "zero"}
-# grey + flow clips (grey, u, v): the same, the grey level centred on mid-grey (128) as u and v on zero motion
-GREY_FLOW_NORMALISATION = {**FLOW_NORMALISATION, "mean": [128 / 255] * 3,
-                           "source": "grey, u, v: centred on mid-grey and on the stored zero-motion values"}
-
-
 def pretrained_payload(path) -> dict | None:
     """Our own checkpoint (``save_view_model``) at ``path``, loaded, or None for any other file."""
     if not (path and Path(path).is_file()):
@@ -80,8 +73,8 @@ def pretrained_payload(path) -> dict | None:
 def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     """The pixel normalisation the backbone's starting weights expect: ImageNet's for inflated 2D weights,
     the stored one for our own checkpoints (so an N-step chain keeps its first stage's), else the known
-    file's (kenshohara 2017 and 2020 differ) or the architecture's default; flow inputs without our own
-    checkpoint: :data:`FLOW_NORMALISATION`."""
+    file's (kenshohara 2017 and 2020 differ) or the architecture's default; an input kind with a default
+    normalisation of its own (flow: :data:`inference.inputs.FLOW_NORMALISATION`), without our own checkpoint: that."""
     path = model_cfg["pretrained"]
     if path and model_cfg["init"] == "inflate2d":
         from .models.checkpoint import imagenet_normalisation
@@ -90,10 +83,9 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     payload = pretrained_payload(path)
     if payload is not None:
         return dict(payload["extra"]["normalisation"])
-    if inputs == "grey_flow_clip":
-        return dict(GREY_FLOW_NORMALISATION)
-    if inputs in UV_CHANNELS:
-        return dict(FLOW_NORMALISATION)
+    row = kind(inputs)
+    if row.normalisation is not None:
+        return dict(row.normalisation)
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
@@ -169,6 +161,8 @@ class Trainer:
                 raise InputError(f"{cfg['model']['pretrained']} was trained on {was} inputs; this run trains on "
                                  f"{self.inputs} (data.inputs): start from a {self.inputs} model")
         self.norm = input_normalisation(cfg["model"], self.inputs)
+        # what the network's input goes through, the kind's row with this normalisation: an exported package's too
+        self.preprocessing = Preprocessing.of(self.inputs, bank.inputs, self.norm, t["size"], bank.clips.shape[-2])
         self.init_backbone_sha256: str | None = None
 
     # ------------------------------------------------------------ model, batches, device
@@ -216,16 +210,14 @@ class Trainer:
         need their zero-motion values ``zeros`` (``(N, T, 3)``, aligned with ``clips``; the bank's by default)."""
         t = self.cfg["train"]
         zero = None
-        if self.bank.flow:
+        if self.bank.zeros is not None:
             zeros = self.bank.zeros if zeros is None else zeros
             if len(zeros) != len(clips):
                 raise ValueError(f"{len(zeros)} zero-motion rows for {len(clips)} flow clips")
             zero = zeros[idx.to(zeros.device)]
-        x = augment(clips[idx.to(clips.device)], t["size"], generator, rotation=t["rotation"] if train else 0.0,
-                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train, flow_zero=zero,
-                    uv=self.bank.uv if self.bank.flow else (0, 1))
-        mean = zero / 255.0 if zero is not None and self.norm.get("centre") == "zero" else self.norm["mean"]
-        x = normalise(x, mean, self.norm["std"], self.norm.get("pixel_scale", 1.0))
+        x = network_input(clips[idx.to(clips.device)], self.preprocessing, zero, generator,
+                          rotation=t["rotation"] if train else 0.0, scale=t["scale"] if train else 1.0,
+                          flip=t["flip"] and train)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
@@ -438,12 +430,15 @@ class Trainer:
         return {"model": model, "epoch": chosen_epoch, "history": history}
 
     def model_extra(self, what: str, epoch: int) -> dict:
-        """What a saved model records about how it was made (``extra`` of :func:`training.schemes.save_view_model`)."""
+        """What a saved model records about how it was made: the ``extra`` of its trained-model record
+        (:class:`training.record.TrainedModel`; :func:`training.schemes.save_view_model` checks it reads back as one,
+        with the network's config and labels)."""
         c = self.cfg
         caches = c["data"]["caches"]
-        return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
+        return {"record": RECORD_FORMAT, "what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
                 "n_frames": c["train"]["n_frames"], "size": c["train"]["size"],
-                "normalisation": self.norm, "selection": c["train"]["selection"], "inputs": dict(self.bank.inputs),
+                "frame_size": int(self.bank.clips.shape[-2]), "normalisation": self.norm,
+                "selection": c["train"]["selection"], "inputs": dict(self.bank.inputs),
                 "caches": list(caches), "crop": cache_setting(caches[0], "crop"),
                 "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
                 "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"],

@@ -49,23 +49,14 @@ class Normalisation:
     ``pixel_scale`` is the pixel range that ``mean`` and ``std`` refer to: 255 means the network
     was trained on raw 0-255 values (kenshohara 2017), 1 on 0-1 values. As a plain dict
     (:meth:`to_dict`, what configs and checkpoints hold) the keys are ``mean``, ``std``,
-    ``pixel_scale`` and ``source``, the arguments of ``training.data.normalise``.
+    ``pixel_scale`` and ``source``, the arguments of ``training.data.normalise``; a model applies it through its
+    :class:`inference.inputs.Preprocessing` (``training.data.network_input``, the export graph).
     """
 
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     pixel_scale: float
     source: str = ""
-
-    def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels (0-255), channels first (``(N, C, T, H, W)`` or ``(C, T, H, W)``) → normalised
-        float32."""
-        if x.dim() not in (4, 5) or x.shape[-4] != len(self.mean):
-            raise ValueError(f"expected (N, C, T, H, W) or (C, T, H, W) with C={len(self.mean)}, got {tuple(x.shape)}")
-        x = x.float() * (self.pixel_scale / 255.0)
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(-1, 1, 1, 1)
-        return (x - mean) / std
 
     def to_dict(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std), "pixel_scale": self.pixel_scale, "source": self.source}
