@@ -129,6 +129,13 @@ def test_a_stopped_run_continues_to_the_same_folds_and_its_folder_is_the_sequent
         a, b = _state(model), _state(resumed[s]["model"])
         assert all(torch.equal(a[k], b[k]) for k in a), s
         assert [h["loss"] for h in f["history"]] == [h["loss"] for h in resumed[s]["history"]]
+        # the stopped and continued folds' TensorBoard curves (training.loop) are the whole run's: every epoch once
+        curves = []
+        for folder in (out, tmp_path / "r"):
+            events = EventAccumulator(str(folder / "tensorboard" / f"subject_{s}"))
+            events.Reload()
+            curves.append({tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]})
+        assert curves[1] == curves[0] and [step for step, _ in curves[1]["loss"]] == [1, 2, 3], s
 
 
 def test_configs_it_cannot_batch_run_sequentially_with_one_line(tiny_set, tmp_path):

@@ -34,8 +34,10 @@ whole ``python -m training.loso`` run took 9:28–9:56. The autograd form took 5
 
 The run folder is the sequential runner's: each fold's model is taken out of the stack into an ordinary
 :class:`~training.schemes.ViewModel` (initialised exactly as the sequential fold's: ``Trainer.new_model`` with the
-fold's seed), evaluated and written by :func:`training.folds.write_fold`. Resumable: ``foldbatch/state.pt`` every
-``train.checkpoint_every`` epochs (atomic); folds already finished are left out. Dropout draws from the global
+fold's seed), evaluated and written by :func:`training.folds.write_fold`. The epochs, schedule, evaluation hook,
+checkpoints and TensorBoard scalars are the sequential runner's loop (:func:`training.loop.train_epochs`) of the
+fold-batched step (:class:`FoldStep`). Resumable: ``foldbatch/state.pt`` every ``train.checkpoint_every`` epochs
+(atomic); folds already finished are left out. Dropout draws from the global
 generator, reseeded per epoch, so a killed run resumes bit for bit (on the CPU). ``selection: test_set_best`` and
 ``oracle: true`` evaluate every fold on its held-out subject after each epoch (a grouped convolution over those clips
 only). Other configs (other models, FSB, SMOTE, balanced sampling, AU heads, torchrun) run sequentially: see

@@ -16,7 +16,9 @@ clips, the evaluation hook (each model's predicted classes on its held-out clips
 ``test_pred`` with the oracle, the best epoch's weights with ``test_set_best``; it draws no random numbers, so the
 trajectory is unchanged); one TensorBoard event per model (every scalar of the record but ``epoch`` and
 ``test_pred``, at step ``epoch``); every ``checkpoint_every`` epochs and at the last, the state (atomic). A stopped
-run resumes from the state (TensorBoard purges the steps after it), bit for bit on the CPU.
+run resumes from the state, bit for bit on the CPU, and its TensorBoard curves are the uninterrupted run's (the
+steps a stopped session wrote past its last checkpoint are purged; before, a resumed fold also lost the checkpoint's
+own epoch from its curves).
 
 The step's interface (duck-typed; see the two steps):
 
@@ -55,8 +57,9 @@ def lr_at(t: dict, epochs_done: int) -> float:
 
 class ScalarLog:
     """One TensorBoard event file per model (``root/<name>``): per epoch one event with every scalar of the record
-    (sorted by name). Opened at ``start`` it purges the steps from ``start`` on, as ``SummaryWriter(purge_step=…)``
-    does, so a resumed run's curves have no repeated epochs."""
+    (sorted by name) at step ``epoch`` (1 for the first). Opened after ``start`` epochs it purges the steps after
+    ``start`` (what a stopped session wrote past its last checkpoint), as ``SummaryWriter(purge_step=start + 1)``
+    does, so a resumed run's curves are the uninterrupted run's: every epoch once."""
 
     def __init__(self, root: Path, names: list[str], start: int):
         from tensorboard.compat.proto.event_pb2 import Event, SessionLog
@@ -65,8 +68,8 @@ class ScalarLog:
         self.writers = []
         for name in names:
             writer = FileWriter(str(Path(root) / name))
-            writer.add_event(Event(step=start, file_version="brain.Event:2"))
-            writer.add_event(Event(step=start, session_log=SessionLog(status=SessionLog.START)))
+            writer.add_event(Event(step=start + 1, file_version="brain.Event:2"))
+            writer.add_event(Event(step=start + 1, session_log=SessionLog(status=SessionLog.START)))
             self.writers.append(writer)
 
     def add(self, i: int, record: dict) -> None:
