@@ -4,6 +4,7 @@ that changes nothing in its fold, resume, and the sequential run folder."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,9 @@ def test_a_stopped_run_continues_to_the_same_folds_and_its_folder_is_the_sequent
     train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
     assert (tmp_path / "r" / "foldbatch" / "state.pt").exists()
     trainer.cfg["train"]["epochs"] = 3
+    # TensorBoard reads a folder's event files in name order, whose first key is the second they were opened in:
+    # the continued session opens its files in a later second than the stopped one, as a real resume does
+    time.sleep(1 - time.time() % 1 + 0.01)
     resumed = train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
     for f, s in zip(folds, subjects):
         model, _ = load_view_model(out / "folds" / f"subject_{s}" / "model.pt")
