@@ -56,7 +56,7 @@ from torch import nn
 
 from . import foldkernel
 from .engine import Trainer, seed_for
-from .loop import lr_at, train_epochs  # noqa: F401 — lr_at: the schedule's old home
+from .loop import train_epochs
 from .models.ststnet import STSTNet, flow_image_batch
 
 CHUNK = 8  # clips per chunk of the fused first layer: 8 × 900 positions × 1,088 filters ≈ 31 MB of activations
