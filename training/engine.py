@@ -36,6 +36,7 @@ from inference.errors import InputError
 
 from .cache import UV_CHANNELS, input_settings
 from .data import ClipBank, augment, normalise
+from .loop import train_epochs
 from .models import model_spec
 from .schemes import ViewModel
 from .smote import smote_plan
@@ -130,6 +131,52 @@ def cache_setting(path, key: str):
         return json.loads((Path(path) / "cache.json").read_text()).get(key)
     except (OSError, ValueError):
         return None
+
+
+class AutogradStep:
+    """The autograd step of one model (:func:`training.loop.train_epochs`' step): a fresh model from ``seed``
+    (:meth:`Trainer.new_model`), ``torch.optim.Adam``, epochs of :meth:`Trainer.train_one_epoch` over the bank's clips
+    ``train_idx`` (with SMOTE's clips, :meth:`Trainer.training_set`), each drawing from a generator seeded by
+    (``seed``, epoch); held-out clips ``test_idx`` (or None) for the evaluation hook. TensorBoard folder ``name``."""
+
+    stacked = False
+
+    def __init__(self, trainer: Trainer, name: str, train_idx: np.ndarray, test_idx: np.ndarray | None, seed: int):
+        self.trainer, self.seed, self.test_idx = trainer, seed, test_idx
+        self.names, self.label, self.desc, self.map_location = [name], name, name, trainer.device
+        self.net = trainer.new_model(seed)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=trainer.cfg["train"]["lr"])
+        self.clips, self.labels, self.zeros = trainer.training_set(train_idx, seed)
+        self.au = trainer.training_aus(train_idx, len(self.clips))
+        self.truth = None if test_idx is None else [trainer.bank.labels[test_idx].cpu().numpy()]
+
+    def generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(seed_for(self.seed, epoch))
+
+    def train_epoch(self, gen: torch.Generator, lr: float) -> list[dict]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return [self.trainer.train_one_epoch(self.net, self.optimizer, self.clips, self.labels, gen, self.zeros,
+                                             self.au)]
+
+    def predict(self) -> list[np.ndarray]:
+        probs, _ = self.trainer.evaluate(self.net, self.test_idx)
+        return [probs.argmax(1)]
+
+    def snapshot(self, i: int) -> dict:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])  # a state.pt written with a scheduler: its rates are ours
+
+    def model(self, i: int, weights: dict | None) -> ViewModel:
+        if weights is not None:
+            self.net.load_state_dict(weights)
+        return self.net
 
 
 class Trainer:
@@ -386,8 +433,6 @@ class Trainer:
         ``oracle: true`` every epoch's record also holds the predicted classes of ``test_idx`` (``test_pred``) and
         their accuracy, so the oracle figure is read from this run; the chosen model is unchanged. The epochs are
         :func:`training.loop.train_epochs`' of an :class:`AutogradStep`."""
-        from .loop import train_epochs
-
         folder.mkdir(parents=True, exist_ok=True)
         step = AutogradStep(self, name, train_idx, test_idx, seed)
         return train_epochs(step, self.cfg["train"], folder / "state.pt", self.out / "tensorboard", self.log,
@@ -405,49 +450,3 @@ class Trainer:
                 "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"],
                          **({"streams": streams} if (streams := c["model"].get("stream_pretrained")) else {})},
                 "provenance": list(c["provenance"] or []), **({"aus": list(self.bank.aus)} if self.bank.aus else {})}
-
-
-class AutogradStep:
-    """The autograd step of one model (:func:`training.loop.train_epochs`' step): a fresh model from ``seed``
-    (:meth:`Trainer.new_model`), ``torch.optim.Adam``, epochs of :meth:`Trainer.train_one_epoch` over the bank's clips
-    ``train_idx`` (with SMOTE's clips, :meth:`Trainer.training_set`), each drawing from a generator seeded by
-    (``seed``, epoch); held-out clips ``test_idx`` (or None) for the evaluation hook. TensorBoard folder ``name``."""
-
-    stacked = False
-
-    def __init__(self, trainer: Trainer, name: str, train_idx: np.ndarray, test_idx: np.ndarray | None, seed: int):
-        self.trainer, self.seed, self.test_idx = trainer, seed, test_idx
-        self.names, self.label, self.desc, self.map_location = [name], name, name, trainer.device
-        self.net = trainer.new_model(seed)
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=trainer.cfg["train"]["lr"])
-        self.clips, self.labels, self.zeros = trainer.training_set(train_idx, seed)
-        self.au = trainer.training_aus(train_idx, len(self.clips))
-        self.truth = None if test_idx is None else [trainer.bank.labels[test_idx].cpu().numpy()]
-
-    def generator(self, epoch: int) -> torch.Generator:
-        return torch.Generator().manual_seed(seed_for(self.seed, epoch))
-
-    def train_epoch(self, gen: torch.Generator, lr: float) -> list[dict]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        return [self.trainer.train_one_epoch(self.net, self.optimizer, self.clips, self.labels, gen, self.zeros,
-                                             self.au)]
-
-    def predict(self) -> list[np.ndarray]:
-        probs, _ = self.trainer.evaluate(self.net, self.test_idx)
-        return [probs.argmax(1)]
-
-    def snapshot(self, i: int) -> dict:
-        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict, path: Path) -> None:
-        self.net.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])  # a state.pt written with a scheduler: its rates are ours
-
-    def model(self, i: int, weights: dict | None) -> ViewModel:
-        if weights is not None:
-            self.net.load_state_dict(weights)
-        return self.net
