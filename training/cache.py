@@ -158,14 +158,15 @@ class Cache:
 
     @classmethod
     def open(cls, folder: str | Path) -> "Cache":
-        """A cache made by ``training.prepare``, or a published flow-image set read as one
-        (:func:`training.datasets.flowset.open_set`)."""
+        """A cache made by ``training.prepare``, or a published flow-image set read as one, into memory with
+        nothing written (:func:`training.datasets.flowset.load`)."""
         folder = Path(folder)
         if not (folder / "cache.json").exists() or not (folder / "manifest.csv").exists():
             from .datasets import flowset
 
             if flowset.is_flowset(folder):
-                return flowset.open_set(folder)
+                rows, images, settings = flowset.load(folder)
+                return cls(folder, {"format": FORMAT, **settings}, rows, [], images)
             raise InputError(f"{folder}: not a dataset cache (no cache.json / manifest.csv) nor a flow-image set "
                              f"({flowset.LAYOUT}); build a cache with python -m training.prepare")
         settings = json.loads((folder / "cache.json").read_text())

@@ -8,7 +8,9 @@ channels-last-3d, deterministic algorithms on the CPU. Its pieces are plain meth
 - :meth:`Trainer.train_step`: one optimiser step on a batch of clip indices (what ``tools.bench.training`` times);
 - :meth:`Trainer.train_one_epoch`: one pass over a training set, returns the mean loss and training accuracy;
 - :meth:`Trainer.evaluate`: fused (and per-view) probabilities of clips;
-- :meth:`Trainer.train_model`: a model trained for the recipe's epochs, resumable from ``state.pt`` in its folder.
+- :meth:`Trainer.train_model`: a model trained for the recipe's epochs, resumable from ``state.pt`` in its folder:
+  the one training loop (:func:`training.loop.train_epochs`) of the autograd step (:class:`AutogradStep`), as the
+  fold-batched runner (:mod:`training.foldbatch`) runs it of its own step.
 
 Random numbers: every epoch draws from a generator seeded by :func:`seed_for` (seed, fold or stage, epoch), so a
 run killed at any moment and resumed gives the same model (on the CPU, bit for bit).
@@ -32,11 +34,11 @@ import torch
 
 from inference.device import resolve_device
 from inference.errors import InputError
-from inference.files import write_atomic
 from inference.inputs import Preprocessing, kind
 
 from .cache import input_settings
 from .data import ClipBank, network_input
+from .loop import train_epochs
 from .models import model_spec
 from .record import RECORD_FORMAT
 from .schemes import ViewModel
@@ -121,6 +123,52 @@ def cache_setting(path, key: str):
         return json.loads((Path(path) / "cache.json").read_text()).get(key)
     except (OSError, ValueError):
         return None
+
+
+class AutogradStep:
+    """The autograd step of one model (:func:`training.loop.train_epochs`' step): a fresh model from ``seed``
+    (:meth:`Trainer.new_model`), ``torch.optim.Adam``, epochs of :meth:`Trainer.train_one_epoch` over the bank's clips
+    ``train_idx`` (with SMOTE's clips, :meth:`Trainer.training_set`), each drawing from a generator seeded by
+    (``seed``, epoch); held-out clips ``test_idx`` (or None) for the evaluation hook. TensorBoard folder ``name``."""
+
+    stacked = False
+
+    def __init__(self, trainer: Trainer, name: str, train_idx: np.ndarray, test_idx: np.ndarray | None, seed: int):
+        self.trainer, self.seed, self.test_idx = trainer, seed, test_idx
+        self.names, self.label, self.desc, self.map_location = [name], name, name, trainer.device
+        self.net = trainer.new_model(seed)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=trainer.cfg["train"]["lr"])
+        self.clips, self.labels, self.zeros = trainer.training_set(train_idx, seed)
+        self.au = trainer.training_aus(train_idx, len(self.clips))
+        self.truth = None if test_idx is None else [trainer.bank.labels[test_idx].cpu().numpy()]
+
+    def generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(seed_for(self.seed, epoch))
+
+    def train_epoch(self, gen: torch.Generator, lr: float) -> list[dict]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return [self.trainer.train_one_epoch(self.net, self.optimizer, self.clips, self.labels, gen, self.zeros,
+                                             self.au)]
+
+    def predict(self) -> list[np.ndarray]:
+        probs, _ = self.trainer.evaluate(self.net, self.test_idx)
+        return [probs.argmax(1)]
+
+    def snapshot(self, i: int) -> dict:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])  # a state.pt written with a scheduler: its rates are ours
+
+    def model(self, i: int, weights: dict | None) -> ViewModel:
+        if weights is not None:
+            self.net.load_state_dict(weights)
+        return self.net
 
 
 class Trainer:
@@ -375,59 +423,12 @@ class Trainer:
         (written every ``checkpoint_every`` epochs); returns the chosen model, its epoch and the per-epoch
         history. With ``selection: test_set_best`` the epoch that scores best on ``test_idx`` is chosen. With
         ``oracle: true`` every epoch's record also holds the predicted classes of ``test_idx`` (``test_pred``) and
-        their accuracy, so the oracle figure is read from this run; the chosen model is unchanged."""
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
-
-        t = self.cfg["train"]
+        their accuracy, so the oracle figure is read from this run; the chosen model is unchanged. The epochs are
+        :func:`training.loop.train_epochs`' of an :class:`AutogradStep`."""
         folder.mkdir(parents=True, exist_ok=True)
-        model = self.new_model(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(t["milestones"]), gamma=t["gamma"])
-        start, best, history = 0, None, []
-        state_path = folder / "state.pt"
-        if state_path.exists():
-            state = torch.load(state_path, map_location=self.device, weights_only=True)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            start, best, history = state["epoch"], state.get("best"), state["history"]
-            self.log(f"{name}: resuming at epoch {start}")
-        clips, labels, zeros = self.training_set(train_idx, seed)
-        au = self.training_aus(train_idx, len(clips))
-        epochs = t["epochs"]
-        tb = SummaryWriter(log_dir=str(self.out / "tensorboard" / name), purge_step=start)
-        bar = tqdm(range(start, epochs), desc=name, unit="epoch", initial=start, total=epochs,
-                   disable=not self.progress, leave=False)
-        for epoch in bar:
-            gen = torch.Generator().manual_seed(seed_for(seed, epoch))
-            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen, zeros, au)}
-            sched.step()
-            record["lr"] = opt.param_groups[0]["lr"]
-            if (t["selection"] == "test_set_best" or t["oracle"]) and test_idx is not None:
-                probs, _ = self.evaluate(model, test_idx)  # draws no random numbers: the trajectory is unchanged
-                acc = float((probs.argmax(1) == self.bank.labels[test_idx].cpu().numpy()).mean())
-                record["test_subject_acc"] = acc
-                if t["oracle"]:  # the oracle figure is read from these (training.report.oracle_scores)
-                    record["test_pred"] = probs.argmax(1).tolist()
-                if t["selection"] == "test_set_best" and (best is None or acc > best["acc"]):
-                    best = {"acc": acc, "epoch": epoch + 1,
-                            "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            history.append(record)
-            for k, v in record.items():
-                if k not in ("epoch", "test_pred"):
-                    tb.add_scalar(k, v, epoch + 1)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}")
-            if (epoch + 1) % t["checkpoint_every"] == 0 or epoch + 1 == epochs:
-                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "epoch": epoch + 1, "best": best, "history": history}
-                write_atomic(state_path, lambda f: torch.save(state, f))
-        tb.close()
-        chosen_epoch = epochs
-        if t["selection"] == "test_set_best" and best is not None:
-            model.load_state_dict(best["model"])
-            chosen_epoch = best["epoch"]
-        return {"model": model, "epoch": chosen_epoch, "history": history}
+        step = AutogradStep(self, name, train_idx, test_idx, seed)
+        return train_epochs(step, self.cfg["train"], folder / "state.pt", self.out / "tensorboard", self.log,
+                            self.progress)[0]
 
     def model_extra(self, what: str, epoch: int) -> dict:
         """What a saved model records about how it was made: the ``extra`` of its trained-model record

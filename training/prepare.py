@@ -156,12 +156,25 @@ def load_clip(record: ClipRecord, limits: VideoLimits) -> Clip:
     return dataclasses.replace(clip, source=record.clip)
 
 
+def write_flowset_cache(root: str | Path, out: str | Path) -> dict:
+    """Copy a set into an ordinary cache folder (``training.prepare --dataset flowset``); resumable like any cache."""
+    rows, images, settings = flowset.load(root)
+    writer = CacheWriter(Path(out), settings)
+    done = writer.open()
+    todo = [i for i, r in enumerate(rows) if r["clip"] not in done]
+    for i in todo:
+        row = {k: v for k, v in rows[i].items() if k not in ("start", "n_frames", "status")}
+        writer.add(row, images[i][None])
+    return {"dataset": flowset.NAME, "clips": len(rows), "prepared": len(todo), "failed": 0,
+            "skipped_done": len(rows) - len(todo), "dropped_by_loader": 0}
+
+
 def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float = 0.1, variant: str = "auto",
             device: str = "cpu", limits: VideoLimits = VideoLimits(), retry_failed: bool = False,
             progress: bool = True, log=print, motion: MotionOptions = MotionOptions()) -> dict:
     if str(dataset).strip().lower() == flowset.NAME:
         t0 = time.perf_counter()
-        return {**flowset.write_cache(root, out), "seconds": round(time.perf_counter() - t0, 2)}
+        return {**write_flowset_cache(root, out), "seconds": round(time.perf_counter() - t0, 2)}
     module = dataset_module(dataset)
     result = module.load(Path(root), variant=variant)
     log(f"{module.NAME} at {root}: {result.summary()}")

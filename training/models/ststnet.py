@@ -31,7 +31,7 @@ from torch import nn
 
 from inference.errors import InputError
 
-from . import ModelSpec, Normalisation, VideoClassifier, register
+from .registry import ModelSpec, Normalisation, VideoClassifier, register
 
 STREAM_WIDTHS = (3, 5, 8)
 FLOW_NORM = Normalisation(mean=(128 / 255, 128 / 255, 0.0), std=(0.5, 0.5, 0.5), pixel_scale=1,
