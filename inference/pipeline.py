@@ -3,7 +3,7 @@
 The batch command (``python -m inference --workers N``) reads from :func:`prepared_clips`: each clip goes through
 the one clip path (a :class:`inference.preprocess.Preparer`, the predictor's) and comes back as a
 :class:`inference.preprocess.PreparedClip`, which pickles. Workers are spawned processes (no fork after ONNX Runtime
-/ OpenVINO / torch have started threads), so the functions they run live here, in an importable module.
+/ OpenVINO have started threads), so the functions they run live here, in an importable module.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ def _worker_init(preparer: Preparer) -> None:
     _WORKER_PREPARER = preparer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     import cv2
-    import torch
 
-    torch.set_num_threads(1)  # the parallelism is the workers themselves
-    cv2.setNumThreads(1)
-    from . import video
+    cv2.setNumThreads(1)  # the parallelism is the workers themselves
+    from . import face, video
+
+    face.MATH_THREADS = 1
 
     video.MAX_PIECES = 1  # each worker decodes its file in one go
 
