@@ -68,6 +68,15 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                                    initargs=(preparer,))
 
+    def submit(q: Path) -> bool:
+        """Hand ``q`` to the pool; False when the pool is already broken (workers start fast and may die between
+        two waits)."""
+        try:
+            inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+        except BrokenProcessPool:
+            return False
+        return True
+
     queue, suspects, inflight = deque(paths), deque(), {}
     isolating = False  # the one clip in flight is a suspect, submitted alone
     pool = new_pool()
@@ -75,12 +84,22 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
         while queue or suspects or inflight:
             if not inflight and suspects:
                 q = suspects.popleft()
-                inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+                if not submit(q):  # the pool broke with nothing in flight (a worker died starting): a fresh one
+                    suspects.appendleft(q)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    continue
                 isolating = True
             if not isolating:
                 while queue and len(inflight) < 2 * workers:
                     q = queue.popleft()
-                    inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+                    if not submit(q):  # a worker died since the last wait: its futures say so below
+                        queue.appendleft(q)
+                        break
+                if not inflight and queue:  # broken with nothing in flight: a fresh pool
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    continue
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for f in done:
                 q = inflight.pop(f)
