@@ -47,25 +47,26 @@ def _torch_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def gpu_count() -> int:
-    """CUDA GPUs usable here: those the driver shows to ONNX Runtime's CUDA provider, or those PyTorch sees when it is
-    already imported."""
-    return max(driver_gpus() if onnxruntime_cuda() else 0, _torch_gpus())
+def gpu_count(onnxruntime_only: bool = False) -> int:
+    """CUDA GPUs usable here: those the driver shows to ONNX Runtime's CUDA provider, or (unless ``onnxruntime_only``)
+    those PyTorch sees when it is already imported."""
+    return max(driver_gpus() if onnxruntime_cuda() else 0, 0 if onnxruntime_only else _torch_gpus())
 
 
-def cuda_available() -> bool:
+def cuda_available(onnxruntime_only: bool = False) -> bool:
     """Whether a CUDA GPU can be used (see :func:`gpu_count`); False when neither ONNX Runtime's CUDA provider with a
     GPU nor an imported PyTorch that sees one is there."""
-    return gpu_count() > 0
+    return gpu_count(onnxruntime_only) > 0
 
 
-def resolve_device(device: str | None = "auto") -> str:
+def resolve_device(device: str | None = "auto", onnxruntime_only: bool = False) -> str:
     """``cpu``, ``cuda`` or ``cuda:N``. ``auto`` picks CUDA when a GPU is usable (:func:`gpu_count`) — under
     ``torchrun`` the GPU of this process's ``LOCAL_RANK`` — else the CPU. Asking for CUDA without one is an
-    :class:`InputError` that says what is missing."""
+    :class:`InputError` that says what is missing. ``onnxruntime_only``: for work ONNX Runtime does (the face stage),
+    where a GPU that only PyTorch can use does not count."""
     name = str(device or "auto").strip().lower()
     if name == "auto":
-        count = gpu_count()
+        count = gpu_count(onnxruntime_only)
         if not count:
             return "cpu"
         local = int(os.environ.get("LOCAL_RANK", 0))
@@ -73,8 +74,8 @@ def resolve_device(device: str | None = "auto") -> str:
     if name == "cpu":
         return name
     if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
-        if not cuda_available():
-            if "torch" not in sys.modules and not onnxruntime_cuda():
+        if not cuda_available(onnxruntime_only):
+            if (onnxruntime_only or "torch" not in sys.modules) and not onnxruntime_cuda():
                 raise InputError(f"device {device!r} asked for, but this ONNX Runtime has no CUDA provider: install "
                                  f"onnxruntime-gpu (requirements/serve-gpu.txt) instead of onnxruntime, or use cpu "
                                  f"(or auto)")

@@ -286,3 +286,26 @@ def test_cuda_asked_for_without_a_cuda_onnxruntime_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="onnxruntime-gpu"):
         MTCNN(device="cuda")
     assert resolve_device("auto") == "cpu"
+
+
+def test_the_face_stage_asks_onnxruntime_not_torch_for_a_gpu(monkeypatch):
+    """In a training process PyTorch may see a GPU that this ONNX Runtime (CPU build) cannot use: training's device
+    is CUDA, the face stage's (``Preparer``, ``onnxruntime_only``) stays on the CPU, and asking it for CUDA says what
+    to install."""
+    import types
+
+    import onnxruntime
+
+    from inference.device import resolve_device
+    from inference.errors import InputError
+    from inference.preprocess import Preparer
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this ONNX Runtime has its CUDA provider")
+    cuda = types.SimpleNamespace(is_available=lambda: True, device_count=lambda: 2)
+    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))  # PyTorch as it looks on a GPU box
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda:1") == "cuda:1"
+    assert resolve_device("auto", onnxruntime_only=True) == "cpu"
+    assert Preparer(CropSettings(), device="auto").device == "cpu"
+    with pytest.raises(InputError, match="onnxruntime-gpu"):
+        Preparer(CropSettings(), device="cuda")
