@@ -109,6 +109,18 @@ def _assert_same_detections(ours, theirs, where: str):
             assert abs(po[j] - pt[j]) < 1e-3, (where, i, j)
 
 
+def test_the_shipped_networks_are_facenet_pytorchs(capsys):
+    """tools/make_face_onnx.py --check: exported afresh from the weights inside facenet-pytorch, the networks equal the
+    shipped ONNX files, and each export agrees with PyTorch."""
+    pytest.importorskip("facenet_pytorch")
+    pytest.importorskip("onnx")
+    from tools import make_face_onnx
+
+    assert make_face_onnx.main(["--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("weights equal the shipped file") == 3 and out.count("parity with PyTorch OK") == 3
+
+
 def test_area_resampling_is_pytorchs():
     """The pyramid's and the crops' resampling: PyTorch's interpolate(mode="area"), down and up, odd ratios."""
     torch = pytest.importorskip("torch")
