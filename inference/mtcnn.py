@@ -40,7 +40,10 @@ def providers_for(device: str) -> list:
             raise InputError(f"device {device!r}: this ONNX Runtime has no CUDA provider; install onnxruntime-gpu "
                              f"(requirements/serve-gpu.txt) instead of onnxruntime, or use --device cpu")
         index = int(device[5:]) if device.startswith("cuda:") else 0
-        return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        # HEURISTIC: P-Net sees a new input shape at every pyramid level of every frame size; an exhaustive cuDNN
+        # search per shape would cost more than the detection
+        return [("CUDAExecutionProvider", {"device_id": index, "cudnn_conv_algo_search": "HEURISTIC"}),
+                "CPUExecutionProvider"]
     raise InputError(f"unknown device {device!r}; use cpu, cuda, cuda:N or auto")
 
 
