@@ -514,15 +514,19 @@ def face_step(step: Step, ctx: Context) -> None:
     crop = CropSettings()
     step.figure("clip", f"{len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}, the astronaut turned 9 "
                         f"degrees, shifted (10, 10) px; crop {crop.size}^2")
+    from inference.device import onnxruntime_cuda
+
+    ort_cuda = ctx.cuda and onnxruntime_cuda()  # the face stage runs on ONNX Runtime (inference/mtcnn.py)
     results = {}
-    for device in ("cpu", ctx.device) if ctx.cuda else ("cpu",):
+    for device in ("cpu", ctx.device) if ort_cuda else ("cpu",):
         aligner = FaceAligner(device=device)
         results[device] = aligner.align(frames, crop)
         sec = timed(lambda aligner=aligner: aligner.align(frames, crop), s.repeat)
         step.figure(f"{device}_clips_per_s", 1 / sec, f"clips/s ({1000 * sec:.0f} ms a clip, "
                                                       f"{len(frames) / sec:.0f} frames/s)")
-    if not ctx.cuda:
-        step.skip("MTCNN on CUDA, compared with the CPU", "no CUDA")
+    if not ort_cuda:
+        step.skip("MTCNN on CUDA, compared with the CPU",
+                  "no CUDA" if not ctx.cuda else "no CUDA provider in ONNX Runtime (onnxruntime-gpu)")
         return
     a, b = results["cpu"], results[ctx.device]
     diff = float(np.abs(a.matrices - b.matrices).max())
