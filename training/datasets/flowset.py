@@ -18,10 +18,15 @@ What the reader expects under the set's folder ``ROOT``::
 - ``filename_o``: the clip's name in its dataset (EP02_01f, s01_ne_01, 006_1_2), unique per subject (CASME II
   reuses names across subjects); the cache's clip id is ``{sub}/{filename_o}``;
 - ``label``: 0 negative, 1 positive, 2 surprise (the published coding), or those names;
-- each image: 8-bit, three channels, all the same square size (28×28 as published), whose channels *as OpenCV loads
-  them* (``cv2.imread``, array order) are u, v and optical strain — how HTNet's code writes them (``cv2.imwrite`` of
-  an array ``[u, v, strain]``); each channel min-max scaled on its own (:class:`inference.motion.FlowScaling`
-  "minmax": zero motion is not stored; the bank measures it on each image).
+- each image: 8-bit, three channels, all the same square size (28×28 as published), storing u, v and optical strain
+  in the PNG's R, G, B — so ``cv2.imread`` returns them as strain, v, u: the channels of the input kind
+  :data:`inference.inputs.PUBLISHED_FLOW_IMAGE` (the one statement of that order); each channel min-max scaled on its
+  own (:class:`inference.motion.FlowScaling` "minmax": zero motion is not stored; the bank measures it on each
+  image). The reader moves the channels into the ``flow_image`` kind's order (u, v, strain) and checks, at load,
+  that the channel it reads as strain behaves like the optical strain of the two it reads as u and v
+  (:func:`inference.inputs.strain_agreement`, the median correlation over the set's images: 0.85 on the published
+  set, -0.02 with its channels reversed); a set below :data:`STRAIN_AGREEMENT` is refused, naming the channel that
+  looks like strain.
 
 A set whose CSV and images disagree — a row without its image, an image without its row, an unreadable or
 odd-sized image, an unknown dataset, a subject without a number, a label outside the three classes, a clip listed
@@ -53,6 +58,7 @@ CLASSES = PROTOCOLS["composite"]  # label 0, 1, 2
 LAYOUT = (f"a CSV with columns {', '.join(COLUMNS)} in the folder or its label/ folder, and one image per row in "
           f"{IMAGE_DIR}/ or datasets/{IMAGE_DIR}/")
 _NUMBER = re.compile(r"(\d+)")
+STRAIN_AGREEMENT = 0.4  # the least median correlation of recomputed and stored strain a set must show at load
 
 
 def _find(root: Path) -> tuple[list[Path], Path | None]:
@@ -149,7 +155,8 @@ def read_rows(root: str | Path) -> tuple[list[dict], Path, Path]:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """One flow image as stored (u, v, strain in OpenCV's array order), uint8 ``(S, S, 3)``."""
+    """One flow image as OpenCV reads it (the channels of :data:`inference.inputs.PUBLISHED_FLOW_IMAGE`: strain, v,
+    u), uint8 ``(S, S, 3)``."""
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -185,7 +192,52 @@ def load(root: str | Path) -> tuple[list[dict], np.ndarray, dict]:
                          f"share one size")
     for i, r in enumerate(rows):
         r.update(n_frames=1, start=i, status="ok", source=str(sheet))
-    return rows, np.stack(images), settings_of(Path(root), images[0].shape[0])
+    stored = np.stack(images)
+    check_channels(stored, folder)
+    return rows, to_flow_image(stored), settings_of(Path(root), images[0].shape[0])
+
+
+def to_flow_image(stored: np.ndarray) -> np.ndarray:
+    """Images as the files hold them (OpenCV's order, :data:`inference.inputs.PUBLISHED_FLOW_IMAGE`) → the
+    ``flow_image`` kind's channels (u, v, strain)."""
+    from inference.inputs import PUBLISHED_FLOW_IMAGE, kind, reorder
+
+    return reorder(stored, kind(PUBLISHED_FLOW_IMAGE).channels, kind("flow_image").channels)
+
+
+def from_flow_image(images: np.ndarray) -> np.ndarray:
+    """``flow_image`` channels (u, v, strain) → the order a file's array holds (what ``cv2.imwrite`` takes)."""
+    from inference.inputs import PUBLISHED_FLOW_IMAGE, kind, reorder
+
+    return reorder(images, kind("flow_image").channels, kind(PUBLISHED_FLOW_IMAGE).channels)
+
+
+def check_channels(stored: np.ndarray, where) -> float:
+    """The median strain agreement of images as OpenCV read them (:func:`inference.inputs.strain_agreement` at the
+    published order); an ``InputError`` naming the channel that looks like strain when it is below
+    :data:`STRAIN_AGREEMENT`."""
+    from inference.inputs import PUBLISHED_FLOW_IMAGE, kind, strain_agreement
+
+    expected = kind(PUBLISHED_FLOW_IMAGE).channels
+    r = strain_agreement(stored, expected)
+    if r >= STRAIN_AGREEMENT:
+        return r
+    names = ("B", "G", "R")  # what OpenCV's array channels are in the PNG
+    tried = {}
+    for s in range(3):
+        uv = [c for c in range(3) if c != s]
+        order = ["", "", ""]
+        order[s], order[uv[0]], order[uv[1]] = "strain", "u", "v"
+        tried[s] = (strain_agreement(stored, tuple(order)), tuple(order))
+    best = max(tried, key=lambda c: tried[c][0])
+    raise InputError(
+        f"{where}: these flow images are not stored as the published set stores them (u, v, strain in the PNG's R, "
+        f"G, B; OpenCV reads {', '.join(expected)}): the channel that should hold the optical strain (the PNG's "
+        f"{names[expected.index('strain')]}, OpenCV channel {expected.index('strain')}) does not behave like the strain of the other two (median "
+        f"correlation {r:.2f} over {len(stored)} images, needs {STRAIN_AGREEMENT}). The strain looks like it is in "
+        f"the PNG's {names[best]} channel (r = {tried[best][0]:.2f}): the likely order as OpenCV reads the files is "
+        f"{', '.join(tried[best][1])} (u and v may be swapped). Write the set with u, v, strain in R, G, B "
+        f"(cv2.imwrite of an array [strain, v, u]) or convert its images")
 
 
 def open_set(root: str | Path):
@@ -213,7 +265,8 @@ def write_cache(root: str | Path, out: str | Path) -> dict:
 
 def write_set(root: str | Path, clips: list[dict]) -> Path:
     """Write a set in the layout above: ``clips`` hold ``dataset``, ``sub`` (the dataset's own id, e.g. "s01"),
-    ``clip``, ``label`` (a class name) and ``image`` (uint8 ``(S, S, 3)``, channels u, v, strain). Returns the CSV."""
+    ``clip``, ``label`` (a class name) and ``image`` (uint8 ``(S, S, 3)``, channels u, v, strain), each image written
+    as the published set stores it (u, v, strain in the PNG's R, G, B: :func:`from_flow_image`). Returns the CSV."""
     import cv2
 
     root = Path(root)
@@ -226,6 +279,6 @@ def write_set(root: str | Path, clips: list[dict]) -> Path:
         for c in clips:
             w.writerow([c["dataset"], c["sub"], c["clip"], CLASSES.index(c["label"]), "",
                         f"{c['sub']}_{c['clip']}.jpg", ""])
-            if not cv2.imwrite(str(folder / image_name(c["sub"], c["clip"])), np.ascontiguousarray(c["image"])):
+            if not cv2.imwrite(str(folder / image_name(c["sub"], c["clip"])), from_flow_image(c["image"])):
                 raise OSError(f"could not write {folder / image_name(c['sub'], c['clip'])}")
     return sheet
