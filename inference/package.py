@@ -228,7 +228,8 @@ class Folds:
 
     ``subjects`` are the held-out subjects (the protocol's subject ids: for the composite protocol
     ``training.labels``' composite ids, SMIC s3 → 1003, CASME II sub03 → 2003, SAMM 006 → 3006), ``names`` the same
-    subjects as their datasets name them (``sub03``), ``protocol`` the label protocol of the folds, ``source`` where
+    subjects as their datasets name them (``sub03``), ``bases`` how a dataset's subject number becomes its id
+    (``{"smic": 1000, "casme2": 2000, "samm": 3000}``), ``protocol`` the label protocol of the folds, ``source`` where
     the folds came from (``{"kind": "converted", "files": [{"file", "sha256", "subject"}], …}`` or a LOSO run's
     folder). ``python -m inference.evaluate`` scores each clip with the fold that held its subject out."""
 
@@ -237,6 +238,7 @@ class Folds:
     protocol: str
     output: str = FOLD_OUTPUT
     source: dict = field(default_factory=dict)
+    bases: dict = field(default_factory=dict)  # dataset → what its subject numbers are shifted by in ``subjects``
 
     def __post_init__(self):
         if len(self.subjects) != len(self.names) or len(set(self.subjects)) != len(self.subjects):
@@ -249,7 +251,7 @@ class Folds:
 
     def to_json(self) -> dict:
         return {"subjects": list(self.subjects), "names": list(self.names), "protocol": self.protocol,
-                "output": self.output, "source": self.source}
+                "bases": dict(self.bases), "output": self.output, "source": self.source}
 
     @classmethod
     def from_json(cls, data: dict, where: str) -> Folds:
@@ -258,7 +260,8 @@ class Folds:
             return cls(subjects=[int(x) for x in _get(data, "subjects", where, "folds")],
                        names=[str(x) for x in data.get("names") or _get(data, "subjects", where, "folds")],
                        protocol=str(data.get("protocol") or ""), output=str(data.get("output") or FOLD_OUTPUT),
-                       source=dict(data.get("source") or {}))
+                       source=dict(data.get("source") or {}),
+                       bases={str(k): int(v) for k, v in (data.get("bases") or {}).items()})
         except (TypeError, ValueError) as e:
             raise InputError(f"{where}: folds: {e}; {_REEXPORT}") from None
 

@@ -1,0 +1,359 @@
+"""``python -m export.convert``: published weights → a *fold package* in the project's package format.
+
+    python -m export.convert ststnet WEIGHTS_DIR --out PKG [--name NAME] [--check SET]
+
+``ststnet``: the per-fold ``state_dict`` files STSTNet's authors publish (public repository christy1206/STSTNet,
+``STSTNet_Weights/*.pth``; not redistributed by this project), one per LOSO fold of the MEGC2019 composite protocol,
+named by the held-out subject as its dataset names it (``sub01`` CASME II, ``s01`` SMIC-HS, ``006`` SAMM).
+
+Each file holds the authors' layout: three streams of 3, 5 and 8 3×3 convolutions (padding 2), each conv → ReLU →
+BN → max-pool 3/3 pad 1 → dropout; concatenated; average-pool 2×2; fc 400 → 3 (:data:`AUTHORS_KEYS`). The streams
+fold exactly into the project's one-convolution STSTNet (:func:`fold_streams`: the convolutions' and the batch
+norms' channels stacked in stream order, the classifier as it is). A missing, extra or odd-shaped key, a file name
+the composite protocol has no subject for, or two files for one subject are refused, naming the key and the file.
+
+The package: one ``model.onnx`` holding every fold (:class:`FoldModel`): ``probs`` the mean of the folds' softmax,
+``fold_logits`` ``(F, N, K)`` each fold's logits, keyed by held-out subject in ``config.json``'s ``folds``
+(:class:`inference.package.Folds`: the composite subject ids of :mod:`training.labels`). The input convention is
+recorded exactly as the authors fed their networks: the ``cv2.imread`` array of the published flow image (input kind
+:data:`inference.inputs.PUBLISHED_FLOW_IMAGE`: strain, v, u) as float 0–255, no scaling
+(:data:`inference.inputs.RAW_NORMALISATION`), done inside the graph, so ONNX Runtime and OpenVINO are fed the same
+numbers. The graph is checked against the authors' own three-stream network in PyTorch on random images before the
+package is written. The card names where the weights came from, each file's sha256 and the authors' figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from inference.errors import InputError, cli
+from inference.files import file_sha256, write_json_atomic
+from inference.inputs import PUBLISHED_FLOW_IMAGE, RAW_NORMALISATION, kind
+from inference.motion import FlowScaling, flow_params
+from inference.package import (
+    CARD_FILE,
+    CONFIG_FILE,
+    FOLD_OUTPUT,
+    MODEL_FILE,
+    Folds,
+    InputSpec,
+    ModelPackage,
+    Parity,
+)
+
+from .package import OPSET, RTOL, assemble, embed_metadata, versions
+
+CONVERTERS = ("ststnet",)
+LABELS = ["negative", "positive", "surprise"]  # the composite protocol's classes, the authors' label coding 0, 1, 2
+SIZE = 28
+STREAMS = (3, 5, 8)
+# The authors' state_dict: key → shape (christy1206/STSTNet main.py's STSTNet)
+AUTHORS_KEYS: dict[str, tuple[int, ...]] = {
+    **{k: v for i, w in enumerate(STREAMS, 1) for k, v in ((f"conv{i}.weight", (w, 3, 3, 3)), (f"conv{i}.bias", (w,)))},
+    **{f"bn{i}.{p}": (w,) for i, w in enumerate(STREAMS, 1) for p in ("weight", "bias", "running_mean", "running_var")},
+    **{f"bn{i}.num_batches_tracked": () for i in range(1, 4)},
+    "fc.weight": (3, sum(STREAMS) * 25), "fc.bias": (3,),
+}
+SOURCE = "https://github.com/christy1206/STSTNet (STSTNet_Weights/*.pth)"
+FLOW_SET = "https://github.com/wangzhifengharrison/HTNet (datasets/STSNet_whole_norm_u_v_os/)"
+AUTHORS_FIGURE = {"uf1": 0.7209, "uar": 0.725, "source": "the authors' log (STSTNet_python_logfile.txt): LOSO on the "
+                  "MEGC2019 composite set, 442 clips, each fold scored on its held-out subject"}
+_SUBJECT = re.compile(r"^(sub|s)?(\d+)$")
+
+
+# ---------------------------------------------------------------- reading the authors' files
+
+
+def subject_of(path: Path) -> tuple[str, int]:
+    """``(dataset, composite subject id)`` of a fold file named by its held-out subject: ``sub01`` CASME II → 2001,
+    ``s01`` SMIC → 1001, ``006`` SAMM → 3006; an ``InputError`` naming the file otherwise."""
+    from training.labels import COMPOSITE_SUBJECT_BASE
+
+    m = _SUBJECT.match(path.stem)
+    if not m:
+        raise InputError(f"{path}: the file name {path.stem!r} names no subject of the composite protocol; the "
+                         f"authors' files are named by the held-out subject (sub01 CASME II, s01 SMIC-HS, 006 SAMM)")
+    dataset = {"sub": "casme2", "s": "smic", None: "samm"}[m.group(1)]
+    return dataset, COMPOSITE_SUBJECT_BASE[dataset] + int(m.group(2))
+
+
+def read_fold(path: Path) -> dict[str, torch.Tensor]:
+    """One authors' fold file, checked key by key against :data:`AUTHORS_KEYS` (``weights_only`` loading)."""
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — torch raises many types for a file that is not a state_dict
+        raise InputError(f"{path}: cannot be read as a PyTorch state_dict ({type(e).__name__}: {e})") from None
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise InputError(f"{path}: not a state_dict (a dict of tensors); expected the authors' per-fold files")
+    missing = [k for k in AUTHORS_KEYS if k not in sd]
+    if missing:
+        raise InputError(f"{path}: key {missing[0]!r} is missing{f' (and {len(missing) - 1} more)' if missing[1:] else ''}"
+                         f"; an STSTNet fold file holds {', '.join(AUTHORS_KEYS)}")
+    extra = [k for k in sd if k not in AUTHORS_KEYS]
+    if extra:
+        raise InputError(f"{path}: unexpected key {extra[0]!r}{f' (and {len(extra) - 1} more)' if extra[1:] else ''}; "
+                         f"an STSTNet fold file holds only {', '.join(AUTHORS_KEYS)}")
+    for k, shape in AUTHORS_KEYS.items():
+        if tuple(sd[k].shape) != shape:
+            raise InputError(f"{path}: key {k!r} has shape {tuple(sd[k].shape)}, the authors' STSTNet has {shape}")
+    return sd
+
+
+def read_folds(folder: Path) -> list[dict]:
+    """Every ``*.pth`` of ``folder``, read and checked: ``[{file, dataset, subject, name, sha256, state}]`` in
+    subject order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder; point at the authors' STSTNet_Weights folder ({SOURCE})")
+    files = sorted(folder.glob("*.pth"))
+    if not files:
+        raise InputError(f"{folder}: no .pth files; point at the authors' STSTNet_Weights folder ({SOURCE})")
+    folds, seen = [], {}
+    for f in files:
+        dataset, subject = subject_of(f)
+        if subject in seen:
+            raise InputError(f"{f}: subject {subject} ({dataset}) has a fold file already: {seen[subject]}")
+        seen[subject] = f
+        folds.append({"file": f.name, "dataset": dataset, "subject": subject, "name": f.stem,
+                      "sha256": file_sha256(f), "state": read_fold(f)})
+    return sorted(folds, key=lambda x: x["subject"])
+
+
+class AuthorsSTSTNet(nn.Module):
+    """The authors' three-stream layout, for checking the fold (christy1206/STSTNet ``main.py``)."""
+
+    def __init__(self):
+        super().__init__()
+        for i, w in enumerate(STREAMS, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(3, w, 3, padding=2))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(w))
+        self.maxpool, self.avgpool = nn.MaxPool2d(3, stride=3, padding=1), nn.AvgPool2d(2, stride=2)
+        self.fc = nn.Linear(sum(STREAMS) * 25, 3)
+
+    def forward(self, x):
+        parts = [self.maxpool(getattr(self, f"bn{i}")(torch.relu(getattr(self, f"conv{i}")(x)))) for i in (1, 2, 3)]
+        return self.fc(self.avgpool(torch.cat(parts, 1)).flatten(1))
+
+
+def fold_streams(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The authors' state_dict → the project's STSTNet's (``training.models.ststnet``): the three streams'
+    convolutions and batch norms stacked along channels in stream order (stream 1 channels 0–2, 2: 3–7, 3: 8–15),
+    the classifier unchanged — the concatenation order the authors' ``torch.cat((x1, x2, x3), 1)`` gives."""
+    cat = lambda name: torch.cat([sd[f"{name.format(i)}"] for i in (1, 2, 3)])  # noqa: E731
+    return {"streams.0.weight": cat("conv{}.weight"), "streams.0.bias": cat("conv{}.bias"),
+            "streams.2.weight": cat("bn{}.weight"), "streams.2.bias": cat("bn{}.bias"),
+            "streams.2.running_mean": cat("bn{}.running_mean"), "streams.2.running_var": cat("bn{}.running_var"),
+            "streams.2.num_batches_tracked": sd["bn1.num_batches_tracked"].clone(),
+            "fc.weight": sd["fc.weight"], "fc.bias": sd["fc.bias"]}
+
+
+# ---------------------------------------------------------------- the fold graph
+
+
+class FoldModel(nn.Module):
+    """What a fold package's ``model.onnx`` computes: the uint8 input ``(N, T, S, S, 3)`` through the package's
+    preprocessing once (:class:`export.package.PackagedModel`'s ``prepare``), then through every fold's network
+    (views ``views``; SBML: the view logits summed). Outputs ``probs`` ``(N, K)`` — the mean over folds of their
+    softmax — and :data:`inference.package.FOLD_OUTPUT` ``(F, N, K)``."""
+
+    def __init__(self, view_models: list, preprocessing, views: str):
+        super().__init__()
+        from .package import PackagedModel
+
+        self.first = PackagedModel(view_models[0], preprocessing)  # its prepare: the one preprocessing
+        self.folds = nn.ModuleList(vm.eval() for vm in view_models)
+        self.views = views
+        self.eval()
+
+    def forward(self, clips: torch.Tensor):
+        x = self.first.prepare(clips)
+        logits = []
+        for vm in self.folds:
+            out = vm(x, self.views)
+            logits.append(out if vm.scheme == "fsb" else out.sum(0))
+        stacked = torch.stack(logits)  # (F, N, K)
+        return stacked.softmax(-1).mean(0), stacked
+
+
+def export_folds(model: FoldModel, path: Path, n_frames: int, side: int) -> None:
+    import warnings
+
+    clips = torch.zeros((2, n_frames, side, side, 3), dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (clips,), str(path), dynamo=False, opset_version=OPSET, input_names=["clips"],
+                          output_names=["probs", FOLD_OUTPUT],
+                          dynamic_axes={"clips": {0: "batch"}, "probs": {0: "batch"}, FOLD_OUTPUT: {1: "batch"}},
+                          do_constant_folding=True)
+
+
+def check_folds(model: FoldModel, path: Path, clips: np.ndarray, reference: np.ndarray | None = None) -> Parity:
+    """The graph in ONNX Runtime against ``reference`` fold logits ``(F, N, K)`` (default: ``model`` in PyTorch);
+    an ``InputError`` on a mismatch."""
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    probs, got = session.run(None, {"clips": clips})
+    if reference is None:
+        with torch.no_grad():
+            reference = model(torch.from_numpy(clips))[1].numpy()
+    diff = float(np.abs(got - reference).max())
+    atol = 1e-4 * max(1.0, float(np.abs(reference).max()))
+    same = bool((got.argmax(-1) == reference.argmax(-1)).all())
+    if not np.allclose(got, reference, rtol=RTOL, atol=atol) or not same:
+        raise InputError(f"{path}: the fold graph disagrees with the reference network (max |Δlogit| {diff:.3g}, "
+                         f"same argmax: {same}); the conversion is wrong — please report it")
+    return Parity(clips=int(len(clips)), views="O", max_abs_logit_diff=diff, rtol=RTOL, atol=atol, same_argmax=same)
+
+
+# ---------------------------------------------------------------- the package
+
+
+def ststnet_package(folds: list[dict], name: str, weights_dir: Path) -> ModelPackage:
+    """``config.json`` of a converted STSTNet fold package (before the graph's parity is known)."""
+    from training.labels import COMPOSITE_SUBJECT_BASE
+
+    row = kind(PUBLISHED_FLOW_IMAGE)
+    trained_on = {"kind": row.name, "method": "published", "params": {}, "scaling": FlowScaling("minmax").to_dict(),
+                  "apex": "as published", "size": SIZE, "set": FLOW_SET}
+    # how serving makes the image from a video: TV-L1 on the aligned face, min-max scaled as published (an
+    # approximation of the set's own preprocessing; trained_on keeps what the folds were trained on)
+    served = {"kind": row.name, "method": "tvl1", "params": flow_params("tvl1"),
+              "scaling": FlowScaling("minmax").to_dict(), "size": SIZE, "apex": "estimated", "trained_on": trained_on}
+    counts = {d: sum(f["dataset"] == d for f in folds) for d in ("smic", "casme2", "samm")}
+    return ModelPackage(
+        labels=list(LABELS), n_frames=1, size=SIZE,
+        input=InputSpec(height=SIZE, width=SIZE, views_input=None, color=row.color, kind=row.package, motion=served),
+        scheme="fsb", train_views="O", test_views="O", face_crop={"size": 128, "margin": 0.1},
+        name=name, outputs=["probs", FOLD_OUTPUT], normalisation=dict(RAW_NORMALISATION),
+        backbone={"name": "ststnet", "image_size": SIZE, "converted_from": "authors' three-stream layout"},
+        protocol="composite",
+        init="converted", training_data=f"the MEGC2019 composite flow-image set ({FLOW_SET}); folds: "
+                                        f"{counts['smic']} SMIC-HS, {counts['casme2']} CASME II, {counts['samm']} SAMM",
+        trained={"what": f"{len(folds)} LOSO folds, converted from the authors' weights", "selection": "authors'"},
+        summary=(f"STSTNet (Liong et al. 2019), the authors' {len(folds)} LOSO fold models converted to one fold "
+                 f"package ({', '.join(LABELS)}) {row.words}; served as the mean of the folds."),
+        opset=OPSET, exported_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        versions=versions(), license="other",
+        folds=Folds(subjects=[f["subject"] for f in folds], names=[f["name"] for f in folds], protocol="composite",
+                    bases=dict(COMPOSITE_SUBJECT_BASE),
+                    source={"kind": "converted", "converter": "ststnet", "from": SOURCE,
+                            "folder": str(Path(weights_dir).resolve()), "redistributed": False,
+                            "authors_figure": AUTHORS_FIGURE,
+                            "files": [{"file": f["file"], "subject": f["subject"], "sha256": f["sha256"]}
+                                      for f in folds]}),
+    )
+
+
+def fold_card(pkg: ModelPackage) -> str:
+    """The converted package's model card: provenance, the files' sha256, the authors' figure, the input
+    convention, and that the weights are not redistributed."""
+    f = pkg.folds
+    rows = "\n".join(f"| {x['file']} | {x['subject']} | `{x['sha256']}` |" for x in f.source.get("files", []))
+    return f"""---
+license: other
+tags: [micro-expression, optical-flow, ststnet, fold-package]
+---
+# {pkg.name}
+
+{pkg.summary}
+
+**Where the weights come from.** The per-fold `state_dict` files STSTNet's authors publish: {SOURCE}, trained on
+the MEGC2019 composite flow-image set ({FLOW_SET}), which is derived from SMIC-HS, CASME II and SAMM under their own
+licences. This package was converted from them with `python -m export.convert ststnet` on the user's machine; the
+weights and the set are **not redistributed** by this project, and neither carries a licence of its own.
+
+**The authors' figure.** UF1 {AUTHORS_FIGURE['uf1']} / UAR {AUTHORS_FIGURE['uar']} ({AUTHORS_FIGURE['source']}).
+Reproduce it from this package alone: `python -m inference.evaluate --model PKG --data SET` (each clip through the
+fold that held its subject out).
+
+**Input convention.** One 28×28 onset → apex flow image per clip, fed as the authors fed it: the `cv2.imread` array
+of a published image (channels strain, v, u — the PNG stores u, v, strain in R, G, B), float 0–255, no scaling or
+centring; done inside the graph, so every runtime (ONNX Runtime, OpenVINO) is fed the same numbers.
+
+**Serving.** `probs` is the mean of the {len(f.subjects)} folds' softmax; `{f.output}` holds each fold's logits,
+keyed by held-out subject in `config.json` (`folds.subjects`: composite ids, SMIC s3 → 1003, CASME II sub03 → 2003,
+SAMM 006 → 3006). From a video, serving computes TV-L1 flow on the aligned face: an approximation of the set's own
+preprocessing (`input.motion.trained_on` records the set's).
+
+## Files converted ({len(f.subjects)} folds)
+
+| file | held-out subject | sha256 |
+| --- | --- | --- |
+{rows}
+"""
+
+
+def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=print) -> ModelPackage:
+    """The authors' folder of fold files → a fold package at ``out`` (replaced only once written and checked)."""
+    from training.schemes import ViewModel
+
+    t0 = time.perf_counter()
+    weights_dir, out = Path(weights_dir), Path(out)
+    folds = read_folds(weights_dir)
+    log(f"read {len(folds)} fold files from {weights_dir}")
+    pkg = ststnet_package(folds, name or out.name, weights_dir)
+    models, authors = [], []
+    for f in folds:
+        vm = ViewModel({"name": "ststnet", "image_size": SIZE}, len(LABELS), "sbml", "O", inputs=PUBLISHED_FLOW_IMAGE)
+        vm.backbone.load_state_dict(fold_streams(f["state"]), strict=True)
+        models.append(vm.eval())
+        a = AuthorsSTSTNet()
+        a.load_state_dict(f["state"], strict=True)
+        authors.append(a.eval())
+    graph = FoldModel(models, pkg.preprocessing(), "O")
+    # the check: random uint8 images fed to the authors' own network as they fed it (float 0–255, cv2.imread order)
+    clips = np.random.default_rng(0).integers(0, 256, (8, 1, SIZE, SIZE, 3), dtype=np.uint8)
+    raw = torch.from_numpy(clips[:, 0]).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        reference = torch.stack([a(raw) for a in authors]).numpy()
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
+        folder = Path(tmp) / "package"
+        folder.mkdir()
+        path = folder / MODEL_FILE
+        export_folds(graph, path, 1, SIZE)
+        embed_metadata(path, {**pkg.onnx_metadata("fp32"), "folds": str(len(folds))})
+        parity = check_folds(graph, path, clips, reference)
+        log(f"{MODEL_FILE}: {len(folds)} folds; ONNX Runtime matches the authors' network on {parity.clips} images "
+            f"(max |Δlogit| {parity.max_abs_logit_diff:.2e})")
+        from dataclasses import replace
+
+        pkg = replace(pkg, parity=parity)
+        write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
+        (folder / CARD_FILE).write_text(fold_card(pkg))
+        assemble(folder, out)
+    log(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+    return pkg
+
+
+@cli
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m export.convert",
+        description="Convert published weights into a fold package (one model per LOSO fold, keyed by held-out "
+                    "subject, served as their mean) in the project's package format.",
+        epilog="Example: python -m export.convert ststnet STSTNet_Weights --out packages/ststnet-authors  "
+               f"(the weights: {SOURCE}; not redistributed by this project)")
+    p.add_argument("converter", choices=CONVERTERS, help="whose weights: ststnet (the authors' per-fold state_dicts)")
+    p.add_argument("weights", type=Path, help="the folder of the published weight files (STSTNet_Weights)")
+    p.add_argument("--out", required=True, type=Path, help="package folder (replaced if it exists)")
+    p.add_argument("--name", default=None, help="the model's name in the card (default: the --out folder's name)")
+    args = p.parse_args(argv)
+    convert_ststnet(args.weights, args.out, args.name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
