@@ -97,8 +97,9 @@ def read_fold(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(f"{path}: not a state_dict (a dict of tensors); expected the authors' per-fold files")
     missing = [k for k in AUTHORS_KEYS if k not in sd]
     if missing:
-        raise InputError(f"{path}: key {missing[0]!r} is missing{f' (and {len(missing) - 1} more)' if missing[1:] else ''}"
-                         f"; an STSTNet fold file holds {', '.join(AUTHORS_KEYS)}")
+        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+        raise InputError(f"{path}: key {missing[0]!r} is missing{more}; an STSTNet fold file holds "
+                         f"{', '.join(AUTHORS_KEYS)}")
     extra = [k for k in sd if k not in AUTHORS_KEYS]
     if extra:
         raise InputError(f"{path}: unexpected key {extra[0]!r}{f' (and {len(extra) - 1} more)' if extra[1:] else ''}; "

@@ -91,8 +91,9 @@ def check_channels(stored: np.ndarray, where) -> float:
     raise InputError(
         f"{where}: these flow images are not stored as the published set stores them (u, v, strain in the PNG's R, "
         f"G, B; OpenCV reads {', '.join(expected)}): the channel that should hold the optical strain (the PNG's "
-        f"{names[expected.index('strain')]}, OpenCV channel {expected.index('strain')}) does not behave like the strain of the other two (median "
-        f"correlation {r:.2f} over {len(stored)} images, needs {STRAIN_AGREEMENT}). The strain looks like it is in "
+        f"{names[expected.index('strain')]}, OpenCV channel {expected.index('strain')}) does not behave like the "
+        f"strain of the other two (median correlation {r:.2f} over {len(stored)} images, needs "
+        f"{STRAIN_AGREEMENT}). The strain looks like it is in "
         f"the PNG's {names[best]} channel (r = {tried[best][0]:.2f}): the likely order as OpenCV reads the files is "
         f"{', '.join(tried[best][1])} (u and v may be swapped). Write the set with u, v, strain in R, G, B "
         f"(cv2.imwrite of an array [strain, v, u]) or convert its images")
