@@ -51,19 +51,13 @@ from inference.package import (
     Parity,
 )
 
+from training.models.ststnet import AUTHORS_KEYS, AuthorsSTSTNet, check_authors_state, fold_streams
+
 from .package import OPSET, RTOL, assemble, embed_metadata, versions
 
 CONVERTERS = ("ststnet",)
 LABELS = ["negative", "positive", "surprise"]  # the composite protocol's classes, the authors' label coding 0, 1, 2
 SIZE = 28
-STREAMS = (3, 5, 8)
-# The authors' state_dict: key → shape (christy1206/STSTNet main.py's STSTNet)
-AUTHORS_KEYS: dict[str, tuple[int, ...]] = {
-    **{k: v for i, w in enumerate(STREAMS, 1) for k, v in ((f"conv{i}.weight", (w, 3, 3, 3)), (f"conv{i}.bias", (w,)))},
-    **{f"bn{i}.{p}": (w,) for i, w in enumerate(STREAMS, 1) for p in ("weight", "bias", "running_mean", "running_var")},
-    **{f"bn{i}.num_batches_tracked": () for i in range(1, 4)},
-    "fc.weight": (3, sum(STREAMS) * 25), "fc.bias": (3,),
-}
 SOURCE = "https://github.com/christy1206/STSTNet (STSTNet_Weights/*.pth)"
 FLOW_SET = "https://github.com/wangzhifengharrison/HTNet (datasets/STSNet_whole_norm_u_v_os/)"
 AUTHORS_FIGURE = {"uf1": 0.7209, "uar": 0.725, "source": "the authors' log (STSTNet_python_logfile.txt): LOSO on the "
@@ -95,19 +89,7 @@ def read_fold(path: Path) -> dict[str, torch.Tensor]:
         raise InputError(f"{path}: cannot be read as a PyTorch state_dict ({type(e).__name__}: {e})") from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise InputError(f"{path}: not a state_dict (a dict of tensors); expected the authors' per-fold files")
-    missing = [k for k in AUTHORS_KEYS if k not in sd]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
-        raise InputError(f"{path}: key {missing[0]!r} is missing{more}; an STSTNet fold file holds "
-                         f"{', '.join(AUTHORS_KEYS)}")
-    extra = [k for k in sd if k not in AUTHORS_KEYS]
-    if extra:
-        raise InputError(f"{path}: unexpected key {extra[0]!r}{f' (and {len(extra) - 1} more)' if extra[1:] else ''}; "
-                         f"an STSTNet fold file holds only {', '.join(AUTHORS_KEYS)}")
-    for k, shape in AUTHORS_KEYS.items():
-        if tuple(sd[k].shape) != shape:
-            raise InputError(f"{path}: key {k!r} has shape {tuple(sd[k].shape)}, the authors' STSTNet has {shape}")
-    return sd
+    return check_authors_state(sd, path)
 
 
 def read_folds(folder: Path) -> list[dict]:
@@ -128,34 +110,6 @@ def read_folds(folder: Path) -> list[dict]:
         folds.append({"file": f.name, "dataset": dataset, "subject": subject, "name": f.stem,
                       "sha256": file_sha256(f), "state": read_fold(f)})
     return sorted(folds, key=lambda x: x["subject"])
-
-
-class AuthorsSTSTNet(nn.Module):
-    """The authors' three-stream layout, for checking the fold (christy1206/STSTNet ``main.py``)."""
-
-    def __init__(self):
-        super().__init__()
-        for i, w in enumerate(STREAMS, 1):
-            setattr(self, f"conv{i}", nn.Conv2d(3, w, 3, padding=2))
-            setattr(self, f"bn{i}", nn.BatchNorm2d(w))
-        self.maxpool, self.avgpool = nn.MaxPool2d(3, stride=3, padding=1), nn.AvgPool2d(2, stride=2)
-        self.fc = nn.Linear(sum(STREAMS) * 25, 3)
-
-    def forward(self, x):
-        parts = [self.maxpool(getattr(self, f"bn{i}")(torch.relu(getattr(self, f"conv{i}")(x)))) for i in (1, 2, 3)]
-        return self.fc(self.avgpool(torch.cat(parts, 1)).flatten(1))
-
-
-def fold_streams(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The authors' state_dict → the project's STSTNet's (``training.models.ststnet``): the three streams'
-    convolutions and batch norms stacked along channels in stream order (stream 1 channels 0–2, 2: 3–7, 3: 8–15),
-    the classifier unchanged — the concatenation order the authors' ``torch.cat((x1, x2, x3), 1)`` gives."""
-    cat = lambda name: torch.cat([sd[f"{name.format(i)}"] for i in (1, 2, 3)])  # noqa: E731
-    return {"streams.0.weight": cat("conv{}.weight"), "streams.0.bias": cat("conv{}.bias"),
-            "streams.2.weight": cat("bn{}.weight"), "streams.2.bias": cat("bn{}.bias"),
-            "streams.2.running_mean": cat("bn{}.running_mean"), "streams.2.running_var": cat("bn{}.running_var"),
-            "streams.2.num_batches_tracked": sd["bn1.num_batches_tracked"].clone(),
-            "fc.weight": sd["fc.weight"], "fc.bias": sd["fc.bias"]}
 
 
 # ---------------------------------------------------------------- the fold graph
