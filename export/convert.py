@@ -50,8 +50,7 @@ from inference.package import (
     ModelPackage,
     Parity,
 )
-
-from training.models.ststnet import AUTHORS_KEYS, AuthorsSTSTNet, check_authors_state, fold_streams
+from training.models.ststnet import AuthorsSTSTNet, check_authors_state, fold_streams
 
 from .package import OPSET, RTOL, assemble, embed_metadata, versions
 

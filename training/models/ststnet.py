@@ -77,8 +77,10 @@ def flow_image_batch(x: torch.Tensor, image_size: int, name: str) -> torch.Tenso
 # ---------------------------------------------------------------- the authors' published layout
 # The authors' state_dict: key → shape (christy1206/STSTNet main.py's STSTNet)
 AUTHORS_KEYS: dict[str, tuple[int, ...]] = {
-    **{k: v for i, w in enumerate(STREAM_WIDTHS, 1) for k, v in ((f"conv{i}.weight", (w, 3, 3, 3)), (f"conv{i}.bias", (w,)))},
-    **{f"bn{i}.{p}": (w,) for i, w in enumerate(STREAM_WIDTHS, 1) for p in ("weight", "bias", "running_mean", "running_var")},
+    **{k: v for i, w in enumerate(STREAM_WIDTHS, 1)
+       for k, v in ((f"conv{i}.weight", (w, 3, 3, 3)), (f"conv{i}.bias", (w,)))},
+    **{f"bn{i}.{p}": (w,) for i, w in enumerate(STREAM_WIDTHS, 1)
+       for p in ("weight", "bias", "running_mean", "running_var")},
     **{f"bn{i}.num_batches_tracked": () for i in range(1, 4)},
     "fc.weight": (3, sum(STREAM_WIDTHS) * 25), "fc.bias": (3,),
 }
