@@ -47,6 +47,7 @@ from inference.package import (
     MODEL_FILE,
     Folds,
     InputSpec,
+    LosoMetrics,
     ModelPackage,
     Parity,
 )
@@ -117,41 +118,59 @@ def read_folds(folder: Path) -> list[dict]:
 class FoldModel(nn.Module):
     """What a fold package's ``model.onnx`` computes: the uint8 input ``(N, T, S, S, 3)`` through the package's
     preprocessing once (:class:`export.package.PackagedModel`'s ``prepare``), then through every fold's network
-    (views ``views``; SBML: the view logits summed). Outputs ``probs`` ``(N, K)`` — the mean over folds of their
-    softmax — and :data:`inference.package.FOLD_OUTPUT` ``(F, N, K)``."""
+    (FSB: its fused logits; SBML: the logits of the views ``views`` — an int64 input as in any SBML package —
+    summed). Outputs ``probs`` ``(N, K)`` — the mean over folds of their softmax — and
+    :data:`inference.package.FOLD_OUTPUT` ``(F, N, K)``."""
 
-    def __init__(self, view_models: list, preprocessing, views: str):
+    def __init__(self, view_models: list, preprocessing):
         super().__init__()
         from .package import PackagedModel
 
         self.first = PackagedModel(view_models[0], preprocessing)  # its prepare: the one preprocessing
         self.folds = nn.ModuleList(vm.eval() for vm in view_models)
-        self.views = views
+        self.sbml = view_models[0].scheme == "sbml"
         self.eval()
 
-    def forward(self, clips: torch.Tensor):
+    def forward(self, clips: torch.Tensor, views: torch.Tensor | None = None):
         x = self.first.prepare(clips)
+        n = x.shape[0]
         logits = []
+        if self.sbml:
+            chosen = torch.stack(self.folds[0].views(x, "OLR")).index_select(0, views)
+            v = chosen.shape[0]
+            chosen = chosen.reshape((v * n,) + tuple(x.shape[1:]))
         for vm in self.folds:
-            out = vm(x, self.views)
-            logits.append(out if vm.scheme == "fsb" else out.sum(0))
+            if self.sbml:
+                logits.append(vm.backbone.fc(vm.backbone.forward_features(chosen)).reshape(v, n, -1).sum(0))
+            else:
+                logits.append(vm(x, vm.train_views))
         stacked = torch.stack(logits)  # (F, N, K)
         return stacked.softmax(-1).mean(0), stacked
+
+
+def _fold_args(model: FoldModel, clips: torch.Tensor, views: str) -> tuple:
+    from inference.views import view_indices
+
+    return (clips, torch.from_numpy(view_indices(views))) if model.sbml else (clips,)
 
 
 def export_folds(model: FoldModel, path: Path, n_frames: int, side: int) -> None:
     import warnings
 
     clips = torch.zeros((2, n_frames, side, side, 3), dtype=torch.uint8)
+    names, dyn = ["clips"], {"clips": {0: "batch"}, "probs": {0: "batch"}, FOLD_OUTPUT: {1: "batch"}}
+    if model.sbml:
+        names.append("views")
+        dyn["views"] = {0: "views"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (clips,), str(path), dynamo=False, opset_version=OPSET, input_names=["clips"],
-                          output_names=["probs", FOLD_OUTPUT],
-                          dynamic_axes={"clips": {0: "batch"}, "probs": {0: "batch"}, FOLD_OUTPUT: {1: "batch"}},
+        torch.onnx.export(model, _fold_args(model, clips, "OLR"), str(path), dynamo=False, opset_version=OPSET,
+                          input_names=names, output_names=["probs", FOLD_OUTPUT], dynamic_axes=dyn,
                           do_constant_folding=True)
 
 
-def check_folds(model: FoldModel, path: Path, clips: np.ndarray, reference: np.ndarray | None = None) -> Parity:
+def check_folds(model: FoldModel, path: Path, clips: np.ndarray, reference: np.ndarray | None = None,
+                views: str = "O") -> Parity:
     """The graph in ONNX Runtime against ``reference`` fold logits ``(F, N, K)`` (default: ``model`` in PyTorch);
     an ``InputError`` on a mismatch."""
     import onnx
@@ -159,17 +178,20 @@ def check_folds(model: FoldModel, path: Path, clips: np.ndarray, reference: np.n
 
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    probs, got = session.run(None, {"clips": clips})
+    from inference.views import view_indices
+
+    feeds = {"clips": clips, **({"views": view_indices(views)} if model.sbml else {})}
+    probs, got = session.run(None, feeds)
     if reference is None:
         with torch.no_grad():
-            reference = model(torch.from_numpy(clips))[1].numpy()
+            reference = model(*_fold_args(model, torch.from_numpy(clips), views))[1].numpy()
     diff = float(np.abs(got - reference).max())
     atol = 1e-4 * max(1.0, float(np.abs(reference).max()))
     same = bool((got.argmax(-1) == reference.argmax(-1)).all())
     if not np.allclose(got, reference, rtol=RTOL, atol=atol) or not same:
         raise InputError(f"{path}: the fold graph disagrees with the reference network (max |Δlogit| {diff:.3g}, "
                          f"same argmax: {same}); the conversion is wrong — please report it")
-    return Parity(clips=int(len(clips)), views="O", max_abs_logit_diff=diff, rtol=RTOL, atol=atol, same_argmax=same)
+    return Parity(clips=int(len(clips)), views=views, max_abs_logit_diff=diff, rtol=RTOL, atol=atol, same_argmax=same)
 
 
 # ---------------------------------------------------------------- the package
@@ -261,13 +283,16 @@ def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=p
     pkg = ststnet_package(folds, name or out.name, weights_dir)
     models, authors = [], []
     for f in folds:
-        vm = ViewModel({"name": "ststnet", "image_size": SIZE}, len(LABELS), "sbml", "O", inputs=PUBLISHED_FLOW_IMAGE)
+        vm = ViewModel({"name": "ststnet", "image_size": SIZE}, len(LABELS), "fsb", "O", inputs=PUBLISHED_FLOW_IMAGE)
         vm.backbone.load_state_dict(fold_streams(f["state"]), strict=True)
+        with torch.no_grad():  # FSB with one view: its head is the authors' classifier
+            vm.head.weight.copy_(vm.backbone.fc.weight)
+            vm.head.bias.copy_(vm.backbone.fc.bias)
         models.append(vm.eval())
         a = AuthorsSTSTNet()
         a.load_state_dict(f["state"], strict=True)
         authors.append(a.eval())
-    graph = FoldModel(models, pkg.preprocessing(), "O")
+    graph = FoldModel(models, pkg.preprocessing())
     # the check: random uint8 images fed to the authors' own network as they fed it (float 0–255, cv2.imread order)
     clips = np.random.default_rng(0).integers(0, 256, (8, 1, SIZE, SIZE, 3), dtype=np.uint8)
     raw = torch.from_numpy(clips[:, 0]).permute(0, 3, 1, 2).float()
@@ -287,6 +312,90 @@ def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=p
         pkg = replace(pkg, parity=parity)
         write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
         (folder / CARD_FILE).write_text(fold_card(pkg))
+        assemble(folder, out)
+    log(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+    return pkg
+
+
+# ---------------------------------------------------------------- a project LOSO run's folds
+
+
+def run_folds(run: Path) -> list[tuple[int, Path]]:
+    """``(subject, model.pt)`` of a LOSO run's folds (``RUN/folds/subject_<s>/model.pt``), in subject order."""
+    run = Path(run)
+    found = sorted((int(p.parent.name.split("_", 1)[1]), p) for p in run.glob("folds/subject_*/model.pt")
+                   if p.parent.name.split("_", 1)[1].isdigit())
+    if not found:
+        raise InputError(f"{run}: no folds/subject_<s>/model.pt; point --folds at a LOSO run's folder (python -m "
+                         f"training.loso's out)")
+    return found
+
+
+def export_run_folds(run: Path, out: Path, views: str | None = None, name: str | None = None,
+                     license: str = "other", notes: str = "", clips: list[str] | None = None,
+                     serve_flow: str | None = None, face_crop: int | None = None, log=print) -> ModelPackage:
+    """A LOSO run's fold models → a fold package at ``out``, in the same format as converted weights: one graph
+    with every fold, keyed by held-out subject; its LOSO figure the run's ``results.json``."""
+    import json
+    from dataclasses import replace
+
+    from training.labels import COMPOSITE_SUBJECT_BASE
+    from training.record import TrainedModel
+    from training.schemes import load_view_model
+
+    from .__main__ import check_options, default_sources, describe, gather_clips
+    from .card import render_card
+
+    t0 = time.perf_counter()
+    run, out = Path(run), Path(out)
+    found = run_folds(run)
+    models, records = [], []
+    for subject, path in found:
+        vm, meta = load_view_model(path)
+        models.append(vm.eval())
+        records.append(TrainedModel.read(meta, path))
+    first, record = found[0][1], records[0]
+    for (subject, path), r in zip(found, records):
+        if (r.model, r.labels, r.inputs, r.normalisation, r.crop, r.frame_size) != \
+                (record.model, record.labels, record.inputs, record.normalisation, record.crop, record.frame_size):
+            raise InputError(f"{path}: this fold's model differs from {first}'s (architecture, labels, inputs, "
+                             f"normalisation or crop); a fold package holds folds of one run")
+    test_views = check_options(record.model, views, False, None, "auto")
+    pkg = describe(first, record, test_views, name or out.name, license, serve_flow, face_crop)
+    results = run / "results.json"
+    loso = None
+    if results.exists():
+        r = json.loads(results.read_text())
+        loso = LosoMetrics.from_json({k: r[k] for k in ("uf1", "uar", "war", "n", "protocol")}
+                                     | ({"warning": r["warning"]} if "warning" in r else {}), str(results))
+    protocol = record.protocol
+    bases = dict(COMPOSITE_SUBJECT_BASE) if protocol == "composite" else \
+        ({protocol: 0} if protocol in COMPOSITE_SUBJECT_BASE else {})
+    pkg = replace(pkg, outputs=["probs", FOLD_OUTPUT], loso=loso,
+                  trained={**pkg.trained, "what": f"{len(found)} LOSO folds of {run}"},
+                  folds=Folds(subjects=[s for s, _ in found], names=[str(s) for s, _ in found], protocol=protocol,
+                              bases=bases,
+                              source={"kind": "loso run", "run": str(run.resolve()),
+                                      "files": [{"file": str(p.relative_to(run)), "subject": s,
+                                                 "sha256": file_sha256(p)} for s, p in found]}))
+    graph = FoldModel(models, pkg.preprocessing())
+    check_x, _ = gather_clips(clips or default_sources(record), pkg, limit=16)
+    with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
+        folder = Path(tmp) / "package"
+        folder.mkdir()
+        path = folder / MODEL_FILE
+        export_folds(graph, path, pkg.n_frames, pkg.input.height)
+        embed_metadata(path, {**pkg.onnx_metadata("fp32"), "folds": str(len(found))})
+        parity = check_folds(graph, path, check_x, views=pkg.test_views)
+        log(f"{MODEL_FILE}: {len(found)} folds; ONNX Runtime matches PyTorch on {parity.clips} clips "
+            f"(max |Δlogit| {parity.max_abs_logit_diff:.2e})")
+        pkg = replace(pkg, parity=parity)
+        write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
+        folds_note = (f"\n\n## Folds\n\nA fold package: {len(found)} LOSO fold models of `{run}` in one graph, keyed "
+                      f"by held-out subject ({', '.join(str(s) for s, _ in found)}); `probs` is their mean. "
+                      f"`python -m inference.evaluate --model PKG --data SET` scores each clip with the fold that "
+                      f"held its subject out.\n")
+        (folder / CARD_FILE).write_text(render_card(pkg, notes + folds_note))
         assemble(folder, out)
     log(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
     return pkg
