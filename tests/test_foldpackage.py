@@ -199,3 +199,12 @@ def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, 
         np.testing.assert_allclose(clip["probs"], [float(mine[f"score_{c}"]) for c in report["labels"]], atol=1e-4)
     for k in ("uf1", "uar", "war"):
         assert report["overall"][k] == pytest.approx(results[k], abs=1e-9)
+
+
+def test_the_fold_bench_prints_both_targets(package, flow_set, capsys):
+    from tools.bench.folds import main
+
+    assert main(["--model", str(package), "--data", str(flow_set), "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "6 fold(s)" in out and "evaluate   onnxruntime  18 clips" in out and "1 interval onnxruntime" in out
+    assert "target ≤ 50 ms" in out and "target ≤ 10 s" in out
