@@ -299,8 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Turn a training checkpoint (a LOSO fold's, a --final model, or an N-step stage's) into a model "
-                    "package: model.onnx + config.json + README.md (model card). The ONNX graph is checked with "
-                    "onnx.checker and against PyTorch in ONNX Runtime before the package is written.",
+                    "package: model.onnx + config.json + README.md (model card); or, with --folds, every fold of a "
+                    "LOSO run into one fold package. The ONNX graph is checked with onnx.checker and against PyTorch "
+                    "in ONNX Runtime before the package is written. Published weights: python -m export.convert.",
         epilog="Example: python -m export --checkpoint runs/smic/final/model.pt --out packages/smic --fp16 "
                "--int8 --calibrate cache/smic",
     )
