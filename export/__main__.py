@@ -3,6 +3,7 @@
     python -m export --checkpoint runs/smic/final/model.pt --out packages/smic [--views OLR] [--fp16]
                      [--int8 --calibrate cache/smic [--int8-stem auto|int8|float]] [--clips cache/smic | clip.mp4 …]
                      [--notes NOTES.md]
+    python -m export --folds runs/composite-flow --out packages/composite-folds     (a fold package: every fold)
 
 Checkpoints from LOSO folds, from ``--final`` all-subject training and from N-step chains all export: they
 are the same format (``training.schemes.save_view_model``) and carry the crop, frame count, normalisation,
@@ -298,13 +299,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m export",
         description="Turn a training checkpoint (a LOSO fold's, a --final model, or an N-step stage's) into a model "
-                    "package: model.onnx + config.json + README.md (model card). The ONNX graph is checked with "
-                    "onnx.checker and against PyTorch in ONNX Runtime before the package is written.",
+                    "package: model.onnx + config.json + README.md (model card); or, with --folds, every fold of a "
+                    "LOSO run into one fold package. The ONNX graph is checked with onnx.checker and against PyTorch "
+                    "in ONNX Runtime before the package is written. Published weights: python -m export.convert.",
         epilog="Example: python -m export --checkpoint runs/smic/final/model.pt --out packages/smic --fp16 "
                "--int8 --calibrate cache/smic",
     )
-    p.add_argument("--checkpoint", required=True, type=Path,
-                   help="a model.pt written by training.loso or training.nstep")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="a model.pt written by training.loso or training.nstep")
+    src.add_argument("--folds", type=Path, default=None, metavar="RUN",
+                     help="a LOSO run's folder (training.loso's out): every fold's model in one fold package, keyed "
+                          "by held-out subject and served as their mean (the format export.convert writes); "
+                          "python -m inference.evaluate scores each clip with the fold that held its subject out")
     p.add_argument("--out", required=True, type=Path, help="package folder (replaced if it exists)")
     p.add_argument("--views", default=None,
                    help="default test views for SBML models (O, OL, OR, LR, OLR; default: training's)")
@@ -336,6 +342,14 @@ def main(argv: list[str] | None = None) -> int:
             notes = args.notes.read_text()
         except OSError as e:
             raise InputError(f"--notes {args.notes}: cannot read it ({e.strerror or e})") from None
+    if args.folds is not None:
+        if args.fp16 or args.int8:
+            raise InputError("--fp16 and --int8 are for one model; a fold package (--folds) is written in fp32")
+        from .convert import export_run_folds
+
+        export_run_folds(args.folds, args.out, args.views, args.name, args.license, notes, args.clips,
+                         args.serve_flow, args.face_crop)
+        return 0
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
                    args.name, args.license, notes, int8_stem=args.int8_stem, serve_flow=args.serve_flow,
                    face_crop=args.face_crop)

@@ -50,7 +50,8 @@ from .motion import (
 )
 
 __all__ = ["FLOW_METHODS", "METHODS", "KINDS", "InputKind", "Preprocessing", "register", "kind", "names",
-           "build_input", "FLOW_NORMALISATION", "GREY_FLOW_NORMALISATION"]
+           "build_input", "reorder", "strain_agreement", "FLOW_NORMALISATION", "GREY_FLOW_NORMALISATION",
+           "RAW_NORMALISATION", "PUBLISHED_FLOW_IMAGE"]
 
 RGB = ("R", "G", "B")
 
@@ -62,6 +63,15 @@ FLOW_NORMALISATION = {"mean": [128 / 255, 128 / 255, 0.0], "std": [0.5, 0.5, 0.5
 # grey + flow clips (grey, u, v): the same, the grey level centred on mid-grey (128) as u and v on zero motion
 GREY_FLOW_NORMALISATION = {**FLOW_NORMALISATION, "mean": [128 / 255] * 3,
                            "source": "grey, u, v: centred on mid-grey and on the stored zero-motion values"}
+
+# Raw pixels: the uint8 values as float 0–255, nothing subtracted or divided — how published models were fed that
+# read ``cv2.imread`` arrays as they come (STSTNet's authors: ``(x01 · 255 − 0) / 1``).
+RAW_NORMALISATION = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "pixel_scale": 255.0,
+                     "source": "raw 0–255 pixel values, as the published model was fed (no scaling, no centring)"}
+# The published MEGC2019 composite flow-image set (HTNet's STSNet_whole_norm_u_v_os) stores u, v, strain in a PNG's
+# R, G, B; OpenCV returns B, G, R: the row of this name says so (its channels), and the set's reader and the models
+# converted from its authors' weights read it from there.
+PUBLISHED_FLOW_IMAGE = "flow_image_bgr"
 
 
 @dataclass(frozen=True)
@@ -282,6 +292,46 @@ for _row in (
               tim=True, magnify=True, flow=True, zero=(128.0, 128.0, 128.0), normalisation=GREY_FLOW_NORMALISATION),
 ):
     register(_row)
+
+
+def _build_flow_image_bgr(arr, recipe, fps, apex):
+    image, apex = _build_flow_image(arr, recipe, fps, apex)
+    return reorder(image, KINDS["flow_image"].channels, KINDS[PUBLISHED_FLOW_IMAGE].channels), apex
+
+
+register(InputKind(
+    PUBLISHED_FLOW_IMAGE, ("strain", "v", "u"), _build_flow_image_bgr,
+    lambda o, size, apex: {**_flow_recipe(PUBLISHED_FLOW_IMAGE, o), "size": o.get("flow_size") or size, "apex": apex},
+    "on onset → apex optical-flow images in the published set's order (OpenCV's B, G, R: strain, v, u)",
+    shows="Motion input the model saw: onset → apex optical flow (hue: direction, brightness: magnitude), "
+          "optical strain below",
+    magnify=True, flow=True, single_frame=True, zero="scaling", normalisation=RAW_NORMALISATION,
+    tags=("optical-flow",)))
+
+
+def reorder(images, src: tuple[str, ...], dst: tuple[str, ...]) -> np.ndarray:
+    """``images`` ``(..., 3)`` whose channels hold ``src`` (names, e.g. a row's ``channels``), with their channels
+    moved to hold ``dst``."""
+    if sorted(src) != sorted(dst):
+        raise InputError(f"channels {', '.join(src)} cannot be reordered into {', '.join(dst)}")
+    return np.ascontiguousarray(np.asarray(images)[..., [list(src).index(c) for c in dst]])
+
+
+def strain_agreement(images, channels: tuple[str, ...] = ("u", "v", "strain")) -> float:
+    """How much the channel named strain behaves like the optical strain of the ones named u and v: the median over
+    ``images`` ``(N, H, W, 3)`` of the correlation between the strain recomputed from u, v
+    (:func:`inference.motion.strain`, on the stored values) and the stored strain. On the published composite set
+    read in its order: 0.85; with the channels reversed: -0.02."""
+    from .motion import strain
+
+    images = np.asarray(images, np.float32)
+    u, v, s = (channels.index(c) for c in ("u", "v", "strain"))
+    rs = []
+    for im in images.reshape((-1,) + images.shape[-3:]):
+        a, b = strain(np.stack([im[..., u], im[..., v]], -1)).ravel(), im[..., s].ravel()
+        ok = a.std() > 0 and b.std() > 0
+        rs.append(float(np.corrcoef(a, b)[0, 1]) if ok else 0.0)
+    return float(np.median(rs)) if rs else float("nan")
 
 
 def names() -> tuple[str, ...]:

@@ -218,6 +218,54 @@ class SourceCheckpoint:
         return {"path": self.path, "sha256": self.sha256}
 
 
+FOLD_OUTPUT = "fold_logits"  # a fold package's second output: (F, N, K), one row of logits per LOSO fold
+
+
+@dataclass(frozen=True)
+class Folds:
+    """A *fold package*: ``model.onnx`` holds one model per LOSO fold; its ``probs`` are the mean of the folds'
+    softmax, its second output :data:`FOLD_OUTPUT` ``(F, N, K)`` each fold's logits, in the order of ``subjects``.
+
+    ``subjects`` are the held-out subjects (the protocol's subject ids: for the composite protocol
+    ``training.labels``' composite ids, SMIC s3 → 1003, CASME II sub03 → 2003, SAMM 006 → 3006), ``names`` the same
+    subjects as their datasets name them (``sub03``), ``bases`` how a dataset's subject number becomes its id
+    (``{"smic": 1000, "casme2": 2000, "samm": 3000}``), ``protocol`` the label protocol of the folds, ``source`` where
+    the folds came from (``{"kind": "converted", "files": [{"file", "sha256", "subject"}], …}`` or a LOSO run's
+    folder). ``python -m inference.evaluate`` scores each clip with the fold that held its subject out."""
+
+    subjects: list[int]
+    names: list[str]
+    protocol: str
+    output: str = FOLD_OUTPUT
+    source: dict = field(default_factory=dict)
+    bases: dict = field(default_factory=dict)  # dataset → what its subject numbers are shifted by in ``subjects``
+
+    def __post_init__(self):
+        if len(self.subjects) != len(self.names) or len(set(self.subjects)) != len(self.subjects):
+            raise InputError(f"a fold package names each held-out subject once, with its name: got subjects "
+                             f"{self.subjects} and names {self.names}")
+
+    def fold_of(self, subject: int) -> int | None:
+        """The index of the fold that held ``subject`` out, or None."""
+        return self.subjects.index(subject) if subject in self.subjects else None
+
+    def to_json(self) -> dict:
+        return {"subjects": list(self.subjects), "names": list(self.names), "protocol": self.protocol,
+                "bases": dict(self.bases), "output": self.output, "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: dict, where: str) -> Folds:
+        data = _mapping(data, "folds", where)
+        try:
+            return cls(subjects=[int(x) for x in _get(data, "subjects", where, "folds")],
+                       names=[str(x) for x in data.get("names") or _get(data, "subjects", where, "folds")],
+                       protocol=str(data.get("protocol") or ""), output=str(data.get("output") or FOLD_OUTPUT),
+                       source=dict(data.get("source") or {}),
+                       bases={str(k): int(v) for k, v in (data.get("bases") or {}).items()})
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{where}: folds: {e}; {_REEXPORT}") from None
+
+
 @dataclass(frozen=True)
 class ModelPackage:
     """``config.json``, typed. Field order is the file's key order."""
@@ -252,6 +300,7 @@ class ModelPackage:
     exported_at: str = ""
     versions: dict = field(default_factory=dict)
     license: str = "other"
+    folds: Folds | None = None  # a fold package: one model per LOSO fold in model.onnx (None: one model)
 
     @property
     def sbml(self) -> bool:
@@ -315,6 +364,7 @@ class ModelPackage:
             "parity": self.parity.to_json() if self.parity else None,
             "source_checkpoint": self.source_checkpoint.to_json() if self.source_checkpoint else None,
             "exported_at": self.exported_at, "versions": self.versions, "license": self.license,
+            **({"folds": self.folds.to_json()} if self.folds else {}),
         }
 
     @classmethod
@@ -368,6 +418,7 @@ class ModelPackage:
             if isinstance(source, dict) else None,
             exported_at=str(data.get("exported_at") or ""), versions=dict(data.get("versions") or {}),
             license=str(data.get("license") or "other"),
+            folds=Folds.from_json(data["folds"], where) if data.get("folds") else None,
         )
 
     @classmethod

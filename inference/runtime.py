@@ -169,9 +169,10 @@ class Predictor:
             # compiled for one, rather than seconds of compiling for a size that may not come again
             parts = [self.run(clips[i:i + 1], views) for i in range(len(clips))]
             return (np.concatenate([p for p, _ in parts]),
-                    np.concatenate([v for _, v in parts], axis=1) if self.sbml else None)
+                    np.concatenate([v for _, v in parts], axis=1) if self.sbml and not self.package.folds else None)
         probs, second = self.session.run(None, feeds)
-        return probs, (second if self.sbml else None)
+        # a fold package's second output is its folds' logits (inference.package.Folds), not view logits
+        return probs, (second if self.sbml and not self.package.folds else None)
 
     def classify(self, prepared: list[PreparedClip], views: str | None = None,
                  apexes: list[int | None] | None = None) -> list[Prediction]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from inference.motion import strain
 from training.config import load_config
 from training.datasets.flowset import write_set
 from training.engine import Trainer, seed_for
@@ -31,6 +32,8 @@ def tiny_set(tmp_path_factory) -> Path:
             label = ("negative", "positive", "surprise")[(j + len(sub)) % 3]
             image = rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)
             image[..., 0] = np.clip(image[..., 0] // 2 + 60 * ("negative", "positive", "surprise").index(label), 0, 255)
+            s = strain(image[..., :2].astype(np.float32))  # strain of u, v: the reader checks it
+            image[..., 2] = np.round((s - s.min()) / (s.max() - s.min()) * 255).astype(np.uint8)
             clips.append({"dataset": dataset, "sub": sub, "clip": f"{sub}_c{j}", "label": label, "image": image})
     root = tmp_path_factory.mktemp("foldbatch") / "set"
     write_set(root, clips)

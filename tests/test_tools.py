@@ -18,6 +18,7 @@ BENCHES = {  # argv → the module that answers it
     ("export", "--help"): "tools.bench.export",
     ("training", "--help"): "tools.bench.training",
     ("training", "ststnet-loso", "--help"): "tools.bench.training ststnet-loso",
+    ("folds", "--help"): "tools.bench.folds",
 }
 
 

@@ -18,15 +18,26 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 def composite_like_set(root: Path, subjects: int = 68, samples: int = 442, size: int = 28, seed: int = 0) -> Path:
     """A random flow-image set in the published layout (:func:`training.datasets.flowset.write_set`) of the
-    composite set's size: ``subjects`` subjects over SMIC, CASME II and SAMM, ``samples`` clips dealt round-robin."""
+    composite set's size: ``subjects`` subjects over SMIC, CASME II and SAMM, ``samples`` clips dealt round-robin.
+    Each image is a random smooth flow field and its optical strain, min-max scaled as published (so the reader's
+    check that the strain channel is the strain of u and v passes)."""
+    import cv2
+
+    from inference.motion import FlowScaling
     from training.datasets.flowset import write_set
 
     rng = np.random.default_rng(seed)
+    scaling = FlowScaling("minmax")
+
+    def image() -> np.ndarray:
+        uv = cv2.GaussianBlur(rng.normal(size=(size, size, 2)).astype(np.float32), (0, 0), 2.0)
+        return scaling.encode(uv)
+
     names = [("smic", "s{}"), ("casme2", "sub{:02d}"), ("samm", "{:03d}")]
     subs = [(names[i % 3][0], names[i % 3][1].format(i // 3 + 1)) for i in range(subjects)]
     classes = ("negative", "positive", "surprise")
     clips = [{"dataset": subs[i % subjects][0], "sub": subs[i % subjects][1], "clip": f"c{i:04d}",
-              "label": classes[int(rng.integers(3))], "image": rng.integers(0, 256, (size, size, 3), dtype=np.uint8)}
+              "label": classes[int(rng.integers(3))], "image": image()}
              for i in range(samples)]
     write_set(root, clips)
     return root

@@ -18,10 +18,15 @@ What the reader expects under the set's folder ``ROOT``::
 - ``filename_o``: the clip's name in its dataset (EP02_01f, s01_ne_01, 006_1_2), unique per subject (CASME II
   reuses names across subjects); the cache's clip id is ``{sub}/{filename_o}``;
 - ``label``: 0 negative, 1 positive, 2 surprise (the published coding), or those names;
-- each image: 8-bit, three channels, all the same square size (28×28 as published), whose channels *as OpenCV loads
-  them* (``cv2.imread``, array order) are u, v and optical strain — how HTNet's code writes them (``cv2.imwrite`` of
-  an array ``[u, v, strain]``); each channel min-max scaled on its own (:class:`inference.motion.FlowScaling`
-  "minmax": zero motion is not stored; the bank measures it on each image).
+- each image: 8-bit, three channels, all the same square size (28×28 as published), storing u, v and optical strain
+  in the PNG's R, G, B — so ``cv2.imread`` returns them as strain, v, u: the channels of the input kind
+  :data:`inference.inputs.PUBLISHED_FLOW_IMAGE` (the one statement of that order); each channel min-max scaled on its
+  own (:class:`inference.motion.FlowScaling` "minmax": zero motion is not stored; the bank measures it on each
+  image). The reader moves the channels into the ``flow_image`` kind's order (u, v, strain) and checks, at load,
+  that the channel it reads as strain behaves like the optical strain of the two it reads as u and v
+  (:func:`inference.inputs.strain_agreement`, the median correlation over the set's images: 0.85 on the published
+  set, -0.02 with its channels reversed); a set below :data:`STRAIN_AGREEMENT` is refused, naming the channel that
+  looks like strain.
 
 A set whose CSV and images disagree — a row without its image, an image without its row, an unreadable or
 odd-sized image, an unknown dataset, a subject without a number, a label outside the three classes, a clip listed
@@ -43,35 +48,28 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError
+from inference.flowset import (  # noqa: F401 — the layout's files, re-exported: this module's names for them
+    COLUMNS,
+    CSV_PLACES,
+    IMAGE_DIR,
+    IMAGE_PLACES,
+    LAYOUT,
+    STRAIN_AGREEMENT,
+    _find,
+    check_channels,
+    from_flow_image,
+    image_name,
+    is_flowset,
+    read_image,
+    to_flow_image,
+)
 
 from ..labels import COMPOSITE_SUBJECT_BASE, PROTOCOLS, normalise
 
 NAME = "flowset"
-IMAGE_DIR = "STSNet_whole_norm_u_v_os"
-CSV_PLACES = (".", "label")
-IMAGE_PLACES = (IMAGE_DIR, f"datasets/{IMAGE_DIR}")
-COLUMNS = ("dataset", "sub", "filename_o", "label")
 CLASSES = PROTOCOLS["composite"]  # label 0, 1, 2
-LAYOUT = (f"a CSV with columns {', '.join(COLUMNS)} in the folder or its label/ folder, and one image per row in "
-          f"{IMAGE_DIR}/ or datasets/{IMAGE_DIR}/")
 _NUMBER = re.compile(r"(\d+)")
 
-
-def _find(root: Path) -> tuple[list[Path], Path | None]:
-    csvs = sorted(p for place in CSV_PLACES if (root / place).is_dir() for p in (root / place).glob("*.csv"))
-    images = next((root / p for p in IMAGE_PLACES if (root / p).is_dir()), None)
-    return csvs, images
-
-
-def is_flowset(root: str | Path) -> bool:
-    """Whether ``root`` looks like a flow-image set (a CSV and the image folder), before any checking."""
-    csvs, images = _find(Path(root))
-    return bool(csvs) and images is not None
-
-
-def image_name(sub: str, clip: str) -> str:
-    """The published file name of a clip's image (with its space before the extension)."""
-    return f"{sub}_{clip} .png"
 
 
 def _dataset(text: str, where: str) -> str:
@@ -150,19 +148,6 @@ def read_rows(root: str | Path) -> tuple[list[dict], Path, Path]:
     return rows, sheet, folder
 
 
-def read_image(path: Path) -> np.ndarray:
-    """One flow image as stored (u, v, strain in OpenCV's array order), uint8 ``(S, S, 3)``."""
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InputError(f"{path}: cannot be read as an image")
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] != img.shape[1]:
-        raise InputError(f"{path}: a flow image must be square, 8-bit with three channels (u, v, strain); this one "
-                         f"is {img.dtype} of shape {img.shape}")
-    return img
-
-
 def settings_of(root: Path, size: int) -> dict:
     """``cache.json`` settings for a set: kind flow_image made by the set's authors ("published": serving cannot
     compute it the same way from a video), min-max scaling, apex frames as they chose them."""
@@ -187,12 +172,15 @@ def load(root: str | Path) -> tuple[list[dict], np.ndarray, dict]:
                          f"share one size")
     for i, r in enumerate(rows):
         r.update(n_frames=1, start=i, status="ok", source=str(sheet))
-    return rows, np.stack(images), settings_of(Path(root), images[0].shape[0])
+    stored = np.stack(images)
+    check_channels(stored, folder)
+    return rows, to_flow_image(stored), settings_of(Path(root), images[0].shape[0])
 
 
 def write_set(root: str | Path, clips: list[dict]) -> Path:
     """Write a set in the layout above: ``clips`` hold ``dataset``, ``sub`` (the dataset's own id, e.g. "s01"),
-    ``clip``, ``label`` (a class name) and ``image`` (uint8 ``(S, S, 3)``, channels u, v, strain). Returns the CSV."""
+    ``clip``, ``label`` (a class name) and ``image`` (uint8 ``(S, S, 3)``, channels u, v, strain), each image written
+    as the published set stores it (u, v, strain in the PNG's R, G, B: :func:`from_flow_image`). Returns the CSV."""
     import cv2
 
     root = Path(root)
@@ -205,6 +193,6 @@ def write_set(root: str | Path, clips: list[dict]) -> Path:
         for c in clips:
             w.writerow([c["dataset"], c["sub"], c["clip"], CLASSES.index(c["label"]), "",
                         f"{c['sub']}_{c['clip']}.jpg", ""])
-            if not cv2.imwrite(str(folder / image_name(c["sub"], c["clip"])), np.ascontiguousarray(c["image"])):
+            if not cv2.imwrite(str(folder / image_name(c["sub"], c["clip"])), from_flow_image(c["image"])):
                 raise OSError(f"could not write {folder / image_name(c['sub'], c['clip'])}")
     return sheet

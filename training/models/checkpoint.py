@@ -11,7 +11,10 @@ code ever runs. Accepted as pretrained weights:
 
 A classifier whose shape differs from the model's (400 Kinetics classes against ours) is dropped
 and the model keeps its freshly initialised head. Everything else must match when
-``strict_backbone`` is on: the wrong architecture for a file fails loudly, naming the keys.
+``strict_backbone`` is on: the wrong architecture for a file fails loudly, naming the keys; without it, a file of
+which no backbone weight fits is refused all the same (never a model with only its classifier loaded). A model
+with an ``adopt_pretrained(state_dict, path)`` method reads a published layout of its own through it (STSTNet: the
+authors' three-stream fold files, folded into its one convolution).
 """
 
 from __future__ import annotations
@@ -93,6 +96,9 @@ def load_pretrained(model: torch.nn.Module, path: str | os.PathLike, strict_back
     if isinstance(obj, Mapping) and obj.get("kind") == "view_model":  # ours: the shared backbone's weights
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
     sd = _clean_keys(sd, getattr(model, "pretrained_key_map", {}))
+    adopt = getattr(model, "adopt_pretrained", None)  # a model that reads a published layout of its own (STSTNet's)
+    if adopt is not None:
+        sd = adopt(sd, os.fspath(path))
     own = model.state_dict()
     head = HEAD
 
@@ -118,6 +124,12 @@ def load_pretrained(model: torch.nn.Module, path: str | os.PathLike, strict_back
         raise InputError(_mismatch_message(model, path, back_missing, back_unexpected, back_mismatched))
 
     take = {k: v for k, v in sd.items() if k in own and k not in bad and (not is_head(k) or head_loadable)}
+    if not any(not is_head(k) for k in take) and any(not is_head(k) and not is_counter(k) for k in own):
+        name = getattr(model, "config", {}).get("name", type(model).__name__)
+        absent = ", ".join(k for k in own if not is_head(k) and not is_counter(k))
+        raise InputError(f"{path}: none of its weights fit the backbone of model {name!r} (at most the classifier "
+                         f"would load, the rest staying random; the backbone's {absent} are not in the file with "
+                         f"their shape). Choose the model the file was trained as")
     with torch.no_grad():
         model.load_state_dict(take, strict=False)
     report = {

@@ -52,6 +52,11 @@ class STSTNet(VideoClassifier):
         self.feature_dim = width * (side // 2) ** 2
         self.fc = nn.Linear(self.feature_dim, num_classes)
 
+    def adopt_pretrained(self, sd: dict, where) -> dict:
+        """A pretrained state_dict in this network's layout: the authors' three-stream files (STSTNet_Weights) are
+        checked and folded into the one convolution (:func:`fold_streams`); others pass as they are."""
+        return fold_streams(check_authors_state(sd, where)) if is_authors_state(sd) else sd
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.streams(flow_image_batch(x, self.image_size, "STSTNet"))).flatten(1)
 
@@ -67,6 +72,69 @@ def flow_image_batch(x: torch.Tensor, image_size: int, name: str) -> torch.Tenso
                          f"{x.shape[-2]}×{x.shape[-1]}: set train.size={image_size} (or the model's "
                          f"image_size to the size you train at)")
     return x[:, :, 0]
+
+
+# ---------------------------------------------------------------- the authors' published layout
+# The authors' state_dict: key → shape (christy1206/STSTNet main.py's STSTNet)
+AUTHORS_KEYS: dict[str, tuple[int, ...]] = {
+    **{k: v for i, w in enumerate(STREAM_WIDTHS, 1)
+       for k, v in ((f"conv{i}.weight", (w, 3, 3, 3)), (f"conv{i}.bias", (w,)))},
+    **{f"bn{i}.{p}": (w,) for i, w in enumerate(STREAM_WIDTHS, 1)
+       for p in ("weight", "bias", "running_mean", "running_var")},
+    **{f"bn{i}.num_batches_tracked": () for i in range(1, 4)},
+    "fc.weight": (3, sum(STREAM_WIDTHS) * 25), "fc.bias": (3,),
+}
+
+
+def check_authors_state(sd, where) -> dict:
+    """``sd`` if it is a state_dict of the authors' layout (:data:`AUTHORS_KEYS`, each key's shape); an
+    ``InputError`` naming the key and ``where`` (the file) otherwise."""
+    missing = [k for k in AUTHORS_KEYS if k not in sd]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+        raise InputError(f"{where}: key {missing[0]!r} is missing{more}; an STSTNet fold file holds "
+                         f"{', '.join(AUTHORS_KEYS)}")
+    extra = [k for k in sd if k not in AUTHORS_KEYS]
+    if extra:
+        raise InputError(f"{where}: unexpected key {extra[0]!r}{f' (and {len(extra) - 1} more)' if extra[1:] else ''}; "
+                         f"an STSTNet fold file holds only {', '.join(AUTHORS_KEYS)}")
+    for k, shape in AUTHORS_KEYS.items():
+        if tuple(sd[k].shape) != shape:
+            raise InputError(f"{where}: key {k!r} has shape {tuple(sd[k].shape)}, the authors' STSTNet has {shape}")
+    return sd
+
+
+class AuthorsSTSTNet(nn.Module):
+    """The authors' three-stream layout, for checking the fold (christy1206/STSTNet ``main.py``)."""
+
+    def __init__(self):
+        super().__init__()
+        for i, w in enumerate(STREAM_WIDTHS, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(3, w, 3, padding=2))
+            setattr(self, f"bn{i}", nn.BatchNorm2d(w))
+        self.maxpool, self.avgpool = nn.MaxPool2d(3, stride=3, padding=1), nn.AvgPool2d(2, stride=2)
+        self.fc = nn.Linear(sum(STREAM_WIDTHS) * 25, 3)
+
+    def forward(self, x):
+        parts = [self.maxpool(getattr(self, f"bn{i}")(torch.relu(getattr(self, f"conv{i}")(x)))) for i in (1, 2, 3)]
+        return self.fc(self.avgpool(torch.cat(parts, 1)).flatten(1))
+
+
+def fold_streams(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The authors' state_dict → the project's STSTNet's (``training.models.ststnet``): the three streams'
+    convolutions and batch norms stacked along channels in stream order (stream 1 channels 0–2, 2: 3–7, 3: 8–15),
+    the classifier unchanged — the concatenation order the authors' ``torch.cat((x1, x2, x3), 1)`` gives."""
+    cat = lambda name: torch.cat([sd[f"{name.format(i)}"] for i in (1, 2, 3)])  # noqa: E731
+    return {"streams.0.weight": cat("conv{}.weight"), "streams.0.bias": cat("conv{}.bias"),
+            "streams.2.weight": cat("bn{}.weight"), "streams.2.bias": cat("bn{}.bias"),
+            "streams.2.running_mean": cat("bn{}.running_mean"), "streams.2.running_var": cat("bn{}.running_var"),
+            "streams.2.num_batches_tracked": sd["bn1.num_batches_tracked"].clone(),
+            "fc.weight": sd["fc.weight"], "fc.bias": sd["fc.bias"]}
+
+
+def is_authors_state(sd) -> bool:
+    """Whether a state_dict is laid out as the authors' three streams (``conv1.weight`` …)."""
+    return "conv1.weight" in sd and "streams.0.weight" not in sd
 
 
 def _build(num_classes: int, **kwargs) -> STSTNet:

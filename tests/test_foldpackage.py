@@ -1,0 +1,210 @@
+"""Published weights served, and packages scored: STSTNet's per-fold files (synthetic stand-ins written with
+torch.save in the authors' key layout) converted to a fold package, which ONNX Runtime and OpenVINO run on a
+synthetic composite flow-image set written in the published conventions (u, v, strain in the PNG's R, G, B) exactly
+as the authors' own three-stream network fed the ``cv2.imread`` array does; a LOSO run's fold export and
+``python -m inference.evaluate`` agree with the run's own predictions to the clip."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from export.convert import convert_ststnet
+from export.convert import main as convert_main
+from inference import evaluate as ev
+from inference.errors import InputError
+from inference.flowset import IMAGE_DIR
+from training.models import create_model
+from training.models.checkpoint import load_pretrained
+from training.models.ststnet import AuthorsSTSTNet
+from training.synth.flowset import write_flowset
+
+ROOT = Path(__file__).resolve().parent.parent
+SUBJECTS = {"s01": 1001, "s02": 1002, "sub01": 2001, "sub02": 2002, "006": 3006, "007": 3007}
+
+
+def authors_file(path: Path, seed: int) -> dict:
+    """A random fold file in the authors' layout (their STSTNet's state_dict, BN statistics drawn too)."""
+    torch.manual_seed(seed)
+    net = AuthorsSTSTNet()
+    with torch.no_grad():
+        for i in (1, 2, 3):
+            bn = getattr(net, f"bn{i}")
+            bn.running_mean.uniform_(0, 40)
+            bn.running_var.uniform_(50, 400)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    sd = net.state_dict()
+    torch.save(sd, path)
+    return sd
+
+
+@pytest.fixture(scope="module")
+def flow_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("flowset") / "set"
+    write_flowset(root, subjects=2, clips_per_subject=3, seed=4, frame_size=(120, 160), n_frames=(6, 8), crop=32,
+                  method="farneback")
+    return root
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights") / "STSTNet_Weights"
+    folder.mkdir()
+    return folder, {name: authors_file(folder / f"{name}.pth", k) for k, name in enumerate(SUBJECTS)}
+
+
+@pytest.fixture(scope="module")
+def package(weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pkg") / "ststnet-folds"
+    convert_ststnet(weights[0], out, log=lambda *_: None)
+    return out
+
+
+def authors_probs(state: dict, image_bgr: np.ndarray) -> np.ndarray:
+    """The authors' way: their network, the cv2.imread array as float 0–255 (B, G, R), no scaling."""
+    net = AuthorsSTSTNet()
+    net.load_state_dict(state)
+    net.eval()
+    with torch.no_grad():
+        return net(torch.from_numpy(image_bgr).permute(2, 0, 1).float()[None]).softmax(-1)[0].numpy()
+
+
+def test_converted_folds_give_the_authors_outputs_through_both_runtimes(weights, package, flow_set, tmp_path):
+    folder, states = weights
+    config = json.loads((package / "config.json").read_text())
+    assert config["folds"]["subjects"] == sorted(SUBJECTS.values())
+    assert config["input"]["kind"] == "flow_image_bgr" and config["input"]["color"] == "strain,v,u"
+    assert config["normalisation"]["pixel_scale"] == 255.0 and config["normalisation"]["mean"] == [0.0] * 3
+    card = (package / "README.md").read_text()
+    for name in SUBJECTS:
+        assert f"| {name}.pth |" in card
+    assert "not redistributed" in card and "0.7209" in card and "christy1206/STSTNet" in card
+    from inference.files import file_sha256
+
+    assert file_sha256(folder / "sub02.pth") in card
+    rows = list(csv.DictReader(open(next(flow_set.glob("*.csv")))))
+    for engine in ("onnxruntime", "openvino"):
+        report = ev.evaluate(package, flow_set, tmp_path / engine, engine=engine, log=lambda *_: None)
+        assert report["engine"] == engine and report["n"] == 18 and not report["skipped"]
+        for row, clip in zip(rows, report["clips"]):
+            image = cv2.imread(str(flow_set / IMAGE_DIR / f"{row['sub']}_{row['filename_o']} .png"))
+            want = authors_probs(states[row["sub"]], image)
+            assert clip["fold"] == row["sub"] and clip["subject"] == SUBJECTS[row["sub"]]
+            np.testing.assert_allclose(clip["probs"], want, atol=2e-5)
+        written = json.loads((tmp_path / engine / "evaluation.json").read_text())
+        assert written["overall"] == report["overall"] and set(written["per_dataset"]) == {"smic", "casme2", "samm"}
+        assert (tmp_path / engine / "evaluation.md").read_text().startswith("# ")
+        picture = cv2.imread(str(tmp_path / engine / "confusion.png"))
+        assert picture is not None and picture.shape[0] > 200
+
+
+def test_the_scores_are_training_s(package, flow_set):
+    """evaluate's UF1 / UAR / WAR are training.metrics' on the same predictions."""
+    from training.metrics import scores
+
+    report = ev.evaluate(package, flow_set, engine="onnxruntime", log=lambda *_: None)
+    labels = report["labels"]
+    truth = [labels.index(c["label"]) for c in report["clips"]]
+    pred = [labels.index(c["pred"]) for c in report["clips"]]
+    want = scores(truth, pred, 3)
+    assert report["overall"]["confusion"] == want["confusion"] and len(set(pred)) > 1
+    for k in ("uf1", "uar", "war"):
+        assert report["overall"][k] == pytest.approx(want[k])
+    for k in ("f1", "recall", "support"):
+        assert report["overall"]["per_class"][k] == pytest.approx(want["per_class"][k])
+
+
+def test_bad_fold_files_are_refused_naming_the_key_and_the_file(weights, tmp_path, capsys):
+    folder, states = weights
+    cases = {
+        "missing": ({k: v for k, v in states["s01"].items() if k != "bn2.running_var"}, "s01", "'bn2.running_var'"),
+        "extra": ({**states["s01"], "conv4.weight": torch.zeros(1)}, "s01", "'conv4.weight'"),
+        "shape": ({**states["s01"], "fc.weight": torch.zeros(3, 399)}, "s01", "'fc.weight' has shape (3, 399)"),
+    }
+    for case, (sd, name, says) in cases.items():
+        bad = tmp_path / case
+        bad.mkdir()
+        torch.save(sd, bad / f"{name}.pth")
+        with pytest.raises(InputError, match="pth") as err:
+            convert_ststnet(bad, tmp_path / "out", log=lambda *_: None)
+        assert says in str(err.value) and str(bad / f"{name}.pth") in str(err.value), case
+    unknown = tmp_path / "unknown"
+    unknown.mkdir()
+    shutil.copy(folder / "s01.pth", unknown / "x01.pth")
+    assert convert_main(["ststnet", str(unknown), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "x01.pth" in err and "names no subject" in err and "Traceback" not in err
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    shutil.copy(folder / "s01.pth", twice / "s01.pth")
+    shutil.copy(folder / "s01.pth", twice / "s1.pth")
+    with pytest.raises(InputError, match="subject 1001 .* has a fold file already"):
+        convert_ststnet(twice, tmp_path / "out", log=lambda *_: None)
+    assert not (tmp_path / "out").exists()
+
+
+def test_load_pretrained_reads_the_authors_files_and_refuses_a_classifier_alone(weights, flow_set, tmp_path):
+    folder, states = weights
+    model = create_model("ststnet", 3).eval()
+    report = load_pretrained(model, folder / "sub01.pth")
+    assert not report["missing"] and not report["head_replaced"]
+    image = cv2.imread(str(next((flow_set / IMAGE_DIR).glob("*.png"))))
+    with torch.no_grad():
+        got = model(torch.from_numpy(image).permute(2, 0, 1).float()[None, :, None]).softmax(-1)[0].numpy()
+    np.testing.assert_allclose(got, authors_probs(states["sub01"], image), atol=1e-5)
+    torch.save({"fc.weight": torch.zeros(3, 400), "fc.bias": torch.zeros(3)}, tmp_path / "fc.pth")
+    for strict in (True, False):
+        with pytest.raises(InputError, match="none of its weights fit the backbone|does not fit"):
+            load_pretrained(create_model("ststnet", 3), tmp_path / "fc.pth", strict_backbone=strict)
+
+
+def test_a_set_in_the_wrong_channel_order_is_refused_naming_the_likely_order(flow_set, tmp_path, package):
+    from training.cache import Cache
+
+    wrong = tmp_path / "wrong"
+    shutil.copytree(flow_set, wrong)
+    for p in (wrong / IMAGE_DIR).glob("*.png"):
+        cv2.imwrite(str(p), cv2.imread(str(p))[..., ::-1])  # u, v, strain in B, G, R: the old writer's order
+    for read in (lambda: Cache.open(wrong), lambda: ev.evaluate(package, wrong, log=lambda *_: None)):
+        with pytest.raises(InputError, match=r"likely order as OpenCV reads the files is u, v, strain"):
+            read()
+
+
+def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, tmp_path):
+    from export.__main__ import main as export_main
+    from training.config import load_config
+    from training.loso import run
+
+    cfg = load_config(ROOT / "training" / "configs" / "peers" / "ststnet.yaml",
+                      [f"data.caches=[{flow_set}]", f"out={tmp_path / 'run'}", "epochs=2", "batch_size=8",
+                       "device=cpu"])
+    results = run(cfg, log=lambda *_: None, progress=False)
+    assert export_main(["--folds", str(tmp_path / "run"), "--out", str(tmp_path / "pkg"), "--serve-flow", "tvl1",
+                        "--face-crop", "64"]) == 0
+    config = json.loads((tmp_path / "pkg" / "config.json").read_text())
+    assert config["folds"]["subjects"] == sorted(SUBJECTS.values()) and config["loso"]["uf1"] == results["uf1"]
+    report = ev.evaluate(tmp_path / "pkg", flow_set, engine="onnxruntime", log=lambda *_: None)
+    with open(tmp_path / "run" / "predictions.csv") as f:
+        ran = {r["clip"]: r for r in csv.DictReader(f)}
+    assert len(ran) == report["n"] == 18
+    for clip in report["clips"]:
+        mine = ran[clip["clip"]]
+        assert (clip["pred"], clip["subject"]) == (mine["pred"], int(mine["subject"])), clip["clip"]
+        np.testing.assert_allclose(clip["probs"], [float(mine[f"score_{c}"]) for c in report["labels"]], atol=1e-4)
+    for k in ("uf1", "uar", "war"):
+        assert report["overall"][k] == pytest.approx(results[k], abs=1e-9)
+
+
+def test_the_fold_bench_prints_both_targets(package, flow_set, capsys):
+    from tools.bench.folds import main
+
+    assert main(["--model", str(package), "--data", str(flow_set), "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "6 fold(s)" in out and "evaluate   onnxruntime  18 clips" in out and "1 interval onnxruntime" in out
+    assert "target ≤ 50 ms" in out and "target ≤ 10 s" in out
