@@ -343,6 +343,11 @@ class ModelPackage:
             raise InputError(f"{where}: n_frames must be positive, got {n_frames}; {_REEXPORT}")
         face_crop = dict(_mapping(_get(data, "face_crop", where), "face_crop", where))
         crop_settings(face_crop, where)  # checked now, not at the first clip
+        flow_recipe = (_mapping(data.get("input") or {}, "input", where).get("motion") or {}).get("recipe")
+        if isinstance(flow_recipe, dict) and "crop_margin" in flow_recipe and \
+                abs(float(flow_recipe["crop_margin"]) - float(face_crop["margin"])) > 1e-9:
+            raise InputError(f"{where}: the flow recipe reads aligned crops of margin {flow_recipe['crop_margin']}, "
+                             f"but face_crop.margin is {face_crop['margin']}; {_REEXPORT}")
         variants = _mapping(data.get("variants") or {}, "variants", where)
         unknown = sorted(set(variants) - set(VARIANT_FILES))
         if unknown:
