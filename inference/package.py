@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import FIGURE_FILE, Calibration
 from .errors import InputError
 from .face import CropSettings
 from .inputs import KINDS, Preprocessing, build_input, kind
@@ -45,7 +46,7 @@ VARIANT_CHOICES = ("auto", *VARIANT_FILES)  # auto: fp16 on a GPU when the packa
 MODEL_FILE = VARIANT_FILES["fp32"]
 REQUIRED_FILES = (CONFIG_FILE, MODEL_FILE)  # what the runtime needs
 HUB_FILES = (*REQUIRED_FILES, CARD_FILE)  # what a package published on the Hub needs: its model card as well
-PACKAGE_FILES = (*VARIANT_FILES.values(), CONFIG_FILE, CARD_FILE)  # everything that belongs to a package
+PACKAGE_FILES = (*VARIANT_FILES.values(), CONFIG_FILE, CARD_FILE, FIGURE_FILE)  # everything that belongs to a package
 
 _REEXPORT = "re-export the model (python -m export) or re-download the package"
 
@@ -252,6 +253,7 @@ class ModelPackage:
     exported_at: str = ""
     versions: dict = field(default_factory=dict)
     license: str = "other"
+    calibration: Calibration | None = None  # temperature fitted on out-of-subject LOSO predictions, confidence floor
 
     @property
     def sbml(self) -> bool:
@@ -315,6 +317,7 @@ class ModelPackage:
             "parity": self.parity.to_json() if self.parity else None,
             "source_checkpoint": self.source_checkpoint.to_json() if self.source_checkpoint else None,
             "exported_at": self.exported_at, "versions": self.versions, "license": self.license,
+            "calibration": self.calibration.to_json() if self.calibration else None,
         }
 
     @classmethod
@@ -373,6 +376,7 @@ class ModelPackage:
             if isinstance(source, dict) else None,
             exported_at=str(data.get("exported_at") or ""), versions=dict(data.get("versions") or {}),
             license=str(data.get("license") or "other"),
+            calibration=Calibration.from_json(data["calibration"], where) if data.get("calibration") else None,
         )
 
     @classmethod
