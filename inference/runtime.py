@@ -11,6 +11,11 @@ kept and the package's recorded motion input is made from them (``ModelPackage.b
 cache held, then resampled as training's clip bank did) before the graph. The package's ``config.json`` is read as
 :class:`inference.package.ModelPackage`. ``Predictor.analyse`` runs a recording through the one spot-then-recognise
 pipeline (:mod:`inference.recognise`); ``Predictor.predict`` is its whole-clip mode.
+
+A calibrated package (``config.json`` ``"calibration"``, :mod:`inference.calibration`) has its temperature applied in
+one place, :meth:`Predictor.classify` — the path every entry point takes — to the fused and the per-view probabilities
+(a fold package's: to each fold's, the fused answer their mean); each :class:`Prediction` then knows its confidence
+floor (``uncertain``, ``verdict``) and, for a fold package, the folds' spread.
 """
 
 from __future__ import annotations
@@ -233,7 +238,10 @@ class Predictor:
             else:
                 probs = calibration.apply(probs)
         t1 = time.perf_counter()
-        per_view = [{v: _softmax(view_logits[i, n]) for i, v in enumerate(views)} if view_logits is not None else {}
+        view_probs = None if view_logits is None else _softmax(view_logits)
+        if view_probs is not None and calibration is not None:
+            view_probs = calibration.apply(view_probs)  # the same temperature: one view alone reads as the fused one
+        per_view = [{v: view_probs[i, n] for i, v in enumerate(views)} if view_probs is not None else {}
                     for n in range(len(prepared))]
         t2 = time.perf_counter()
         out = []
