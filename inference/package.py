@@ -317,7 +317,7 @@ class ModelPackage:
             "parity": self.parity.to_json() if self.parity else None,
             "source_checkpoint": self.source_checkpoint.to_json() if self.source_checkpoint else None,
             "exported_at": self.exported_at, "versions": self.versions, "license": self.license,
-            "calibration": self.calibration.to_json() if self.calibration else None,
+            **({"calibration": self.calibration.to_json()} if self.calibration else {}),  # last; only when fitted
         }
 
     @classmethod
