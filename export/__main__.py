@@ -2,11 +2,14 @@
 
     python -m export --checkpoint runs/smic/final/model.pt --out packages/smic [--views OLR] [--fp16]
                      [--int8 --calibrate cache/smic [--int8-stem auto|int8|float]] [--clips cache/smic | clip.mp4 …]
-                     [--notes NOTES.md]
+                     [--notes NOTES.md] [--confidence-floor 0.5]
+                     [--flow-recipe megc2019-composite --face-crop 112]   # a model trained on a published flow set
 
 Checkpoints from LOSO folds, from ``--final`` all-subject training and from N-step chains all export: they
 are the same format (``training.schemes.save_view_model``) and carry the crop, frame count, normalisation,
-provenance and, where known, the LOSO metrics with their protocol.
+provenance and, where known, the LOSO metrics with their protocol. A LOSO run's checkpoint also gets a temperature
+fitted on the run's out-of-subject predictions, a reliability diagram (``reliability.png``) and a confidence floor
+(:mod:`export.calibrate`).
 """
 
 from __future__ import annotations
