@@ -83,7 +83,7 @@ def test_final_model_exports_with_variants(final_package, trained, clips):
     # calibrated on the run's pooled out-of-subject predictions: every LOSO clip, the card says how
     cal = on_disk["calibration"]
     assert cal["clips"] == on_disk["loso"]["n"] and 0.05 <= cal["temperature"] <= 20 and cal["floor"] == 0.5
-    assert cal["ece_after"] <= cal["ece_before"] + 1e-9 and cal["figure"] == "reliability.png"
+    assert cal["nll_after"] <= cal["nll_before"] + 1e-4 and cal["figure"] == "reliability.png"  # T = 1 was a choice
     card = (pkg / "README.md").read_text()
     assert "## Calibration" in card and f"T = {cal['temperature']:g}" in card and "(reliability.png)" in card
     for variant, name in VARIANT_FILES.items():  # each bare graph file says what it is (ONNX metadata)
