@@ -127,3 +127,40 @@ def test_bad_recipes_are_refused():
         FlowRecipe(params={"nope": 1})
     with pytest.raises(InputError, match="cannot carry"):
         kind("flow_clip").check({**recipe_inputs("megc2019-composite"), "kind": "flow_clip"})
+
+
+def test_a_published_flow_set_model_is_served_with_the_composite_recipe(tmp_path):
+    """``export --flow-recipe megc2019-composite``: a model trained on a published flow-image set is packaged with
+    the recipe (its channels in the model's input order, its size the model's, the crop at the recipe's margin), the
+    card names it, and serving a real clip makes exactly the recipe's image from the aligned onset and apex."""
+    import torch
+
+    from export.__main__ import export_package
+    from inference.inputs import FLOW_NORMALISATION
+    from inference.runtime import Predictor
+    from tests.test_motion_package import CLIP, LABELS
+    from training.cache import Cache
+    from training.schemes import ViewModel, save_view_model
+    from training.synth.flowset import write_flowset
+
+    root = tmp_path / "set"
+    write_flowset(root, subjects=1, clips_per_subject=3, seed=5, frame_size=(120, 160), n_frames=(6, 8), crop=32,
+                  method="farneback")
+    trained = Cache.open(root).inputs
+    torch.manual_seed(0)
+    vm = ViewModel({"name": "ststnet"}, 3, "sbml", "OLR", inputs="flow_image").eval()
+    save_view_model(tmp_path / "m.pt", vm, LABELS,
+                    {"inputs": trained, "normalisation": dict(FLOW_NORMALISATION), "n_frames": 1, "size": 28,
+                     "crop": None, "caches": [str(root)], "protocol": "composite"})
+    with pytest.raises(InputError, match="not both"):
+        export_package(tmp_path / "m.pt", tmp_path / "x", serve_flow="tvl1", flow_recipe="megc2019-composite",
+                       log=lambda *_: None)
+    cfg = export_package(tmp_path / "m.pt", tmp_path / "pkg", flow_recipe="megc2019-composite", face_crop=96,
+                         log=lambda *_: None)
+    r = FlowRecipe.from_dict(cfg.motion["recipe"])
+    assert r == replace(recipe("megc2019-composite"), channels=("u", "v", "strain"))
+    assert cfg.motion["trained_on"] == trained and cfg.face_crop["size"] == 96 and cfg.face_crop["margin"] == 0.25
+    assert "flow-image recipe **megc2019-composite**" in (tmp_path / "pkg" / "README.md").read_text()
+    pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
+    assert pred.aligned.shape[1:] == (96, 96, 3)
+    np.testing.assert_array_equal(pred.motion[0], r.image(pred.aligned[0], pred.aligned[pred.apex]))
