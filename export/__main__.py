@@ -297,6 +297,8 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
     from training.schemes import load_view_model
 
     t0 = time.perf_counter()
+    if not 0 <= confidence_floor < 1:
+        raise InputError(f"--confidence-floor must be a probability in [0, 1), got {confidence_floor}")
     checkpoint, out = Path(checkpoint), Path(out)
     vm, meta = load_view_model(checkpoint)
     record = TrainedModel.read(meta, checkpoint)  # all that export learns about the model

@@ -85,7 +85,7 @@ def test_the_temperature_is_applied_once_for_every_entry_point(tmp_path):
     """The real default package, with and without a temperature, on the same prepared clip: Predictor.classify
     (the path of the pipeline, the batch command and the demo) scales the fused and the per-view probabilities, and
     the verdict says "uncertain" below the floor."""
-    from demo.app import verdict_markdown
+    from demo.app import card_facts, verdict_markdown
     from inference.__main__ import main
     from inference.recognise import Recogniser
     from inference.runtime import Predictor
@@ -108,6 +108,8 @@ def test_the_temperature_is_applied_once_for_every_entry_point(tmp_path):
     assert row["uncertain"] is True and row["confidence_floor"] == pytest.approx(floor) and row["calibrated"]
     text = verdict_markdown(pred, {k: float(p) for k, p in zip(pred.labels, pred.probs)})
     assert "**uncertain**" in text and "confidence floor" in text
+    assert "| calibration | temperature 3 " in card_facts(hot, str(hot.folder))
+    assert "| calibration |" not in card_facts(raw, str(DEFAULT))
     whole = Recogniser(hot, mode="whole")(EXAMPLE).whole  # the pipeline: the same numbers
     np.testing.assert_allclose(whole.probs, pred.probs, atol=1e-5)
     assert whole.uncertain
