@@ -311,6 +311,11 @@ def card_facts(predictor: Predictor, source: str) -> str:
                      f"folds, selection: {proto.get('selection', '?')}) |")
     else:
         lines.append("| LOSO | not evaluated |")
+    cal = c.calibration
+    if cal is not None:
+        lines.append(f"| calibration | temperature {cal.temperature:g} fitted on {cal.clips} out-of-subject LOSO "
+                     f"predictions; ECE {cal.ece_before} → {cal.ece_after}; below {cal.floor:.0%} confidence the "
+                     f"verdict is shown as uncertain |")
     lines.append(f"| runs on | {predictor.variant} graph on {predictor.provider} |")
     lines.append(f"| package | {package_name(source)} |")
     return "\n".join(lines)
@@ -338,6 +343,19 @@ def quality_markdown(prediction: Prediction) -> str:
     return text
 
 
+def verdict_markdown(p: Prediction, fused: dict) -> str:
+    """The label and its probability; "uncertain" below the package's confidence floor (a calibrated package), and
+    the fold ensemble's spread (a fold package)."""
+    text = f"**{p.top}** ({fused[p.top]:.0%})"
+    if p.uncertain:
+        text = f"**uncertain** — perhaps {p.top} ({fused[p.top]:.0%}, below the model's confidence floor " \
+               f"{p.floor:.0%})"
+    spread = p.spread
+    if spread is not None:
+        text += f", ±{float(spread[p.labels.index(p.top)]):.0%} across {len(p.fold_probs)} fold models"
+    return text
+
+
 def summary_markdown(result: Analysis) -> str:
     """The verdict in a line, what it rests on, and the notes."""
     p, spot = result.prediction, result.spot
@@ -349,10 +367,10 @@ def summary_markdown(result: Analysis) -> str:
                 if found else f"**No micro-expression found** in {seconds:.1f} s")
         if p is not None:
             number, when, _ = result.choices()[result.chosen].split(" · ")
-            head += f"; showing {number} ({when}): **{p.top}** ({result.fused[p.top]:.0%})"
+            head += f"; showing {number} ({when}): {verdict_markdown(p, result.fused)}"
         text = f"{head}; {quality_markdown(prepared)}."
     else:
-        text = f"**{p.top}** ({result.fused[p.top]:.0%}) from views **{p.views}**; {quality_markdown(p)}."
+        text = f"{verdict_markdown(p, result.fused)} from views **{p.views}**; {quality_markdown(p)}."
     return text + "".join(f"\n\n⚠ {n}" for n in result.notes)
 
 

@@ -2,12 +2,15 @@
 
     python -m export --checkpoint runs/smic/final/model.pt --out packages/smic [--views OLR] [--fp16]
                      [--int8 --calibrate cache/smic [--int8-stem auto|int8|float]] [--clips cache/smic | clip.mp4 …]
-                     [--notes NOTES.md]
+                     [--notes NOTES.md] [--confidence-floor 0.5]
+                     [--flow-recipe megc2019-composite --face-crop 112]   # a model trained on a published flow set
     python -m export --folds runs/composite-flow --out packages/composite-folds     (a fold package: every fold)
 
 Checkpoints from LOSO folds, from ``--final`` all-subject training and from N-step chains all export: they
 are the same format (``training.schemes.save_view_model``) and carry the crop, frame count, normalisation,
-provenance and, where known, the LOSO metrics with their protocol.
+provenance and, where known, the LOSO metrics with their protocol. A LOSO run's checkpoint also gets a temperature
+fitted on the run's out-of-subject predictions, a reliability diagram (``reliability.png``) and a confidence floor
+(:mod:`export.calibrate`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from inference.calibration import DEFAULT_FLOOR
 from inference.errors import InputError, cli
 from inference.face import CropSettings
 from inference.files import file_sha256, write_json_atomic
-from inference.inputs import kind
+from inference.inputs import kind, recipe_inputs
 from inference.motion import METHODS, flow_params
 from inference.package import (
     CARD_FILE,
@@ -39,6 +43,7 @@ from inference.package import (
     crop_settings,
 )
 
+from .calibrate import FIGURE_FILE, loso_calibration, reliability_figure
 from .card import dataset_name, loso_metrics, render_card
 from .package import (
     OPSET,
@@ -156,13 +161,28 @@ def check_options(config: dict, views: str | None, int8: bool, calibrate: str | 
     return test_views
 
 
-def served_inputs(checkpoint: Path, record, serve_flow: str | None, face_crop: int | None) -> tuple[dict, dict]:
+def served_inputs(checkpoint: Path, record, serve_flow: str | None, face_crop: int | None,
+                  flow_recipe: str | None = None) -> tuple[dict, dict]:
     """The motion inputs serving computes and the face crop it aligns to: the record's, or — for a model trained on
     flow images this project cannot make (a published flow-image set: ``method`` "published", no crop) —
     ``serve_flow`` on a ``face_crop`` px crop, the rest (kind, scaling, size) as in training, the training inputs kept
-    under ``trained_on``. That is an approximation of the set's own preprocessing, and the package says so."""
+    under ``trained_on``. That is an approximation of the set's own preprocessing, and the package says so. With
+    ``flow_recipe`` (a named :mod:`inference.recipe`, e.g. "megc2019-composite") the flow images are made by that
+    recipe instead — the set's own face window, size, scaling — on a ``face_crop`` px crop (default 112) at the
+    recipe's margin, stored in the order of the model's input kind (the order this project's caches hold)."""
     inputs, crop = dict(record.inputs), record.crop
     row = kind(inputs["kind"])
+    if flow_recipe:
+        from inference.recipe import recipe
+
+        if not row.single_frame or row.computable(inputs):
+            raise InputError(f"--flow-recipe is for models trained on a published flow-image set; {checkpoint} "
+                             f"records how its {row.name} inputs were made, and serving makes them the same way")
+        if serve_flow:
+            raise InputError("give --flow-recipe or --serve-flow, not both")
+        r = replace(recipe(flow_recipe), channels=row.channels, size=int(record.frame_size))
+        return ({**recipe_inputs(r), "trained_on": inputs},
+                CropSettings(size=int(face_crop or 112), margin=r.crop_margin).to_dict())
     if row.computable(inputs):
         if serve_flow or face_crop:
             raise InputError("--serve-flow and --face-crop are for models trained on a published flow-image set; "
@@ -182,10 +202,11 @@ def served_inputs(checkpoint: Path, record, serve_flow: str | None, face_crop: i
 
 
 def describe(checkpoint: Path, record, test_views: str, name: str, license: str,
-             serve_flow: str | None = None, face_crop: int | None = None) -> ModelPackage:
+             serve_flow: str | None = None, face_crop: int | None = None,
+             flow_recipe: str | None = None) -> ModelPackage:
     """The package's config from the checkpoint's record (:class:`training.record.TrainedModel`, mapped one to one by
     its ``package_fields``), before the graph exists (no parity or variants yet)."""
-    inputs, crop = served_inputs(checkpoint, record, serve_flow, face_crop)
+    inputs, crop = served_inputs(checkpoint, record, serve_flow, face_crop, flow_recipe)
     if not crop:
         raise InputError(f"{checkpoint}: this model was not trained on aligned face crops (no crop settings); "
                          f"only face models make packages")
@@ -268,17 +289,23 @@ def write_variants(folder: Path, pkg: ModelPackage, check_x: np.ndarray, check_y
 def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: bool = False, int8: bool = False,
                    calibrate: str | None = None, clips: list[str] | None = None, name: str | None = None,
                    license: str = "other", notes: str = "", log=print, int8_stem: str = "auto",
-                   serve_flow: str | None = None, face_crop: int | None = None) -> ModelPackage:
-    """Checkpoint → package folder ``out`` (replaced if it exists, only once everything is written and checked)."""
+                   serve_flow: str | None = None, face_crop: int | None = None, flow_recipe: str | None = None,
+                   confidence_floor: float = DEFAULT_FLOOR) -> ModelPackage:
+    """Checkpoint → package folder ``out`` (replaced if it exists, only once everything is written and checked).
+    A checkpoint of a LOSO run (a fold's or the --final one) gets a temperature fitted on the run's out-of-subject
+    predictions and a reliability diagram (:mod:`export.calibrate`), with ``confidence_floor`` as its floor."""
     from training.record import TrainedModel
     from training.schemes import load_view_model
 
     t0 = time.perf_counter()
+    if not 0 <= confidence_floor < 1:
+        raise InputError(f"--confidence-floor must be a probability in [0, 1), got {confidence_floor}")
     checkpoint, out = Path(checkpoint), Path(out)
     vm, meta = load_view_model(checkpoint)
     record = TrainedModel.read(meta, checkpoint)  # all that export learns about the model
     test_views = check_options(record.model, views, int8, calibrate, int8_stem)
-    pkg = describe(checkpoint, record, test_views, name or out.name, license, serve_flow, face_crop)
+    pkg = describe(checkpoint, record, test_views, name or out.name, license, serve_flow, face_crop, flow_recipe)
+    calibration = loso_calibration(checkpoint, list(record.labels), confidence_floor)
     packaged = PackagedModel(vm, pkg.preprocessing())  # the graph: the package's preprocessing, then the network
     check_x, check_y = gather_clips(clips or default_sources(record), pkg, limit=CHECK_CLIPS)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
@@ -286,7 +313,12 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
         folder.mkdir()
         parity = write_graph(packaged, folder, pkg, check_x, log)
         variants = write_variants(folder, pkg, check_x, check_y, fp16, int8, calibrate, int8_stem, log)
-        pkg = replace(pkg, parity=parity, variants=variants)
+        if calibration is not None:
+            reliability_figure(calibration, folder / FIGURE_FILE)
+            calibration = replace(calibration, figure=FIGURE_FILE)
+            log(f"calibration: T = {calibration.temperature:g} on {calibration.clips} out-of-subject predictions, "
+                f"ECE {calibration.ece_before} → {calibration.ece_after}; {FIGURE_FILE}")
+        pkg = replace(pkg, parity=parity, variants=variants, calibration=calibration)
         write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
         (folder / CARD_FILE).write_text(render_card(pkg, notes))
         assemble(folder, out)
@@ -330,6 +362,13 @@ def main(argv: list[str] | None = None) -> int:
                         "approximation of the set's preprocessing; config.json and the card say so")
     p.add_argument("--face-crop", type=int, default=None,
                    help="with --serve-flow: the side of the aligned face crop the flow is computed on (e.g. 128)")
+    p.add_argument("--flow-recipe", default=None, metavar="NAME",
+                   help="only for a model trained on a published flow-image set: serve it on flow images made by this "
+                        "named recipe (megc2019-composite: the MEGC2019 composite set's face window, 28 px, min-max), "
+                        "on a --face-crop px crop (default 112) at the recipe's margin")
+    p.add_argument("--confidence-floor", type=float, default=DEFAULT_FLOOR,
+                   help=f"calibrated top probability below which the verdict is shown as uncertain (default "
+                        f"{DEFAULT_FLOOR}); the temperature is fitted on the LOSO run's out-of-subject predictions")
     p.add_argument("--name", default=None, help="the model's name in the card (default: the --out folder's name)")
     p.add_argument("--license", default="other", help="license in the card's metadata (default: other)")
     p.add_argument("--notes", default=None, type=Path,
@@ -352,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
                    args.name, args.license, notes, int8_stem=args.int8_stem, serve_flow=args.serve_flow,
-                   face_crop=args.face_crop)
+                   face_crop=args.face_crop, flow_recipe=args.flow_recipe, confidence_floor=args.confidence_floor)
     return 0
 
 

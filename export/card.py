@@ -16,6 +16,8 @@ import yaml
 from inference.inputs import kind
 from inference.package import CONFIG_FILE, LosoMetrics, ModelPackage
 
+from .calibrate import card_section
+
 ROOT = Path(__file__).resolve().parent.parent
 CARD_TEMPLATE = ROOT / "model_cards" / "default.md"
 DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
@@ -158,7 +160,7 @@ def input_words(pkg: ModelPackage) -> dict[str, str]:
                  f"face crops, served on {m.get('method')} flow of this crop")
     if row.single_frame:  # a flow image
         return {"input_line": f"one onset → apex flow image of {side} px ({flow}) from the {face}; network input "
-                              f"{pkg.size} px; apex in training: {(trained or m).get('apex')}",
+                              f"{pkg.size} px; apex in training: {(trained or m).get('apex')}{_recipe_words(pkg)}",
                 "input_steps": ("computes the onset → apex flow image with the recorded parameters (onset: the first "
                                 "aligned frame; apex: the frame of largest motion from it, estimated as training "
                                 "estimated unannotated apexes)"),
@@ -168,6 +170,17 @@ def input_words(pkg: ModelPackage) -> dict[str, str]:
             "input_steps": f"computes the flow between {pairs} with the recorded parameters and resamples it to {n} "
                            f"frames",
             "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` flow clips ({flow})"}
+
+
+def _recipe_words(pkg: ModelPackage) -> str:
+    """The card's words on a flow-image recipe (:mod:`inference.recipe`), or ""."""
+    r = (pkg.motion or {}).get("recipe")
+    if not r:
+        return ""
+    return (f"; flow-image recipe **{r['name']}**: face window {r['width']:g} inter-ocular distances wide, "
+            f"{r['height']:g} eye-to-mouth distances tall, its top {r['top']:g} of them above the eye line, squashed "
+            f"to {r['size']} px; flow computed on the window grown by {r['context']:g} of its sides, then cut; "
+            f"channels {', '.join(r['channels'])}")
 
 
 def render_card(pkg: ModelPackage, notes: str = "", model_ref: str | None = None) -> str:
@@ -194,6 +207,7 @@ def render_card(pkg: ModelPackage, notes: str = "", model_ref: str | None = None
         "parity_diff": f"{parity.max_abs_logit_diff:.2e}", "parity_rtol": f"{parity.rtol:g}",
         "parity_atol": f"{parity.atol:.2g}", "variants": _variants(pkg), "provenance": provenance,
         "summary": pkg.summary, "notes": f"\n{notes.strip()}\n" if notes.strip() else "",
+        "calibration": card_section(pkg.calibration),
     }
     body = string.Template(CARD_TEMPLATE.read_text()).safe_substitute(values)
     return "---\n" + yaml.safe_dump(card_metadata(pkg), sort_keys=False, allow_unicode=True) + "---\n\n" + body

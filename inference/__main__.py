@@ -16,6 +16,9 @@ Each row is appended with a single write, so a kill never leaves a torn row. ``-
 whose path hashes to I modulo N: N machines with the same inputs cover each exactly once. Inputs are only read.
 ``--workers N`` decodes and aligns clips in N processes while the model runs, ``--batch-size B`` sends B clips per
 model call; Ctrl-C stops cleanly, and the same command goes on from there.
+A calibrated package (its card states a temperature and a confidence floor) gives calibrated probabilities, and its
+rows say ``uncertain`` (True) where the top probability is below the floor; a fold package adds ``fold_spread``, the
+standard deviation of the top class's probability over its folds.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ BASE_COLUMNS = ["path", "status", "label", "faces_seen", "views", "provider", "t
                 "t_model", "t_total", "error"]
 QUALITY_COLUMNS = ["face_coverage", "notes"]  # after the others: an output written before them is still resumed
 SPOT_COLUMNS = ["mode", "row", "intervals", "onset", "apex", "offset", "start_s", "apex_s", "end_s", "kind", "score"]
+# a calibrated package (inference.calibration): "uncertain" when the calibrated top probability is below the floor its
+# card states; a fold package: the fold ensemble's spread (standard deviation) of the top class's probability. Last,
+# so an output written before them is still resumed.
+CALIBRATION_COLUMNS = ["uncertain", "confidence_floor", "fold_spread"]
 NOTE_SEPARATOR = " | "  # between a row's notes in a CSV cell (JSONL rows hold a list)
 
 
@@ -100,7 +107,7 @@ class RowWriter:
         if not self.jsonl and path.suffix.lower() != ".csv":
             raise InputError(f"--output {path}: use a .csv or .jsonl file")
         self.columns = (BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:] + QUALITY_COLUMNS
-                        + SPOT_COLUMNS)
+                        + SPOT_COLUMNS + CALIBRATION_COLUMNS)
 
     def done(self) -> set[str]:
         """Paths already in the output (a torn last line, if any, is cut off first). A recording counts once its
@@ -167,6 +174,8 @@ class RowWriter:
             return json.dumps(row, ensure_ascii=False) + "\n"
         flat = {**row, **{f"prob_{k}": v for k, v in (row.get("probs") or {}).items()}}
         flat["notes"] = NOTE_SEPARATOR.join(row.get("notes") or [])
+        spread = row.get("fold_spread")
+        flat["fold_spread"] = spread.get(row.get("label"), "") if isinstance(spread, dict) else ""
         for stage in ("decode", "face", "resample", "model", "total"):
             flat[f"t_{stage}"] = (row.get("timings_s") or {}).get(stage, "")
         return self._csv_line([flat.get(c, "") for c in self.columns])

@@ -50,8 +50,8 @@ from .motion import (
 )
 
 __all__ = ["FLOW_METHODS", "METHODS", "KINDS", "InputKind", "Preprocessing", "register", "kind", "names",
-           "build_input", "reorder", "strain_agreement", "FLOW_NORMALISATION", "GREY_FLOW_NORMALISATION",
-           "RAW_NORMALISATION", "PUBLISHED_FLOW_IMAGE"]
+           "build_input", "recipe_inputs", "reorder", "strain_agreement", "FLOW_NORMALISATION",
+           "GREY_FLOW_NORMALISATION", "RAW_NORMALISATION", "PUBLISHED_FLOW_IMAGE"]
 
 RGB = ("R", "G", "B")
 
@@ -188,6 +188,13 @@ class InputKind:
             _scaling(recipe)
         if self.flow:
             flow_params(recipe.get("method", "tvl1"), recipe.get("params"))
+        if recipe.get("recipe"):
+            if not self.single_frame:
+                raise InputError(f"a flow-image recipe makes onset → apex images; a {self.name} input cannot "
+                                 f"carry one")
+            from .recipe import FlowRecipe
+
+            FlowRecipe.from_dict(recipe["recipe"])
 
     def computable(self, recipe: dict) -> bool:
         """Whether this project can make the input as ``recipe`` records it (a published flow-image set's method,
@@ -234,6 +241,10 @@ def _build_flow_image(arr, recipe, fps, apex):
         apex = estimate_apex(arr)
     elif not 0 <= apex < len(arr):
         raise InputError(f"apex {apex} is outside the clip's {len(arr)} frames")
+    if recipe.get("recipe"):  # a flow-image recipe (inference.recipe): face window, size, context, channel order
+        from .recipe import FlowRecipe
+
+        return FlowRecipe.from_dict(recipe["recipe"]).image(arr[0], arr[apex])[None], apex
     return flow_image(arr[0], arr[apex], recipe.get("size"), recipe.get("method", "tvl1"), _scaling(recipe),
                       dict(recipe.get("params") or {}))[None], apex
 
@@ -332,6 +343,19 @@ def strain_agreement(images, channels: tuple[str, ...] = ("u", "v", "strain")) -
         ok = a.std() > 0 and b.std() > 0
         rs.append(float(np.corrcoef(a, b)[0, 1]) if ok else 0.0)
     return float(np.median(rs)) if rs else float("nan")
+
+
+def recipe_inputs(flow_recipe) -> dict:
+    """The ``inputs`` (a cache's, a package's ``input.motion``) of a flow image made by a flow-image recipe
+    (:class:`inference.recipe.FlowRecipe`, or a named one such as ``"megc2019-composite"``): the recipe rides in
+    ``"recipe"``, its method, parameters, scaling and size are repeated where every reader of a flow image looks.
+    A recipe whose channel order is not the row's (``u, v, strain``; the composite set's is ``strain, v, u``) is
+    for a model fed that order as it is: served on the original view, without centring on zero motion."""
+    from .recipe import FlowRecipe
+
+    r = flow_recipe if isinstance(flow_recipe, FlowRecipe) else FlowRecipe.from_dict(flow_recipe)
+    return {"kind": "flow_image", "method": r.method, "params": dict(r.params), "scaling": dict(r.scaling),
+            "size": int(r.size), "apex": "estimated", "recipe": r.to_dict()}
 
 
 def names() -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import FIGURE_FILE, Calibration
 from .errors import InputError
 from .face import CropSettings
 from .inputs import KINDS, Preprocessing, build_input, kind
@@ -45,7 +46,7 @@ VARIANT_CHOICES = ("auto", *VARIANT_FILES)  # auto: fp16 on a GPU when the packa
 MODEL_FILE = VARIANT_FILES["fp32"]
 REQUIRED_FILES = (CONFIG_FILE, MODEL_FILE)  # what the runtime needs
 HUB_FILES = (*REQUIRED_FILES, CARD_FILE)  # what a package published on the Hub needs: its model card as well
-PACKAGE_FILES = (*VARIANT_FILES.values(), CONFIG_FILE, CARD_FILE)  # everything that belongs to a package
+PACKAGE_FILES = (*VARIANT_FILES.values(), CONFIG_FILE, CARD_FILE, FIGURE_FILE)  # everything that belongs to a package
 
 _REEXPORT = "re-export the model (python -m export) or re-download the package"
 
@@ -301,6 +302,7 @@ class ModelPackage:
     versions: dict = field(default_factory=dict)
     license: str = "other"
     folds: Folds | None = None  # a fold package: one model per LOSO fold in model.onnx (None: one model)
+    calibration: Calibration | None = None  # temperature fitted on out-of-subject LOSO predictions, confidence floor
 
     @property
     def sbml(self) -> bool:
@@ -365,6 +367,7 @@ class ModelPackage:
             "source_checkpoint": self.source_checkpoint.to_json() if self.source_checkpoint else None,
             "exported_at": self.exported_at, "versions": self.versions, "license": self.license,
             **({"folds": self.folds.to_json()} if self.folds else {}),
+            **({"calibration": self.calibration.to_json()} if self.calibration else {}),  # last; only when fitted
         }
 
     @classmethod
@@ -393,6 +396,11 @@ class ModelPackage:
             raise InputError(f"{where}: n_frames must be positive, got {n_frames}; {_REEXPORT}")
         face_crop = dict(_mapping(_get(data, "face_crop", where), "face_crop", where))
         crop_settings(face_crop, where)  # checked now, not at the first clip
+        flow_recipe = (_mapping(data.get("input") or {}, "input", where).get("motion") or {}).get("recipe")
+        if isinstance(flow_recipe, dict) and "crop_margin" in flow_recipe and \
+                abs(float(flow_recipe["crop_margin"]) - float(face_crop["margin"])) > 1e-9:
+            raise InputError(f"{where}: the flow recipe reads aligned crops of margin {flow_recipe['crop_margin']}, "
+                             f"but face_crop.margin is {face_crop['margin']}; {_REEXPORT}")
         variants = _mapping(data.get("variants") or {}, "variants", where)
         unknown = sorted(set(variants) - set(VARIANT_FILES))
         if unknown:
@@ -419,6 +427,7 @@ class ModelPackage:
             exported_at=str(data.get("exported_at") or ""), versions=dict(data.get("versions") or {}),
             license=str(data.get("license") or "other"),
             folds=Folds.from_json(data["folds"], where) if data.get("folds") else None,
+            calibration=Calibration.from_json(data["calibration"], where) if data.get("calibration") else None,
         )
 
     @classmethod

@@ -129,7 +129,7 @@ class SpottedPrediction:
         text += f"; score {iv.score:.3g})"
         p = self.prediction
         if p is not None:
-            text += f" → {p.top} {float(np.max(p.probs)):.3f}"
+            text += f" → {getattr(p, 'verdict', p.top)} {float(np.max(p.probs)):.3f}"
         return text
 
     def __repr__(self) -> str:

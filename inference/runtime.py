@@ -11,6 +11,11 @@ kept and the package's recorded motion input is made from them (``ModelPackage.b
 cache held, then resampled as training's clip bank did) before the graph. The package's ``config.json`` is read as
 :class:`inference.package.ModelPackage`. ``Predictor.analyse`` runs a recording through the one spot-then-recognise
 pipeline (:mod:`inference.recognise`); ``Predictor.predict`` is its whole-clip mode.
+
+A calibrated package (``config.json`` ``"calibration"``, :mod:`inference.calibration`) has its temperature applied in
+one place, :meth:`Predictor.classify` — the path every entry point takes — to the fused and the per-view probabilities
+(a fold package's: to each fold's, the fused answer their mean); each :class:`Prediction` then knows its confidence
+floor (``uncertain``, ``verdict``) and, for a fold package, the folds' spread.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .calibration import fold_spread
 from .device import resolve_device
 from .errors import InputError
 from .hub import resolve_package
@@ -50,18 +56,47 @@ class Prediction(WithQuality):
     quality: Quality | None = None  # the face track's verdict: coverage, shots, frames used and dropped, notes
     motion: np.ndarray | None = None  # motion packages: the graph's input made from ``aligned`` (e.g. the flow image)
     apex: int | None = None  # flow-image packages: the aligned frame used as apex (onset: frame 0)
+    fold_probs: np.ndarray | None = None  # a fold package: each fold's (calibrated) probabilities (F, K)
+    floor: float | None = None  # a calibrated package: the confidence floor its card states
+    calibrated: bool = False  # whether ``probs`` went through the package's temperature
 
     @property
     def top(self) -> str:
         return self.labels[int(np.argmax(self.probs))]
 
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+    @property
+    def uncertain(self) -> bool:
+        """Whether the (calibrated) top probability is below the package's confidence floor (never, without one)."""
+        return self.floor is not None and self.confidence < self.floor
+
+    @property
+    def spread(self) -> np.ndarray | None:
+        """Per class, the standard deviation of the fold ensemble's probabilities (None without folds)."""
+        return fold_spread(self.fold_probs)
+
+    @property
+    def verdict(self) -> str:
+        """The label, or "uncertain (label?)" below the confidence floor: what a row or the demo shows."""
+        return f"uncertain ({self.top}?)" if self.uncertain else self.top
+
     def __repr__(self) -> str:  # a summary: the clip and the model's inputs are arrays of thousands of values
         probs = ", ".join(f"{k} {float(p):.3f}" for k, p in zip(self.labels, self.probs))
-        return (f"Prediction(top={self.top!r}, probs=[{probs}], views={self.views!r}, faces_seen={self.faces_seen}, "
+        return (f"Prediction(top={self.top!r}{', uncertain' if self.uncertain else ''}, probs=[{probs}], "
+                f"views={self.views!r}, faces_seen={self.faces_seen}, "
                 f"face_coverage={self.face_coverage:.2f})")
 
     def as_dict(self) -> dict:
-        return {"label": self.top, "probs": {k: round(float(p), 6) for k, p in zip(self.labels, self.probs)},
+        spread = self.spread
+        return {"label": self.top, "uncertain": self.uncertain,
+                **({"confidence_floor": self.floor} if self.floor is not None else {}),
+                "calibrated": self.calibrated,
+                "probs": {k: round(float(p), 6) for k, p in zip(self.labels, self.probs)},
+                **({"fold_spread": {k: round(float(s), 6) for k, s in zip(self.labels, spread)}}
+                   if spread is not None else {}),
                 "per_view": {v: {k: round(float(p), 6) for k, p in zip(self.labels, pv)}
                              for v, pv in self.per_view.items()},
                 "views": self.views, "faces_seen": self.faces_seen,
@@ -158,7 +193,14 @@ class Predictor:
 
     def run(self, clips: np.ndarray, views: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """The graph on a batch ``(N, T, S, S, 3)``: fused probabilities ``(N, K)`` and SBML view logits
-        ``(V, N, K)``."""
+        ``(V, N, K)``, as the graph gives them (uncalibrated; :meth:`classify` applies the package's temperature)."""
+        probs, second, _ = self.run_folds(clips, views)
+        return probs, second
+
+    def run_folds(self, clips: np.ndarray, views: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`run`, and the per-fold probabilities ``(F, N, K)`` of a graph that outputs ``fold_probs`` (a fold
+        package; None otherwise)."""
         views = self._views(views) if views else self.views
         feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
         if self.sbml:
@@ -167,12 +209,20 @@ class Predictor:
         if ready and len(clips) > 1 and not ready(feeds) and ready({**feeds, "clips": feeds["clips"][:1]}):
             # a batch size not seen yet (e.g. a recording's 3 spotted intervals): one clip at a time on the graph
             # compiled for one, rather than seconds of compiling for a size that may not come again
-            parts = [self.run(clips[i:i + 1], views) for i in range(len(clips))]
-            return (np.concatenate([p for p, _ in parts]),
-                    np.concatenate([v for _, v in parts], axis=1) if self.sbml and not self.package.folds else None)
-        probs, second = self.session.run(None, feeds)
-        # a fold package's second output is its folds' logits (inference.package.Folds), not view logits
-        return probs, (second if self.sbml and not self.package.folds else None)
+            parts = [self.run_folds(clips[i:i + 1], views) for i in range(len(clips))]
+            return (np.concatenate([p for p, _, _ in parts]),
+                    np.concatenate([v for _, v, _ in parts], axis=1) if parts[0][1] is not None else None,
+                    np.concatenate([f for _, _, f in parts], axis=1) if parts[0][2] is not None else None)
+        outputs = self.session.run(None, feeds)
+        probs, second = outputs[0], (outputs[1] if len(outputs) > 1 else None)
+        names, folds = list(self.package.outputs), None
+        if len(outputs) == len(names):  # a fold package: each fold's probabilities (F, N, K)
+            if "fold_probs" in names:
+                folds = outputs[names.index("fold_probs")]
+            elif "fold_logits" in names:  # export.convert's graphs (inference.package.Folds)
+                folds = _softmax(outputs[names.index("fold_logits")])
+        # a fold package's second output is its folds' scores, not view logits
+        return probs, (second if self.sbml and not self.package.folds else None), folds
 
     def classify(self, prepared: list[PreparedClip], views: str | None = None,
                  apexes: list[int | None] | None = None) -> list[Prediction]:
@@ -184,9 +234,19 @@ class Predictor:
         inputs = [self.package.build_input(clip.frames, clip.fps, apex)  # RGB: the frames as they are
                   for clip, apex in zip(prepared, apexes or [None] * len(prepared), strict=True)]
         t0 = time.perf_counter()
-        probs, view_logits = self.run(np.stack([x for x, _ in inputs]), views)
+        probs, view_logits, folds = self.run_folds(np.stack([x for x, _ in inputs]), views)
+        calibration = self.package.calibration
+        if calibration is not None:  # the one place the package's temperature is applied (every entry point)
+            if folds is not None:  # a fold ensemble: each fold calibrated, the fused answer their mean
+                folds = calibration.apply(folds)
+                probs = folds.mean(0)
+            else:
+                probs = calibration.apply(probs)
         t1 = time.perf_counter()
-        per_view = [{v: _softmax(view_logits[i, n]) for i, v in enumerate(views)} if view_logits is not None else {}
+        view_probs = None if view_logits is None else _softmax(view_logits)
+        if view_probs is not None and calibration is not None:
+            view_probs = calibration.apply(view_probs)  # the same temperature: one view alone reads as the fused one
+        per_view = [{v: view_probs[i, n] for i, v in enumerate(views)} if view_probs is not None else {}
                     for n in range(len(prepared))]
         t2 = time.perf_counter()
         out = []
@@ -197,7 +257,8 @@ class Predictor:
             timings["total"] = sum(timings.values())
             out.append(Prediction(self.labels, probs[n], views, per_view[n], clip.faces_seen, timings, clip.face,
                                   clip.frames, clip.quality, inputs[n][0] if self.package.motion else None,
-                                  inputs[n][1]))
+                                  inputs[n][1], None if folds is None else folds[:, n],
+                                  calibration.floor if calibration else None, calibration is not None))
         return out
 
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,

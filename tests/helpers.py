@@ -60,3 +60,10 @@ class DyingPreparer:
 
         return PreparedClip(np.full((2, 4, 4, 3), len(name), np.uint8), {"faces_seen": 1}, {"decode": 0.0}, str(path),
                             None, input_frames=2, input_size=(4, 4))
+
+
+def calibrated(predictor, probs) -> np.ndarray:
+    """``probs`` through the package's temperature (inference.calibration), as Predictor.classify gives them; as they
+    are for a package without calibration."""
+    cal = predictor.package.calibration
+    return np.asarray(probs) if cal is None else cal.apply(np.asarray(probs))

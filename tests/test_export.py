@@ -65,7 +65,7 @@ def _clips(cache, n, frames):
 def test_final_model_exports_with_variants(final_package, trained, clips):
     pkg, cfg = final_package
     assert sorted(p.name for p in pkg.iterdir()) == ["README.md", "config.json", "model.fp16.onnx", "model.int8.onnx",
-                                                     "model.onnx"]
+                                                     "model.onnx", "reliability.png"]
     on_disk = json.loads((pkg / "config.json").read_text())
     assert on_disk == json.loads(json.dumps(cfg.to_json())) and ModelPackage.load(pkg) == cfg
     assert on_disk["labels"] == ["negative", "positive", "surprise"]
@@ -80,6 +80,12 @@ def test_final_model_exports_with_variants(final_package, trained, clips):
         assert agreement["top1_agreement"] >= 0.99 and agreement["uf1_drop"] <= 0.01, agreement
         assert 0 <= agreement["max_abs_prob_diff"] < 1, agreement
     assert on_disk["variants"]["int8"]["stem"] in ("int8", "float")  # auto: int8 unless that missed the targets
+    # calibrated on the run's pooled out-of-subject predictions: every LOSO clip, the card says how
+    cal = on_disk["calibration"]
+    assert cal["clips"] == on_disk["loso"]["n"] and 0.05 <= cal["temperature"] <= 20 and cal["floor"] == 0.5
+    assert cal["nll_after"] <= cal["nll_before"] + 1e-4 and cal["figure"] == "reliability.png"  # T = 1 was a choice
+    card = (pkg / "README.md").read_text()
+    assert "## Calibration" in card and f"T = {cal['temperature']:g}" in card and "(reliability.png)" in card
     for variant, name in VARIANT_FILES.items():  # each bare graph file says what it is (ONNX metadata)
         facts = read_onnx_metadata(pkg / name)
         assert facts["variant"] == variant and facts["format_version"] == on_disk["format_version"] == 1

@@ -18,6 +18,7 @@ from inference.errors import InputError
 from inference.inputs import FLOW_NORMALISATION, Preprocessing, build_input
 from inference.package import ModelPackage, read_onnx_metadata
 from inference.views import make_views
+from tests.helpers import calibrated
 from training.cache import Cache
 from training.config import load_config
 from training.schemes import ViewModel, load_view_model, save_view_model
@@ -134,9 +135,9 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     assert pred.motion.shape == (1, 28, 28, 3) and "motion" in pred.timings
     vm, meta = load_view_model(flow_model)
     x, probs, per_view = _pytorch(vm, image, inputs, meta["extra"]["normalisation"])
-    np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(pred.probs, calibrated(predictor, probs[0].numpy()), atol=1e-5)
     for i, v in enumerate("OLR"):
-        np.testing.assert_allclose(pred.per_view[v], per_view[i, 0].numpy(), atol=1e-5)
+        np.testing.assert_allclose(pred.per_view[v], calibrated(predictor, per_view[i, 0].numpy()), atol=1e-5)
     # the L and R views are flow views: u negated where mirrored, so they differ from RGB-style mirrors
     rgb_style = vm.backbone.fc(vm.backbone.forward_features(torch.cat(make_views(x, "LR")))).softmax(-1)
     assert not torch.allclose(rgb_style[0], per_view[1, 0], atol=1e-4)
@@ -199,11 +200,12 @@ def test_a_published_flow_set_model_is_served_on_flow_made_here_only_when_asked(
     assert cfg.face_crop["size"] == 56 and cfg.parity.clips == 9 and cfg.parity.same_argmax  # the set's 9 images
     assert "**an approximation**: trained on flow images made by 'published'" in (tmp_path / "pkg" / "README.md"
                                                                                   ).read_text()
-    pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
+    predictor = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime")
+    pred = predictor.predict(CLIP)
     image, _ = build_input(pred.aligned, served)
     np.testing.assert_array_equal(pred.motion, image)
     _, probs, _ = _pytorch(vm, image, served, FLOW_NORMALISATION)
-    np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(pred.probs, calibrated(predictor, probs[0].numpy()), atol=1e-5)
 def test_a_flow_clip_model_exports_and_serves_like_pytorch(smic_data, tmp_path):
     """A 3D network on flow clips (Farneback, consecutive frames; 8 of them after resampling): the runtime makes the
     clip's flow with the recorded parameters from every aligned frame, resamples it as training's bank did, and the
@@ -222,12 +224,13 @@ def test_a_flow_clip_model_exports_and_serves_like_pytorch(smic_data, tmp_path):
     inputs = Cache.open(cache).inputs
     assert pkg.input.kind == "flow_clip" and pkg.motion == inputs and pkg.n_frames == 8 and pkg.input.height == 56
     assert (inputs["method"], inputs["reference"]) == ("farneback", "consecutive") and pkg.parity.clips == 6
-    pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
+    predictor = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime")
+    pred = predictor.predict(CLIP)
     clip = resample(build_input(pred.aligned, inputs)[0], 8)
     np.testing.assert_array_equal(pred.motion, clip)
     vm, meta = load_view_model(checkpoint)
     _, probs, _ = _pytorch(vm, clip, inputs, meta["extra"]["normalisation"], size=48)
-    np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(pred.probs, calibrated(predictor, probs[0].numpy()), atol=1e-5)
 
 
 @pytest.mark.parametrize("scheme, views", [("sbml", "OLR"), ("fsb", "LR")])

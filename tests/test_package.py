@@ -142,7 +142,8 @@ def test_package_file_names_have_one_home():
     assert VARIANT_FILES == {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
     assert VARIANT_CHOICES == ("auto", "fp32", "fp16", "int8")
     assert REQUIRED_FILES == ("config.json", "model.onnx") and HUB_FILES == (*REQUIRED_FILES, "README.md")
-    assert PACKAGE_FILES == ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "config.json", "README.md")
+    assert PACKAGE_FILES == ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "config.json", "README.md",
+                             "reliability.png")
     assert missing_files(DEFAULT) == [] and missing_files(DEFAULT, HUB_FILES) == []
 
 
