@@ -144,7 +144,7 @@ def test_a_failing_step_is_recorded_and_the_next_one_runs(tmp_path, monkeypatch)
     t = time.perf_counter()
     assert run_steps(report, _ctx(tmp_path), None) == 3
     assert seen == [(["failed", "failed", "running"], {"so_far": 1}, None)]
-    assert time.perf_counter() - t < 8  # the slow step was stopped at its budget (it sleeps 10 s; slack for a loaded machine)
+    assert time.perf_counter() - t < 8  # the slow step was stopped at its budget (it sleeps 10 s; slack for load)
     saved = json.loads((tmp_path / JSON_FILE).read_text())
     broken_, slow_, fine_, cuda_ = saved["steps"]
     assert broken_["status"] == "failed" and broken_["figures"] == {"before": 1.5}
