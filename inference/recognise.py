@@ -128,9 +128,10 @@ def expression_course(frames: np.ndarray, fps: float, params: SpotParams = SpotP
 
 def one_expression(frames: np.ndarray, fps: float, params: SpotParams = SpotParams()) -> tuple[bool, str]:
     """Is an aligned face clip one expression from onset to offset (a dataset clip)? Its motion from the first frame
-    (:func:`expression_course`) must reach :data:`MOVED` × its noise, start within the first :data:`ONSET_NEAR_START` of the
-    clip (the frames before it exceeds half its peak), peak before :data:`APEX_BEFORE_END` of it and fall back below
-    :data:`FALLS_TO` × its peak by the end. Returns the answer and why, in words."""
+    (:func:`expression_course`) must reach :data:`MOVED` × its noise, start within the first
+    :data:`ONSET_NEAR_START` of the clip (the frames before it exceeds half its peak), peak before
+    :data:`APEX_BEFORE_END` of it and fall back below :data:`FALLS_TO` × its peak by the end.
+    Returns the answer and why, in words."""
     course, noise = expression_course(frames, fps, params)
     n = len(course)
     seconds = len(frames) / fps

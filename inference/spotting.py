@@ -383,7 +383,7 @@ def spot_events(sig: Signals, n_frames: int, fps: float, params: SpotParams = Sp
                                          edge * sig.step))
     if not out and not rejected and t > 2 * edge:  # nothing at all: the strongest motion, and how far it fell short
         peak = edge + int(np.argmax(score[edge:t - edge]))
-        if score[peak] >= 0.5 * threshold > 0:
+        if score[peak] >= 0.75 * threshold > 0:
             rejected.append(Rejected(*window(peak), "threshold", float(score[peak]), float(threshold)))
     return out, sorted(rejected, key=lambda r: r.onset)
 
