@@ -71,9 +71,10 @@ PAGE_CSS = """
 # stacks the clip above it)
 SCROLL_TO_VERDICT = """() => {
   const top = document.querySelector('#synthetic-warning');
-  const end = document.querySelector('#timeline');
-  if (!top) return;
-  const a = top.getBoundingClientRect(), b = (end && end.offsetParent) ? end.getBoundingClientRect() : a;
+  const shown = ['#timeline', '#label'].map(q => document.querySelector(q)).filter(e => e && e.offsetParent);
+  if (!top || !shown.length) return;
+  const a = top.getBoundingClientRect();
+  const b = {bottom: Math.max(...shown.map(e => e.getBoundingClientRect().bottom))};
   if (a.top < 0 || b.bottom > window.innerHeight) window.scrollBy(0, a.top - 4);
 }"""
 # the browser's own "Video not playable" toast, raised the moment an AVI is put in a <video> element, before the
@@ -148,6 +149,13 @@ class Analysis:
         """One name per micro-expression found (the interval chooser's entries), in ``spot.micro`` order."""
         return [f"#{r['#']} · {r['start s']:.2f}–{r['end s']:.2f} s · {r['label']}" for r in self.interval_rows()
                 if r["kind"] == "micro"]
+
+
+def shown_row(row: dict) -> dict:
+    """An interval row as the page's table shows it: seconds to two decimals, the probability in percent."""
+    out = {**row, **{k: f"{row[k]:.2f}" for k in ("start s", "apex s", "end s")}, "score": f"{row['score']:.1f}"}
+    out["probability"] = f"{row['probability']:.0%}" if row.get("probability") is not None else ""
+    return out
 
 
 def contact_sheet(frames: np.ndarray, n: int = SHOWN_FRAMES, size: int = SHOWN_SIZE, gap: int = 4) -> np.ndarray:
@@ -425,7 +433,7 @@ def card_facts(predictor: Predictor, source: str) -> str:
               f"classes: {labels}.", "",
               f"**How reliable:** {reliable}", "",
               f"**Trained on:** {(c.training_data or 'not recorded').split('; caches')[0]}.", "",
-              "| details | |", "| --- | --- |",
+              "| detail | value |", "| --- | --- |",
               f"| model | {c.name}: {c.summary} |",
               f"| training data | {(c.training_data or 'not recorded').split('; caches')[0]} |",
               f"| scheme | {c.scheme.upper()}, trained on views {c.train_views}, test views {c.test_views} |",
@@ -553,7 +561,8 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
 
     def timeline(result: Analysis | None):
         spotted = result is not None and result.mode == "spot"
-        table = pd.DataFrame(result.interval_rows() if spotted else [], columns=INTERVAL_COLUMNS)
+        table = pd.DataFrame([shown_row(r) for r in result.interval_rows()] if spotted else [],
+                             columns=INTERVAL_COLUMNS)
         names = result.choices() if spotted else []
         chosen = names[result.chosen] if spotted and result.chosen is not None else None
         return (gr.update(value=timeline_image(result.spot, predictor.labels) if spotted else None, visible=spotted,
@@ -599,15 +608,16 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                 gr.Markdown(reliability_markdown(predictor), elem_id="synthetic-warning")
                 summary = gr.Markdown(label="Summary", elem_id="summary")
                 plot = gr.Image(label=TIMELINE_LABEL, elem_id="timeline", interactive=False, visible=False,
-                                buttons=[])
+                                buttons=[], show_label=False)
                 label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities", elem_id="label",
                                  show_label=False)
                 notes = gr.Markdown(label="Notes", elem_id="notes")
         with gr.Row():
             table = gr.Dataframe(headers=INTERVAL_COLUMNS, label="Spotted intervals", elem_id="intervals",
-                                 interactive=False, visible=False, wrap=True)
+                                 interactive=False, visible=False, scale=3)
             choice = gr.Dropdown([], label="Show a micro-expression", elem_id="interval-choice", visible=False,
-                                 info="its aligned O/L/R frames and per-view probabilities, below")
+                                 info="its aligned O/L/R frames and per-view probabilities, below", scale=1,
+                                 min_width=240)
         with gr.Row():
             face = gr.Image(label="Aligned face (O)", elem_id="view-o", interactive=False)
             left = gr.Image(label="L view (left half + its mirror)", elem_id="view-l", interactive=False)

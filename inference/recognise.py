@@ -43,13 +43,15 @@ WHOLE_CLIP_MAX_S = 1.0  # auto mode: a clip shorter than this is one expression 
 ONE_EXPRESSION_MAX_S = 3.0  # auto mode: a clip up to this long is one expression when its motion says so
 ONSET_NEAR_START = 0.4  # ... its movement starts within this fraction of the clip,
 APEX_BEFORE_END = 0.9  # ... peaks before this fraction of it,
+LASTS_PAST = 0.5  # ... lasts (over half its peak) past this fraction of it,
 FALLS_TO = 0.7  # ... and falls back below this fraction of its peak by the end
 MOVED = 3.5  # ... and moves at least this many times the flow's noise (frame-to-frame motion, its median)
 AUTO_RULE = (f"Auto mode: a clip shorter than {WHOLE_CLIP_MAX_S:g} s, or a folder of frames without a frame rate, is "
              f"one expression and is classified whole; a clip up to {ONE_EXPRESSION_MAX_S:g} s is classified whole "
              f"when it holds one expression from onset to offset, as the datasets' clips do (the face's motion from "
-             f"the first frame starts within the first {ONSET_NEAR_START:.0%} of the clip, peaks before its last "
-             f"{1 - APEX_BEFORE_END:.0%} and falls back below {FALLS_TO:.0%} of its peak); anything else — a longer "
+             f"the first frame starts within the first {ONSET_NEAR_START:.0%} of the clip, rises once, peaks before "
+             f"its last {1 - APEX_BEFORE_END:.0%}, lasts past its middle and falls back below {FALLS_TO:.0%} of its "
+             f"peak); anything else — a longer "
              f"recording, a still face, a movement that does not rise and fall inside the clip — is searched for "
              f"micro-expressions (spotted).")
 CLIP_MARGIN_S = 0.1  # a spotted interval goes to the model widened by this on both sides
@@ -129,7 +131,8 @@ def expression_course(frames: np.ndarray, fps: float, params: SpotParams = SpotP
 def one_expression(frames: np.ndarray, fps: float, params: SpotParams = SpotParams()) -> tuple[bool, str]:
     """Is an aligned face clip one expression from onset to offset (a dataset clip)? Its motion from the first frame
     (:func:`expression_course`) must reach :data:`MOVED` × its noise, start within the first
-    :data:`ONSET_NEAR_START` of the clip (the frames before it exceeds half its peak), peak before
+    :data:`ONSET_NEAR_START` of the clip (the frames before it exceeds half its peak), be one movement (the frames
+    over half its peak in one run, short dips aside, lasting past :data:`LASTS_PAST` of the clip), peak before
     :data:`APEX_BEFORE_END` of it and fall back below :data:`FALLS_TO` × its peak by the end.
     Returns the answer and why, in words."""
     course, noise = expression_course(frames, fps, params)
@@ -139,11 +142,18 @@ def one_expression(frames: np.ndarray, fps: float, params: SpotParams = SpotPara
     if n < 3 or peak <= MOVED * noise:
         return False, f"the face barely moves in this {seconds:.1f} s clip"
     apex = int(np.argmax(course))
-    onset = int(np.argmax(course >= 0.5 * peak))
+    high = course >= 0.5 * peak
+    onset = int(np.argmax(high))
     fallen = float(course[apex:].min()) / peak
     at = lambda i: i / (n - 1) * seconds  # noqa: E731 — working frame → seconds
+    rises = np.flatnonzero(high[1:] & ~high[:-1]) + 1  # where the motion climbs over half its peak again
+    if len(rises) + (not high[0]) > 1 and np.diff(np.flatnonzero(high)).max() > max(2, n // 20):
+        return False, f"it holds more than one movement ({seconds:.1f} s)"
     if onset > ONSET_NEAR_START * (n - 1):
         return False, f"its movement starts late ({at(onset):.2f} s into {seconds:.1f} s)"
+    last = int(np.flatnonzero(high)[-1])
+    if last < LASTS_PAST * (n - 1):
+        return False, f"its movement is over early ({at(last):.2f} s into {seconds:.1f} s)"
     if apex > APEX_BEFORE_END * (n - 1) or fallen > FALLS_TO:
         return False, f"its movement does not fall back inside the clip (peak at {at(apex):.2f} s of {seconds:.1f} s)"
     return True, (f"one movement rises from the start and falls back inside this {seconds:.1f} s clip (peak at "
