@@ -268,6 +268,8 @@ def spot_signals(sig: Signals, n_frames: int, fps: float, params: SpotParams = S
     return spot_events(sig, n_frames, fps, params)[0]
 
 
+EDGE_STRONG = 3.0  # a peak within 2k of either end is reported (left out: "edge") when this many times the threshold:
+# the contrast there compares with frames clamped to the ends, and noise alone reaches about twice the threshold
 REASONS = {  # why a motion peak was left out (:class:`Rejected`), in words
     "short": "shorter than any expression ({length})",
     "blink": "a blink (both eyes alike, {length})",
@@ -375,7 +377,7 @@ def spot_events(sig: Signals, n_frames: int, fps: float, params: SpotParams = Sp
         return _frames_of(_Event(max(0, peak - sig.k), peak, min(t - 1, peak + sig.k), 0.0), sig, n_frames)
 
     for lo, hi in ((0, min(edge, t)), (max(edge, t - edge), t)):  # peaks over the threshold the spotter cannot judge
-        if hi > lo and score[lo:hi].max() > threshold:
+        if hi > lo and score[lo:hi].max() > EDGE_STRONG * threshold:
             peak = lo + int(np.argmax(score[lo:hi]))
             if score[peak] >= score[max(0, peak - 1):peak + 2].max() and not any(e.onset <= peak <= e.offset
                                                                                  for e in grown):
