@@ -1,10 +1,13 @@
 """The Gradio app: upload (or record) a clip → aligned face → Décalcomanie views → OLR verdict.
 
-A recording of a second or more is *spotted* first (the pipeline of :mod:`inference.recognise`, the batch command's
-and the Python API's, with their defaults): the page draws a timeline of the
-motion signal with the face's presence and the spotted intervals coloured by their predicted class, lists the
-intervals in a table, and shows the chosen interval's aligned O/L/R frames and per-view probabilities. Shorter clips
-are classified whole, as one expression.
+The pipeline of :mod:`inference.recognise` (the batch command's and the Python API's, with their defaults) decides,
+in auto mode, whether a clip is one expression (classified whole) or a recording to *spot* first (the rule:
+:data:`inference.recognise.AUTO_RULE`; the visitor may force spot or whole); the summary says which and why. A spotted
+recording gets a timeline of the motion signal with the face's presence, the spotted intervals coloured by their
+predicted class and the peaks the spotter left out (dashed, with the reason), a table of the intervals, and the chosen
+interval's aligned O/L/R frames and per-view probabilities. The verdict, its reliability and the timeline sit on the
+first screen (1366×768, or a phone's, scrolled into view); every note is said once, in one block. An upload the browser
+cannot play (an AVI, …) is shown as an H.264 preview (:func:`browser_preview`); the analysis reads the upload.
 
 A motion package (flow image, flow clip, grey + flow clip, magnified) shows beside the aligned face the input its model
 saw (:func:`motion_sheet`): the optical flow in colour (hue: direction, brightness: magnitude) with the optical strain

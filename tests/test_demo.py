@@ -404,7 +404,7 @@ def test_uploads_are_deleted_after_keep_files(servers, clips):
     client = Client(quick.url, verbose=False)
     *_, summary, _, _ = _call(client, clips["two"])  # not an example: the app keeps its own cached copies of those
     assert "faces seen: 2" in summary
-    own = {e.name for e in examples()}
+    own = {e.name for e in EXAMPLES.glob("*.mp4")}  # the examples, recording.mp4 among them
     uploads = lambda: [p for p in quick.temp.rglob("*") if p.is_file() and p.name not in own]  # noqa: E731
     assert uploads(), "the upload and the result images live in GRADIO_TEMP_DIR while fresh"
     end = time.monotonic() + 30
@@ -489,6 +489,79 @@ def test_page_shows_the_timeline_and_the_interval_table(browser, server, clips, 
     page.screenshot(path=str(tmp_path / "demo-timeline.png"), full_page=True)
     assert (tmp_path / "demo-timeline.png").stat().st_size > 10_000
     page.close()
+
+
+def _inside(page, selector: str, viewport: dict) -> dict:
+    """The element's box, asserted wholly inside the viewport (what a visitor sees without scrolling)."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1 and \
+        box["y"] + box["height"] <= viewport["height"] + 1, (selector, box, viewport)
+    return box
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 768}, {"width": 390, "height": 844}],
+                         ids=["laptop", "phone"])
+def test_page_shows_verdict_reliability_and_timeline_on_one_screen(browser, server, clips, viewport):
+    """A laptop and a phone: after the analysis of a recording (2.5 s: a blink, a micro-expression), the reliability
+    line, the verdict and the timeline are all on the screen at once; the warnings sit in one block (no toast); the
+    examples are named."""
+    page = browser.new_page(viewport=viewport)
+    page.goto(server.url)
+    page.wait_for_selector("#analyse", timeout=60_000)
+    names = page.locator("#examples").inner_text()
+    assert "A recording to search (6 s)" in names and "One micro-expression: surprise (0.46 s)" in names, names
+    page.locator("#clip input[type=file]").set_input_files(str(clips["take"]))
+    page.wait_for_selector("#clip video", timeout=30_000)
+    page.click("#analyse")
+    page.wait_for_function("(() => { const i = document.querySelector('#timeline img');"
+                           " return i && i.complete && i.naturalWidth === 960; })()", timeout=120_000)
+    page.wait_for_timeout(500)  # the page brings the verdict into view once the timeline is drawn
+    summary = page.inner_text("#summary")
+    assert summary.startswith("1 micro-expression spotted in 2.5 s") and "mode: spot" in summary, summary
+    for selector in ("#synthetic-warning", "#summary", "#timeline"):
+        _inside(page, selector, viewport)
+    assert "Reliability:" in page.inner_text("#synthetic-warning")
+    notes = page.inner_text("#notes")
+    assert "left out: a blink" in notes, notes
+    assert page.locator(".toast-body").count() == 0  # the notes are on the page, once; nothing covers the verdict
+    assert "⚠" not in summary
+    rows = page.locator("#intervals").inner_text()
+    assert "100%" in rows or "99%" in rows, rows  # the probability column is there, in percent
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"demo-{viewport['width']}x{viewport['height']}.png"))
+    page.close()
+
+
+def test_page_plays_a_preview_of_an_avi_upload(browser, server, tmp_path):
+    """A browser cannot play an AVI: the page shows an H.264 preview instead (no "Video not playable"), and the
+    analysis still reads the upload itself."""
+    from inference.video import read_clip
+
+    clip = read_clip(examples()[-1])
+    avi = tmp_path / "surprise.avi"
+    write_video(avi, clip.frames, clip.fps)
+    page = _open(browser, server)
+    page.locator("#clip input[type=file]").set_input_files(str(avi))
+    page.wait_for_function("(() => { const v = document.querySelector('#clip video');"
+                           " return v && v.src.includes('.preview.mp4') && v.readyState >= 2; })()", timeout=60_000)
+    page.click("#analyse")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('faces seen')", timeout=120_000)
+    assert "Video not playable" not in page.inner_text("body")
+    assert "a 0.46 s clip" in page.inner_text("#summary")  # the upload's own 46 frames at 100 fps
+    assert true_label(examples()[-1]) in page.inner_text("#label").split("\n")[:3]
+    page.close()
+
+
+def test_preview_is_made_only_when_the_browser_cannot_play_the_upload(tmp_path):
+    from demo.app import browser_plays, browser_preview
+    from inference.video import read_clip
+
+    assert browser_plays(examples()[0]) and browser_preview(examples()[0]) is None
+    frames = read_clip(examples()[0]).frames
+    write_video(tmp_path / "a.avi", frames, 100.0)
+    preview = browser_preview(tmp_path / "a.avi", folder=tmp_path)
+    assert preview.suffix == ".mp4" and browser_plays(preview) and read_clip(preview).n_frames == len(frames)
 
 
 def test_page_shows_an_error_not_a_traceback(browser, server, clips):
