@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.errors import InputError
-from inference.motion import FIXED, FlowScaling
+from inference.inputs import kind as input_kind
 from inference.recognise import AUTO_RULE, DEFAULT_MODE, MODES, NO_MICRO, Recogniser, Recognition
 from inference.runtime import Prediction, Predictor
 from inference.spotting import SpotParams
@@ -53,16 +53,6 @@ MODE_WORDS = {"auto": "auto (the clip decides)", "spot": "spot (search a recordi
               "whole": "whole (one expression)"}
 SHOWN_FRAMES = 4  # frames shown per view
 SHOWN_SIZE = 128  # px per shown frame
-# what the motion image beside the face shows, per input kind of the package (RGB packages show none)
-MOTION_LABELS = {
-    "flow_image": "Motion input the model saw: onset → apex optical flow (hue: direction, brightness: magnitude), "
-                  "optical strain below",
-    "flow_clip": "Motion input the model saw: optical flow of shown frames (hue: direction, brightness: magnitude), "
-                 "optical strain below",
-    "grey_flow_clip": "Motion input the model saw: optical flow of shown frames (hue: direction, brightness: "
-                      "magnitude), their grey level below",
-    "magnified": "Motion input the model saw: the motion-magnified face",
-}
 
 TIMELINE_LABEL = "Timeline: motion, face presence, spotted intervals (dashed: left out)"
 PAGE_CSS = """
@@ -188,24 +178,28 @@ def flow_colour(u: np.ndarray, v: np.ndarray, top: float) -> np.ndarray:
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
-def motion_sheet(motion: np.ndarray, kind: str, scaling: dict | None = None, n: int = SHOWN_FRAMES,
+def motion_sheet(motion: np.ndarray, kind: str, recipe: dict | None = None, n: int = SHOWN_FRAMES,
                  size: int = SHOWN_SIZE, gap: int = 4) -> np.ndarray:
     """A motion package's graph input ``(T, H, W, 3)`` uint8 (``Prediction.motion``) as an image a visitor reads:
-    ``magnified`` as :func:`contact_sheet`; the flow kinds as up to ``n`` evenly spaced frames side by side (one for
-    a flow image), the flow in colour (:func:`flow_colour`, brightness relative to the largest motion shown) above
-    the optical strain (``flow_image``, ``flow_clip``: channels u, v, strain, zero motion as ``scaling`` stores it)
-    or the grey level (``grey_flow_clip``: channels grey, u, v, zero at 128)."""
+    a kind without motion vectors (``magnified``) as :func:`contact_sheet`; the flow kinds as up to ``n`` evenly
+    spaced frames side by side (one for a flow image), the flow in colour (:func:`flow_colour`, brightness relative to
+    the largest motion shown) above the third channel (optical strain, or the grey level). Which channel holds u, v and
+    the rest, and where zero motion lies (``recipe``: the package's motion recipe, its scaling), is the input kind's
+    row's (:mod:`inference.inputs`)."""
     import cv2
 
-    if kind == "magnified":
+    row = input_kind(kind)
+    if not row.vectors:
         return contact_sheet(motion, n, size, gap)
     x = np.asarray(motion)[np.linspace(0, len(motion) - 1, min(n, len(motion))).round().astype(int)]
-    if kind == "grey_flow_clip":
-        u, v = x[..., 1].astype(np.float32) - 128.0, x[..., 2].astype(np.float32) - 128.0
-        below = x[..., 0]
+    rest = next(c for c in range(3) if c not in row.uv)
+    if row.strain is None:  # a scalar image beside the flow (grey levels): shown as it is
+        zero = row.zeros(recipe, x)[:, None, None, :]
+        u, v = (x[..., c].astype(np.float32) - zero[..., c] for c in row.uv)
+        below = x[..., rest]
     else:
-        zero = (FlowScaling.from_dict(scaling) if scaling else FIXED).zero(x)[:, None, None, :]
-        u, v, s = np.moveaxis(x.astype(np.float32) - zero, -1, 0)
+        zero = row.zeros(recipe, x)[:, None, None, :]
+        u, v, s = (x[..., c].astype(np.float32) - zero[..., c] for c in (*row.uv, row.strain))
         below = np.clip(np.round(s / max(float(s.max()), 1e-6) * 255), 0, 255).astype(np.uint8)
     top = max(float(np.hypot(u, v).max()), 1e-6)
     sheet = np.full((2 * size + gap, len(x) * (size + gap) - gap, 3), 255, np.uint8)
@@ -334,7 +328,7 @@ class Analyser:
                                         for v, probs in pred.per_view.items() for k, p in zip(pred.labels, probs)]
         package = self.predictor.package
         motion = None if pred is None or pred.motion is None else motion_sheet(
-            pred.motion, package.input.kind, package.motion.get("scaling"))
+            pred.motion, package.input.kind, package.motion)
         return replace(analysis, sheets=sheets, per_view=rows, motion=motion)
 
     def warm_up(self, clip: str | os.PathLike | None) -> None:
@@ -627,7 +621,7 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             right = gr.Image(label="R view (right half + its mirror)", elem_id="view-r", interactive=False)
             kind = predictor.package.input.kind if predictor.package.motion else None
             if kind:  # a motion model: the input it saw, beside the face
-                motion = gr.Image(label=MOTION_LABELS.get(kind, f"Motion input the model saw ({kind})"),
+                motion = gr.Image(label=input_kind(kind).shows or f"Motion input the model saw ({kind})",
                                   elem_id="motion", interactive=False, format="png")  # png: the flow's pixels exact
         chart = gr.BarPlot(x="view", y="probability", color="label", y_lim=[0, 1], sort=["O", "L", "R"],
                            label="Per-view probabilities (SBML: each view's own softmax)",

@@ -24,22 +24,18 @@ import numpy as np
 from inference.errors import InputError, cli
 from inference.face import CropSettings
 from inference.files import file_sha256, write_json_atomic
-from inference.motion import flow_params
+from inference.inputs import kind
+from inference.motion import METHODS, flow_params
 from inference.package import (
     CARD_FILE,
     CONFIG_FILE,
-    FLOW_KINDS,
     MODEL_FILE,
-    MOTION_KINDS,
-    OUTPUTS,
     VARIANT_FILES,
-    InputSpec,
     ModelPackage,
     Parity,
     SourceCheckpoint,
     Variant,
     crop_settings,
-    input_kind,
 )
 
 from .card import dataset_name, loso_metrics, render_card
@@ -61,9 +57,6 @@ from .package import (
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "astronaut.mp4"
-KIND_WORDS = {"rgb_clip": "on aligned face clips", "flow_image": "on onset → apex optical-flow images",
-              "flow_clip": "on optical-flow clips", "magnified": "on motion-magnified face clips",
-              "grey_flow_clip": "on grey-level + optical-flow clips"}
 CHECK_CLIPS = 16  # clips the parity check and the variants' agreement are measured on
 CALIBRATION_CLIPS = 32  # clips int8 is calibrated on
 MOTION_KEYS = ("kind", "method", "params", "scaling", "reference")  # what a check cache must share with the model
@@ -134,8 +127,10 @@ def gather_clips(sources: list[str], pkg: ModelPackage, limit: int):
     return np.concatenate([x for x, _ in parts]), (np.concatenate([y for _, y in parts]) if labels_known else None)
 
 
-def default_sources(extra: dict) -> list[str]:
-    caches = [c for c in extra.get("caches", []) if is_cache(c)]
+def default_sources(record) -> list[str]:
+    """The clips the checks run on by default: the training caches the record names, where they are here (their
+    clips, not their settings: what the model is comes from the record alone), else the bundled example clip."""
+    caches = [c for c in record.caches if is_cache(c)]
     return caches or [str(EXAMPLE)]
 
 
@@ -160,20 +155,14 @@ def check_options(config: dict, views: str | None, int8: bool, calibrate: str | 
     return test_views
 
 
-def served_inputs(checkpoint: Path, extra: dict, serve_flow: str | None, face_crop: int | None) -> tuple[dict, dict]:
-    """The motion inputs serving computes and the face crop it aligns to: the training cache's, or — for a model
-    trained on flow images this project cannot make (a published flow-image set: ``method`` "published", no crop) —
+def served_inputs(checkpoint: Path, record, serve_flow: str | None, face_crop: int | None) -> tuple[dict, dict]:
+    """The motion inputs serving computes and the face crop it aligns to: the record's, or — for a model trained on
+    flow images this project cannot make (a published flow-image set: ``method`` "published", no crop) —
     ``serve_flow`` on a ``face_crop`` px crop, the rest (kind, scaling, size) as in training, the training inputs kept
     under ``trained_on``. That is an approximation of the set's own preprocessing, and the package says so."""
-    inputs = dict(extra.get("inputs") or {"kind": "rgb"})
-    crop = extra.get("crop")
-    computable = True
-    if input_kind(inputs["kind"]) in FLOW_KINDS:
-        try:
-            flow_params(inputs.get("method", "tvl1"), inputs.get("params"))
-        except InputError:
-            computable = False
-    if computable:
+    inputs, crop = dict(record.inputs), record.crop
+    row = kind(inputs["kind"])
+    if row.computable(inputs):
         if serve_flow or face_crop:
             raise InputError("--serve-flow and --face-crop are for models trained on a published flow-image set; "
                              f"{checkpoint} records how its inputs were made, and serving makes them the same way")
@@ -184,61 +173,33 @@ def served_inputs(checkpoint: Path, extra: dict, serve_flow: str | None, face_cr
                          f"compute the same way from a video. Export it with --serve-flow tvl1 --face-crop SIZE to "
                          f"serve it on flow computed here (an approximation, recorded in the package), or train on a "
                          f"cache of python -m training.prepare --inputs {inputs['kind']}")
-    side = frame_side(extra)
     served = {**inputs, "method": serve_flow, "params": flow_params(serve_flow), "apex": "estimated",
               "trained_on": inputs}
-    if inputs["kind"] == "flow_image":
-        served["size"] = side
+    if row.single_frame:  # a flow image: made at the side the model was trained on
+        served["size"] = record.frame_size
     return served, crop or CropSettings(size=int(face_crop)).to_dict()
 
 
-def frame_side(extra: dict) -> int:
-    """The side of the frames a model was trained on: its first training cache's (when it is here), else the network
-    input size."""
-    from training.cache import Cache, frame_size
-
-    for c in extra.get("caches") or []:
-        try:
-            return frame_size(Cache.open(c).settings)
-        except InputError:
-            continue
-    return int(extra["size"])
-
-
-def describe(checkpoint: Path, meta: dict, test_views: str, name: str, license: str,
+def describe(checkpoint: Path, record, test_views: str, name: str, license: str,
              serve_flow: str | None = None, face_crop: int | None = None) -> ModelPackage:
-    """The package's config from the checkpoint, before the graph exists (no parity or variants yet)."""
-    extra, config, labels = meta["extra"], meta["config"], [str(x) for x in meta["labels"]]
-    inputs, crop = served_inputs(checkpoint, extra, serve_flow, face_crop)
-    kind = input_kind(inputs["kind"])
+    """The package's config from the checkpoint's record (:class:`training.record.TrainedModel`, mapped one to one by
+    its ``package_fields``), before the graph exists (no parity or variants yet)."""
+    inputs, crop = served_inputs(checkpoint, record, serve_flow, face_crop)
     if not crop:
         raise InputError(f"{checkpoint}: this model was not trained on aligned face crops (no crop settings); "
                          f"only face models make packages")
-    crop_size = crop_settings(crop, str(checkpoint)).size
-    side = int(inputs["size"]) if kind == "flow_image" else crop_size
-    sbml = config["scheme"] == "sbml"
-    protocol = extra.get("protocol", "")
-    synthetic = bool(extra.get("synthetic"))
-    init = extra.get("init") or {}
+    crop_settings(crop, str(checkpoint))
+    fields = record.package_fields(inputs, crop)
+    sbml = record.scheme == "sbml"
+    protocol, synthetic, labels = record.protocol, record.synthetic, list(record.labels)
     return ModelPackage(
-        name=name, labels=labels, n_frames=int(extra["n_frames"]), size=int(extra["size"]),
-        input=InputSpec(height=side, width=side, views_input="views" if sbml else None, kind=kind,
-                        color="u,v,strain" if kind in FLOW_KINDS else "grey,u,v" if kind == "grey_flow_clip" else "RGB",
-                        motion=inputs if kind in MOTION_KINDS else None),
-        outputs=list(OUTPUTS[config["scheme"]]),
-        normalisation=dict(extra["normalisation"], applied="inside the graph"),
-        scheme=config["scheme"], train_views=config["train_views"], view_weights=config["view_weights"],
-        test_views=test_views, fsb_head=config["fsb_head"] if not sbml else None,
-        face_crop=crop, backbone=config["backbone"], protocol=protocol, provenance=extra.get("provenance", []),
-        loso=loso_metrics(checkpoint, extra),
-        init="scratch" if not init.get("pretrained") else f"{init['kind']}: {Path(init['pretrained']).name}",
+        **{**fields, "loso": loso_metrics(checkpoint, record.loso)}, name=name, test_views=test_views,
         training_data=(f"{'synthetic clips in the layout of ' if synthetic else ''}{dataset_name(protocol)}"
                        f"{' (python -m training.synth)' if synthetic else ''}; "
-                       f"caches {', '.join(map(str, extra.get('caches', [])))}"),
-        trained={"what": extra.get("what"), "epoch": extra.get("epoch"), "selection": extra.get("selection")},
-        synthetic=synthetic,
+                       f"caches {', '.join(map(str, record.caches))}"),
         summary=(f"An {'SBML' if sbml else 'FSB'} Décalcomanie micro-expression classifier ({', '.join(labels)}) "
-                 f"{KIND_WORDS[kind]}, exported as ONNX." + (" Synthetic-data demo weights." if synthetic else "")),
+                 f"{kind(inputs['kind']).words}, exported as ONNX."
+                 + (" Synthetic-data demo weights." if synthetic else "")),
         opset=OPSET,
         source_checkpoint=SourceCheckpoint(str(checkpoint), file_sha256(checkpoint)),
         exported_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -308,15 +269,17 @@ def export_package(checkpoint: Path, out: Path, views: str | None = None, fp16: 
                    license: str = "other", notes: str = "", log=print, int8_stem: str = "auto",
                    serve_flow: str | None = None, face_crop: int | None = None) -> ModelPackage:
     """Checkpoint → package folder ``out`` (replaced if it exists, only once everything is written and checked)."""
+    from training.record import TrainedModel
     from training.schemes import load_view_model
 
     t0 = time.perf_counter()
     checkpoint, out = Path(checkpoint), Path(out)
     vm, meta = load_view_model(checkpoint)
-    test_views = check_options(meta["config"], views, int8, calibrate, int8_stem)
-    pkg = describe(checkpoint, meta, test_views, name or out.name, license, serve_flow, face_crop)
-    packaged = PackagedModel(vm, meta["extra"]["normalisation"], pkg.size, pkg.motion, pkg.input.height)
-    check_x, check_y = gather_clips(clips or default_sources(meta["extra"]), pkg, limit=CHECK_CLIPS)
+    record = TrainedModel.read(meta, checkpoint)  # all that export learns about the model
+    test_views = check_options(record.model, views, int8, calibrate, int8_stem)
+    pkg = describe(checkpoint, record, test_views, name or out.name, license, serve_flow, face_crop)
+    packaged = PackagedModel(vm, pkg.preprocessing())  # the graph: the package's preprocessing, then the network
+    check_x, check_y = gather_clips(clips or default_sources(record), pkg, limit=CHECK_CLIPS)
     with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None) as tmp:
         folder = Path(tmp) / "package"
         folder.mkdir()
@@ -355,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clips", nargs="*", default=None,
                    help="caches or video files to check parity and variant agreement on (default: the training caches "
                         "recorded in the checkpoint if present, else the bundled example clip)")
-    p.add_argument("--serve-flow", default=None, choices=("tvl1", "farneback"),
+    p.add_argument("--serve-flow", default=None, choices=METHODS,
                    help="only for a model trained on a published flow-image set (flow made elsewhere, from the "
                         "set's own face crops): the optical flow serving computes from videos, with --face-crop. An "
                         "approximation of the set's preprocessing; config.json and the card say so")

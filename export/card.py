@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from inference.inputs import kind
 from inference.package import CONFIG_FILE, LosoMetrics, ModelPackage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +21,6 @@ CARD_TEMPLATE = ROOT / "model_cards" / "default.md"
 DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM",
                  "composite": "MEGC2019 composite (SMIC-HS + CASME II + SAMM)",
                  "mmew": "MMEW", "ckplus": "CK+", "oulu": "Oulu-CASIA", "ucf101": "UCF101"}
-KIND_TAGS = {"flow_image": ["optical-flow"], "flow_clip": ["optical-flow"], "magnified": ["motion-magnification"]}
 STEM_NOTES = {"int8": "; first convolution folded and in int8", "float": "; first convolution in float"}
 
 
@@ -29,11 +29,11 @@ def dataset_name(protocol: str | None) -> str | None:
     return DATASET_NAMES.get(protocol, protocol)
 
 
-def loso_metrics(checkpoint: Path, extra: dict) -> LosoMetrics | None:
-    """The LOSO figures that belong to this model: stored in a --final checkpoint, or the run's results.json
-    for a fold's model (folds/subject_<s>/model.pt)."""
-    if extra.get("loso"):
-        return LosoMetrics.from_json(dict(extra["loso"]), str(checkpoint))
+def loso_metrics(checkpoint: Path, loso: dict | None) -> LosoMetrics | None:
+    """The LOSO figures that belong to this model: stored in a --final checkpoint's record (``loso``), or the run's
+    results.json for a fold's model (folds/subject_<s>/model.pt)."""
+    if loso:
+        return LosoMetrics.from_json(dict(loso), str(checkpoint))
     results = checkpoint.resolve().parent.parent.parent / "results.json"
     if checkpoint.parent.parent.name == "folds" and results.exists():
         r = json.loads(results.read_text())
@@ -47,7 +47,7 @@ def card_metadata(pkg: ModelPackage) -> dict:
     meta = {"library_name": "onnx", "pipeline_tag": "video-classification", "license": pkg.license,
             "tags": ["onnx", "micro-expression", "facial-expression-recognition", "decalcomanie",
                      "video-classification"]}
-    meta["tags"] += KIND_TAGS.get(pkg.input.kind, [])
+    meta["tags"] += list(kind(pkg.input.kind).tags)
     if pkg.synthetic:
         meta["tags"].append("synthetic-data")
     loso = pkg.loso
@@ -138,24 +138,25 @@ def input_words(pkg: ModelPackage) -> dict[str, str]:
     ``input_steps`` (after "aligns the face …") and ``graph_input`` (the graph's ``clips`` input)."""
     crop, side, n = pkg.face_crop.get("size", pkg.input.height), pkg.input.height, pkg.n_frames
     face = f"face crop {crop} px (eyes level, facial midline centred)"
-    m, kind = pkg.motion, pkg.input.kind
+    m, row = pkg.motion, kind(pkg.input.kind)
     if not m:
         return {"input_line": f"{n} frames, {face}, network input {pkg.size} px",
                 "input_steps": f"resamples the clip to {n} frames",
                 "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` RGB aligned face crops"}
-    if kind == "magnified":
+    if not row.flow:  # magnified faces
         p = m.get("params", {})
         made = (f"linear Eulerian magnification (α {p.get('alpha')}, {p.get('low_hz')}–{p.get('high_hz')} Hz, "
                 f"{p.get('levels')} levels) at the clip's frame rate")
         return {"input_line": f"{n} frames of the {face} after {made}; network input {pkg.size} px",
                 "input_steps": f"magnifies its motion ({made}) and resamples it to {n} frames",
                 "graph_input": f"uint8 `(N, {n}, {side}, {side}, 3)` motion-magnified RGB aligned face crops"}
-    flow = f"{m.get('method')} optical flow, channels u, v, optical strain, {_scaling_words(m.get('scaling', {}))}"
+    channels = ", ".join("optical strain" if c == "strain" else c for c in row.channels)
+    flow = f"{m.get('method')} optical flow, channels {channels}, {_scaling_words(m.get('scaling', {}))}"
     trained = m.get("trained_on")
     if trained:  # a published flow-image set: served on flow made here, an approximation
         face += (f"; **an approximation**: trained on flow images made by {trained.get('method')!r} from the set's own "
                  f"face crops, served on {m.get('method')} flow of this crop")
-    if kind == "flow_image":
+    if row.single_frame:  # a flow image
         return {"input_line": f"one onset → apex flow image of {side} px ({flow}) from the {face}; network input "
                               f"{pkg.size} px; apex in training: {(trained or m).get('apex')}",
                 "input_steps": ("computes the onset → apex flow image with the recorded parameters (onset: the first "

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 
 from inference.errors import InputError
+from inference.inputs import Preprocessing
 from inference.package import Parity
 from inference.views import view_indices
 
@@ -44,36 +45,25 @@ VARIANT_TARGETS = {"top1_agreement": 0.99, "uf1_drop": 0.01}
 class PackagedModel(nn.Module):
     """What ``model.onnx`` computes, as a PyTorch module (the parity reference).
 
-    Its input is the package's uint8 clip ``(N, T, S, S, 3)`` — aligned faces, or the motion input made from them
-    (``inputs``: the checkpoint's ``extra["inputs"]``, the training cache's) — and it does what training's evaluation
-    did after the clip bank: resize, normalise (flow with the engine's "centre": "zero" rule: each channel minus its
-    stored zero-motion value, :meth:`inference.motion.FlowScaling.zero` — a constant for "fixed" scaling, measured on
-    each image inside the graph for "minmax"), the views (``ViewModel.views``: on flow the mirrored half negates u),
-    the backbone and the fusion."""
+    Its input is the package's uint8 clip ``(N, T, S, S, 3)`` — aligned faces, or the motion input made from them —
+    and it does what training's evaluation did after the clip bank, as the model's one
+    :class:`inference.inputs.Preprocessing` describes it (``ModelPackage.preprocessing()``, equal to the checkpoint
+    record's): resize, normalise (flow centred on its zero motion: a constant for "fixed" scaling and grey levels,
+    measured on each image inside the graph for "minmax", at the channels the input kind's row names), the views
+    (``ViewModel.views``: on flow the mirrored half negates u), the backbone and the fusion."""
 
-    def __init__(self, view_model, normalisation: dict, size: int, inputs: dict | None = None,
-                 input_size: int | None = None):
+    def __init__(self, view_model, preprocessing: Preprocessing):
         super().__init__()
-        from inference.motion import FlowScaling, central
-        from training.cache import FLOW_KINDS
-
+        pre = preprocessing
         self.vm = view_model.eval()
-        self.size = int(size)
-        scale = float(normalisation.get("pixel_scale", 1.0))
-        mean = torch.tensor(normalisation["mean"], dtype=torch.float32).view(1, 3, 1, 1, 1)
-        std = torch.tensor(normalisation["std"], dtype=torch.float32).view(1, 3, 1, 1, 1)
-        inputs = inputs or {"kind": "rgb"}
-        self.measured = None  # "minmax" flow: (rows, cols) of the central region its zero is measured on
-        if inputs["kind"] in FLOW_KINDS and normalisation.get("centre") == "zero":
-            scaling = FlowScaling.from_dict(inputs["scaling"])
-            if scaling.mode == "fixed":
-                mean = torch.from_numpy(scaling.zero() / 255.0).float().view(1, 3, 1, 1, 1)
-            else:
-                if not input_size:
-                    raise ValueError("a min-max scaled flow input needs its image size (input_size)")
-                self.measured = central((input_size, input_size), scaling.zero_region)
+        self.size = int(pre.size)
+        self.uv, self.strain = pre.uv, pre.strain
+        mean = torch.tensor(pre.mean_for(), dtype=torch.float32).view(1, 3, 1, 1, 1)
+        std = torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1, 1)
+        # "minmax" flow: (rows, cols) of the central region its zero is measured on
+        self.measured = pre.region() if pre.measured else None
         # (x01 * scale - mean) / std  ==  x01 * a + b   (measured zeros: b per clip and frame, in forward)
-        self.register_buffer("a", scale / std)
+        self.register_buffer("a", pre.pixel_scale / std)
         self.register_buffer("b", -mean / std)
         self.register_buffer("inv_std", 1.0 / std)
         self.sbml = view_model.scheme == "sbml"
@@ -82,15 +72,17 @@ class PackagedModel(nn.Module):
     def zero(self, clips: torch.Tensor) -> torch.Tensor:
         """The stored zero-motion values of min-max flow clips ``(N, T, S, S, 3)`` uint8, ``(N, 3, T, 1, 1)`` in 0–1
         units: u and v their median over the central region (numpy's median: the mean of the two middle values),
-        strain its minimum — :meth:`inference.motion.FlowScaling.zero` in graph operations."""
+        strain its minimum — :meth:`inference.inputs.InputKind.zeros` in graph operations."""
         rows, cols = self.measured
-        region = clips[:, :, rows, cols, :2].float()
-        n, t = region.shape[:2]
-        m = region.shape[2] * region.shape[3]
-        ordered = torch.sort(region.reshape(n, t, m, 2), dim=2).values
-        uv = 0.5 * (ordered[:, :, (m - 1) // 2] + ordered[:, :, m // 2])
-        strain = clips[..., 2].float().amin(dim=(2, 3))
-        return torch.cat([uv, strain[..., None]], dim=-1).permute(0, 2, 1)[..., None, None] / 255.0
+        n, t = clips.shape[:2]
+        parts = [None, None, None]
+        for c in self.uv:
+            region = clips[:, :, rows, cols, c].float()
+            m = region.shape[2] * region.shape[3]
+            ordered = torch.sort(region.reshape(n, t, m), dim=2).values
+            parts[c] = 0.5 * (ordered[:, :, (m - 1) // 2] + ordered[:, :, m // 2])
+        parts[self.strain] = clips[..., self.strain].float().amin(dim=(2, 3))
+        return torch.stack(parts, dim=1)[..., None, None] / 255.0
 
     def prepare(self, clips: torch.Tensor) -> torch.Tensor:
         from training.data import resize_frames

@@ -3,7 +3,8 @@
 Micro-expressions move a few pixels, so the crop must not add motion of its own. Running a detector on
 every frame does exactly that (its landmarks wobble by pixels from frame to frame). Instead:
 
-1. **find**: the full MTCNN (facenet-pytorch) runs on a few frames (the first and the last by default),
+1. **find**: the full MTCNN (:mod:`inference.mtcnn`: facenet-pytorch's networks as ONNX, its cascade in NumPy)
+   runs on a few frames (the first and the last by default),
    on copies no larger than 480 px, to see how many faces there are and where the largest one is. On the
    clip path the face track (:mod:`inference.track`) does this over the whole clip instead and hands the
    aligner one person's segment with its detections;
@@ -198,10 +199,9 @@ class FaceAligner:
 
     def _detector(self):
         if self._mtcnn is None:
-            from facenet_pytorch import MTCNN
+            from .mtcnn import MTCNN
 
-            self._mtcnn = MTCNN(keep_all=True, select_largest=True, post_process=False, device=self.device,
-                                thresholds=list(self.THRESHOLDS))
+            self._mtcnn = MTCNN(device=self.device, thresholds=self.THRESHOLDS)
         return self._mtcnn
 
     # -- stage 1: find
@@ -221,17 +221,9 @@ class FaceAligner:
         else:
             small, sx, sy = frames, 1.0, 1.0
         min_face = self.min_face or max(20, round(0.1 * min(small.shape[1:3])))
-        import torch
-
-        mtcnn = self._detector()
-        mtcnn.min_face_size = min_face
-        with torch.inference_mode():
-            boxes, probs, points = mtcnn.detect(np.ascontiguousarray(small), landmarks=True)
+        boxes, probs, points = self._detector().detect(np.ascontiguousarray(small), min_face)
         out_b, out_p, out_l = [], [], []
         for b, p, pts in zip(boxes, probs, points):
-            if b is None:
-                out_b.append(np.zeros((0, 4))), out_p.append(np.zeros(0)), out_l.append(np.zeros((0, 5, 2)))
-                continue
             b, p, pts = np.asarray(b, np.float64), np.asarray(p, np.float64), np.asarray(pts, np.float64)
             keep = p >= self.min_probability
             b, p, pts = b[keep], p[keep], pts[keep]
@@ -253,18 +245,15 @@ class FaceAligner:
     # -- stage 2: refine
     def refine(self, frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Re-run ONet on upright canonical views of each frame's face; returns landmarks and probabilities."""
-        import torch
-
-        onet = self._detector().onet
+        mtcnn = self._detector()
         lm = np.array(landmarks, np.float64)
         prob = np.zeros(len(lm))
         for _ in range(self.refine_iters):
             mats = [crop_matrix(pts, ONET_SIZE, ONET_EXTENT, ONET_CENTRE) for pts in lm]
             crops = np.stack([warp(f, m, ONET_SIZE) for f, m in zip(frames, mats)])
-            x = torch.as_tensor(crops, device=self.device).permute(0, 3, 1, 2).float()
-            with torch.inference_mode():
-                _, points, p = onet((x - 127.5) * 0.0078125)
-            points, p = points.cpu().numpy().astype(np.float64), p[:, 1].cpu().numpy().astype(np.float64)
+            x = (crops.transpose(0, 3, 1, 2).astype(np.float32) - np.float32(127.5)) * np.float32(0.0078125)
+            _, points, p = mtcnn.onet(x)
+            points, p = points.astype(np.float64), p[:, 1].astype(np.float64)
             # ONet answers in fractions p of its input box. MTCNN maps them to first_box_pixel + side * p,
             # which is half a *source* pixel right of/below the edge-based position side * p; keep that
             # convention so refined points mean what MTCNN's own points mean.
@@ -285,8 +274,8 @@ class FaceAligner:
         """Find, refine and warp the face of a whole clip. On the CPU, MTCNN runs on one thread: its convolutions
         sum in an order that depends on the thread count, and the landmarks (so the crop, so the verdict) would
         otherwise differ between the batch command's worker processes (one thread each) and a serial run or the
-        demo (measured on 2 cores: 2.5 % of aligned pixels off by 1–2 grey levels, probabilities by ~2e-4). Costs
-        ~0.03 s on the bundled 2 s clip (0.126 → 0.159 s, 2 cores).
+        demo (measured on 2 cores with PyTorch's MTCNN: 2.5 % of aligned pixels off by 1–2 grey levels, probabilities
+        by ~2e-4).
 
         A face track (:mod:`inference.track`) hands over what it already knows about one person's segment:
         ``found`` (frame → box, probability, landmarks: the find stage's result, so the detector does not run
@@ -421,21 +410,29 @@ def no_face_error(source: str, looked_at: list[int], n: int) -> InputError:
                       f"clearly visible, roughly frontal and at least about a tenth of the frame's height.")
 
 
+MATH_THREADS: int | None = None  # the process's math threads; None: OMP_NUM_THREADS, else the usable cores
+
+
+def math_threads() -> int:
+    """How many math threads this process may use (what a caller may spread independent work over): the batch
+    command's workers set :data:`MATH_THREADS` to 1; otherwise ``OMP_NUM_THREADS`` when set, else the usable cores."""
+    if MATH_THREADS:
+        return max(1, int(MATH_THREADS))
+    import os
+
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @contextmanager
 def one_thread(device: str):
-    """MTCNN on one CPU thread while the block runs (see :meth:`FaceAligner.align`); nothing changes on a GPU. Gives
-    the number of math threads the process had (what a caller may spread independent work over), 1 on a GPU."""
-    if str(device).startswith("cuda"):
-        yield 1
-        return
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(threads)
+    """Gives the number of math threads the process has (what a caller may spread independent work over), 1 on a
+    GPU. MTCNN itself always runs on one CPU thread (:mod:`inference.mtcnn`): its convolutions sum in an order that
+    depends on the thread count, and the landmarks (so the crop, so the verdict) would otherwise differ between the
+    batch command's worker processes (one thread each) and a serial run or the demo."""
+    yield 1 if str(device).startswith("cuda") else math_threads()
 
 
 _default_aligners: dict[tuple, FaceAligner] = {}

@@ -50,11 +50,9 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
   ``λc`` (``cutoff``, px); a motion ``δ(t)`` in the band becomes ``(1 + α)·δ(t)`` where the image is smooth enough.
 - :func:`grey_flow_clip` — the late-fusion model's grey + flow clip: ``(T-1, H, W, 3)`` with channels grey, u, v
   (frame ``t``'s grey level as it is, beside the flow from ``t-1`` to ``t``, u and v "fixed"-scaled, zero at 128).
-- :func:`build_input` — an aligned clip turned into the input kind a cache or a model records (``inputs``:
-  ``{"kind": "rgb" | "flow_image" | "flow_clip" | "magnified" | "grey_flow_clip", "method", "params", "scaling",
-  "size", "reference", "tim"}``, as ``training.prepare`` writes it into ``cache.json``; ``tim``: the frame count
-  TIM normalises a flow or grey + flow clip's frames to first): the one path for training caches and for serving a
-  motion model.
+- :data:`FLOW_METHODS` — the table of optical-flow methods (one row each: name, OpenCV defaults, solver, words).
+  The input kinds built from these pieces (and ``build_input``, an aligned clip → a model's input) are the rows of
+  :mod:`inference.inputs`.
 """
 
 from __future__ import annotations
@@ -67,7 +65,6 @@ import numpy as np
 from .errors import InputError
 from .views import FlowChannels
 
-METHODS = ("tvl1", "farneback")
 # OpenCV's own defaults, in the order and (but for lambda_) the names of cv2.optflow.DualTVL1OpticalFlow_create's
 # arguments; "innerIterations" is its "innnerIterations".
 TVL1_DEFAULTS = {"tau": 0.25, "lambda": 0.15, "theta": 0.3, "nscales": 5, "warps": 5, "epsilon": 0.01,
@@ -75,12 +72,40 @@ TVL1_DEFAULTS = {"tau": 0.25, "lambda": 0.15, "theta": 0.3, "nscales": 5, "warps
                  "medianFiltering": 5, "useInitialFlow": False}
 FARNEBACK_DEFAULTS = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5,
                       "poly_sigma": 1.2, "flags": 0}
-DEFAULTS = {"tvl1": TVL1_DEFAULTS, "farneback": FARNEBACK_DEFAULTS}
-CHANNELS = ("u", "v", "strain")
+CHANNELS = ("u", "v", "strain")  # what FlowScaling.encode writes, in this order (inference.inputs' rows say where)
 REFERENCES = ("consecutive", "onset")
-INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified", "grey_flow_clip")
-GREY_FLOW_CHANNELS = ("grey", "u", "v")  # grey_flow_clip: each frame's grey level beside the flow that ends at it
-TIM_KINDS = ("flow_clip", "grey_flow_clip")  # kinds whose frames may first be normalised by TIM (``inputs["tim"]``)
+
+
+@dataclass(frozen=True)
+class FlowMethod:
+    """One row of the table of optical-flow methods (:data:`FLOW_METHODS`): its name, OpenCV's default parameters
+    (what :func:`flow_params` fills in and a cache records), the solver on two grey uint8 frames with those
+    parameters, and the words a user reads (``--flow-method`` help, the model card)."""
+
+    name: str
+    defaults: dict
+    solve: object  # (grey a, grey b, params) -> (H, W, 2) float flow
+    words: str
+
+
+def _tvl1(p: dict):
+    """OpenCV's TV-L1 solver; its factory takes the parameters positionally, in TVL1_DEFAULTS' order."""
+    return cv2.optflow.DualTVL1OpticalFlow_create(*(p[k] for k in TVL1_DEFAULTS))
+
+
+# The optical-flow methods: one row each. A new method is one new row here (prepare's --flow-method, export's
+# --serve-flow and every check read this table).
+FLOW_METHODS = {m.name: m for m in (
+    FlowMethod("tvl1", TVL1_DEFAULTS, lambda a, b, p: _tvl1(p).calc(a, b, None),
+               "TV-L1 (Zach, Pock, Bischof 2007; OpenCV contrib)"),
+    FlowMethod("farneback", FARNEBACK_DEFAULTS,
+               lambda a, b, p: cv2.calcOpticalFlowFarneback(a, b, None, p["pyr_scale"], p["levels"], p["winsize"],
+                                                            p["iterations"], p["poly_n"], p["poly_sigma"],
+                                                            p["flags"]),
+               "Farneback (OpenCV core)"),
+)}
+METHODS = tuple(FLOW_METHODS)
+DEFAULTS = {name: m.defaults for name, m in FLOW_METHODS.items()}
 
 
 # ---------------------------------------------------------------- input checks
@@ -144,11 +169,6 @@ def flow_params(method: str = "tvl1", params: dict | None = None) -> dict:
     return out
 
 
-def _tvl1(p: dict):
-    """OpenCV's TV-L1 solver; its factory takes the parameters positionally, in TVL1_DEFAULTS' order."""
-    return cv2.optflow.DualTVL1OpticalFlow_create(*(p[k] for k in TVL1_DEFAULTS))
-
-
 def flow(a, b, method: str = "tvl1", params: dict | None = None) -> np.ndarray:
     """Dense optical flow ``(H, W, 2)`` float32 from frame ``a`` to frame ``b`` (uint8 RGB or grey, one size):
     ``[..., 0] = u`` (x), ``[..., 1] = v`` (y), in pixels."""
@@ -157,12 +177,7 @@ def flow(a, b, method: str = "tvl1", params: dict | None = None) -> np.ndarray:
     if ga.shape != gb.shape:
         raise InputError(f"optical flow needs two frames of one size, got {ga.shape} and {gb.shape}; align or "
                          f"resize them to one size first")
-    if p["method"] == "tvl1":
-        uv = _tvl1(p).calc(ga, gb, None)
-    else:
-        uv = cv2.calcOpticalFlowFarneback(ga, gb, None, p["pyr_scale"], p["levels"], p["winsize"], p["iterations"],
-                                          p["poly_n"], p["poly_sigma"], p["flags"])
-    return np.asarray(uv, np.float32)
+    return np.asarray(FLOW_METHODS[p["method"]].solve(ga, gb, p), np.float32)
 
 
 def _check_uv(uv) -> np.ndarray:
@@ -474,7 +489,7 @@ def magnify(frames, fps: float, alpha: float = 10.0, low_hz: float = 0.5, high_h
     return _to_dtype(out.reshape(arr.shape), np.uint8)
 
 
-# ---------------------------------------------------------------- one entry: recorded settings → model input
+# ---------------------------------------------------------------- magnification with recorded parameters
 
 
 def _magnify_with(arr: np.ndarray, fps: float | None, params: dict) -> np.ndarray:
@@ -486,47 +501,3 @@ def _magnify_with(arr: np.ndarray, fps: float | None, params: dict) -> np.ndarra
         raise InputError(f"unknown magnification parameter(s) {unknown}: known are alpha, low_hz, high_hz, "
                          f"levels, cutoff")
     return magnify(arr, fps, **params)
-
-
-def build_input(frames, inputs: dict | None = None, fps: float | None = None,
-                apex: int | None = None) -> tuple[np.ndarray, int | None]:
-    """An aligned clip ``(T, S, S, 3)`` uint8 as the input ``inputs`` describes (None: ``{"kind": "rgb"}``), and
-    the apex used (flow images: ``apex`` when given, e.g. annotated, else :func:`estimate_apex`; None otherwise).
-
-    - ``rgb``: the frames as they are;
-    - ``flow_image``: one ``(1, size, size, 3)`` onset (frame 0) → apex image (:func:`flow_image`);
-    - ``flow_clip``: ``(T-1, S, S, 3)`` (:func:`flow_clip`, ``reference``);
-    - ``magnified``: :func:`magnify` with ``params`` ``alpha, low_hz, high_hz, levels[, cutoff]`` at ``fps``;
-    - ``grey_flow_clip``: ``(T-1, S, S, 3)`` grey, u, v (:func:`grey_flow_clip`).
-
-    ``tim`` (``flow_clip`` and ``grey_flow_clip``): the frames are first brought to ``tim`` frames by :func:`tim`.
-    ``magnify`` (the flow kinds; magnification parameters as ``magnified``'s ``params``): the frames are magnified at
-    ``fps`` before TIM and the flow — the flow of magnified frames.
-    """
-    inputs = dict(inputs or {"kind": "rgb"})
-    kind = inputs.get("kind", "rgb")
-    if kind not in INPUT_KINDS:
-        raise InputError(f"unknown input kind {kind!r}: use one of {', '.join(INPUT_KINDS)}")
-    arr = _clip(frames, 1 if kind == "rgb" else 2, f"a {kind} input")
-    if kind == "rgb":
-        return arr, None
-    params = dict(inputs.get("params") or {})
-    if kind == "magnified":
-        return _magnify_with(arr, fps, params), None
-    if inputs.get("magnify"):  # flow of magnified frames (the AU-fusion input): magnify at the clip's rate first
-        arr = _magnify_with(arr, fps, dict(inputs["magnify"]))
-    method = inputs.get("method", "tvl1")
-    scaling = FlowScaling.from_dict(inputs["scaling"]) if inputs.get("scaling") else FIXED
-    if inputs.get("tim"):
-        if kind not in TIM_KINDS:
-            raise InputError(f"tim (TIM frame normalisation) applies to {', '.join(TIM_KINDS)}, not {kind}")
-        arr = tim(arr, int(inputs["tim"]))
-    if kind == "grey_flow_clip":
-        return grey_flow_clip(arr, method, scaling, params), None
-    if kind == "flow_clip":
-        return flow_clip(arr, method, scaling, params, inputs.get("reference", "consecutive")), None
-    if apex is None:
-        apex = estimate_apex(arr)
-    elif not 0 <= apex < len(arr):
-        raise InputError(f"apex {apex} is outside the clip's {len(arr)} frames")
-    return flow_image(arr[0], arr[apex], inputs.get("size"), method, scaling, params)[None], apex

@@ -2,10 +2,10 @@
 
 A package is a folder (and a Hub repository with the same files):
 
-- ``model.onnx``: the network, uint8 clips in (aligned face clips, or the motion input made from them: see
-  :data:`INPUT_KINDS`), probabilities out; the key facts (format version, labels, frame count, input kind, layout
-  and motion parameters, scheme, views) are also in its ONNX metadata (:func:`read_onnx_metadata`), so a bare
-  ``model.onnx`` says what it is;
+- ``model.onnx``: the network, uint8 clips in (aligned face clips, or the motion input made from them: see the
+  rows of :mod:`inference.inputs`), probabilities out; the key facts (format version, labels, frame count, input
+  kind, layout and motion parameters, scheme, views) are also in its ONNX metadata (:func:`read_onnx_metadata`),
+  so a bare ``model.onnx`` says what it is;
 - ``config.json``: :class:`ModelPackage` — everything inference needs and nothing it must guess;
 - ``README.md``: the model card;
 - optional variants beside ``model.onnx`` (:data:`VARIANT_FILES`), named in the config.
@@ -26,18 +26,15 @@ import numpy as np
 
 from .errors import InputError
 from .face import CropSettings
+from .inputs import KINDS, Preprocessing, build_input, kind
 from .views import VIEW_INDEX, parse_views
 
 FORMAT_VERSION = 1  # the package format this project writes and reads; bump it when a reader must change
-# What the graph's uint8 (N, T, H, W, 3) input holds, made from the aligned face clip by inference.motion.build_input
-# with the parameters the package records (InputSpec.motion: the training cache's cache.json "inputs"):
-# rgb_clip: the aligned RGB faces resampled to T; flow_image: one onset -> apex flow image (T = 1; channels u, v,
-# optical strain); flow_clip: the flow of consecutive frames resampled to T; magnified: the Eulerian-magnified faces
-# resampled to T. Motion kinds were added within format 1: a runtime that predates them refuses such a package by its
-# input kind (InputSpec.from_json), so an older reader cannot misread one.
-INPUT_KINDS = ("rgb_clip", "flow_image", "flow_clip", "magnified", "grey_flow_clip")  # grey_flow_clip: grey, u, v
-MOTION_KINDS = INPUT_KINDS[1:]
-FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain
+# What the graph's uint8 (N, T, H, W, 3) input holds: an input kind, a row of inference.inputs (its package name:
+# rgb_clip, flow_image, flow_clip, magnified, grey_flow_clip), made from the aligned face clip by
+# inference.inputs.build_input with the recipe the package records (InputSpec.motion: the training cache's cache.json
+# "inputs"). Motion kinds were added within format 1: a runtime that predates them refuses such a package by its input
+# kind (InputSpec.from_json), so an older reader cannot misread one.
 SCHEMES = ("sbml", "fsb")
 OUTPUTS = {"sbml": ["probs", "view_logits"], "fsb": ["probs", "logits"]}  # the graph's outputs per scheme
 
@@ -79,16 +76,12 @@ def check_format(version, where: str) -> int:
     return version
 
 
-def input_kind(cache_kind: str) -> str:
-    """A training cache's input kind (``cache.json`` ``inputs.kind``: rgb, flow_image, …) → the package's."""
-    return "rgb_clip" if cache_kind in ("rgb", "rgb_clip") else cache_kind
-
-
 @dataclass(frozen=True)
 class InputSpec:
-    """The graph's clip input: ``kind`` says what the tensor holds (:data:`INPUT_KINDS`); for a motion kind,
-    ``motion`` is how it is made from the aligned face clip — the training cache's ``inputs`` (kind, method,
-    params, scaling, size, apex source, reference), which :func:`inference.motion.build_input` takes as it is."""
+    """The graph's clip input: ``kind`` says what the tensor holds (a row of :mod:`inference.inputs`, by its package
+    name); for a motion kind, ``motion`` is how it is made from the aligned face clip — the training cache's
+    ``inputs`` (kind, method, params, scaling, size, apex source, reference), which
+    :func:`inference.inputs.build_input` takes as it is."""
 
     height: int
     width: int
@@ -114,22 +107,26 @@ class InputSpec:
                    views_input=data.get("views_input"), name=data.get("name", "clips"),
                    dtype=data.get("dtype", "uint8"), layout=data.get("layout", "NTHWC"),
                    color=data.get("color", "RGB"), kind=data.get("kind", "rgb_clip"), motion=data.get("motion"))
-        if spec.kind not in INPUT_KINDS:
+        try:
+            row = kind(spec.kind)
+        except InputError:
+            row = None
+        if row is None or row.package != spec.kind:
             raise InputError(f"{where}: input kind {spec.kind!r} is not one this runtime reads "
-                             f"({', '.join(INPUT_KINDS)}); update the project")
-        if spec.kind in MOTION_KINDS:
+                             f"({', '.join(k.package for k in KINDS.values())}); update the project")
+        if row.motion:
             motion = _mapping(_get(data, "motion", where, "input"), "input.motion", where)
-            if input_kind(str(motion.get("kind"))) != spec.kind:
+            try:
+                made = kind(str(motion.get("kind")))
+            except InputError:
+                made = None
+            if made is not row:
                 raise InputError(f"{where}: input kind {spec.kind!r} but its motion parameters are for "
                                  f"{motion.get('kind')!r}; {_REEXPORT}")
-            if spec.kind in FLOW_KINDS:
-                from .motion import FlowScaling, flow_params
-
-                try:  # checked now, not at the first clip
-                    FlowScaling.from_dict(_get(motion, "scaling", where, "input.motion"))
-                    flow_params(motion.get("method", "tvl1"), motion.get("params"))
-                except InputError as e:
-                    raise InputError(f"{where}: input.motion: {e}; update the project or {_REEXPORT}") from None
+            try:  # checked now, not at the first clip
+                row.check(motion)
+            except InputError as e:
+                raise InputError(f"{where}: input.motion: {e}; update the project or {_REEXPORT}") from None
         elif spec.motion is not None:
             raise InputError(f"{where}: an {spec.kind} input has no motion parameters, got {spec.motion!r}; "
                              f"{_REEXPORT}")
@@ -267,7 +264,7 @@ class ModelPackage:
     @property
     def motion(self) -> dict | None:
         """How the graph's input is made from the aligned face clip (a motion kind's parameters), or None (RGB)."""
-        return self.input.motion if self.input.kind in MOTION_KINDS else None
+        return self.input.motion if kind(self.input.kind).motion else None
 
     @property
     def aligned_frames(self) -> int | None:
@@ -275,13 +272,18 @@ class ModelPackage:
         as training made its motion caches from whole clips and resampled only the result."""
         return None if self.motion else self.n_frames
 
+    def preprocessing(self) -> Preprocessing:
+        """What the graph does to its uint8 input before the backbone (resize, normalisation, zero motion, views):
+        the one description training's evaluation and the export graph use too
+        (:class:`inference.inputs.Preprocessing`)."""
+        return Preprocessing.of(self.input.kind, self.motion, self.normalisation, self.size, self.input.height)
+
     def build_input(self, frames, fps: float | None = None, apex: int | None = None) -> tuple[np.ndarray, int | None]:
         """The graph's input ``(n_frames, H, W, 3)`` uint8 from an aligned face clip ``(T, S, S, 3)``, made as
-        training made it: :func:`inference.motion.build_input` with the recorded parameters (a flow image's apex:
+        training made it: :func:`inference.inputs.build_input` with the recorded parameters (a flow image's apex:
         ``apex`` when given, else estimated from the onset = the first frame, as ``training.prepare`` does for a
         clip without an annotated apex), then resampled to ``n_frames`` (:func:`inference.temporal.resample`, as
         training's clip bank does). Returns the input and the apex used (flow images; else None)."""
-        from .motion import build_input
         from .temporal import resample
 
         x, used = build_input(frames, self.motion, fps, apex)

@@ -3,7 +3,7 @@
 The batch command (``python -m inference --workers N``) reads from :func:`prepared_clips`: each clip goes through
 the one clip path (a :class:`inference.preprocess.Preparer`, the predictor's) and comes back as a
 :class:`inference.preprocess.PreparedClip`, which pickles. Workers are spawned processes (no fork after ONNX Runtime
-/ OpenVINO / torch have started threads), so the functions they run live here, in an importable module.
+/ OpenVINO have started threads), so the functions they run live here, in an importable module.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ def _worker_init(preparer: Preparer) -> None:
     _WORKER_PREPARER = preparer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
     import cv2
-    import torch
 
-    torch.set_num_threads(1)  # the parallelism is the workers themselves
-    cv2.setNumThreads(1)
-    from . import video
+    cv2.setNumThreads(1)  # the parallelism is the workers themselves
+    from . import face, video
+
+    face.MATH_THREADS = 1
 
     video.MAX_PIECES = 1  # each worker decodes its file in one go
 
@@ -68,6 +68,15 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
                                    initargs=(preparer,))
 
+    def submit(q: Path) -> bool:
+        """Hand ``q`` to the pool; False when the pool is already broken (workers start fast and may die between
+        two waits)."""
+        try:
+            inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+        except BrokenProcessPool:
+            return False
+        return True
+
     queue, suspects, inflight = deque(paths), deque(), {}
     isolating = False  # the one clip in flight is a suspect, submitted alone
     pool = new_pool()
@@ -75,12 +84,22 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
         while queue or suspects or inflight:
             if not inflight and suspects:
                 q = suspects.popleft()
-                inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+                if not submit(q):  # the pool broke with nothing in flight (a worker died starting): a fresh one
+                    suspects.appendleft(q)
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    continue
                 isolating = True
             if not isolating:
                 while queue and len(inflight) < 2 * workers:
                     q = queue.popleft()
-                    inflight[pool.submit(_prepare_in_worker, (q, fps))] = q
+                    if not submit(q):  # a worker died since the last wait: its futures say so below
+                        queue.appendleft(q)
+                        break
+                if not inflight and queue:  # broken with nothing in flight: a fresh pool
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pool = new_pool()
+                    continue
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for f in done:
                 q = inflight.pop(f)

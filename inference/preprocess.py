@@ -80,7 +80,7 @@ class Preparer:
     whole: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "device", resolve_device(self.device))
+        object.__setattr__(self, "device", resolve_device(self.device, onnxruntime_only=True))  # the face stage's
 
     def __call__(self, clip: str | os.PathLike | Clip, fps: float | None = None,
                  on_stage: Callable[[str], None] | None = None) -> PreparedClip:

@@ -28,6 +28,7 @@ behave as before.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -87,9 +88,8 @@ def mirrored_columns(width: int, view: str) -> slice:
 def _is_numpy(x) -> bool:
     if isinstance(x, np.ndarray):
         return True
-    import torch
-
-    if isinstance(x, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor comes only from a process that imported torch (training)
+    if torch is not None and isinstance(x, torch.Tensor):
         return False
     raise TypeError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
 

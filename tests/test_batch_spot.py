@@ -99,8 +99,9 @@ def test_the_same_recording_gives_the_same_signals_whatever_ran_before_and_howev
     import torch
 
     from inference import video
+    from inference.recognise import ModePreparer
     from inference.runtime import Predictor
-    from inference.spotting import ModePreparer, SpotParams, motion_signals, spot
+    from inference.spotting import SpotParams, motion_signals, spot
 
     source = FaceSource((160, 200), seed=5, face_fraction=0.6)
     frames = render(source, 3, [LongEvent("blink", 20, 23, 27), MICRO], 120, FPS, np.random.default_rng(4)).frames

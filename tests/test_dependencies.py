@@ -127,3 +127,111 @@ def test_the_check_sees_lazy_relative_and_dynamic_imports(tmp_path):
         "demo/make.py:3: demo imports training.synth.faces",
         "examples/make.py:2: examples imports tests.helpers",
     ])
+
+
+def module_imports(root: Path) -> dict[str, set[str]]:
+    """Every repository module (``training.loso``, a package as its ``__init__``: ``training.models``) → the repository
+    modules it imports, at module level or lazily inside a function alike. ``from package import name`` imports the
+    module ``package.name`` when there is one, else the package; ``import a.b.c`` the deepest of ``a.b.c``, ``a.b``,
+    ``a`` that is a module. (The parent packages Python runs first are not edges: a package's ``__init__`` has run
+    before any of its modules; what it imports itself is counted.)"""
+    modules = {_module_name(root, path): path for package in PACKAGES if (root / package).is_dir()
+               for path in (root / package).rglob("*.py") if not SKIP.intersection(path.relative_to(root).parts)}
+
+    def resolve(name: str) -> str | None:
+        parts = name.split(".")
+        while parts and ".".join(parts) not in modules:
+            parts.pop()
+        return ".".join(parts) or None
+
+    graph = {}
+    for name, path in modules.items():
+        package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {resolve(alias.name) for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join((package[:len(package) - node.level + 1] if node.level else [])
+                                + ([node.module] if node.module else []))
+                found |= {resolve(f"{base}.{alias.name}") for alias in node.names}
+            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                    found.add(resolve(node.args[0].value))
+        graph[name] = found - {None, name}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph`` (module → modules it imports): each a sorted list of the modules that import
+    one another round a circle (a strongly connected component of more than one module), sorted."""
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+    for start in sorted(graph):  # Tarjan's algorithm, iteratively (no recursion limit on a long chain)
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = len(index)
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    circles.append(sorted(component))
+    return sorted(circles)
+
+
+def test_no_module_imports_itself_round_a_circle():
+    graph = module_imports(ROOT)
+    assert {"training.loso", "training.foldbatch", "training.folds", "training.loop", "training.cache",
+            "training.datasets.flowset", "training.synth.__main__", "training.synth.long"} <= set(graph)
+    assert "training.folds" in graph["training.loso"] and "training.foldbatch" in graph["training.folds"]
+    assert import_circles(graph) == []
+
+
+def test_the_circle_check_sees_lazy_and_from_package_imports(tmp_path):
+    """A lazy ``from .pkg import mod`` closing a circle, a package importing its modules that import it back, and
+    an ``importlib.import_module`` are all found; a chain without a circle is not one."""
+    files = {
+        "training/__init__.py": "",
+        "training/cache.py": "def open_():\n    from .datasets import flowset\n",
+        "training/datasets/__init__.py": "",
+        "training/datasets/flowset.py": "from ..cache import open_\n",
+        "training/models/__init__.py": "from . import net\n",
+        "training/models/net.py": "from . import register\n",
+        "training/a.py": "import training.b\n",
+        "training/b.py": "def late():\n    import importlib\n    importlib.import_module('training.c')\n",
+        "training/c.py": "from training import d\n",
+        "training/d.py": "from .a import x\n",
+        "training/e.py": "from .cache import open_\nfrom . import a\n",
+        "inference/__init__.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert import_circles(module_imports(tmp_path)) == [
+        ["training.a", "training.b", "training.c", "training.d"],
+        ["training.cache", "training.datasets.flowset"],
+        ["training.models", "training.models.net"],
+    ]

@@ -2,6 +2,7 @@
 values cast and checked once at load."""
 
 import copy
+import time
 
 import numpy as np
 import pytest
@@ -83,6 +84,7 @@ def test_train_model_resumes_to_the_same_weights(tmp_path):
     first.train_model("fold", tmp_path / "b" / "fold", idx, None, 11)
     assert torch.load(tmp_path / "b" / "fold" / "state.pt", weights_only=True)["epoch"] == 1
     said = []
+    time.sleep(1 - time.time() % 1 + 0.01)  # TensorBoard orders event files by the second they were opened in
     resumed = Trainer(_config(epochs=3), tmp_path / "b", log=said.append, progress=False, bank=bank)
     again = resumed.train_model("fold", tmp_path / "b" / "fold", idx, None, 11)
     assert said == ["fold: resuming at epoch 1"]
@@ -91,6 +93,34 @@ def test_train_model_resumes_to_the_same_weights(tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     assert again["epoch"] == 3 and again["history"][-1]["lr"] == pytest.approx(3e-4)  # x0.1 after milestone 1
+    # TensorBoard (training.loop): the resumed fold's curves are the one-go fold's, no epoch twice
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    curves = []
+    for run in ("a", "b"):
+        events = EventAccumulator(str(tmp_path / run / "tensorboard" / "fold"))
+        events.Reload()
+        curves.append({tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]})
+    assert sorted(curves[1]) == ["loss", "lr", "train_acc"] and curves[1] == curves[0]
+    assert curves[1]["loss"] == [(r["epoch"], pytest.approx(r["loss"])) for r in one_go["history"]]
+
+
+@pytest.mark.parametrize("milestones", [[], [1], [2, 4], [1, 1, 3], [30, 60, 80], [3, 1]])
+@pytest.mark.parametrize("lr", [3e-3, 1e-3, 5e-5])
+def test_the_loops_schedule_is_multisteplr_to_the_bit(milestones, lr):
+    """training.loop.lr_at (the one schedule of both engines): the rates torch's MultiStepLR gives, float for float."""
+    from training.loop import lr_at
+
+    t = {"lr": lr, "milestones": milestones, "gamma": 0.1}
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, gamma=0.1)
+    rates = [lr_at(t, 0)]
+    for epoch in range(1, 90):
+        opt.step()
+        sched.step()
+        rates.append(lr_at(t, epoch))
+        assert rates[-1] == opt.param_groups[0]["lr"], epoch  # exact, not approximate
+    assert rates[0] == lr and (rates[-1] < lr) == bool(milestones)
 
 
 def test_config_values_are_cast_and_checked_once(tmp_path):

@@ -15,6 +15,7 @@ from inference.errors import InputError
 from inference.package import VARIANT_FILES, ModelPackage, read_onnx_metadata
 from training.config import load_config
 from training.loso import run
+from training.record import TrainedModel
 from training.schemes import load_view_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def test_final_model_exports_with_variants(final_package, trained, clips):
             "rgb_clip", "NTHWC", "sbml", "OLR")
     # the package stands alone: ONNX Runtime with any batch size and any SBML view subset matches PyTorch
     model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
-    ref = PackagedModel(model, meta["extra"]["normalisation"], 48)
+    ref = PackagedModel(model, TrainedModel.read(meta).preprocessing())
     clips = clips[:5]
     session = _ort(pkg / "model.onnx")
     for views in ([0, 1, 2], [0], [1, 2], [2, 0]):
@@ -200,7 +201,7 @@ def test_a_wrong_export_fails_loudly(trained, clips, tmp_path):
     from export.package import export_onnx
 
     model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
-    packaged = PackagedModel(model, meta["extra"]["normalisation"], 48)
+    packaged = PackagedModel(model, TrainedModel.read(meta).preprocessing())
     export_onnx(packaged, tmp_path / "m.onnx", 8, 56)
     with torch.no_grad():
         model.backbone.fc.bias += 0.05  # PyTorch and the file now differ
@@ -237,12 +238,13 @@ def test_parity_tolerance_follows_the_size_of_the_logits(trained, clips, tmp_pat
     from export.package import ATOL, export_onnx
 
     model, meta = load_view_model(trained / "sbml" / "final" / "model.pt")
-    with torch.no_grad():
-        model.backbone.fc.weight *= 50
-        model.backbone.fc.bias *= 50
-    packaged = PackagedModel(model, meta["extra"]["normalisation"], 48)
-    export_onnx(packaged, tmp_path / "m.onnx", 8, 56)
+    packaged = PackagedModel(model, TrainedModel.read(meta).preprocessing())
     clips = clips[:6]
+    with torch.no_grad():  # the logits are linear in the classifier: scaled so that the largest is 50
+        trained_largest = float(packaged(torch.from_numpy(clips), torch.tensor([0, 1, 2]))[1].abs().max())
+        model.backbone.fc.weight *= 50 / trained_largest
+        model.backbone.fc.bias *= 50 / trained_largest
+    export_onnx(packaged, tmp_path / "m.onnx", 8, 56)
     parity = check_parity(packaged, tmp_path / "m.onnx", clips, "OLR")
     with torch.no_grad():
         largest = float(packaged(torch.from_numpy(clips), torch.tensor([0, 1, 2]))[1].abs().max())

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-import torch
 
+from inference.device import cuda_available
 from inference.errors import InputError
 from inference.face import CropSettings, align_clip, frame_shifts
 from tests.helpers import animate, apply, eye_angle_deg, midline_x, two_faces
@@ -97,7 +97,7 @@ def test_refined_landmarks_agree_with_mtcnn(face_image, aligner, reference_landm
     assert np.abs(points[0][0] - reference_landmarks).max() < 3.0
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(not cuda_available(), reason="needs a CUDA GPU and onnxruntime-gpu")
 def test_cuda_matches_cpu(face_image, reference_landmarks):
     frames, mats = animate(face_image, 8, angle=9, shift=(10, 10))
     cpu = align_clip(frames, CropSettings(), device="cpu")

@@ -4,6 +4,7 @@ that changes nothing in its fold, resume, and the sequential run folder."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,12 +124,22 @@ def test_a_stopped_run_continues_to_the_same_folds_and_its_folder_is_the_sequent
     train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
     assert (tmp_path / "r" / "foldbatch" / "state.pt").exists()
     trainer.cfg["train"]["epochs"] = 3
+    # TensorBoard reads a folder's event files in name order, whose first key is the second they were opened in:
+    # the continued session opens its files in a later second than the stopped one, as a real resume does
+    time.sleep(1 - time.time() % 1 + 0.01)
     resumed = train_folds(trainer, subjects, tmp_path / "r" / "foldbatch")
     for f, s in zip(folds, subjects):
         model, _ = load_view_model(out / "folds" / f"subject_{s}" / "model.pt")
         a, b = _state(model), _state(resumed[s]["model"])
         assert all(torch.equal(a[k], b[k]) for k in a), s
         assert [h["loss"] for h in f["history"]] == [h["loss"] for h in resumed[s]["history"]]
+        # the stopped and continued folds' TensorBoard curves (training.loop) are the whole run's: every epoch once
+        curves = []
+        for folder in (out, tmp_path / "r"):
+            events = EventAccumulator(str(folder / "tensorboard" / f"subject_{s}"))
+            events.Reload()
+            curves.append({tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]})
+        assert curves[1] == curves[0] and [step for step, _ in curves[1]["loss"]] == [1, 2, 3], s
 
 
 def test_configs_it_cannot_batch_run_sequentially_with_one_line(tiny_set, tmp_path):

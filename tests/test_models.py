@@ -359,6 +359,17 @@ def test_torchvision_state_dicts_load(tmp_path):
 # --- normalisation ---------------------------------------------------------------------------------------------------
 
 
+def _normalised(norm: Normalisation, pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels ``(N, C, T, H, W)`` through the one evaluation path (training.data.network_input with an RGB
+    model's inference.inputs.Preprocessing of this normalisation)."""
+    from inference.inputs import Preprocessing
+    from training.data import network_input
+
+    side = pixels.shape[-1]
+    return network_input(pixels.permute(0, 2, 3, 4, 1).contiguous(),
+                         Preprocessing.of("rgb", None, norm.to_dict(), side, side))
+
+
 def test_normalisation_per_weights_file():
     spec = model_spec("resnet3d_50")
     assert spec.norm_for("/w/resnet-50-kinetics.pth") == KENSHOHARA_2017
@@ -371,9 +382,9 @@ def test_normalisation_per_weights_file():
                                                                       "swin3d_b_22k-7c6ae6fa.pth"}
 
     pixels = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1, 1).expand(1, 3, 2, 1, 1)
-    out17 = KENSHOHARA_2017.apply(pixels)
+    out17 = _normalised(KENSHOHARA_2017, pixels)
     torch.testing.assert_close(out17[0, :, 1, 0, 0], torch.tensor([255 - 114.7748, 255 - 107.7354, 255 - 99.4750]))
-    out20 = KENSHOHARA_2020.apply(pixels)
+    out20 = _normalised(KENSHOHARA_2020, pixels)
     torch.testing.assert_close(out20[0, 0, :, 0, 0], torch.tensor([-0.4345 / 0.2768, (1 - 0.4345) / 0.2768]))
     assert Normalisation.from_dict(KENSHOHARA_2017.to_dict()) == KENSHOHARA_2017
     # the plain-dict form training uses: x in 0-1 → (x * pixel_scale - mean) / std

@@ -10,6 +10,7 @@ import pytest
 
 from inference import motion
 from inference.errors import InputError
+from inference.inputs import build_input
 from inference.views import FlowChannels, make_view, make_views, mirror
 
 FACE_CENTRE = np.array([224.0, 130.0])  # between the astronaut's eyes and mouth, in the source image
@@ -124,26 +125,26 @@ def test_estimate_apex(face_image):
 
 def test_build_input_from_recorded_settings(face_image):
     clip = bump_clip(face_image)
-    assert motion.build_input(clip)[0] is clip and motion.build_input(clip, {"kind": "rgb"}) == (clip, None)
+    assert build_input(clip)[0] is clip and build_input(clip, {"kind": "rgb"}) == (clip, None)
     scaling = motion.FlowScaling(gain=8)
     inputs = {"kind": "flow_image", "method": "farneback", "params": motion.flow_params("farneback"),
               "scaling": scaling.to_dict(), "size": 24}
-    img, apex = motion.build_input(clip, inputs)
+    img, apex = build_input(clip, inputs)
     assert apex == 7 and img.shape == (1, 24, 24, 3)  # estimated: the bulge's peak
     np.testing.assert_array_equal(img[0], motion.flow_image(clip[0], clip[7], 24, "farneback", scaling))
-    img, apex = motion.build_input(clip, inputs, apex=3)  # annotated
+    img, apex = build_input(clip, inputs, apex=3)  # annotated
     assert apex == 3
     np.testing.assert_array_equal(img[0], motion.flow_image(clip[0], clip[3], 24, "farneback", scaling))
-    fc, _ = motion.build_input(clip[:4], {"kind": "flow_clip", "method": "farneback", "reference": "onset"})
+    fc, _ = build_input(clip[:4], {"kind": "flow_clip", "method": "farneback", "reference": "onset"})
     np.testing.assert_array_equal(fc, motion.flow_clip(clip[:4], "farneback", reference="onset"))
     mag = {"kind": "magnified", "params": {"alpha": 2.0, "low_hz": 1.0, "high_hz": 4.0, "levels": 2}}
-    np.testing.assert_array_equal(motion.build_input(clip, mag, fps=25)[0], motion.magnify(clip, 25, 2.0, 1.0, 4.0, 2))
+    np.testing.assert_array_equal(build_input(clip, mag, fps=25)[0], motion.magnify(clip, 25, 2.0, 1.0, 4.0, 2))
     with pytest.raises(InputError, match="frame rate"):
-        motion.build_input(clip, mag)
+        build_input(clip, mag)
     with pytest.raises(InputError, match="unknown input kind"):
-        motion.build_input(clip, {"kind": "depth"})
+        build_input(clip, {"kind": "depth"})
     with pytest.raises(InputError, match="outside"):
-        motion.build_input(clip, inputs, apex=12)
+        build_input(clip, inputs, apex=12)
 
 
 def test_flow_scaling_round_trips():

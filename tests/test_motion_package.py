@@ -15,6 +15,7 @@ from export.__main__ import export_package
 from export.package import PackagedModel, check_parity, export_onnx
 from inference import motion
 from inference.errors import InputError
+from inference.inputs import FLOW_NORMALISATION, Preprocessing, build_input
 from inference.package import ModelPackage, read_onnx_metadata
 from inference.views import make_views
 from training.cache import Cache
@@ -127,7 +128,7 @@ def test_the_runtime_computes_the_flow_image_training_would_and_matches_pytorch(
     assert sorted(analysis.sheets) == ["L", "O", "R"]  # the page shows the aligned face's views
     assert pred.aligned.shape[1:] == (56, 56, 3) and len(pred.aligned) > 30  # every frame of the face segment
     inputs = Cache.open(flow_cache).inputs
-    image, apex = motion.build_input(pred.aligned, inputs)
+    image, apex = build_input(pred.aligned, inputs)
     assert pred.apex == apex == motion.estimate_apex(pred.aligned) and 0 < apex < len(pred.aligned)
     np.testing.assert_array_equal(pred.motion, image)
     assert pred.motion.shape == (1, 28, 28, 3) and "motion" in pred.timings
@@ -176,7 +177,6 @@ def test_a_published_flow_set_model_is_served_on_flow_made_here_only_when_asked(
     checked on the set's own min-max images, and serves a clip: the flow image made here (min-max, its zero measured
     inside the graph) gives the PyTorch model's probabilities."""
     from inference.runtime import Predictor
-    from training.engine import FLOW_NORMALISATION
     from training.synth.flowset import write_flowset
 
     root = tmp_path / "set"
@@ -200,7 +200,7 @@ def test_a_published_flow_set_model_is_served_on_flow_made_here_only_when_asked(
     assert "**an approximation**: trained on flow images made by 'published'" in (tmp_path / "pkg" / "README.md"
                                                                                   ).read_text()
     pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
-    image, _ = motion.build_input(pred.aligned, served)
+    image, _ = build_input(pred.aligned, served)
     np.testing.assert_array_equal(pred.motion, image)
     _, probs, _ = _pytorch(vm, image, served, FLOW_NORMALISATION)
     np.testing.assert_allclose(pred.probs, probs[0].numpy(), atol=1e-5)
@@ -223,7 +223,7 @@ def test_a_flow_clip_model_exports_and_serves_like_pytorch(smic_data, tmp_path):
     assert pkg.input.kind == "flow_clip" and pkg.motion == inputs and pkg.n_frames == 8 and pkg.input.height == 56
     assert (inputs["method"], inputs["reference"]) == ("farneback", "consecutive") and pkg.parity.clips == 6
     pred = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime").predict(CLIP)
-    clip = resample(motion.build_input(pred.aligned, inputs)[0], 8)
+    clip = resample(build_input(pred.aligned, inputs)[0], 8)
     np.testing.assert_array_equal(pred.motion, clip)
     vm, meta = load_view_model(checkpoint)
     _, probs, _ = _pytorch(vm, clip, inputs, meta["extra"]["normalisation"], size=48)
@@ -244,7 +244,8 @@ def test_min_max_flow_is_centred_on_the_zero_measured_inside_the_graph(tmp_path,
     torch.manual_seed(0)
     vm = ViewModel({"name": "ststnet"}, 3, scheme, views, inputs="flow_image").eval()
     norm = {"mean": [0.5] * 3, "std": [0.5, 0.25, 0.5], "pixel_scale": 1.0, "centre": "zero"}
-    packaged = PackagedModel(vm, norm, 28, {"kind": "flow_image", "scaling": scaling.to_dict()}, 28)
+    pre = Preprocessing.of("flow_image", {"kind": "flow_image", "scaling": scaling.to_dict()}, norm, 28, 28)
+    packaged = PackagedModel(vm, pre)
     zero = torch.from_numpy(scaling.zero(images)).float()
     assert zero[1, 0, 0] == 200
     x = normalise(augment(torch.from_numpy(images), 28, flow_zero=zero), zero / 255.0, norm["std"])

@@ -10,6 +10,7 @@ import pytest
 
 from inference.errors import InputError
 from inference.face import CropSettings
+from inference.inputs import build_input
 from inference.package import (
     FORMAT_VERSION,
     HUB_FILES,
@@ -183,8 +184,7 @@ def test_hf_endpoint_is_read_in_one_place(monkeypatch):
 
 def test_a_motion_package_records_its_inputs_and_builds_them_as_training_did(tmp_path):
     """A flow-image package: the cache's motion parameters round-trip through config.json and the ONNX metadata; the
-    runtime keeps every aligned frame and builds the graph's input with inference.motion.build_input."""
-    from inference import motion
+    runtime keeps every aligned frame and builds the graph's input with inference.inputs.build_input."""
 
     data = _config()
     data["n_frames"] = 1
@@ -199,9 +199,9 @@ def test_a_motion_package_records_its_inputs_and_builds_them_as_training_did(tmp
 
     frames, _ = animate(astronaut()[::4, ::4], 6, jitter=1.0, frame_size=(64, 64))  # a small shaken face
     x, apex = pkg.build_input(frames)
-    want, want_apex = motion.build_input(frames, _FLOW)
+    want, want_apex = build_input(frames, _FLOW)
     assert x.shape == (1, 32, 32, 3) and apex == want_apex and np.array_equal(x, want)
-    assert np.array_equal(pkg.build_input(frames, apex=2)[0], motion.build_input(frames, _FLOW, apex=2)[0])
+    assert np.array_equal(pkg.build_input(frames, apex=2)[0], build_input(frames, _FLOW, apex=2)[0])
     with pytest.raises(InputError, match=r"is \(48, 48, 3\), the graph takes \(32, 32, 3\)"):
         ModelPackage.from_json({**pkg.to_json(), "input": {**pkg.to_json()["input"], "motion": {**_FLOW, "size": 48}}}
                                ).build_input(frames)

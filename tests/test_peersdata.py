@@ -13,6 +13,7 @@ import torch
 
 from export.__main__ import export_package
 from inference.errors import InputError
+from inference.inputs import build_input
 from training.cache import Cache
 from training.config import load_config
 from training.data import ClipBank
@@ -122,7 +123,7 @@ def rgb(data, tmp_path_factory):
 
 def test_grey_flow_clips_are_prepared_through_build_input_and_train_late_fusion(data, rgb, tmp_path):
     """--inputs grey_flow_clip: TIM to --tim frames, then each frame's grey level beside the flow ending at it (u, v
-    fixed-scaled, zero at 128), exactly inference.motion.build_input of the aligned faces (serving's path); the bank
+    fixed-scaled, zero at 128), exactly inference.inputs.build_input of the aligned faces (serving's path); the bank
     centres all three channels on 128; a flip and the L/R views negate u only (channel 1); the late-fusion grey+flow
     config trains on it with the LOSO runner."""
     from inference import motion
@@ -141,7 +142,7 @@ def test_grey_flow_clips_are_prepared_through_build_input_and_train_late_fusion(
         f = np.asarray(faces.clip(i))
         clip = cache.clip(i)
         assert clip.shape == (4, 40, 40, 3)
-        np.testing.assert_array_equal(clip, motion.build_input(f, settings)[0])
+        np.testing.assert_array_equal(clip, build_input(f, settings)[0])
         t = motion.tim(f, 5)
         np.testing.assert_array_equal(clip[..., 0], [cv2_grey(x) for x in t[1:]])
         np.testing.assert_array_equal(clip[..., 1:], motion.flow_clip(t, "farneback")[..., :2])
@@ -206,7 +207,7 @@ def test_flow_of_magnified_frames_is_one_recorded_step_of_build_input(rgb):
     clip, _ = motion_input(faces, ClipRecord("casme2", 1, "c", "others", fps=30.0), opts)
     want = motion.flow_clip(motion.tim(motion.magnify(faces, 30.0, 4.0, 0.5, 5.0, 2), 5), "farneback")
     np.testing.assert_array_equal(clip, want)
-    assert not np.array_equal(clip, motion.build_input(faces, {**settings, "magnify": None})[0])
+    assert not np.array_equal(clip, build_input(faces, {**settings, "magnify": None})[0])
     with pytest.raises(InputError, match="frame rate"):
         motion_input(faces, ClipRecord("casme2", 1, "c", "others"), opts)
     with pytest.raises(InputError, match="--magnify-first"):

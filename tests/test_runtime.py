@@ -53,12 +53,13 @@ def test_predictor_matches_the_pytorch_path(package, small_run, clip_folders, en
     from export.package import PackagedModel
     from inference.package import crop_settings
     from inference.preprocess import preprocess
+    from training.record import TrainedModel
     from training.schemes import load_view_model
 
     predictor = Predictor(package, device="cpu", engine=engine)
     assert predictor.provider == provider and predictor.engine == engine and predictor.variant == "fp32"
     model, meta = load_view_model(small_run[0] / "final" / "model.pt")
-    reference = PackagedModel(model, meta["extra"]["normalisation"], meta["extra"]["size"])
+    reference = PackagedModel(model, TrainedModel.read(meta).preprocessing())
     crop = crop_settings(meta["extra"]["crop"])
     for folder in clip_folders[:4]:
         pred = predictor.predict(folder)

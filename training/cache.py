@@ -6,10 +6,10 @@ Layout of a cache folder::
     frames.u8      all clips' frames back to back, raw uint8 (total_frames, S, S, 3): one np.memmap call
     manifest.csv   one row per clip: subject, clip, label, n_frames, status, start, … (status "ok" or the reason)
 
-Whatever the input kind, a clip is uint8 ``(T, S, S, 3)``; ``cache.json`` says what its channels hold under
-``inputs`` (:func:`input_settings`): ``{"kind": "rgb"}`` for aligned faces (a cache without the key is read as that),
-or a motion kind with how it was made, e.g. ``{"kind": "flow_image", "method": "tvl1", "params": {…},
-"scaling": {…}, "apex": "annotated"}``:
+Whatever the input kind (a row of :mod:`inference.inputs`), a clip is uint8 ``(T, S, S, 3)``; ``cache.json`` says
+what its channels hold under ``inputs`` (:func:`input_settings`): ``{"kind": "rgb"}`` for aligned faces (a cache
+without the key is read as that), or a motion kind with how it was made, e.g. ``{"kind": "flow_image", "method":
+"tvl1", "params": {…}, "scaling": {…}, "apex": "annotated"}``:
 
 - ``rgb``: the aligned face frames;
 - ``flow_image``: one frame per clip, onset → apex flow; channels u, v, optical strain, stored as ``scaling`` says
@@ -47,10 +47,7 @@ COLUMNS = ("dataset", "subject", "clip", "label", "composite", "n_frames", "stat
 # input_apex: for motion inputs, the frame (0-based, onset = 0) used as apex, and where it came from ("3 annotated")
 # action_units: the dataset sheet's AU cell as written there ("4+L10", "R12+R15"; empty where the dataset codes none)
 
-INPUT_KINDS = ("rgb", "flow_image", "flow_clip", "magnified", "grey_flow_clip")
-FLOW_KINDS = ("flow_image", "flow_clip")  # channels u, v, optical strain; a mirror negates u
-# the kinds that hold motion vectors, and the channels of u and v: a mirror negates u, a rotation turns (u, v)
-UV_CHANNELS = {"flow_image": (0, 1), "flow_clip": (0, 1), "grey_flow_clip": (1, 2)}
+# The input kinds a cache may hold, their channels and how they are made: the rows of inference.inputs.
 
 
 def frame_size(settings: dict) -> int:
@@ -161,14 +158,15 @@ class Cache:
 
     @classmethod
     def open(cls, folder: str | Path) -> "Cache":
-        """A cache made by ``training.prepare``, or a published flow-image set read as one
-        (:func:`training.datasets.flowset.open_set`)."""
+        """A cache made by ``training.prepare``, or a published flow-image set read as one, into memory with
+        nothing written (:func:`training.datasets.flowset.load`)."""
         folder = Path(folder)
         if not (folder / "cache.json").exists() or not (folder / "manifest.csv").exists():
             from .datasets import flowset
 
             if flowset.is_flowset(folder):
-                return flowset.open_set(folder)
+                rows, images, settings = flowset.load(folder)
+                return cls(folder, {"format": FORMAT, **settings}, rows, [], images)
             raise InputError(f"{folder}: not a dataset cache (no cache.json / manifest.csv) nor a flow-image set "
                              f"({flowset.LAYOUT}); build a cache with python -m training.prepare")
         settings = json.loads((folder / "cache.json").read_text())

@@ -19,9 +19,9 @@ from pathlib import Path
 import yaml
 
 from inference.errors import InputError
+from inference.inputs import names as input_kinds
 from inference.views import parse_views
 
-from .cache import INPUT_KINDS
 from .labels import PROTOCOLS
 
 DEFAULTS: dict = {
@@ -244,7 +244,7 @@ def check_config(cfg: dict, where: str = "") -> dict:
     caches = [d["caches"]] if isinstance(d["caches"], str) else d["caches"]
     d["caches"] = _list(k("data.caches"), caches, _text, "cache folders")
     d["protocol"] = None if d["protocol"] is None else _choice(k("data.protocol"), d["protocol"], (*PROTOCOLS, "all"))
-    d["inputs"] = _choice(k("data.inputs"), d.get("inputs", "rgb"), INPUT_KINDS)
+    d["inputs"] = _choice(k("data.inputs"), d.get("inputs", "rgb"), input_kinds())
     m["name"] = _text(k("model.name"), m["name"])
     if not isinstance(m["kwargs"] or {}, dict):
         raise _fail(k("model.kwargs"), "a mapping of keyword arguments", m["kwargs"])

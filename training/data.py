@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from inference.errors import InputError
+from inference.inputs import Preprocessing, kind
 from inference.temporal import resample
 
-from .cache import FLOW_KINDS, INPUT_KINDS, UV_CHANNELS, Cache
+from .cache import Cache
 from .labels import PROTOCOLS, protocol_entry
 
 # what must agree between the caches of one bank (a model is served with one way of making its inputs)
@@ -54,12 +55,12 @@ class ClipBank:
     def flow(self) -> bool:
         """Whether the clips hold motion vectors (flow kinds: u, v, strain; grey_flow_clip: grey, u, v), which
         mirrors and rotations must treat as vectors."""
-        return self.inputs["kind"] in UV_CHANNELS
+        return kind(self.inputs["kind"]).vectors
 
     @property
     def uv(self) -> tuple[int, int]:
-        """The channels of u and v (flow clips)."""
-        return UV_CHANNELS[self.inputs["kind"]]
+        """The channels of u and v (flow clips): the input kind's row says."""
+        return kind(self.inputs["kind"]).uv
 
     @classmethod
     def from_caches(cls, caches: list[str], protocol: str, n_frames: int,
@@ -71,12 +72,11 @@ class ClipBank:
         (:func:`training.models.au_fusion.au_targets`); a clip without codes is masked out of the AU loss."""
         if protocol not in PROTOCOLS and protocol != "all":
             raise InputError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)} or all")
-        if inputs not in INPUT_KINDS:
-            raise InputError(f"unknown input kind {inputs!r}; choose one of {', '.join(INPUT_KINDS)}")
+        made_as = kind(inputs)  # the input kind's row
         opened = [Cache.open(c) for c in caches]
         made = check_inputs(opened, inputs)
-        if inputs == "flow_image" and n_frames != 1:
-            raise InputError(f"a flow image is one frame per clip; set train.n_frames: 1 (got {n_frames})")
+        if made_as.single_frame and n_frames != 1:
+            raise InputError(f"a {inputs} input is one frame per clip; set train.n_frames: 1 (got {n_frames})")
         datasets = {r.get("dataset") or c.settings["dataset"] for c in opened for r in c.rows}
         if protocol == "all":  # pre-training: every label the caches hold (CK+ and Oulu-CASIA share theirs)
             classes = tuple(sorted({r["label"] for c in opened for r in c.rows}))
@@ -106,13 +106,9 @@ class ClipBank:
         if len(sizes) != 1:
             raise InputError(f"the caches hold crops of different sizes {sorted(sizes)}; prepare them with one --size")
         stacked = np.stack(clips)
-        zeros = None
-        if inputs in FLOW_KINDS:
-            from inference.motion import FlowScaling
-
-            zeros = torch.from_numpy(FlowScaling.from_dict(made["scaling"]).zero(stacked)).float().to(device)
-        elif inputs in UV_CHANNELS:  # grey, u, v: the grey level centred on mid-grey, u and v on their fixed zero
-            zeros = torch.full((len(stacked), stacked.shape[1], 3), 128.0, device=device)
+        zeros = made_as.zeros(made, stacked)  # the row's zero-motion rule (None: no motion)
+        if zeros is not None:
+            zeros = torch.from_numpy(zeros).float().to(device)
         bank = cls(torch.from_numpy(stacked).to(device), torch.tensor(labels, dtype=torch.int64, device=device),
                    np.array(subjects), ids, tuple(classes), made, zeros)
         if aus:
@@ -231,3 +227,15 @@ def normalise(x: torch.Tensor, mean, std, pixel_scale: float = 1.0) -> torch.Ten
     mean = mean.permute(0, 2, 1)[..., None, None] if mean.dim() == 3 else mean.view(1, 3, 1, 1, 1)
     std = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1, 1)
     return (x * pixel_scale - mean) / std
+
+
+def network_input(clips: torch.Tensor, pre: Preprocessing, zeros: torch.Tensor | None = None,
+                  generator: torch.Generator | None = None, rotation: float = 0.0, scale: float = 1.0,
+                  flip: bool = False) -> torch.Tensor:
+    """uint8 clips ``(B, T, S, S, 3)`` → the network's float input ``(B, 3, T, size, size)`` as the model's
+    :class:`inference.inputs.Preprocessing` says: augmented (training: rotation, zoom, mirror; with none, the plain
+    resize an exported package does), then normalised — flow centred on ``zeros`` ``(B, T, 3)``, each clip's stored
+    zero motion (``pre.zeros``). What training's steps and its evaluation feed the network."""
+    x = augment(clips, pre.size, generator, rotation=rotation, scale=scale, flip=flip, flow_zero=zeros,
+                uv=pre.uv or (0, 1))
+    return normalise(x, pre.mean_for(zeros), pre.std, pre.pixel_scale)

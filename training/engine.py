@@ -8,15 +8,18 @@ channels-last-3d, deterministic algorithms on the CPU. Its pieces are plain meth
 - :meth:`Trainer.train_step`: one optimiser step on a batch of clip indices (what ``tools.bench.training`` times);
 - :meth:`Trainer.train_one_epoch`: one pass over a training set, returns the mean loss and training accuracy;
 - :meth:`Trainer.evaluate`: fused (and per-view) probabilities of clips;
-- :meth:`Trainer.train_model`: a model trained for the recipe's epochs, resumable from ``state.pt`` in its folder.
+- :meth:`Trainer.train_model`: a model trained for the recipe's epochs, resumable from ``state.pt`` in its folder:
+  the one training loop (:func:`training.loop.train_epochs`) of the autograd step (:class:`AutogradStep`), as the
+  fold-batched runner (:mod:`training.foldbatch`) runs it of its own step.
 
 Random numbers: every epoch draws from a generator seeded by :func:`seed_for` (seed, fold or stage, epoch), so a
 run killed at any moment and resumed gives the same model (on the CPU, bit for bit).
 
-Input kinds (``data.inputs``, :mod:`training.cache`): the bank holds one kind, and a saved model records it (with how
-the inputs were made) in ``extra["inputs"]``; a model of one kind refuses to start from weights trained on another.
-Flow inputs (u, v, strain) are normalised by :data:`FLOW_NORMALISATION`: centred on each clip's stored zero-motion
-values (``(x − zero) / 0.5`` in 0–1 units, so zero motion is exactly 0 and a mirror negates u without an offset).
+Input kinds (``data.inputs``, the rows of :mod:`inference.inputs`): the bank holds one kind, and a saved model records
+it (with how the inputs were made) in its record (:class:`training.record.TrainedModel`); a model of one kind refuses
+to start from weights trained on another. The trainer's :class:`inference.inputs.Preprocessing` (``preprocessing``:
+the resize and normalisation of the kind's row — flow centred on each clip's stored zero motion) is the one an
+exported package's graph applies.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ import torch
 
 from inference.device import resolve_device
 from inference.errors import InputError
-from inference.files import write_atomic
+from inference.inputs import Preprocessing, kind
 
-from .cache import UV_CHANNELS, input_settings
-from .data import ClipBank, augment, normalise
+from .cache import input_settings
+from .data import ClipBank, network_input
+from .loop import train_epochs
 from .models import model_spec
+from .record import RECORD_FORMAT
 from .schemes import ViewModel
 from .smote import smote_plan
 
@@ -56,16 +61,6 @@ def backbone_digest(model: ViewModel) -> str:
     return h.hexdigest()
 
 
-# Flow inputs: per clip (and frame), each channel minus its stored zero-motion value, over 0.5 (0–1 units). For
-# "fixed" caches the zero is the constant [128, 128, 0]/255 (``mean``); "centre": "zero" says that a min-max scaled
-# set is centred on the zeros measured on each image (inference.motion.FlowScaling.zero).
-FLOW_NORMALISATION = {"mean": [128 / 255, 128 / 255, 0.0], "std": [0.5, 0.5, 0.5], "pixel_scale": 1.0,
-                      "source": "flow: centred on the stored zero-motion values", "centre": "zero"}
-# grey + flow clips (grey, u, v): the same, the grey level centred on mid-grey (128) as u and v on zero motion
-GREY_FLOW_NORMALISATION = {**FLOW_NORMALISATION, "mean": [128 / 255] * 3,
-                           "source": "grey, u, v: centred on mid-grey and on the stored zero-motion values"}
-
-
 def pretrained_payload(path) -> dict | None:
     """Our own checkpoint (``save_view_model``) at ``path``, loaded, or None for any other file."""
     if not (path and Path(path).is_file()):
@@ -80,8 +75,8 @@ def pretrained_payload(path) -> dict | None:
 def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     """The pixel normalisation the backbone's starting weights expect: ImageNet's for inflated 2D weights,
     the stored one for our own checkpoints (so an N-step chain keeps its first stage's), else the known
-    file's (kenshohara 2017 and 2020 differ) or the architecture's default; flow inputs without our own
-    checkpoint: :data:`FLOW_NORMALISATION`."""
+    file's (kenshohara 2017 and 2020 differ) or the architecture's default; an input kind with a default
+    normalisation of its own (flow: :data:`inference.inputs.FLOW_NORMALISATION`), without our own checkpoint: that."""
     path = model_cfg["pretrained"]
     if path and model_cfg["init"] == "inflate2d":
         from .models.checkpoint import imagenet_normalisation
@@ -90,10 +85,9 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     payload = pretrained_payload(path)
     if payload is not None:
         return dict(payload["extra"]["normalisation"])
-    if inputs == "grey_flow_clip":
-        return dict(GREY_FLOW_NORMALISATION)
-    if inputs in UV_CHANNELS:
-        return dict(FLOW_NORMALISATION)
+    row = kind(inputs)
+    if row.normalisation is not None:
+        return dict(row.normalisation)
     return model_spec(model_cfg["name"]).normalisation_for(path)
 
 
@@ -129,6 +123,52 @@ def cache_setting(path, key: str):
         return json.loads((Path(path) / "cache.json").read_text()).get(key)
     except (OSError, ValueError):
         return None
+
+
+class AutogradStep:
+    """The autograd step of one model (:func:`training.loop.train_epochs`' step): a fresh model from ``seed``
+    (:meth:`Trainer.new_model`), ``torch.optim.Adam``, epochs of :meth:`Trainer.train_one_epoch` over the bank's clips
+    ``train_idx`` (with SMOTE's clips, :meth:`Trainer.training_set`), each drawing from a generator seeded by
+    (``seed``, epoch); held-out clips ``test_idx`` (or None) for the evaluation hook. TensorBoard folder ``name``."""
+
+    stacked = False
+
+    def __init__(self, trainer: Trainer, name: str, train_idx: np.ndarray, test_idx: np.ndarray | None, seed: int):
+        self.trainer, self.seed, self.test_idx = trainer, seed, test_idx
+        self.names, self.label, self.desc, self.map_location = [name], name, name, trainer.device
+        self.net = trainer.new_model(seed)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=trainer.cfg["train"]["lr"])
+        self.clips, self.labels, self.zeros = trainer.training_set(train_idx, seed)
+        self.au = trainer.training_aus(train_idx, len(self.clips))
+        self.truth = None if test_idx is None else [trainer.bank.labels[test_idx].cpu().numpy()]
+
+    def generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(seed_for(self.seed, epoch))
+
+    def train_epoch(self, gen: torch.Generator, lr: float) -> list[dict]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return [self.trainer.train_one_epoch(self.net, self.optimizer, self.clips, self.labels, gen, self.zeros,
+                                             self.au)]
+
+    def predict(self) -> list[np.ndarray]:
+        probs, _ = self.trainer.evaluate(self.net, self.test_idx)
+        return [probs.argmax(1)]
+
+    def snapshot(self, i: int) -> dict:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])  # a state.pt written with a scheduler: its rates are ours
+
+    def model(self, i: int, weights: dict | None) -> ViewModel:
+        if weights is not None:
+            self.net.load_state_dict(weights)
+        return self.net
 
 
 class Trainer:
@@ -169,6 +209,8 @@ class Trainer:
                 raise InputError(f"{cfg['model']['pretrained']} was trained on {was} inputs; this run trains on "
                                  f"{self.inputs} (data.inputs): start from a {self.inputs} model")
         self.norm = input_normalisation(cfg["model"], self.inputs)
+        # what the network's input goes through, the kind's row with this normalisation: an exported package's too
+        self.preprocessing = Preprocessing.of(self.inputs, bank.inputs, self.norm, t["size"], bank.clips.shape[-2])
         self.init_backbone_sha256: str | None = None
 
     # ------------------------------------------------------------ model, batches, device
@@ -216,16 +258,14 @@ class Trainer:
         need their zero-motion values ``zeros`` (``(N, T, 3)``, aligned with ``clips``; the bank's by default)."""
         t = self.cfg["train"]
         zero = None
-        if self.bank.flow:
+        if self.bank.zeros is not None:
             zeros = self.bank.zeros if zeros is None else zeros
             if len(zeros) != len(clips):
                 raise ValueError(f"{len(zeros)} zero-motion rows for {len(clips)} flow clips")
             zero = zeros[idx.to(zeros.device)]
-        x = augment(clips[idx.to(clips.device)], t["size"], generator, rotation=t["rotation"] if train else 0.0,
-                    scale=t["scale"] if train else 1.0, flip=t["flip"] and train, flow_zero=zero,
-                    uv=self.bank.uv if self.bank.flow else (0, 1))
-        mean = zero / 255.0 if zero is not None and self.norm.get("centre") == "zero" else self.norm["mean"]
-        x = normalise(x, mean, self.norm["std"], self.norm.get("pixel_scale", 1.0))
+        x = network_input(clips[idx.to(clips.device)], self.preprocessing, zero, generator,
+                          rotation=t["rotation"] if train else 0.0, scale=t["scale"] if train else 1.0,
+                          flip=t["flip"] and train)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
@@ -383,67 +423,23 @@ class Trainer:
         (written every ``checkpoint_every`` epochs); returns the chosen model, its epoch and the per-epoch
         history. With ``selection: test_set_best`` the epoch that scores best on ``test_idx`` is chosen. With
         ``oracle: true`` every epoch's record also holds the predicted classes of ``test_idx`` (``test_pred``) and
-        their accuracy, so the oracle figure is read from this run; the chosen model is unchanged."""
-        from torch.utils.tensorboard import SummaryWriter
-        from tqdm import tqdm
-
-        t = self.cfg["train"]
+        their accuracy, so the oracle figure is read from this run; the chosen model is unchanged. The epochs are
+        :func:`training.loop.train_epochs`' of an :class:`AutogradStep`."""
         folder.mkdir(parents=True, exist_ok=True)
-        model = self.new_model(seed)
-        opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(t["milestones"]), gamma=t["gamma"])
-        start, best, history = 0, None, []
-        state_path = folder / "state.pt"
-        if state_path.exists():
-            state = torch.load(state_path, map_location=self.device, weights_only=True)
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            start, best, history = state["epoch"], state.get("best"), state["history"]
-            self.log(f"{name}: resuming at epoch {start}")
-        clips, labels, zeros = self.training_set(train_idx, seed)
-        au = self.training_aus(train_idx, len(clips))
-        epochs = t["epochs"]
-        tb = SummaryWriter(log_dir=str(self.out / "tensorboard" / name), purge_step=start)
-        bar = tqdm(range(start, epochs), desc=name, unit="epoch", initial=start, total=epochs,
-                   disable=not self.progress, leave=False)
-        for epoch in bar:
-            gen = torch.Generator().manual_seed(seed_for(seed, epoch))
-            record = {"epoch": epoch + 1, **self.train_one_epoch(model, opt, clips, labels, gen, zeros, au)}
-            sched.step()
-            record["lr"] = opt.param_groups[0]["lr"]
-            if (t["selection"] == "test_set_best" or t["oracle"]) and test_idx is not None:
-                probs, _ = self.evaluate(model, test_idx)  # draws no random numbers: the trajectory is unchanged
-                acc = float((probs.argmax(1) == self.bank.labels[test_idx].cpu().numpy()).mean())
-                record["test_subject_acc"] = acc
-                if t["oracle"]:  # the oracle figure is read from these (training.report.oracle_scores)
-                    record["test_pred"] = probs.argmax(1).tolist()
-                if t["selection"] == "test_set_best" and (best is None or acc > best["acc"]):
-                    best = {"acc": acc, "epoch": epoch + 1,
-                            "model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            history.append(record)
-            for k, v in record.items():
-                if k not in ("epoch", "test_pred"):
-                    tb.add_scalar(k, v, epoch + 1)
-            bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.2f}")
-            if (epoch + 1) % t["checkpoint_every"] == 0 or epoch + 1 == epochs:
-                state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                         "epoch": epoch + 1, "best": best, "history": history}
-                write_atomic(state_path, lambda f: torch.save(state, f))
-        tb.close()
-        chosen_epoch = epochs
-        if t["selection"] == "test_set_best" and best is not None:
-            model.load_state_dict(best["model"])
-            chosen_epoch = best["epoch"]
-        return {"model": model, "epoch": chosen_epoch, "history": history}
+        step = AutogradStep(self, name, train_idx, test_idx, seed)
+        return train_epochs(step, self.cfg["train"], folder / "state.pt", self.out / "tensorboard", self.log,
+                            self.progress)[0]
 
     def model_extra(self, what: str, epoch: int) -> dict:
-        """What a saved model records about how it was made (``extra`` of :func:`training.schemes.save_view_model`)."""
+        """What a saved model records about how it was made: the ``extra`` of its trained-model record
+        (:class:`training.record.TrainedModel`; :func:`training.schemes.save_view_model` checks it reads back as one,
+        with the network's config and labels)."""
         c = self.cfg
         caches = c["data"]["caches"]
-        return {"what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
+        return {"record": RECORD_FORMAT, "what": what, "epoch": epoch, "protocol": self.protocol, "run": c["name"],
                 "n_frames": c["train"]["n_frames"], "size": c["train"]["size"],
-                "normalisation": self.norm, "selection": c["train"]["selection"], "inputs": dict(self.bank.inputs),
+                "frame_size": int(self.bank.clips.shape[-2]), "normalisation": self.norm,
+                "selection": c["train"]["selection"], "inputs": dict(self.bank.inputs),
                 "caches": list(caches), "crop": cache_setting(caches[0], "crop"),
                 "synthetic": any(bool(cache_setting(x, "synthetic")) for x in caches),
                 "init": {"pretrained": c["model"]["pretrained"], "kind": c["model"]["init"],

@@ -34,8 +34,10 @@ whole ``python -m training.loso`` run took 9:28–9:56. The autograd form took 5
 
 The run folder is the sequential runner's: each fold's model is taken out of the stack into an ordinary
 :class:`~training.schemes.ViewModel` (initialised exactly as the sequential fold's: ``Trainer.new_model`` with the
-fold's seed), evaluated and written by :func:`training.loso.write_fold`. Resumable: ``foldbatch/state.pt`` every
-``train.checkpoint_every`` epochs (atomic); folds already finished are left out. Dropout draws from the global
+fold's seed), evaluated and written by :func:`training.folds.write_fold`. The epochs, schedule, evaluation hook,
+checkpoints and TensorBoard scalars are the sequential runner's loop (:func:`training.loop.train_epochs`) of the
+fold-batched step (:class:`FoldStep`). Resumable: ``foldbatch/state.pt`` every ``train.checkpoint_every`` epochs
+(atomic); folds already finished are left out. Dropout draws from the global
 generator, reseeded per epoch, so a killed run resumes bit for bit (on the CPU). ``selection: test_set_best`` and
 ``oracle: true`` evaluate every fold on its held-out subject after each epoch (a grouped convolution over those clips
 only). Other configs (other models, FSB, SMOTE, balanced sampling, AU heads, torchrun) run sequentially: see
@@ -52,10 +54,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inference.files import write_atomic
-
 from . import foldkernel
 from .engine import Trainer, seed_for
+from .loop import train_epochs
 from .models.ststnet import STSTNet, flow_image_batch
 
 CHUNK = 8  # clips per chunk of the fused first layer: 8 × 900 positions × 1,088 filters ≈ 31 MB of activations
@@ -402,82 +403,84 @@ class FoldAdam:
         self.lr = state["lr"]
 
 
-def lr_at(t: dict, epochs_done: int) -> float:
-    """The learning rate of ``MultiStepLR`` after ``epochs_done`` scheduler steps (the engine's schedule)."""
-    return t["lr"] * t["gamma"] ** sum(1 for m in t["milestones"] if m <= epochs_done)
-
-
 # ---------------------------------------------------------------------------------------------- the fold-batched run
 
 
 def train_folds(trainer: Trainer, subjects: list[int], folder: Path) -> dict[int, dict]:
     """Train the folds of held-out ``subjects`` at once for the recipe's epochs, resuming from ``folder/state.pt``;
     returns per subject what :meth:`Trainer.train_model` returns (``model``, ``epoch``, ``history``) plus
-    ``backbone_in`` (the digest of the fold's starting backbone)."""
-    from tqdm import tqdm
-
-    t, bank = trainer.cfg["train"], trainer.bank
-    seed = t["seed"]
+    ``backbone_in`` (the digest of the fold's starting backbone). The epochs are :func:`training.loop.train_epochs`'
+    (TensorBoard: ``tensorboard/subject_<s>`` of the trainer's run folder) of a :class:`FoldStep`."""
     folder.mkdir(parents=True, exist_ok=True)
-    models, digests = [], []
-    for s in subjects:  # each fold starts where the sequential fold would: its own seed
-        models.append(trainer.new_model(seed_for(seed, "fold", int(s))))
-        digests.append(trainer.init_backbone_sha256)
-    template = models[0]
-    stack = STSTNetFolds([m.backbone for m in models])
-    compiled = use_compiled(trainer, stack, trainer.log)
-    if not compiled and compile_kernels(wants_compile(trainer, len(subjects)), trainer.log):
-        trainer.log("fold-batched: compiling the first layer's kernels (about a minute, once per shape)")
-    opt = FoldAdam(stack, t["lr"])
-    held = torch.as_tensor(np.array(subjects))[:, None]  # (F, 1)
-    all_subjects = torch.as_tensor(bank.subjects)
-    start, histories, best = 0, [[] for _ in subjects], [None] * len(subjects)
-    state_path = folder / "state.pt"
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state["subjects"] != list(map(int, subjects)):
-            raise ValueError(f"{state_path} holds other folds ({state['subjects']}); delete it to start over")
-        stack.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        start, histories, best = state["epoch"], state["history"], state["best"]
-        trainer.log(f"fold-batched: resuming at epoch {start}")
-    watch = t["selection"] == "test_set_best" or t["oracle"]
-    test_sets = [np.flatnonzero(bank.subjects == s) for s in subjects]
-    bar = tqdm(range(start, t["epochs"]), desc=f"{len(subjects)} folds at once", unit="epoch", initial=start,
-               total=t["epochs"], disable=not trainer.progress, leave=False)
-    for epoch in bar:
-        gen = torch.Generator().manual_seed(seed_for(seed, "foldbatch", epoch))
-        torch.manual_seed(seed_for(seed, "foldbatch-dropout", epoch))
-        opt.lr = lr_at(t, epoch)
-        stats = train_epoch(trainer, stack, template, opt, held, all_subjects, gen, compiled)
-        for f, h in enumerate(histories):
-            h.append({"epoch": epoch + 1, "loss": stats["loss"][f], "train_acc": stats["train_acc"][f],
-                      "lr": lr_at(t, epoch + 1)})
-        if watch:
-            preds = predict_held_out(trainer, stack, template, test_sets)
-            for f, (pred, idx) in enumerate(zip(preds, test_sets)):
-                acc = float((pred == bank.labels[idx].cpu().numpy()).mean())
-                histories[f][-1]["test_subject_acc"] = acc
-                if t["oracle"]:
-                    histories[f][-1]["test_pred"] = pred.tolist()
-                if t["selection"] == "test_set_best" and (best[f] is None or acc > best[f]["acc"]):
-                    best[f] = {"acc": acc, "epoch": epoch + 1,
-                               "model": {k: v.detach().clone() for k, v in stack.state_dict().items()}}
-        bar.set_postfix(loss=f"{np.mean(stats['loss']):.3f}", acc=f"{np.mean(stats['train_acc']):.2f}")
-        if (epoch + 1) % t["checkpoint_every"] == 0 or epoch + 1 == t["epochs"]:
-            state = {"subjects": list(map(int, subjects)), "model": stack.state_dict(), "optimizer": opt.state_dict(),
-                     "epoch": epoch + 1, "history": histories, "best": best}
-            write_atomic(state_path, lambda fh: torch.save(state, fh))
-    out = {}
-    for f, s in enumerate(subjects):
-        chosen, epoch = stack, t["epochs"]
-        if t["selection"] == "test_set_best" and best[f] is not None:
-            chosen = STSTNetFolds([m.backbone for m in models])
-            chosen.load_state_dict(best[f]["model"])
-            epoch = best[f]["epoch"]
-        chosen.unstack(f, models[f].backbone)
-        out[int(s)] = {"model": models[f], "epoch": epoch, "history": histories[f], "backbone_in": digests[f]}
-    return out
+    step = FoldStep(trainer, subjects)
+    trained = train_epochs(step, trainer.cfg["train"], folder / "state.pt", trainer.out / "tensorboard", trainer.log,
+                           trainer.progress)
+    return {int(s): {**r, "backbone_in": d} for s, r, d in zip(subjects, trained, step.digests)}
+
+
+class FoldStep:
+    """The fold-batched step (:func:`training.loop.train_epochs`' step): every fold of held-out ``subjects`` in one
+    :class:`STSTNetFolds` (each fold initialised as the sequential fold: :meth:`Trainer.new_model` with its seed),
+    :class:`FoldAdam`, epochs of :func:`train_epoch` (compiled or autograd, :func:`use_compiled`) drawing from a
+    generator seeded by (seed, "foldbatch", epoch) and dropout from the global one, reseeded by (seed,
+    "foldbatch-dropout", epoch); each fold's held-out clips for the evaluation hook (:func:`predict_held_out`)."""
+
+    stacked = True
+    label, map_location = "fold-batched", "cpu"
+
+    def __init__(self, trainer: Trainer, subjects: list[int]):
+        self.trainer, self.subjects, self.seed = trainer, list(map(int, subjects)), trainer.cfg["train"]["seed"]
+        bank = trainer.bank
+        self.models, self.digests = [], []
+        for s in subjects:  # each fold starts where the sequential fold would: its own seed
+            self.models.append(trainer.new_model(seed_for(self.seed, "fold", int(s))))
+            self.digests.append(trainer.init_backbone_sha256)
+        self.template = self.models[0]
+        self.stack = STSTNetFolds([m.backbone for m in self.models])
+        self.compiled = use_compiled(trainer, self.stack, trainer.log)
+        if not self.compiled and compile_kernels(wants_compile(trainer, len(subjects)), trainer.log):
+            trainer.log("fold-batched: compiling the first layer's kernels (about a minute, once per shape)")
+        self.optimizer = FoldAdam(self.stack, trainer.cfg["train"]["lr"])
+        self.held = torch.as_tensor(np.array(subjects))[:, None]  # (F, 1)
+        self.all_subjects = torch.as_tensor(bank.subjects)
+        self.test_sets = [np.flatnonzero(bank.subjects == s) for s in subjects]
+        self.truth = [bank.labels[idx].cpu().numpy() for idx in self.test_sets]
+        self.names = [f"subject_{s}" for s in self.subjects]
+        self.desc = f"{len(subjects)} folds at once"
+
+    def generator(self, epoch: int) -> torch.Generator:
+        gen = torch.Generator().manual_seed(seed_for(self.seed, "foldbatch", epoch))
+        torch.manual_seed(seed_for(self.seed, "foldbatch-dropout", epoch))
+        return gen
+
+    def train_epoch(self, gen: torch.Generator, lr: float) -> list[dict]:
+        self.optimizer.lr = lr
+        stats = train_epoch(self.trainer, self.stack, self.template, self.optimizer, self.held, self.all_subjects, gen,
+                            self.compiled)
+        return [{"loss": loss, "train_acc": acc} for loss, acc in zip(stats["loss"], stats["train_acc"])]
+
+    def predict(self) -> list[np.ndarray]:
+        return predict_held_out(self.trainer, self.stack, self.template, self.test_sets)
+
+    def snapshot(self, i: int) -> dict:
+        return {k: v.detach().clone() for k, v in self.stack.state_dict().items()}
+
+    def state_dict(self) -> dict:
+        return {"subjects": self.subjects, "model": self.stack.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict, path: Path) -> None:
+        if state["subjects"] != self.subjects:
+            raise ValueError(f"{path} holds other folds ({state['subjects']}); delete it to start over")
+        self.stack.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def model(self, i: int, weights: dict | None):
+        chosen = self.stack
+        if weights is not None:
+            chosen = STSTNetFolds([m.backbone for m in self.models])
+            chosen.load_state_dict(weights)
+        chosen.unstack(i, self.models[i].backbone)
+        return self.models[i]
 
 
 def use_compiled(trainer: Trainer, stack: STSTNetFolds, log=print) -> bool:
@@ -545,36 +548,3 @@ def predict_held_out(trainer: Trainer, stack: STSTNetFolds, template, test_sets:
                  for v in template.views(x, template.test_views))
     pred = logits.argmax(-1).numpy()
     return [pred[f, :len(i)] for f, i in enumerate(test_sets)]
-
-
-def run_folds(trainer: Trainer, subjects: list[int], log=print, world: int = 1) -> bool:
-    """The LOSO runner's hook (``train.fold_batch: true``): train every unfinished fold of ``subjects`` at once and
-    write each fold's folder as :func:`training.loso.run_fold` does. False (and one line to ``log``) when the config
-    cannot be fold-batched: the runner then trains the folds one by one."""
-    from .loso import write_fold
-
-    why = unsupported(trainer, world)
-    if why is not None:
-        log(f"train.fold_batch: {why}; training the folds one by one")
-        return False
-    out = trainer.out
-    todo = [(k, s) for k, s in enumerate(subjects) if not (out / "folds" / f"subject_{s}" / "result.json").exists()]
-    if not todo:
-        return True
-    log(f"training {len(todo)} folds at once (train.fold_batch)")
-    trained = train_folds(trainer, [s for _, s in todo], out / "foldbatch")
-    from tensorboard.compat.proto.summary_pb2 import Summary
-    from torch.utils.tensorboard.writer import FileWriter
-
-    for k, s in todo:
-        # the scalars Trainer.train_model logs, one event per epoch (a third of add_scalar's time: 68 folds × 800)
-        writer = FileWriter(str(out / "tensorboard" / f"subject_{s}"))
-        for record in trained[s]["history"]:
-            keys = sorted(set(record) - {"epoch", "test_pred"})
-            writer.add_summary(Summary(value=[Summary.Value(tag=key, simple_value=float(record[key])) for key in keys]),
-                               record["epoch"])
-        writer.close()
-        write_fold(trainer, k, s, trained[s])
-    (out / "foldbatch" / "state.pt").unlink(missing_ok=True)
-    (out / "foldbatch").rmdir()  # every fold is written: nothing of the joint training is left to resume
-    return True

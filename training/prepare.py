@@ -22,7 +22,7 @@ and never stops the run.
 
 ``--tim N`` (``flow_clip``, ``grey_flow_clip``): the temporal interpolation model brings each clip to N frames
 before the flow. ``--magnify-first`` (flow kinds): the frames are magnified (``--magnify-*``) before TIM and the
-flow. Every kind is made by :func:`inference.motion.build_input` from the settings ``cache.json`` records, the
+flow. Every kind is made by :func:`inference.inputs.build_input` from the settings ``cache.json`` records, the
 function serving calls too.
 
 ``cache.json`` records the kind, method and parameters; a second run into the same folder with other settings is
@@ -42,15 +42,15 @@ import numpy as np
 
 from inference.errors import InputError, cli
 from inference.face import CropSettings
+from inference.inputs import GREY_FLOW_TIM, KINDS, build_input, kind
+from inference.motion import METHODS
 from inference.preprocess import Preparer
 from inference.video import Clip, VideoLimits, read_clip, read_frames
 
-from .cache import INPUT_KINDS, CacheWriter
+from .cache import CacheWriter
 from .datasets import flowset
 from .datasets.base import ClipRecord, frame_number
 from .datasets.registry import DATASETS, FACELESS, dataset_module
-
-GREY_FLOW_TIM = 17  # grey_flow_clip's default TIM length: 16 grey + flow frames (the late-fusion configs' n_frames)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +70,13 @@ class MotionOptions:
     magnify_first: bool = False  # flow kinds: magnify the frames (alpha, band, levels above) before TIM and the flow
 
     def __post_init__(self):
-        if self.kind not in INPUT_KINDS:
-            raise InputError(f"unknown --inputs {self.kind!r}; choose one of {', '.join(INPUT_KINDS)}")
-        if self.tim is not None and (self.kind not in ("flow_clip", "grey_flow_clip") or self.tim < 2):
-            raise InputError(f"--tim {self.tim}: TIM normalises flow_clip and grey_flow_clip inputs to at least 2 "
-                             f"frames (got --inputs {self.kind})")
-        if self.magnify_first and self.kind in ("rgb", "magnified"):
+        if self.kind not in KINDS:
+            raise InputError(f"unknown --inputs {self.kind!r}; choose one of {', '.join(KINDS)}")
+        row = kind(self.kind)
+        if self.tim is not None and (not row.tim or self.tim < 2):
+            raise InputError(f"--tim {self.tim}: TIM normalises {' and '.join(k for k, r in KINDS.items() if r.tim)} "
+                             f"inputs to at least 2 frames (got --inputs {self.kind})")
+        if self.magnify_first and not row.magnify:
             raise InputError(f"--magnify-first magnifies the frames before the flow of a flow kind; for --inputs "
                              f"{self.kind} use --inputs magnified (magnified frames) or a flow kind")
 
@@ -85,23 +86,9 @@ class MotionOptions:
         return FlowScaling("fixed", self.gain, self.strain_gain)
 
     def settings(self, size: int, apex: str | None) -> dict:
-        """``cache.json``'s ``inputs`` for crops of ``size`` (``apex``: where flow images' apexes come from)."""
-        if self.kind == "rgb":
-            return {"kind": "rgb"}
-        from inference.motion import flow_params
-
-        magnification = {"alpha": self.alpha, "low_hz": self.band[0], "high_hz": self.band[1], "levels": self.levels}
-        if self.kind == "magnified":
-            return {"kind": "magnified", "method": "eulerian_linear", "params": magnification}
-        out = {"kind": self.kind, "method": self.method, "params": flow_params(self.method),
-               "scaling": self.scaling().to_dict(), **({"magnify": magnification} if self.magnify_first else {})}
-        if self.kind == "flow_image":
-            out.update(size=self.flow_size or size, apex=apex)
-        elif self.kind == "flow_clip":
-            out.update(reference=self.reference, **({"tim": self.tim} if self.tim else {}))
-        else:
-            out.update(channels=["grey", "u", "v"], tim=self.tim or GREY_FLOW_TIM)
-        return out
+        """``cache.json``'s ``inputs`` for crops of ``size`` (``apex``: where flow images' apexes come from): the
+        recipe of the kind's row (:mod:`inference.inputs`)."""
+        return kind(self.kind).recipe(dataclasses.asdict(self), size, apex)
 
 
 def apex_index(rec: ClipRecord, n_frames: int) -> int | None:
@@ -133,15 +120,14 @@ def apex_source(records: list[ClipRecord]) -> str:
 
 def motion_input(frames: np.ndarray, rec: ClipRecord, opts: MotionOptions) -> tuple[np.ndarray, str]:
     """The aligned clip turned into ``opts.kind`` (uint8 ``(T', S', S', 3)``) and the manifest's ``input_apex``."""
-    from inference import motion
-
-    if opts.kind == "rgb":
+    row = kind(opts.kind)
+    if not row.motion:
         return frames, ""
-    if (opts.kind == "magnified" or opts.magnify_first) and not rec.fps:
+    if (row.fps or opts.magnify_first) and not rec.fps:
         raise InputError(f"{rec.clip}: magnification needs the clip's frame rate, and the dataset gives none")
-    given = apex_index(rec, len(frames)) if opts.kind == "flow_image" else None
-    clip, apex = motion.build_input(frames, opts.settings(frames.shape[1], None), rec.fps, given)
-    if opts.kind != "flow_image":
+    given = apex_index(rec, len(frames)) if row.single_frame else None
+    clip, apex = build_input(frames, opts.settings(frames.shape[1], None), rec.fps, given)
+    if not row.single_frame:
         return clip, ""
     return clip, f"{apex} {'annotated' if given is not None else 'estimated'}"
 
@@ -170,12 +156,25 @@ def load_clip(record: ClipRecord, limits: VideoLimits) -> Clip:
     return dataclasses.replace(clip, source=record.clip)
 
 
+def write_flowset_cache(root: str | Path, out: str | Path) -> dict:
+    """Copy a set into an ordinary cache folder (``training.prepare --dataset flowset``); resumable like any cache."""
+    rows, images, settings = flowset.load(root)
+    writer = CacheWriter(Path(out), settings)
+    done = writer.open()
+    todo = [i for i, r in enumerate(rows) if r["clip"] not in done]
+    for i in todo:
+        row = {k: v for k, v in rows[i].items() if k not in ("start", "n_frames", "status")}
+        writer.add(row, images[i][None])
+    return {"dataset": flowset.NAME, "clips": len(rows), "prepared": len(todo), "failed": 0,
+            "skipped_done": len(rows) - len(todo), "dropped_by_loader": 0}
+
+
 def prepare(dataset: str, root: Path, out: Path, size: int = 128, margin: float = 0.1, variant: str = "auto",
             device: str = "cpu", limits: VideoLimits = VideoLimits(), retry_failed: bool = False,
             progress: bool = True, log=print, motion: MotionOptions = MotionOptions()) -> dict:
     if str(dataset).strip().lower() == flowset.NAME:
         t0 = time.perf_counter()
-        return {**flowset.write_cache(root, out), "seconds": round(time.perf_counter() - t0, 2)}
+        return {**write_flowset_cache(root, out), "seconds": round(time.perf_counter() - t0, 2)}
     module = dataset_module(dataset)
     result = module.load(Path(root), variant=variant)
     log(f"{module.NAME} at {root}: {result.summary()}")
@@ -260,11 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retry-failed", action="store_true", help="try again the clips that failed before")
     p.add_argument("--max-frames", type=int, default=VideoLimits.max_frames, help="refuse clips longer than this")
     m = p.add_argument_group("motion inputs (--inputs other than rgb)")
-    m.add_argument("--inputs", default="rgb", choices=INPUT_KINDS,
+    m.add_argument("--inputs", default="rgb", choices=tuple(KINDS),
                    help="what the cache holds: aligned frames (rgb, default), one onset→apex flow image per clip "
                         "(flow_image), the flow of consecutive frames (flow_clip), magnified frames (magnified), "
                         "grey level + flow of consecutive TIM-normalised frames (grey_flow_clip)")
-    m.add_argument("--flow-method", default="tvl1", choices=("tvl1", "farneback"), help="optical flow (default tvl1)")
+    m.add_argument("--flow-method", default="tvl1", choices=METHODS, help="optical flow (default tvl1)")
     m.add_argument("--flow-size", type=int, default=None, help="flow_image side in pixels (default: --size)")
     m.add_argument("--flow-gain", type=float, default=MotionOptions.gain,
                    help="stored units per pixel of u and v, zero motion at 128 (default 16)")

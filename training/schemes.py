@@ -26,9 +26,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from inference.errors import InputError
+from inference.inputs import kind
 from inference.views import FlowChannels, make_views, parse_views
 
-from .cache import INPUT_KINDS, UV_CHANNELS
 from .models import create_model
 from .models.checkpoint import write_checkpoint
 
@@ -41,8 +41,7 @@ class ViewModel(nn.Module):
                  view_weights=None, test_views: str | None = None, fsb_head: str = "linear", fsb_hidden: int = 256,
                  inputs: str = "rgb"):
         super().__init__()
-        if inputs not in INPUT_KINDS:
-            raise InputError(f"unknown input kind {inputs!r}; choose one of {', '.join(INPUT_KINDS)}")
+        kind(inputs)  # a registered input kind (inference.inputs), or an InputError naming them
         scheme = scheme.lower()
         if scheme not in ("sbml", "fsb"):
             raise InputError(f"unknown scheme {scheme!r}; use sbml or fsb")
@@ -70,9 +69,10 @@ class ViewModel(nn.Module):
 
     def views(self, x: torch.Tensor, views: str) -> list[torch.Tensor]:
         """The Décalcomanie views of a normalised O batch ``(N, C, T, H, W)``; flow inputs negate u where mirrored."""
-        if self.inputs not in UV_CHANNELS:
+        u = kind(self.inputs).u  # the input kind's row says which channel holds u
+        if u is None:
             return make_views(x, views)
-        return make_views(x, views, flow=FlowChannels(u=UV_CHANNELS[self.inputs][0], axis=1, zero=0.0))
+        return make_views(x, views, flow=FlowChannels(u=u, axis=1, zero=0.0))
 
     def features(self, x: torch.Tensor, views: str) -> torch.Tensor:
         """Backbone features of each view: ``(V, N, D)`` for an O batch ``(N, C, T, H, W)``."""
@@ -146,9 +146,14 @@ def save_view_model(path: str | Path, model: ViewModel, labels, extra: dict | No
     labels = [str(x) for x in labels]
     if len(labels) != model.config["num_classes"]:
         raise ValueError(f"{len(labels)} labels for a model with {model.config['num_classes']} classes")
+    extra = dict(extra or {})
+    if "record" in extra:  # a trained model's record (training.record): written only when it reads back as one
+        from .record import TrainedModel
+
+        extra = TrainedModel.from_parts(model.config, labels, extra, str(path)).extra()
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     write_checkpoint(path, {"format": CHECKPOINT_FORMAT, "kind": "view_model", "config": model.config,
-                            "state_dict": state, "labels": labels, "extra": dict(extra or {})})
+                            "state_dict": state, "labels": labels, "extra": extra})
 
 
 def load_view_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[ViewModel, dict]:

@@ -28,10 +28,11 @@ from .inference import DEFAULT_CLIP, check_batch, compare_engines, describe_pack
 def eager_model(checkpoint: Path, device: str):
     """The checkpoint as the package computes it (uint8 clips in, probabilities out), in eval mode on ``device``."""
     from export.package import PackagedModel
+    from training.record import TrainedModel
     from training.schemes import load_view_model
 
     vm, meta = load_view_model(checkpoint)
-    return PackagedModel(vm, meta["extra"]["normalisation"], meta["extra"]["size"]).to(device).eval()
+    return PackagedModel(vm, TrainedModel.read(meta, checkpoint).preprocessing()).to(device).eval()
 
 
 def bench_eager(model: str, checkpoint: Path, clip_path: Path, repeat: int, device: str,

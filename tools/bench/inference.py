@@ -69,7 +69,7 @@ def naive_align(aligner: FaceAligner, frames: np.ndarray, crop: CropSettings, ba
 
 
 def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None = None) -> None:
-    import torch
+    import onnxruntime
 
     clip = read_clip(clip_path)
     frames = clip.frames[:max_frames] if max_frames else clip.frames
@@ -89,7 +89,7 @@ def bench_face(clip_path: Path, repeat: int, size: int, max_frames: int | None =
     T, H, W = frames.shape[:3]
     print(f"face stage, {clip_path.name}: {T} frames {W}x{H} at {clip.fps:g} fps → {size}x{size}; "
           f"median of {repeat}; {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
+          f"MTCNN on ONNX Runtime {onnxruntime.__version__} (one thread)")
     print(f"{'':44s}{'time s':>8s}{'ms/frame':>10s}{'drift mean px':>15s}{'drift max px':>14s}")
     looked = len(a.meta["track"]["looked_at"])
     print(f"{f'ours: track ({looked} looked at), align, ' + a.meta['mode']:44s}{mo:8.3f}{1000 * mo / T:10.2f}"

@@ -28,8 +28,10 @@ odd-sized image, an unknown dataset, a subject without a number, a label outside
 twice — is refused with an :class:`~inference.errors.InputError` that names the row or the file.
 
 Used two ways: ``Cache.open(ROOT)`` (so ``data.caches: [ROOT]`` trains on the set with no other step) reads it into
-memory (:func:`open_set`), and ``python -m training.prepare --dataset flowset --root ROOT --out CACHE`` copies it into
-an ordinary cache (:func:`write_cache`). :func:`write_set` writes the layout (``python -m training.synth flowset``).
+memory (:func:`load`), and ``python -m training.prepare --dataset flowset --root ROOT --out CACHE`` copies it into
+an ordinary cache (:func:`training.prepare.write_flowset_cache`). :func:`write_set` writes the layout
+(``python -m training.synth flowset``). This module reads and writes the layout only: it imports nothing of
+:mod:`training.cache` (which opens a set through it).
 """
 
 from __future__ import annotations
@@ -186,29 +188,6 @@ def load(root: str | Path) -> tuple[list[dict], np.ndarray, dict]:
     for i, r in enumerate(rows):
         r.update(n_frames=1, start=i, status="ok", source=str(sheet))
     return rows, np.stack(images), settings_of(Path(root), images[0].shape[0])
-
-
-def open_set(root: str | Path):
-    """A set read into memory as a :class:`training.cache.Cache` (nothing written)."""
-    from ..cache import FORMAT, Cache
-
-    rows, images, settings = load(root)
-    return Cache(Path(root), {"format": FORMAT, **settings}, rows, [], images)
-
-
-def write_cache(root: str | Path, out: str | Path) -> dict:
-    """Copy a set into an ordinary cache folder (``training.prepare --dataset flowset``); resumable like any cache."""
-    from ..cache import CacheWriter
-
-    rows, images, settings = load(root)
-    writer = CacheWriter(Path(out), settings)
-    done = writer.open()
-    todo = [i for i, r in enumerate(rows) if r["clip"] not in done]
-    for i in todo:
-        row = {k: v for k, v in rows[i].items() if k not in ("start", "n_frames", "status")}
-        writer.add(row, images[i][None])
-    return {"dataset": NAME, "clips": len(rows), "prepared": len(todo), "failed": 0,
-            "skipped_done": len(rows) - len(todo), "dropped_by_loader": 0}
 
 
 def write_set(root: str | Path, clips: list[dict]) -> Path:

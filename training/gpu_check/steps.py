@@ -386,9 +386,8 @@ def export_step(step: Step, ctx: Context) -> None:
     from inference.runtime import Predictor
     from tools.bench.inference import timed
 
-    from ..config import load_config
-    from ..data import ClipBank
-    from ..engine import Trainer
+    from ..data import ClipBank, network_input
+    from ..record import TrainedModel
     from ..schemes import load_view_model
     from .synthetic import synthetic_smic_cache
 
@@ -417,17 +416,15 @@ def export_step(step: Step, ctx: Context) -> None:
                                "atol": p.atol, "same_argmax": p.same_argmax})
     step.figure("fp16_agreement_cpu", pkg.variants["fp16"].agreement)
 
-    # PyTorch on the device, fp32 with TF32 off, through training's own evaluation path (Trainer.batch: the resize
-    # and normalisation the package's graph has inside), on the held-out check clips.
+    # PyTorch on the device, fp32 with TF32 off, through training's own evaluation path (training.data.network_input
+    # with the checkpoint record's preprocessing: the resize and normalisation the package's graph has inside), on the
+    # held-out check clips.
     model, meta = load_view_model(checkpoint, ctx.device)
-    cfg = load_config(ctx.work / "loso.yaml", [f"data.caches=[{check}]", "train.amp=none"])
     bank = ClipBank.from_caches([str(check)], "smic", s.frames, ctx.device)
-    trainer = Trainer(cfg, log=lambda *_: None, progress=False, bank=bank)
-    trainer.norm = meta["extra"]["normalisation"]
-    trainer.channels_last = False  # the package's layout
     views = pkg.test_views
     with torch.no_grad(), exact_fp32():
-        x = trainer.batch(torch.arange(len(bank)), bank.clips, None, train=False)
+        pre = TrainedModel.read(meta, checkpoint).preprocessing()
+        x = network_input(bank.clips, pre, bank.zeros)
         logits = model(x, views).float().cpu().numpy()  # (V, N, K)
     fused = torch.from_numpy(logits.sum(0)).softmax(-1).numpy()
     clips = bank.clips.cpu().numpy()
@@ -467,15 +464,18 @@ def export_step(step: Step, ctx: Context) -> None:
     # runs on the same device, ONNX Runtime
     batch = np.resize(clips, (s.throughput_batch,) + clips.shape[1:])
 
+    batch_zeros = pre.zeros(batch)  # flow: each clip's zero motion (the kind's rule); None for RGB
+
     def eager(amp: bool):
         def call():
-            with torch.no_grad(), (trainer.autocast() if amp else contextlib.nullcontext()):
-                xb = trainer.batch(torch.arange(len(batch)), torch.from_numpy(batch).to(ctx.device), None, False)
+            autocast = torch.autocast(device_type=torch.device(ctx.device).type, dtype=torch.bfloat16)
+            with torch.no_grad(), (autocast if amp else contextlib.nullcontext()):
+                zeros = None if batch_zeros is None else torch.from_numpy(batch_zeros).to(ctx.device)
+                xb = network_input(torch.from_numpy(batch).to(ctx.device), pre, zeros)
                 model.predict(xb, views)[0].cpu()
         return call
 
     rates = {}
-    trainer.amp_dtype = torch.bfloat16 if ctx.cuda else None
     for name, fn in (("pytorch_eager_fp32", eager(False)), ("pytorch_eager_bf16", eager(True))):
         if name.endswith("bf16") and not ctx.cuda:
             step.skip("PyTorch eager bf16", "no CUDA")
@@ -514,15 +514,19 @@ def face_step(step: Step, ctx: Context) -> None:
     crop = CropSettings()
     step.figure("clip", f"{len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}, the astronaut turned 9 "
                         f"degrees, shifted (10, 10) px; crop {crop.size}^2")
+    from inference.device import onnxruntime_cuda
+
+    ort_cuda = ctx.cuda and onnxruntime_cuda()  # the face stage runs on ONNX Runtime (inference/mtcnn.py)
     results = {}
-    for device in ("cpu", ctx.device) if ctx.cuda else ("cpu",):
+    for device in ("cpu", ctx.device) if ort_cuda else ("cpu",):
         aligner = FaceAligner(device=device)
         results[device] = aligner.align(frames, crop)
         sec = timed(lambda aligner=aligner: aligner.align(frames, crop), s.repeat)
         step.figure(f"{device}_clips_per_s", 1 / sec, f"clips/s ({1000 * sec:.0f} ms a clip, "
                                                       f"{len(frames) / sec:.0f} frames/s)")
-    if not ctx.cuda:
-        step.skip("MTCNN on CUDA, compared with the CPU", "no CUDA")
+    if not ort_cuda:
+        step.skip("MTCNN on CUDA, compared with the CPU",
+                  "no CUDA" if not ctx.cuda else "no CUDA provider in ONNX Runtime (onnxruntime-gpu)")
         return
     a, b = results["cpu"], results[ctx.device]
     diff = float(np.abs(a.matrices - b.matrices).max())

@@ -33,8 +33,8 @@ from torch import nn
 
 from inference.errors import InputError
 
-from . import ModelSpec, VideoClassifier, register
 from .peers_flow import FLOW_IMAGE_NORM
+from .registry import ModelSpec, VideoClassifier, register
 
 # (top, bottom, left, right) as fractions of the aligned crop, image left/right
 REGIONS = {

@@ -26,8 +26,6 @@ import torch
 
 from inference.errors import InputError
 
-from . import VideoClassifier
-
 FORMAT = 1
 _STRIP_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
 _SHOW = 5  # keys named in an error message
@@ -79,7 +77,7 @@ def _clean_keys(sd: Mapping[str, torch.Tensor], key_map: Mapping[str, str]) -> d
     return out
 
 
-def load_pretrained(model: VideoClassifier, path: str | os.PathLike, strict_backbone: bool = True) -> dict:
+def load_pretrained(model: torch.nn.Module, path: str | os.PathLike, strict_backbone: bool = True) -> dict:
     """Load a weights file into ``model`` in place; return a report (plain types):
 
     ``loaded`` keys taken from the file, ``missing`` model keys the file lacks (kept as
@@ -208,7 +206,7 @@ def write_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
     return path
 
 
-def inflate_2d(model: VideoClassifier, path: str | os.PathLike) -> dict:
+def inflate_2d(model: torch.nn.Module, path: str | os.PathLike) -> dict:
     """Load ImageNet 2D ResNet weights (a torchvision ``resnet18/34/50/101`` state dict) into the 3D ResNet of
     the same depth, inflated as in I3D: each ``k×k`` kernel is repeated over the ``t`` frames of its 3D kernel
     and divided by ``t``, so a still clip gives the 2D network's activations. The classifier is not taken.

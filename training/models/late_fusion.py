@@ -41,7 +41,8 @@ from torch import nn
 from inference.errors import InputError
 
 # torchvision_video first: it registers swin3d_t, whose normalisation is this model's default
-from . import ModelSpec, VideoClassifier, create_model, model_spec, register, torchvision_video  # noqa: F401
+from . import torchvision_video  # noqa: F401
+from .registry import ModelSpec, VideoClassifier, create_model, model_spec, register
 
 LAYOUTS = {("r", "g", "b"), ("u", "v", "strain"), ("grey", "u", "v")}
 FEATURES = ("grey", "flow", "grey+flow")

@@ -36,7 +36,7 @@ from torch import nn
 
 from inference.errors import InputError
 
-from . import ModelSpec, VideoClassifier, register
+from .registry import ModelSpec, VideoClassifier, register
 from .ststnet import FLOW_NORM, flow_image_batch
 
 # The flow-image models' default normalisation (zero motion → 0) is STSTNet's; training on a flow cache uses

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ModelSpec, Normalisation, PretrainedWeights, VideoClassifier, register
+from .registry import ModelSpec, Normalisation, PretrainedWeights, VideoClassifier, register
 
 # The 2017 release was trained on raw 0-255 pixels minus the ActivityNet mean, std 1
 # (3D-ResNets-PyTorch 2017 opts: --norm_value 1, --mean_dataset activitynet, std_norm off).

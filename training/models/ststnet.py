@@ -19,7 +19,7 @@ distribution (fan-in 27 for every filter), in one call instead of three (about 1
 
 Input through the registry's contract: float ``(N, 3, 1, H, W)`` — the ``flow_image`` input kind, one frame per clip,
 ``H = W = image_size`` (28 as published). The engine centres flow on its zero-motion value, so a channel's 0 is "no
-motion" (:data:`training.engine.FLOW_NORMALISATION`).
+motion" (:data:`inference.inputs.FLOW_NORMALISATION`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import nn
 
 from inference.errors import InputError
 
-from . import ModelSpec, Normalisation, VideoClassifier, register
+from .registry import ModelSpec, Normalisation, VideoClassifier, register
 
 STREAM_WIDTHS = (3, 5, 8)
 FLOW_NORM = Normalisation(mean=(128 / 255, 128 / 255, 0.0), std=(0.5, 0.5, 0.5), pixel_scale=1,

@@ -18,7 +18,7 @@ from types import MappingProxyType
 import torch
 from torchvision.models import video as tvv
 
-from . import ModelSpec, Normalisation, PretrainedWeights, VideoClassifier, register
+from .registry import ModelSpec, Normalisation, PretrainedWeights, VideoClassifier, register
 
 
 class TorchvisionVideo(VideoClassifier):

@@ -4,10 +4,8 @@ flowset``) a flow-image set in the published MEGC2019 layout (:mod:`training.syn
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 from inference.errors import InputError, cli
 
 from ..datasets.registry import DATASETS, dataset_module
+from .cli import _finish, _size, _staging, range_type
 from .faces import FaceSource
 
 # Frame sizes (height, width) like the real recordings; the large ones halved to keep the copies small.
@@ -24,7 +23,6 @@ FRAME_SIZES = {
     "ckplus": (490, 640), "oulu": (240, 320), "ucf101": (240, 320),
 }
 GREY = ("ckplus", "samm")  # CK+ and SAMM are (mostly) greyscale recordings
-SYNTHETIC_MARKER = "SYNTHETIC.md"  # prepare records it in the cache; models and packages say so
 
 
 class _Counting:
@@ -46,28 +44,6 @@ class _Counting:
 
     def action(self, *a, **k):
         return self._tick(self._source.action(*a, **k))
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split("x"))
-        return h, w
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 480x640, got {text!r}") from None
-
-
-def range_type(cast, expected: str, smallest, rule: str):
-    """An argparse type for "N" or "MIN-MAX" (``cast`` each end; MIN at least ``smallest``, MIN <= MAX)."""
-    def parse(text: str):
-        try:
-            lo, _, hi = text.partition("-")
-            lo, hi = cast(lo), cast(hi or lo)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if lo < smallest or hi < lo:
-            raise argparse.ArgumentTypeError(rule)
-        return lo, hi
-    return parse
 
 
 _range = range_type(int, "N or MIN-MAX such as 20-40", 3, "frame counts must be at least 3, and MIN <= MAX")
@@ -139,25 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     result = module.load(out, variant=variant or "auto")
     print(f"wrote {out} in {time.perf_counter() - t0:.1f} s: {result.summary()}")
     return 0
-
-
-def _staging(out: Path, overwrite: bool) -> Path:
-    """A folder beside ``out`` to write into; renamed to ``out`` at the end, so a stopped run leaves no half set."""
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputError(f"{out} already holds files; choose a new --out or pass --overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
-def _finish(tmp: Path, out: Path, args, argv) -> None:
-    (tmp / SYNTHETIC_MARKER).write_text(
-        f"# Synthetic data\n\n"
-        f"Made by `python -m training.synth {' '.join(sys.argv[1:] if argv is None else argv)}`: "
-        f"a real public-domain face with generated identities and motion, in the {args.layout} layout. "
-        f"Not recordings of people. Caches and models made from it are marked synthetic.\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
 
 
 def _flowset(args, argv) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 
 from inference.errors import InputError, cli
 
+from .cli import _finish, _size, _staging, range_type
 from .faces import FaceSource, aus_for
 
 EVENT_KINDS = ("micro", "macro", "blink", "head", "talk")
@@ -220,8 +221,6 @@ LAYOUTS = ("casme_sq", "samm_lv")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .__main__ import _size, range_type
-
     seconds = range_type(float, "SECONDS or MIN-MAX such as 10-30", 0.1,
                          "durations must be at least 0.1 s, and MIN <= MAX")
 
@@ -256,7 +255,6 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from ..datasets.registry import long_dataset_module
-    from .__main__ import _finish, _staging
 
     if args.subjects < 1 or args.videos_per_subject < 1:
         raise InputError("--subjects and --videos-per-subject must be at least 1")
