@@ -98,7 +98,7 @@ class Limits:
     keep_files_s: int = 1800  # uploads and results older than this are deleted (checked every min(600, this) s)
 
 
-@dataclass
+@dataclass(repr=False)
 class Analysis:
     """Everything the page shows for one clip. Spotted recordings: ``spot`` holds the intervals and signals, and
     ``prediction`` is the chosen micro-expression's (``chosen``: its index in ``spot.micro``; None and no prediction
@@ -112,6 +112,11 @@ class Analysis:
     chosen: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     motion: np.ndarray | None = None  # motion packages: the prediction's model input as an image (motion_sheet)
+
+    def __repr__(self) -> str:  # a summary: the sheets and the clip are arrays of thousands of values
+        shown = f"{self.prediction.top} {float(np.max(self.prediction.probs)):.3f}" if self.prediction else None
+        return (f"Analysis(mode={self.mode!r}, shown={shown}, chosen={self.chosen}, notes={len(self.notes)}, "
+                f"spot={self.spot!r})")
 
     @property
     def fused(self) -> dict[str, float]:

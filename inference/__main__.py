@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             error(q, f"spot: {type(e).__name__}: {e}", type(e).__name__)
             return
         writer.write_many(spot_rows(str(q), result, base))
-        spotted.update(recordings=1, micro=len(result.micro), none=not result.micro)
+        spotted.update(recordings=1, micro=len(result.micro), none=int(not result.micro))
         counts.update(p.prediction.top for p in result.micro)
         noted[0] += bool(prepared.notes)
         bar.update()

@@ -363,7 +363,7 @@ class Recognition:
             text += f", whole={p.top} {float(np.max(p.probs)):.3f}" if p is not None else ", whole=None"
         else:
             shown = [p.describe(prepared.fps, self.first_frame) for p in self.intervals]
-            text += f", micro={len(self.micro)}, intervals=[{'; '.join(shown)}]"
+            text += f", micro={len(self.micro)}, intervals=[{'; '.join(shown)}], left_out={len(self.rejected)}"
         return text + f", face_coverage={prepared.face_coverage:.2f})"
 
 
