@@ -330,12 +330,18 @@ class Recognition:
     @property
     def notes(self) -> list[str]:
         """What the verdict rests on, in words: "no micro-expression found" (spot mode), the motion peaks the spotter
-        left out and why, then the face track's."""
+        left out and why, the macro-expressions (listed, not classified), then the face track's."""
         spotted = []
         if self.mode == "spot":
             spotted = [NO_MICRO] if not self.micro else []
             fps = self.prepared.fps
             spotted += [r.describe(fps, self.first_frame) for r in self.rejected]
+            for p in self.intervals:
+                if p.interval.kind not in RECOGNISED_KINDS and fps:
+                    iv, first = p.interval, self.first_frame
+                    start, end = (iv.onset + first) / fps, (iv.offset + first + 1) / fps
+                    spotted.append(f"a movement at {start:.2f}–{end:.2f} s lasted {iv.length / fps:.2f} s, longer "
+                                   f"than a micro-expression: a {iv.kind}-expression, listed but not classified")
         return spotted + list(self.prepared.notes)
 
     def as_dict(self) -> dict:
