@@ -1,10 +1,13 @@
 """The Gradio app: upload (or record) a clip → aligned face → Décalcomanie views → OLR verdict.
 
-A recording of a second or more is *spotted* first (the pipeline of :mod:`inference.recognise`, the batch command's
-and the Python API's, with their defaults): the page draws a timeline of the
-motion signal with the face's presence and the spotted intervals coloured by their predicted class, lists the
-intervals in a table, and shows the chosen interval's aligned O/L/R frames and per-view probabilities. Shorter clips
-are classified whole, as one expression.
+The pipeline of :mod:`inference.recognise` (the batch command's and the Python API's, with their defaults) decides,
+in auto mode, whether a clip is one expression (classified whole) or a recording to *spot* first (the rule:
+:data:`inference.recognise.AUTO_RULE`; the visitor may force spot or whole); the summary says which and why. A spotted
+recording gets a timeline of the motion signal with the face's presence, the spotted intervals coloured by their
+predicted class and the peaks the spotter left out (dashed, with the reason), a table of the intervals, and the chosen
+interval's aligned O/L/R frames and per-view probabilities. The verdict, its reliability and the timeline sit on the
+first screen (1366×768, or a phone's, scrolled into view); every note is said once, in one block. An upload the browser
+cannot play (an AVI, …) is shown as an H.264 preview (:func:`browser_preview`); the analysis reads the upload.
 
 A motion package (flow image, flow clip, grey + flow clip, magnified) shows beside the aligned face the input its model
 saw (:func:`motion_sheet`): the optical flow in colour (hue: direction, brightness: magnitude) with the optical strain
@@ -29,7 +32,7 @@ import numpy as np
 
 from inference.errors import InputError
 from inference.inputs import kind as input_kind
-from inference.recognise import DEFAULT_MODE, NO_MICRO, Recogniser, Recognition
+from inference.recognise import AUTO_RULE, DEFAULT_MODE, MODES, NO_MICRO, Recogniser, Recognition
 from inference.runtime import Prediction, Predictor
 from inference.spotting import SpotParams
 from inference.views import make_view
@@ -44,10 +47,38 @@ STAGES = {"decode": (0.05, "decoding the clip"), "face": (0.3, "finding and alig
 PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
            (227, 119, 194), (23, 190, 207)]
 MACRO_COLOUR = (170, 170, 170)
+REJECTED_COLOUR = (120, 120, 120)  # motion peaks the spotter left out: a dashed outline and the reason
 INTERVAL_COLUMNS = ["#", "start s", "apex s", "end s", "kind", "score", "label", "probability"]
+MODE_WORDS = {"auto": "auto (the clip decides)", "spot": "spot (search a recording)",
+              "whole": "whole (one expression)"}
 SHOWN_FRAMES = 4  # frames shown per view
 SHOWN_SIZE = 128  # px per shown frame
 
+TIMELINE_LABEL = "Timeline: motion, face presence, spotted intervals (dashed: left out)"
+PAGE_CSS = """
+#intro p { margin: 0 0 4px 0; }
+#intervals table { table-layout: auto; }
+#intervals th, #intervals td { white-space: nowrap; }
+"""
+# after an analysis: bring the verdict to the top of the screen when it is not all in view (a phone's narrow page
+# stacks the clip above it)
+SCROLL_TO_VERDICT = """() => {
+  const top = document.querySelector('#synthetic-warning');
+  const shown = ['#timeline', '#label'].map(q => document.querySelector(q)).filter(e => e && e.offsetParent);
+  if (!top || !shown.length) return;
+  const a = top.getBoundingClientRect();
+  const b = {bottom: Math.max(...shown.map(e => e.getBoundingClientRect().bottom))};
+  if (a.top < 0 || b.bottom > window.innerHeight) window.scrollBy(0, a.top - 4);
+}"""
+# the browser's own "Video not playable" toast, raised the moment an AVI is put in a <video> element, before the
+# page's playable preview (browser_preview) replaces it: not shown (the preview plays; the analysis reads the upload)
+PAGE_HEAD = """<script>
+new MutationObserver(() => {
+  for (const t of document.querySelectorAll('.toast-body')) {
+    if (t.innerText.includes('Video not playable')) t.remove();
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
 TEMP_ROOT_NAME = "micro-expression-demo"  # this app's folder inside Gradio's temporary folder: one sub-folder per run
 SYNTHETIC_WARNING = ("⚠ **Demo weights trained on synthetic faces only**: this verdict shows the pipeline working; "
                      "it is not a reading of a real person's expression.")
@@ -67,7 +98,7 @@ class Limits:
     keep_files_s: int = 1800  # uploads and results older than this are deleted (checked every min(600, this) s)
 
 
-@dataclass
+@dataclass(repr=False)
 class Analysis:
     """Everything the page shows for one clip. Spotted recordings: ``spot`` holds the intervals and signals, and
     ``prediction`` is the chosen micro-expression's (``chosen``: its index in ``spot.micro``; None and no prediction
@@ -81,6 +112,11 @@ class Analysis:
     chosen: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     motion: np.ndarray | None = None  # motion packages: the prediction's model input as an image (motion_sheet)
+
+    def __repr__(self) -> str:  # a summary: the sheets and the clip are arrays of thousands of values
+        shown = f"{self.prediction.top} {float(np.max(self.prediction.probs)):.3f}" if self.prediction else None
+        return (f"Analysis(mode={self.mode!r}, shown={shown}, chosen={self.chosen}, notes={len(self.notes)}, "
+                f"spot={self.spot!r})")
 
     @property
     def fused(self) -> dict[str, float]:
@@ -101,7 +137,8 @@ class Analysis:
         rows = []
         for i, p in enumerate(self.spot.intervals):
             row = p.as_dict(fps, first)
-            rows.append({"#": i + 1, "start s": row["start_s"], "apex s": row["apex_s"], "end s": row["end_s"],
+            rows.append({"#": i + 1, "start s": round(row["start_s"], 2), "apex s": round(row["apex_s"], 2),
+                         "end s": round(row["end_s"], 2),
                          "kind": row["kind"], "score": row["score"], "label": row.get("label", ""),
                          "probability": round(max(row["probs"].values()), 3) if "probs" in row else None})
         return rows
@@ -110,6 +147,13 @@ class Analysis:
         """One name per micro-expression found (the interval chooser's entries), in ``spot.micro`` order."""
         return [f"#{r['#']} · {r['start s']:.2f}–{r['end s']:.2f} s · {r['label']}" for r in self.interval_rows()
                 if r["kind"] == "micro"]
+
+
+def shown_row(row: dict) -> dict:
+    """An interval row as the page's table shows it: seconds to two decimals, the probability in percent."""
+    out = {**row, **{k: f"{row[k]:.2f}" for k in ("start s", "apex s", "end s")}, "score": f"{row['score']:.1f}"}
+    out["probability"] = f"{row['probability']:.0%}" if row.get("probability") is not None else ""
+    return out
 
 
 def contact_sheet(frames: np.ndarray, n: int = SHOWN_FRAMES, size: int = SHOWN_SIZE, gap: int = 4) -> np.ndarray:
@@ -172,6 +216,10 @@ def motion_sheet(motion: np.ndarray, kind: str, recipe: dict | None = None, n: i
     return sheet
 
 
+REJECTED_WORDS = {"short": "too short", "blink": "blink", "head": "head moved", "talking": "talking",
+                  "threshold": "below threshold", "edge": "at the edge"}
+
+
 def timeline_image(spot: Recognition, labels: list[str], width: int = 960, height: int = 240) -> np.ndarray:
     """The recording's timeline as an RGB image (PIL, no plotting library): the spotter's motion signal (contrast)
     and its threshold over the decoded frames, a band below it with the face's presence (green: the face segment
@@ -196,6 +244,12 @@ def timeline_image(spot: Recognition, labels: list[str], width: int = 960, heigh
         colour = colours[p.prediction.top] if p.prediction is not None else MACRO_COLOUR
         draw.rectangle([a, top, max(b, a + 2), top + plot_h], fill=(*colour, 90), outline=(*colour, 255))
         draw.text((a + 2, top + 2), f"#{number}", fill=(*colour, 255))
+    for r in spot.rejected:  # left out by the spotter: a dashed outline, the reason in a word
+        a, b = x_of(r.onset + first), max(x_of(r.offset + first + 1), x_of(r.onset + first) + 2)
+        for y0 in range(top, top + plot_h, 6):
+            draw.line([(a, y0), (a, min(y0 + 3, top + plot_h))], fill=(*REJECTED_COLOUR, 255))
+            draw.line([(b, y0), (b, min(y0 + 3, top + plot_h))], fill=(*REJECTED_COLOUR, 255))
+        draw.text((a + 2, top + plot_h - 12), REJECTED_WORDS.get(r.reason, r.reason), fill=(*REJECTED_COLOUR, 255))
     draw.line([(x_of(first + i), y_of(float(v))) for i, v in enumerate(values)], fill=(20, 20, 20), width=1)
     y = y_of(sig.threshold)
     for x in range(left, width - right, 8):
@@ -214,7 +268,9 @@ def timeline_image(spot: Recognition, labels: list[str], width: int = 960, heigh
         x = x_of(k * step * fps)
         draw.line([(x, band_y + band), (x, band_y + band + 4)], fill=(60, 60, 60))
         draw.text((x - 8, band_y + band + 6), f"{k * step:g} s", fill=(60, 60, 60))
-    legend = [*colours.items(), ("macro (not classified)", MACRO_COLOUR)]  # above the plot, on the right (the
+    legend = [*colours.items(), ("macro (not classified)", MACRO_COLOUR)]
+    if spot.rejected:
+        legend.append(("left out (dashed)", REJECTED_COLOUR))  # above the plot, on the right (the
     x = width - right - sum(24 + int(draw.textlength(k)) for k, _ in legend)  # page's image label sits top left)
     for k, c in legend:
         draw.rectangle([x, 6, x + 10, 16], fill=c)
@@ -235,23 +291,24 @@ class Analyser:
         return self.predictor.sbml
 
     def analyse(self, path: str | os.PathLike | None, views: str | None = None, on_stage=None,
-                mode: str = DEFAULT_MODE) -> Analysis:
-        """A clip of a second or more is spotted (``mode`` auto; spot or whole force it), a shorter one classified
-        whole; the strongest micro-expression found is shown first (:meth:`choose` shows another)."""
+                mode: str | None = DEFAULT_MODE) -> Analysis:
+        """``mode`` auto (:data:`inference.recognise.AUTO_RULE`: a short clip holding one expression is classified
+        whole, a recording spotted), spot or whole; the strongest micro-expression found is shown first
+        (:meth:`choose` shows another)."""
         if not path:
             raise InputError("No clip was given. Upload a short video of one face (or record one with the webcam), "
                              "or click one of the examples.")
         if views and not self.sbml and views != self.predictor.views:
             views = None  # an FSB package always uses its own views; the page says so beside the choice
         try:
-            result = self.recogniser(path, None, on_stage, views or None, mode)
+            result = self.recogniser(path, None, on_stage, views or None, mode or DEFAULT_MODE)
         except InputError as e:  # name the upload by its file name, not the server's temporary path
             raise InputError(str(e).replace(str(path), Path(path).name)) from None
         prepared = result.prepared
         notes = []
         if prepared.face.get("mode") == "tracked":
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
-        notes += [n[:1].upper() + n[1:] for n in prepared.notes]  # the face track's verdict: faces, coverage, shots
+        notes += [n[:1].upper() + n[1:] for n in result.notes if n != NO_MICRO]  # peaks left out, the face track
         if result.mode == "whole":
             return replace(self._shown(Analysis(result.whole, {}, notes=notes, spot=result)),
                            timings=result.timings)
@@ -288,21 +345,101 @@ class Analyser:
                 log.warning("warm-up on %s failed: %s", clip, e)
 
 
+# --------------------------------------------------------------------------- a preview the browser plays
+PLAYABLE_CONTAINERS = {".mp4", ".m4v", ".webm", ".ogg", ".ogv", ".mov"}  # what browsers open (with the codecs below)
+PLAYABLE_CODECS = {"h264", "vp8", "vp9", "av1", "theora"}
+PREVIEW_SIDE = 640  # a preview's longer side at most, px
+
+
+def browser_plays(path: str | os.PathLike) -> bool:
+    """Whether a browser can play the file as it is: a container and a video codec every current browser opens.
+    An unreadable file answers True: the analysis refuses it with the reason."""
+    import av
+
+    if Path(path).suffix.lower() not in PLAYABLE_CONTAINERS:
+        return False
+    try:
+        with av.open(str(path)) as container:
+            codecs = [s.codec_context.name for s in container.streams.video]
+    except Exception:  # noqa: BLE001 — not ours to judge here: the analysis says what is wrong with it
+        return True
+    return bool(codecs) and codecs[0] in PLAYABLE_CODECS
+
+
+def browser_preview(path: str | os.PathLike, limits: Limits = Limits(), folder: str | os.PathLike | None = None
+                    ) -> Path | None:
+    """An H.264 MP4 the browser plays, for an upload it cannot play (an AVI, MPEG-4 Part 2, …): the first video
+    stream decoded frame by frame and encoded as it comes (memory: a frame or two), at most :data:`PREVIEW_SIDE` px,
+    no longer than ``limits.max_seconds``, without sound. None when the file plays as it is or cannot be read (the
+    analysis says why). Only the preview is new: the analysis reads the upload itself."""
+    import av
+
+    from inference.video import write_video
+
+    if browser_plays(path):
+        return None
+    path = Path(path)
+    out = Path(folder or path.parent) / f"{path.stem}.preview.mp4"
+    try:
+        with av.open(str(path)) as container:
+            cover = av.stream.Disposition.attached_pic
+            stream = next(s for s in container.streams.video if not (s.disposition & cover))
+            fps = float(stream.average_rate or stream.guessed_rate or 25)
+            w, h = stream.codec_context.width, stream.codec_context.height
+            scale = min(1.0, PREVIEW_SIDE / max(w, h, 1))
+            size = (max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2))
+            most = int(limits.max_seconds * fps) + 1
+
+            def frames():
+                for i, frame in enumerate(container.decode(stream)):
+                    if i >= most:
+                        break
+                    yield frame.reformat(width=size[0], height=size[1], format="rgb24").to_ndarray()
+
+            write_video(out, frames(), fps, crf=26, preset="veryfast")
+    except Exception as e:  # noqa: BLE001 — no preview is no reason to refuse: the analysis still reads the file
+        log.info("no preview for %s: %s", path.name, e)
+        return None
+    return out
+
+
 # --------------------------------------------------------------------------- text for the page
+def reliability_markdown(predictor: Predictor) -> str:
+    """How far to trust a verdict, in a line beside it: the synthetic-data warning, and the model's score on people
+    it never saw (LOSO UF1, in plain words)."""
+    c = predictor.package
+    chance = f"chance ≈ {1 / max(len(predictor.labels), 1):.0%}"
+    if c.synthetic:
+        measured = (f" **Reliability:** {c.loso.uf1:.0%} (UF1, {chance}) on synthetic faces it never saw; not "
+                    f"measured on real people." if c.loso else "")
+        return SYNTHETIC_WARNING + measured
+    if c.loso:
+        return (f"**Reliability:** on people it never saw, {c.loso.war:.0%} of the clips right, {c.loso.uf1:.0%} "
+                f"balanced over the classes (UF1, {chance}).")
+    return "**Reliability:** not measured for this model."
+
+
 def card_facts(predictor: Predictor, source: str) -> str:
-    """The model card's key facts as Markdown: what the model is, what it was trained on, how it scored."""
+    """The model card as Markdown: in plain words first (what it recognises, how reliable, trained on what), then
+    the facts in a details table (scheme, backbone, LOSO protocol, runtime)."""
     c = predictor.package
     lines = []
     if c.synthetic:
         lines.append("> **Demo weights trained on synthetic faces only** (the project's generator, "
                      "`python -m training.synth`). They show the pipeline working end to end; they are not a "
                      "micro-expression recogniser for real people.\n")
-    lines += [f"**{c.name}** — {c.summary}", "",
-              "| fact | value |", "| --- | --- |",
-              f"| classes | {', '.join(predictor.labels)} |",
+    labels = ", ".join(predictor.labels)
+    reliable = (f"Tested on people left out of its training, it got {c.loso.war:.0%} of the clips right, and "
+                f"{c.loso.uf1:.0%} balanced over the classes (UF1)." if c.loso else "Its accuracy was not measured.")
+    lines += [f"**What it recognises:** the micro-expression in a face clip, as one of {len(predictor.labels)} "
+              f"classes: {labels}.", "",
+              f"**How reliable:** {reliable}", "",
+              f"**Trained on:** {(c.training_data or 'not recorded').split('; caches')[0]}.", "",
+              "| detail | value |", "| --- | --- |",
+              f"| model | {c.name}: {c.summary} |",
+              f"| training data | {(c.training_data or 'not recorded').split('; caches')[0]} |",
               f"| scheme | {c.scheme.upper()}, trained on views {c.train_views}, test views {c.test_views} |",
-              f"| backbone | {c.backbone.get('name', '?')}, {c.n_frames} frames of {c.size or '?'} px |",
-              f"| training data | {c.training_data or 'not recorded'} |"]
+              f"| backbone | {c.backbone.get('name', '?')}, {c.n_frames} frames of {c.size or '?'} px |"]
     if c.loso:
         loso, proto = c.loso, c.loso.protocol
         lines.append(f"| LOSO | UF1 {loso.uf1:.3f} · UAR {loso.uar:.3f} · WAR {loso.war:.3f} "
@@ -319,6 +456,21 @@ def card_facts(predictor: Predictor, source: str) -> str:
     lines.append(f"| runs on | {predictor.variant} graph on {predictor.provider} |")
     lines.append(f"| package | {package_name(source)} |")
     return "\n".join(lines)
+
+
+def example_name(path: str | os.PathLike) -> str:
+    """An example's name on the page, from its file and its length: "recording.mp4" → "A recording to search
+    (6.0 s)"; any other (the examples named after a class) → "One micro-expression: surprise (0.46 s)"."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    n, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    cap.release()
+    length = f" ({n / fps:.2f} s)" if n > 0 and fps > 0 else ""
+    stem = Path(path).stem
+    if stem == "recording":
+        return f"A recording to search{length.replace('.00 s', ' s')}"
+    return f"One micro-expression: {stem.replace('_', ' ')}{length}"
 
 
 def package_name(source: str) -> str:
@@ -357,7 +509,8 @@ def verdict_markdown(p: Prediction, fused: dict) -> str:
 
 
 def summary_markdown(result: Analysis) -> str:
-    """The verdict in a line, what it rests on, and the notes."""
+    """The verdict in a line, the mode applied and why, what the verdict rests on; then every note once (the page's
+    one place for warnings)."""
     p, spot = result.prediction, result.spot
     if result.mode == "spot":
         prepared = spot.prepared
@@ -367,11 +520,20 @@ def summary_markdown(result: Analysis) -> str:
                 if found else f"**No micro-expression found** in {seconds:.1f} s")
         if p is not None:
             number, when, _ = result.choices()[result.chosen].split(" · ")
-            head += f"; showing {number} ({when}): {verdict_markdown(p, result.fused)}"
-        text = f"{head}; {quality_markdown(prepared)}."
+            shown = f"showing it (row {number} of the table, {when})" if found == 1 else \
+                f"showing row {number} of the table ({when})"
+            head += f"; {shown}: {verdict_markdown(p, result.fused)}"
+        text = f"{head}\n\n{quality_markdown(prepared)}"
     else:
-        text = f"{verdict_markdown(p, result.fused)} from views **{p.views}**; {quality_markdown(p)}."
-    return text + "".join(f"\n\n⚠ {n}" for n in result.notes)
+        text = f"{verdict_markdown(p, result.fused)} from views **{p.views}**\n\n{quality_markdown(p)}"
+    if spot is not None and spot.why:
+        text += f" · **mode: {result.mode}** ({spot.why[:1].lower() + spot.why[1:]})"
+    return text
+
+
+def notes_markdown(result: Analysis) -> str:
+    """The page's one place for warnings: every note once (the face track's, the motion peaks left out)."""
+    return "\n\n".join(f"⚠ {n}" for n in result.notes)
 
 
 def timings_markdown(timings: dict[str, float]) -> str:
@@ -391,13 +553,16 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.mp4"))
 
-    def run(video, views, progress=gr.Progress()):
+    def run(video, views, mode=DEFAULT_MODE, upload=None, progress=gr.Progress()):
+        if upload and video and Path(video).name == upload["preview"]:
+            video = upload["original"]  # the page plays our preview; the analysis reads what was uploaded
+
         def on_stage(name):
             frac, desc = STAGES.get(name, (None, name))
             progress(frac, desc=desc)
 
         try:
-            result = analyser.analyse(video, views, on_stage=on_stage)
+            result = analyser.analyse(video, views, on_stage=on_stage, mode=mode)
         except InputError as e:  # the visitor's mistake: one line in the log, the message on the page
             log.info("refused: %s", e)  # the message names the upload (never the server's path)
             raise gr.Error(str(e), title="This clip cannot be analysed", print_exception=False) from None
@@ -405,22 +570,23 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             log.exception("analysis of %s failed", video)
             raise gr.Error(f"The clip could not be analysed ({type(e).__name__}: {e}). Try another clip; if this "
                            f"one should work, please report it with the clip.", title="Something went wrong") from None
-        for note in result.notes:
-            gr.Warning(note)
-        return (*shown(result), summary_markdown(result), timings_markdown(result.timings), result)
+        return (*shown(result), summary_markdown(result), notes_markdown(result), timings_markdown(result.timings),
+                result)
 
     def shown(result: Analysis):
         """The verdict's outputs: fused probabilities, the O/L/R frames, the per-view chart."""
         chart = pd.DataFrame(result.per_view, columns=["view", "label", "probability"])
         return (result.fused or NO_MICRO, result.sheets["O"], result.sheets["L"], result.sheets["R"],
-                gr.update(value=chart, visible=analyser.sbml))
+                gr.update(value=chart, visible=analyser.sbml and bool(result.per_view)))  # no empty chart
 
     def timeline(result: Analysis | None):
         spotted = result is not None and result.mode == "spot"
-        table = pd.DataFrame(result.interval_rows() if spotted else [], columns=INTERVAL_COLUMNS)
+        table = pd.DataFrame([shown_row(r) for r in result.interval_rows()] if spotted else [],
+                             columns=INTERVAL_COLUMNS)
         names = result.choices() if spotted else []
         chosen = names[result.chosen] if spotted and result.chosen is not None else None
-        return (gr.update(value=timeline_image(result.spot, predictor.labels) if spotted else None, visible=spotted),
+        return (gr.update(value=timeline_image(result.spot, predictor.labels) if spotted else None, visible=spotted,
+                          label=TIMELINE_LABEL),
                 gr.update(value=table, visible=spotted),
                 gr.update(choices=names, value=chosen, visible=spotted and bool(names)))
 
@@ -429,7 +595,7 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             raise gr.Error("Analyse a recording first, then choose one of its micro-expressions.",
                            title="Nothing to choose", print_exception=False)
         result = analyser.choose(result, result.choices().index(name))
-        return (*shown(result), summary_markdown(result), result)
+        return (*shown(result), summary_markdown(result), notes_markdown(result), result)
 
     def motion_view(result: Analysis | None):
         return None if result is None else result.motion
@@ -437,15 +603,18 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
     title = "Décalcomanie micro-expression recognition"
     delete_cache = (min(600, limits.keep_files_s), limits.keep_files_s)
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=delete_cache) as app:
-        gr.Markdown(f"# {title}\nUpload a short clip of one face (or record one with the webcam). The app finds and "
-                    "aligns the face, splits it at the facial midline into the Décalcomanie views — **O** (original), "
-                    "**L** (left half mirrored), **R** (right half mirrored) — and classifies the expression. A "
-                    "recording of a second or more is first searched for micro-expressions (a timeline and a table "
-                    "of what was found); a shorter clip is one expression. "
-                    f"Clips up to {limits.max_seconds:g} s and {limits.max_upload_mb:g} MB.")
-        with gr.Row():
-            with gr.Column(scale=1):
-                video = gr.Video(label="Clip", sources=["upload", "webcam"], include_audio=True, elem_id="clip")
+        gr.Markdown(f"## {title}\nUpload a clip of one face (up to {limits.max_seconds:g} s and "
+                    f"{limits.max_upload_mb:g} MB), or record one. A short clip holding one expression gets a verdict; "
+                    "a longer recording is searched for micro-expressions first.", elem_id="intro")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                video = gr.Video(label="Clip", sources=["upload", "webcam"], include_audio=True, elem_id="clip",
+                                 height=260)
+                mode = gr.Radio([(MODE_WORDS[m], m) for m in MODES], value=DEFAULT_MODE, label="Mode",
+                                info="auto: a short clip holding one expression gets one verdict; a longer recording "
+                                     "is searched for micro-expressions first", elem_id="mode")
+                with gr.Accordion("How auto mode decides", open=False, elem_id="auto-rule"):
+                    gr.Markdown(AUTO_RULE)
                 views = gr.Radio(VIEW_CHOICES, value=predictor.views, label="Test views",
                                  info=("Which views vote (their logits are summed)." if analyser.sbml else
                                        f"This FSB package always fuses {predictor.views}."),
@@ -453,16 +622,22 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[video], label="Examples (synthetic clips)"
-                                if predictor.package.synthetic else "Examples")
-            with gr.Column(scale=1):
-                if predictor.package.synthetic:  # beside the verdict, where a visitor reads it
-                    gr.Markdown(SYNTHETIC_WARNING, elem_id="synthetic-warning")
-                label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities", elem_id="label")
+                                if predictor.package.synthetic else "Examples", example_labels=[
+                                    example_name(e) for e in examples], elem_id="examples")
+            with gr.Column(scale=3, min_width=320):
+                gr.Markdown(reliability_markdown(predictor), elem_id="synthetic-warning")
                 summary = gr.Markdown(label="Summary", elem_id="summary")
-                chart = gr.BarPlot(x="view", y="probability", color="label", y_lim=[0, 1], sort=["O", "L", "R"],
-                                   label="Per-view probabilities (SBML: each view's own softmax)",
-                                   visible=analyser.sbml, elem_id="per-view")
-                timing = gr.Markdown(label="Timings", elem_id="timings")
+                plot = gr.Image(label=TIMELINE_LABEL, elem_id="timeline", interactive=False, visible=False,
+                                buttons=[], show_label=False)
+                label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities", elem_id="label",
+                                 show_label=False)
+                notes = gr.Markdown(label="Notes", elem_id="notes")
+        with gr.Row():
+            table = gr.Dataframe(headers=INTERVAL_COLUMNS, label="Spotted intervals", elem_id="intervals",
+                                 interactive=False, visible=False, scale=3)
+            choice = gr.Dropdown([], label="Show a micro-expression", elem_id="interval-choice", visible=False,
+                                 info="its aligned O/L/R frames and per-view probabilities, below", scale=1,
+                                 min_width=240)
         with gr.Row():
             face = gr.Image(label="Aligned face (O)", elem_id="view-o", interactive=False)
             left = gr.Image(label="L view (left half + its mirror)", elem_id="view-l", interactive=False)
@@ -471,20 +646,28 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             if kind:  # a motion model: the input it saw, beside the face
                 motion = gr.Image(label=input_kind(kind).shows or f"Motion input the model saw ({kind})",
                                   elem_id="motion", interactive=False, format="png")  # png: the flow's pixels exact
+        chart = gr.BarPlot(x="view", y="probability", color="label", y_lim=[0, 1], sort=["O", "L", "R"],
+                           label="Per-view probabilities (SBML: each view's own softmax)",
+                           visible=False, elem_id="per-view")
+        timing = gr.Markdown(label="Timings", elem_id="timings")
         state = gr.State(None)
-        plot = gr.Image(label="Timeline: motion, face presence and the spotted intervals", elem_id="timeline",
-                        interactive=False, visible=False)
-        with gr.Row():
-            table = gr.Dataframe(headers=INTERVAL_COLUMNS, label="Spotted intervals", elem_id="intervals",
-                                 interactive=False, visible=False)
-            choice = gr.Dropdown([], label="Show a micro-expression", elem_id="interval-choice", visible=False,
-                                 info="its aligned O/L/R frames and per-view probabilities, above")
+        upload = gr.State(None)  # an upload the browser cannot play: {"original": its path, "preview": our MP4's name}
         with gr.Accordion("About the model", open=True):
             gr.Markdown(card_facts(predictor, source or str(predictor.folder)), elem_id="card")
-        analysed = button.click(run, [video, views], [label, face, left, right, chart, summary, timing, state],
+        def previewed(path):
+            """A browser-playable preview in place of an upload the browser cannot play (the upload is kept)."""
+            preview = browser_preview(path, limits) if path else None
+            if preview is None:
+                return gr.update(), None
+            return str(preview), {"original": path, "preview": preview.name}
+
+        video.upload(previewed, [video], [video, upload], api_name="preview", concurrency_limit=limits.concurrency)
+        analysed = button.click(run, [video, views, mode, upload],
+                                [label, face, left, right, chart, summary, notes, timing, state],
                                 api_name="analyse", concurrency_limit=limits.concurrency)
-        analysed.then(timeline, [state], [plot, table, choice], api_name="timeline")
-        chosen = choice.input(choose, [choice, state], [label, face, left, right, chart, summary, state],
+        analysed.then(timeline, [state], [plot, table, choice], api_name="timeline").then(
+            None, None, None, js=SCROLL_TO_VERDICT)
+        chosen = choice.input(choose, [choice, state], [label, face, left, right, chart, summary, notes, state],
                               api_name="interval")
         if kind:  # the motion image follows the verdict and each chosen interval
             analysed.then(motion_view, [state], [motion], api_name="motion")
@@ -550,4 +733,4 @@ def launch(app, host: str = "127.0.0.1", port: int | None = None, share: bool = 
         signal.signal(signal.SIGTERM, _stop)
     return app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
                       max_file_size=int(limits.max_upload_mb * 1024 * 1024), show_error=True, quiet=not block,
-                      footer_links=["api"], allowed_paths=[str(EXAMPLES)])
+                      footer_links=["api"], allowed_paths=[str(EXAMPLES)], css=PAGE_CSS, head=PAGE_HEAD)

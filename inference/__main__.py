@@ -1,16 +1,21 @@
 """``python -m inference``: offline batch prediction over clips, to CSV or JSONL, resumable and shardable.
 
-    python -m inference --model packages/smic --input clips/ more.mp4 --recursive --output predictions.csv
+    python -m inference --input clips/ more.mp4 --recursive --output predictions.csv
+    python -m inference --model packages/smic --input clips/ --output predictions.csv
+
+``--model`` defaults to the bundled synthetic-data demo package (``demo/default_model``), as ``python -m demo`` does.
 
 Inputs are video files and folders of frame images (a folder that holds frames is one clip). Every input gets
 one row: its top label, probabilities, faces seen, per-stage timings and the quality of the face track (face_coverage:
 the fraction of the frames used; notes: what was left out and why, in words) — or an error row with the reason;
 one bad file never stops the run. Run the same command again and inputs already in the output are skipped.
-``--mode auto|spot|whole`` (auto by default): a recording of a second or more is *spotted* — one row per interval
+``--mode auto|spot|whole`` (auto by default; the rule: ``inference.recognise.AUTO_RULE`` — a clip under 1 s, a frame
+folder without ``--fps``, or a clip up to 3 s holding one expression is classified whole, the rest spotted; each row's
+``mode`` and ``why`` say which was applied and why): a spotted recording gets one row per interval
 found (row "interval": its onset, apex and offset in frames of the recording and in seconds, kind micro or macro,
 spotting score, and for a micro-expression its label and probabilities) and one row "summary" for the recording
 (intervals: micro-expressions found, "no micro-expression found" in its notes when there is none, face_coverage,
-notes); shorter clips, frame folders without ``--fps`` and ``--mode whole`` get one row "clip" as before. A
+notes, and the motion peaks the spotter left out, with the reason); a clip classified whole gets one row "clip". A
 recording's rows are appended together; a resumed run does not redo a recording whose summary is written.
 Each row is appended with a single write, so a kill never leaves a torn row. ``--shard I/N`` takes the inputs
 whose path hashes to I modulo N: N machines with the same inputs cover each exactly once. Inputs are only read.
@@ -52,6 +57,8 @@ SPOT_COLUMNS = ["mode", "row", "intervals", "onset", "apex", "offset", "start_s"
 # card states; a fold package: the fold ensemble's spread (standard deviation) of the top class's probability. Last,
 # so an output written before them is still resumed.
 CALIBRATION_COLUMNS = ["uncertain", "confidence_floor", "fold_spread"]
+WHY_COLUMNS = ["why"]  # why the mode was applied (auto mode's rule, in words); last: older outputs are still resumed
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "demo" / "default_model"  # the demo's default package too
 NOTE_SEPARATOR = " | "  # between a row's notes in a CSV cell (JSONL rows hold a list)
 
 
@@ -107,7 +114,7 @@ class RowWriter:
         if not self.jsonl and path.suffix.lower() != ".csv":
             raise InputError(f"--output {path}: use a .csv or .jsonl file")
         self.columns = (BASE_COLUMNS[:3] + [f"prob_{k}" for k in labels] + BASE_COLUMNS[3:] + QUALITY_COLUMNS
-                        + SPOT_COLUMNS + CALIBRATION_COLUMNS)
+                        + SPOT_COLUMNS + CALIBRATION_COLUMNS + WHY_COLUMNS)
 
     def done(self) -> set[str]:
         """Paths already in the output (a torn last line, if any, is cut off first). A recording counts once its
@@ -191,7 +198,7 @@ def spot_rows(path: str, result, base: dict) -> list[dict]:
         for key in ("face_coverage", "notes", "per_view", "faces_seen"):
             row.pop(key, None)  # the recording's, on its summary row
         rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "interval", **row})
-    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary",
+    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary", "why": result.why,
                  "intervals": len(result.micro), "faces_seen": prepared.faces_seen,
                  "face_coverage": round(prepared.face_coverage, 4), "notes": result.notes,
                  "timings_s": {k: round(v, 4) for k, v in result.timings.items()}})
@@ -207,7 +214,9 @@ def default_workers() -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m inference", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="a model package folder or hf://OWNER/NAME[@REV]")
+    p.add_argument("--model", default=str(BUNDLED_MODEL),
+                   help="a model package folder or hf://OWNER/NAME[@REV] (default: the bundled synthetic-data demo "
+                        "package, demo/default_model, as python -m demo)")
     p.add_argument("--input", nargs="+", required=True, help="video files, frame folders, or folders of clips")
     p.add_argument("--recursive", action="store_true", help="search input folders all the way down")
     p.add_argument("--output", required=True, type=Path, help="results file, .csv or .jsonl (appended to; resumable)")
@@ -226,8 +235,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="prepared clips per model call (default: 16 on a GPU, 1 on a CPU)")
     p.add_argument("--mode", default=DEFAULT_MODE, choices=MODES,
                    help="spot: find the micro-expressions in each recording and classify each; whole: classify each "
-                        "clip as one expression; auto (default): spot recordings of a second or more, whole for "
-                        "shorter clips and frame folders without --fps")
+                        "clip as one expression; auto (default): whole for a clip under 1 s, a frame folder without "
+                        "--fps, or a clip up to 3 s that holds one expression (motion rising from its start and "
+                        "falling back inside it, as the datasets' clips); spot for the rest. Each row's mode and "
+                        "why columns say which was applied and why")
     p.add_argument("--spotter", default=None, metavar="SPOTTER",
                    help="a learned spotter instead of the training-free one: its JSON file or package folder (written "
                         "by python -m training.spot_learn) or hf://OWNER/NAME@REV")
@@ -273,32 +284,32 @@ def main(argv: list[str] | None = None) -> int:
         reasons[key] += 1
         bar.update()
 
-    batch: list[tuple[Path, PreparedClip]] = []
+    batch: list[tuple[Path, object, PreparedClip]] = []  # path, ModeChoice, prepared clip
     spotted = Counter()  # recordings spotted, micro-expressions found, recordings with none
 
-    def spot(q: Path, prepared: PreparedClip) -> None:
+    def spot(q: Path, choice, prepared: PreparedClip) -> None:
         try:
-            result = recogniser.finish("spot", prepared)
+            result = recogniser.finish(choice, prepared)
         except Exception as e:  # noqa: BLE001 — one bad recording never stops the run; its reason is in its row
             error(q, f"spot: {type(e).__name__}: {e}", type(e).__name__)
             return
         writer.write_many(spot_rows(str(q), result, base))
-        spotted.update(recordings=1, micro=len(result.micro), none=not result.micro)
+        spotted.update(recordings=1, micro=len(result.micro), none=int(not result.micro))
         counts.update(p.prediction.top for p in result.micro)
         noted[0] += bool(prepared.notes)
         bar.update()
 
     def classify() -> None:
         try:
-            results = recogniser.finish_many([("whole", prepared) for _, prepared in batch])
+            results = recogniser.finish_many([(choice, prepared) for _, choice, prepared in batch])
         except Exception as e:  # noqa: BLE001 — the model failing on a batch is reported on its rows
-            for q, _ in batch:
+            for q, _, _ in batch:
                 error(q, f"model: {type(e).__name__}: {e}", type(e).__name__)
         else:
-            for (q, _), result in zip(batch, results):
+            for (q, _, _), result in zip(batch, results):
                 pred = result.whole
                 writer.write({"path": str(q), **base, "status": "ok", "mode": "whole", "row": "clip",
-                              **pred.as_dict()})
+                              **pred.as_dict(), "why": result.why})
                 counts[pred.top] += 1
                 noted[0] += bool(pred.notes)
                 bar.update()
@@ -309,11 +320,11 @@ def main(argv: list[str] | None = None) -> int:
             if status == "error":
                 error(q, payload, payload.split(": ", 1)[-1][:80])
                 continue
-            mode, prepared = payload
-            if mode == "spot":
-                spot(q, prepared)
+            choice, prepared = payload
+            if choice.mode == "spot":
+                spot(q, choice, prepared)
                 continue
-            batch.append((q, prepared))
+            batch.append((q, choice, prepared))
             if len(batch) >= batch_size:
                 classify()
         if batch:

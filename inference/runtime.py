@@ -273,9 +273,11 @@ class Predictor:
                 views: str | None = None, params: SpotParams | None = None) -> Recognition:
         """The default entry, the same pipeline as the demo and the batch command (:class:`inference.recognise.
         Recogniser`): a recording's micro-expression intervals, each with its prediction (``.micro == []``: "no
-        micro-expression found"); a clip under a second (or ``mode="whole"``) is classified whole (``.whole``).
-        ``mode``: auto, spot or whole. ``spotter``: a learned spotter file (``python -m training.spot_learn``) instead
-        of the training-free one; ``params``: all of the spotter's settings (default ``SpotParams()``)."""
+        micro-expression found"); in auto mode a short clip holding one expression (a dataset clip; the rule:
+        :data:`inference.recognise.AUTO_RULE`), or ``mode="whole"``, is classified whole (``.whole``); ``.why`` says
+        which mode was applied and why. ``mode``: auto, spot or whole. ``spotter``: a learned spotter file
+        (``python -m training.spot_learn``) instead of the training-free one; ``params``: all of the spotter's
+        settings (default ``SpotParams()``)."""
         params = params or SpotParams()
         if spotter:
             params = replace(params, spotter=str(spotter))

@@ -265,35 +265,129 @@ def spot_signals(sig: Signals, n_frames: int, fps: float, params: SpotParams = S
     Training-free: peaks of the contrast above the threshold, grown into intervals, blinks, head motion and talking
     left out by their rules. Learned (``params.spotter``, :class:`LearnedSpotter`): peaks of the model's
     expression probability above the file's threshold, grown the same way; the model has learned what to leave out."""
+    return spot_events(sig, n_frames, fps, params)[0]
+
+
+EDGE_STRONG = 3.0  # a peak within 2k of either end is reported (left out: "edge") when this many times the threshold:
+# the contrast there compares with frames clamped to the ends, and noise alone reaches about twice the threshold
+REASONS = {  # why a motion peak was left out (:class:`Rejected`), in words
+    "short": "shorter than any expression ({length})",
+    "blink": "a blink (both eyes alike, {length})",
+    "head": "head movement (the head moved more than the face)",
+    "talking": "talking (the mouth moving several times a second)",
+    "threshold": "below the threshold (motion {score:.2f} of the {threshold:.2f} needed)",
+    "edge": "too near the start or the end of the recording to compare with the frames around it (the spotter "
+            "needs {edge} on both sides)",
+}
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A motion peak the spotter grew into a movement and left out (or, when nothing was found, the strongest peak
+    under the threshold): frame indices of the frames given to :func:`spot`, and why (a key of :data:`REASONS`)."""
+
+    onset: int
+    apex: int
+    offset: int
+    reason: str
+    score: float  # the contrast at the peak (learned spotter: its probability)
+    threshold: float  # what the score had to exceed
+    edge: int = 0  # frames the spotter needs on both sides of a peak (2k)
+
+    def words(self, fps: float | None = None) -> str:
+        length = f"{(self.offset - self.onset + 1) / fps * 1000:.0f} ms" if fps else f"{self.length} frames"
+        edge = f"{self.edge / fps:.2f} s" if fps else f"{self.edge} frames"
+        return REASONS[self.reason].format(length=length, score=self.score, threshold=self.threshold, edge=edge)
+
+    @property
+    def length(self) -> int:
+        return self.offset - self.onset + 1
+
+    def describe(self, fps: float | None = None, first_frame: int = 0) -> str:
+        """A note: where the peak was (seconds of the recording from ``first_frame``) and why it was left out."""
+        where = (f"{(self.onset + first_frame) / fps:.2f}–{(self.offset + first_frame + 1) / fps:.2f} s" if fps
+                 else f"frames {self.onset + first_frame}–{self.offset + first_frame}")
+        return f"a motion peak at {where} was left out: {self.words(fps)}"
+
+    def as_dict(self, fps: float | None = None, first_frame: int = 0) -> dict:
+        row = {"onset": self.onset + first_frame, "apex": self.apex + first_frame, "offset": self.offset + first_frame,
+               "reason": self.reason, "why": self.words(fps), "score": round(float(self.score), 3)}
+        if fps:
+            row.update(start_s=round((self.onset + first_frame) / fps, 2),
+                       end_s=round((self.offset + first_frame + 1) / fps, 2))
+        return row
+
+
+def _frames_of(ev: _Event, sig: Signals, n_frames: int) -> tuple[int, int, int]:
+    """An event's onset, apex and offset in frames of the given clip (the signals may skip frames: ``step``)."""
+    onset, apex = min(ev.onset * sig.step, n_frames - 1), min(ev.apex * sig.step, n_frames - 1)
+    return onset, apex, min(ev.offset * sig.step + sig.step - 1, n_frames - 1)
+
+
+def spot_events(sig: Signals, n_frames: int, fps: float, params: SpotParams = SpotParams()
+                ) -> tuple[list[Interval], list[Rejected]]:
+    """:func:`spot_signals`, and the motion peaks it left out with the reason (:class:`Rejected`, in time order):
+    too short, a blink, head movement, talking; when nothing was found, also the strongest peak under the threshold.
+    The intervals are exactly :func:`spot_signals`' (the reasons are recorded, the decisions unchanged)."""
     learned = load_spotter(params.spotter, params) if params.spotter else None
     blocks = BlockMotion(sig.grey.shape[1], params.margin)
     score, threshold = (learned.expression(sig), learned.threshold) if learned else (sig.contrast, sig.threshold)
     events = []
     grown: list[_Event] = []
+    left_out: list[tuple[_Event, str, float]] = []
     for peak in _peaks(score, threshold, sig.k):
         if any(e.onset <= peak <= e.offset for e in grown):
             continue  # a weaker peak of a movement already found (a macro-expression's rise or fall)
         ev = _grow(sig, peak, blocks, params)
         grown.append(ev)
         if (ev.offset - ev.onset + 1) / sig.fps < params.min_s:
+            left_out.append((ev, "short", float(score[peak])))
             continue  # a flicker, shorter than any expression
         if learned:
             ev.score = float(score[peak])
             events.append(ev)
             continue
         ev.score = (float(sig.contrast[peak]) - (sig.threshold - params.z * sig.noise)) / sig.noise
-        if not (_is_blink(ev, sig, params) or _is_head(ev, params)):
+        if _is_blink(ev, sig, params):
+            left_out.append((ev, "blink", float(score[peak])))
+        elif _is_head(ev, params):
+            left_out.append((ev, "head", float(score[peak])))
+        else:
             events.append(ev)
     events = _merge(events, sig.k // 2 + 1)
     if not learned:
-        events = [e for e in events if not _is_talking(e, sig, blocks, params)]
+        kept = []
+        for e in events:
+            if _is_talking(e, sig, blocks, params):
+                left_out.append((e, "talking", float(score[e.apex])))
+            else:
+                kept.append(e)
+        events = kept
     out = []
     for ev in events:
-        onset, apex = min(ev.onset * sig.step, n_frames - 1), min(ev.apex * sig.step, n_frames - 1)
-        offset = min(ev.offset * sig.step + sig.step - 1, n_frames - 1)
+        onset, apex, offset = _frames_of(ev, sig, n_frames)
         kind = "micro" if (offset - onset + 1) / fps <= params.micro_max_s else "macro"
         out.append(Interval(onset, apex, offset, kind, round(ev.score, 3)))
-    return out
+    rejected = [Rejected(*_frames_of(ev, sig, n_frames), reason, value, float(threshold))
+                for ev, reason, value in left_out]
+    score = np.asarray(score)
+    edge, t = 2 * sig.k, len(score)
+
+    def window(peak: int) -> tuple[int, int, int]:
+        return _frames_of(_Event(max(0, peak - sig.k), peak, min(t - 1, peak + sig.k), 0.0), sig, n_frames)
+
+    for lo, hi in ((0, min(edge, t)), (max(edge, t - edge), t)):  # peaks over the threshold the spotter cannot judge
+        if hi > lo and score[lo:hi].max() > EDGE_STRONG * threshold:
+            peak = lo + int(np.argmax(score[lo:hi]))
+            if score[peak] >= score[max(0, peak - 1):peak + 2].max() and not any(e.onset <= peak <= e.offset
+                                                                                 for e in grown):
+                rejected.append(Rejected(*window(peak), "edge", float(score[peak]), float(threshold),
+                                         edge * sig.step))
+    if not out and not rejected and t > 2 * edge:  # nothing at all: the strongest motion, and how far it fell short
+        peak = edge + int(np.argmax(score[edge:t - edge]))
+        if score[peak] >= 0.75 * threshold > 0:
+            rejected.append(Rejected(*window(peak), "threshold", float(score[peak]), float(threshold)))
+    return out, sorted(rejected, key=lambda r: r.onset)
 
 
 def describe(params: SpotParams) -> dict:

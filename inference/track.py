@@ -45,6 +45,8 @@ DETECT_BATCH = 8  # frames per detector call (bounds the copies of full-size fra
 DETECT_THREADS = 2  # detector calls at once on a CPU (each on one math thread)
 CUT_DISTANCE = 0.35  # histogram distance (0–1) a cut must exceed …
 CUT_CONTRAST = 3.0  # … and exceed this many times the largest distance around it
+LAYOUT_DISTANCE = 0.12  # or: the picture's layout (8×8 cells' mean grey, mean change / 64 levels) jumps this much …
+LAYOUT_CELLS = 8
 TURNED = 0.3  # |nose offset from the facial midline| / inter-ocular distance above which the face is turned away
 LOW_CONFIDENCE = 0.97  # median detection probability under which the verdict says so
 EDGE_MARGIN = 0.2  # a face whose landmarks come closer to the frame's edge than this × the eye distance is cut off
@@ -151,7 +153,10 @@ def find_shots(frames: np.ndarray, thumb_side: int = 64) -> list[tuple[int, int]
     The distance is the total variation between 4×4×4-bin RGB histograms (0: same colours, 1: none in common).
     A cut must exceed :data:`CUT_DISTANCE` and :data:`CUT_CONTRAST` × the median distance among the three
     frame pairs on either side of it, so motion inside a shot (or a slow fade) is not a cut, and a shot of a
-    single frame is still two cuts."""
+    single frame is still two cuts. Two shots of one room (a studio's anchors, two angles on one set) share their
+    colours: a jump of the picture's layout (the mean grey of an 8×8 grid of cells, mean change over 64 grey levels)
+    above :data:`LAYOUT_DISTANCE`, contrasted with its neighbours the same way, is a cut too, when the picture does not
+    come back within three frames (an occlusion, a flash, a face gone for a frame or two is no cut)."""
     n = len(frames)
     if n < 2:
         return [(0, n - 1)]
@@ -162,11 +167,22 @@ def find_shots(frames: np.ndarray, thumb_side: int = 64) -> list[tuple[int, int]
     codes = codes.reshape(n, -1) + 64 * np.arange(n)[:, None]
     hist = np.bincount(codes.ravel(), minlength=64 * n).reshape(n, 64) / codes.shape[1]
     dist = 0.5 * np.abs(np.diff(hist, axis=0)).sum(axis=1)  # dist[t]: between frames t and t + 1
-    cuts = []
-    for t, d in enumerate(dist):
-        around = np.concatenate([dist[max(0, t - 3):t], dist[t + 1:t + 4]])
-        if d > CUT_DISTANCE and d > CUT_CONTRAST * (float(np.median(around)) if len(around) else 0.0):
-            cuts.append(t + 1)
+    grey = frames[:, step // 2::step, step // 2::step].mean(-1, dtype=np.float32)  # the same thumbnails, in grey
+    th, tw = grey.shape[1:]
+    cy, cx = max(1, th // LAYOUT_CELLS), max(1, tw // LAYOUT_CELLS)
+    cells = grey[:, :cy * (th // cy), :cx * (tw // cx)].reshape(n, th // cy, cy, tw // cx, cx).mean((2, 4))
+    layout = np.abs(np.diff(cells, axis=0)).mean((1, 2)) / 64.0
+
+    def jumps(values: np.ndarray, t: int, floor: float) -> bool:
+        around = np.concatenate([values[max(0, t - 3):t], values[t + 1:t + 4]])
+        return values[t] > floor and values[t] > CUT_CONTRAST * (float(np.median(around)) if len(around) else 0.0)
+
+    def stays(t: int) -> bool:  # no frame within 3 after the jump looks like one within 3 before it (an occlusion,
+        before, after = cells[max(0, t - 2):t + 1], cells[t + 1:t + 4]  # a flash, a face gone for a frame or two)
+        return bool((np.abs(before[:, None] - after[None]).mean((2, 3)) / 64.0 > LAYOUT_DISTANCE / 2).all())
+
+    cuts = [t + 1 for t in range(n - 1)
+            if jumps(dist, t, CUT_DISTANCE) or (jumps(layout, t, LAYOUT_DISTANCE) and stays(t))]
     starts = [0, *cuts]
     ends = [c - 1 for c in cuts] + [n - 1]
     return list(zip(starts, ends))

@@ -30,7 +30,8 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
 
 
 def examples() -> list[Path]:
-    found = sorted(EXAMPLES.glob("*.mp4"))
+    """The micro-expression examples, one per class (named after it); recording.mp4, the one to spot, aside."""
+    found = sorted(p for p in EXAMPLES.glob("*.mp4") if p.name != "recording.mp4")
     assert found, f"no example clips in {EXAMPLES}; regenerate them with python tools/make_demo_examples.py"
     return found
 
@@ -151,14 +152,18 @@ def test_card_shows_no_server_paths_and_no_empty_header(analyser):
     assert "| package | `smic-v2` |" in card_facts(analyser.predictor, "/srv/models/smic-v2")
     assert "| package | `hf://lab/mer-smic@v1` |" in card_facts(analyser.predictor, "hf://lab/mer-smic@v1")
     table = [line for line in text.splitlines() if line.startswith("|")]
-    assert table[0] == "| fact | value |" and table[1] == "| --- | --- |"
+    assert table[0] == "| detail | value |" and table[1] == "| --- | --- |"
+    plain = text.split("| detail |")[0]  # the plain words come first: what it recognises, how reliable, trained on
+    assert all(w in plain for w in ("What it recognises", "How reliable", "Trained on")), plain
+    assert "UF1 0." not in plain and "selection" not in plain and "cache" not in text
     assert all(cell.strip() for line in table for cell in line.strip("|").split("|")), table
 
 
 def test_recordings_get_their_quality_notes(analyser, recordings):
     """What the face track found is said beside the verdict: frames left out, shots, a single frame."""
-    late = analyser.analyse(str(recordings.late_entrance.path), mode="whole")  # 1.3 s: auto mode would spot it
-    assert analyser.analyse(str(recordings.late_entrance.path)).notes == late.notes  # spotted: the same notes
+    late = analyser.analyse(str(recordings.late_entrance.path), mode="whole")  # 1.6 s, a still face: auto spots it
+    spotted = analyser.analyse(str(recordings.late_entrance.path))
+    assert spotted.mode == "spot" and set(late.notes) <= set(spotted.notes)  # spotted: the same face-track notes
     q = late.prediction.quality
     assert q.frames_used[1] == 39 and 14 <= q.frames_used[0] <= 22  # the person is wholly in from frame 20
     assert any(n.startswith("The face is visible in") for n in late.notes), late.notes
@@ -244,18 +249,20 @@ def client(server):
     return Client(server.url, verbose=False)
 
 
-def _call(client, path, views="OLR"):
+def _call(client, path, views="OLR", mode="auto"):
+    """/analyse's outputs: label, face, left, right, chart, summary, notes, timings."""
     from gradio_client import handle_file
 
-    return client.predict(handle_file(str(path)) if path else None, views, api_name="/analyse")
+    return client.predict(handle_file(str(path)) if path else None, views, mode, api_name="/analyse")
 
 
 def test_server_classifies_an_example(client):
     clip = examples()[-1]
-    label, face, left, right, chart, summary, timings = _call(client, clip)
+    label, face, left, right, chart, summary, notes, timings = _call(client, clip)
     assert label["label"] == true_label(clip)
     assert all(Path(p).stat().st_size > 0 for p in (face, left, right))
     assert len(chart["value"]["data"]) == 9 and f"**{true_label(clip)}**" in summary and "model" in timings
+    assert "**mode: whole** (a 0.46 s clip (under 1 s) is one expression)" in summary and notes == ""
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -289,9 +296,10 @@ def test_server_messages_speak_to_a_visitor(client, recordings, tmp_path):
 
 
 def test_server_says_what_the_verdict_rests_on(client, recordings):
-    *_, summary, _ = _call(client, recordings.late_entrance.path)
+    *_, summary, notes, _ = _call(client, recordings.late_entrance.path)
     assert "face coverage: " in summary and "shots: 1" not in summary and "shot: 1" in summary
-    assert "⚠ The face is visible in" in summary and "Frames left out: no face" in summary
+    assert "⚠ The face is visible in" in notes and "Frames left out: no face" in notes  # the one place for notes
+    assert "⚠" not in summary
 
 
 def test_server_logs_a_refused_clip_in_one_line(server):
@@ -310,8 +318,9 @@ def _value(update):
 def test_server_spots_a_recording_and_shows_a_chosen_interval(client, clips):
     """A 2.5 s recording is spotted: the verdict is the micro-expression's, the timeline (motion, face presence,
     intervals) and the table come from the /timeline event of the same session, and /interval shows one."""
-    label, face, left, right, chart, summary, _ = _call(client, clips["take"])
-    assert summary.startswith("**1 micro-expression** spotted in 2.5 s; showing #1 (")
+    label, face, left, right, chart, summary, notes, _ = _call(client, clips["take"])
+    assert summary.startswith("**1 micro-expression** spotted in 2.5 s; showing it (row #1 of the table, ")
+    assert "**mode: spot** (its movement is over early" in summary and "searched for micro-expressions" in summary
     assert label["label"] in ("negative", "positive", "surprise") and len(chart["value"]["data"]) == 9
     plot, table, choice = (_value(x) for x in client.predict(api_name="/timeline"))  # gr.update()s: their values
     from PIL import Image
@@ -324,7 +333,8 @@ def test_server_spots_a_recording_and_shows_a_chosen_interval(client, clips):
     assert rows[0][4] == "micro" and abs(start - SPOT_MICRO[0] / 30) < 0.1 and abs(end - (SPOT_MICRO[2] + 1) / 30) < 0.1
     assert choice.startswith("#1 · ") and choice.endswith(rows[0][6])
     chosen = client.predict(choice, api_name="/interval")
-    assert chosen[0]["label"] == rows[0][6] and Path(chosen[1]).stat().st_size > 0 and "showing #1" in chosen[5]
+    assert chosen[0]["label"] == rows[0][6] and Path(chosen[1]).stat().st_size > 0 and "row #1" in chosen[5]
+    assert rows[0][1].count(".") == 1 and len(rows[0][1].split(".")[1]) == 2 and rows[0][7].endswith("%"), rows
 
 
 def test_server_outputs_are_named_in_its_api(client):
@@ -364,9 +374,9 @@ def test_server_refuses_an_upload_over_the_size_limit(server, client, clips):
 
 
 def test_server_notes_several_faces_and_keeps_serving(client, clips):
-    *_, summary, _ = _call(client, clips["two"])
-    assert "2 faces were seen together; the largest, most visible one was used" in summary
-    assert summary.count("faces were") == 1  # one note, the face track's
+    *_, summary, notes, _ = _call(client, clips["two"])
+    assert "2 faces were seen together; the largest, most visible one was used" in notes
+    assert (summary + notes).count("faces were") == 1  # one note, the face track's
     label, *_ = _call(client, examples()[0])  # after every error above, the server still answers
     assert label["label"] == true_label(examples()[0])
 
@@ -392,9 +402,9 @@ def test_uploads_are_deleted_after_keep_files(servers, clips):
 
     quick = servers[1]
     client = Client(quick.url, verbose=False)
-    *_, summary, _ = _call(client, clips["two"])  # not an example: the app keeps its own cached copies of those
+    *_, summary, _, _ = _call(client, clips["two"])  # not an example: the app keeps its own cached copies of those
     assert "faces seen: 2" in summary
-    own = {e.name for e in examples()}
+    own = {e.name for e in EXAMPLES.glob("*.mp4")}  # the examples, recording.mp4 among them
     uploads = lambda: [p for p in quick.temp.rglob("*") if p.is_file() and p.name not in own]  # noqa: E731
     assert uploads(), "the upload and the result images live in GRADIO_TEMP_DIR while fresh"
     end = time.monotonic() + 30
@@ -479,6 +489,79 @@ def test_page_shows_the_timeline_and_the_interval_table(browser, server, clips, 
     page.screenshot(path=str(tmp_path / "demo-timeline.png"), full_page=True)
     assert (tmp_path / "demo-timeline.png").stat().st_size > 10_000
     page.close()
+
+
+def _inside(page, selector: str, viewport: dict) -> dict:
+    """The element's box, asserted wholly inside the viewport (what a visitor sees without scrolling)."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    assert box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 1 and \
+        box["y"] + box["height"] <= viewport["height"] + 1, (selector, box, viewport)
+    return box
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1366, "height": 768}, {"width": 390, "height": 844}],
+                         ids=["laptop", "phone"])
+def test_page_shows_verdict_reliability_and_timeline_on_one_screen(browser, server, clips, viewport):
+    """A laptop and a phone: after the analysis of a recording (2.5 s: a blink, a micro-expression), the reliability
+    line, the verdict and the timeline are all on the screen at once; the warnings sit in one block (no toast); the
+    examples are named."""
+    page = browser.new_page(viewport=viewport)
+    page.goto(server.url)
+    page.wait_for_selector("#analyse", timeout=60_000)
+    names = page.locator("#examples").inner_text()
+    assert "A recording to search (6 s)" in names and "One micro-expression: surprise (0.46 s)" in names, names
+    page.locator("#clip input[type=file]").set_input_files(str(clips["take"]))
+    page.wait_for_selector("#clip video", timeout=30_000)
+    page.click("#analyse")
+    page.wait_for_function("(() => { const i = document.querySelector('#timeline img');"
+                           " return i && i.complete && i.naturalWidth === 960; })()", timeout=120_000)
+    page.wait_for_timeout(500)  # the page brings the verdict into view once the timeline is drawn
+    summary = page.inner_text("#summary")
+    assert summary.startswith("1 micro-expression spotted in 2.5 s") and "mode: spot" in summary, summary
+    for selector in ("#synthetic-warning", "#summary", "#timeline"):
+        _inside(page, selector, viewport)
+    assert "Reliability:" in page.inner_text("#synthetic-warning")
+    notes = page.inner_text("#notes")
+    assert "left out: a blink" in notes, notes
+    assert page.locator(".toast-body").count() == 0  # the notes are on the page, once; nothing covers the verdict
+    assert "⚠" not in summary
+    rows = page.locator("#intervals").inner_text()
+    assert "100%" in rows or "99%" in rows, rows  # the probability column is there, in percent
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"demo-{viewport['width']}x{viewport['height']}.png"))
+    page.close()
+
+
+def test_page_plays_a_preview_of_an_avi_upload(browser, server, tmp_path):
+    """A browser cannot play an AVI: the page shows an H.264 preview instead (no "Video not playable"), and the
+    analysis still reads the upload itself."""
+    from inference.video import read_clip
+
+    clip = read_clip(examples()[-1])
+    avi = tmp_path / "surprise.avi"
+    write_video(avi, clip.frames, clip.fps)
+    page = _open(browser, server)
+    page.locator("#clip input[type=file]").set_input_files(str(avi))
+    page.wait_for_function("(() => { const v = document.querySelector('#clip video');"
+                           " return v && v.src.includes('.preview.mp4') && v.readyState >= 2; })()", timeout=60_000)
+    page.click("#analyse")
+    page.wait_for_function("document.querySelector('#summary').innerText.includes('faces seen')", timeout=120_000)
+    assert "Video not playable" not in page.inner_text("body")
+    assert "a 0.46 s clip" in page.inner_text("#summary")  # the upload's own 46 frames at 100 fps
+    assert true_label(examples()[-1]) in page.inner_text("#label").split("\n")[:3]
+    page.close()
+
+
+def test_preview_is_made_only_when_the_browser_cannot_play_the_upload(tmp_path):
+    from demo.app import browser_plays, browser_preview
+    from inference.video import read_clip
+
+    assert browser_plays(examples()[0]) and browser_preview(examples()[0]) is None
+    frames = read_clip(examples()[0]).frames
+    write_video(tmp_path / "a.avi", frames, 100.0)
+    preview = browser_preview(tmp_path / "a.avi", folder=tmp_path)
+    assert preview.suffix == ".mp4" and browser_plays(preview) and read_clip(preview).n_frames == len(frames)
 
 
 def test_page_shows_an_error_not_a_traceback(browser, server, clips):

@@ -27,12 +27,15 @@ MICROS = [LongEvent("micro", 45, 50, 56, "surprise"), LongEvent("micro", 125, 12
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory, recordings):  # noqa: F811 — the imported fixture
-    """short.mp4: the 0.46 s example (one expression); take.mp4: 6 s, two micro-expressions among blinks;
-    late.mp4: 1.6 s of a real photograph's face that walks in after 14 frames."""
+    """short.mp4: the 0.46 s example (one expression); one.mp4: 1.5 s at 30 fps, one expression from onset to offset
+    as a lab clip (the datasets' clips, e.g. a CASME II clip made a video); take.mp4: 6 s, two micro-expressions among
+    blinks; late.mp4: 1.6 s of a real photograph's face that walks in after 14 frames."""
     from inference.video import write_video
 
     folder = tmp_path_factory.mktemp("recognise")
     shutil.copy(ROOT / "demo" / "examples" / "surprise.mp4", folder / "short.mp4")
+    one = FaceSource((480, 640), seed=11).micro(1, "surprise", 50, np.random.default_rng(3))
+    write_video(folder / "one.mp4", one.frames[one.onset:one.offset + 1], FPS, crf=20)
     events = [LongEvent("blink", 20, 23, 27), MICROS[0], LongEvent("blink", 90, 92, 96), MICROS[1]]
     rec = render(FaceSource((160, 200), seed=5, face_fraction=0.6), 3, events, 180, FPS, np.random.default_rng(4))
     write_video(folder / "take.mp4", rec.frames, FPS)
@@ -88,13 +91,19 @@ def test_every_entry_point_gives_the_same_answer(predictor, clips, tmp_path):
     batch = _batch(clips, tmp_path / "rows.csv")
     analyser = Analyser(predictor)
     assert DEFAULT_MODE == "auto"
-    for name, mode in (("short.mp4", "whole"), ("take.mp4", "spot"), ("late.mp4", "spot")):
+    for name, mode in (("short.mp4", "whole"), ("one.mp4", "whole"), ("take.mp4", "spot"), ("late.mp4", "spot")):
         api = predictor.analyse(clips / name)  # the default entry: auto mode
         demo = analyser.analyse(str(clips / name)).spot
         assert api.mode == demo.mode == mode, name
         answer = _answer(api, labels)
         assert _answer(demo, labels) == answer, name
         assert _batch_answer(batch[name], labels) == answer, name
+        assert api.why and api.why == demo.why == batch[name][-1]["why"], (name, api.why)  # why, said alike
+        if name == "one.mp4":  # the lab clip: classified whole, exactly as Predictor.predict does
+            assert api.why.startswith("One movement rises from the start and falls back inside this 1.5 s clip")
+            np.testing.assert_allclose(api.whole.probs, predictor.predict(clips / name).probs, rtol=0, atol=1e-6)
+        if name == "take.mp4":
+            assert api.why == "A 6.0 s recording is searched for micro-expressions"
         if mode == "spot":  # the spotting evaluation runs the same pipeline in spot mode (its own length limits)
             recogniser = Recogniser(predictor, SpotParams(), "spot", recording_preparer(predictor.crop))
             record = spot_video(LongVideo("casme_sq", 1, name, FPS, file=clips / name), recogniser)

@@ -119,7 +119,7 @@ def test_the_demo_shows_the_flow_image_beside_the_face(flow_predictor, flow_pack
         assert image.shape == (260, 128, 3) and len(np.unique(image[:128].reshape(-1, 3), axis=0)) > 10
         assert image[132:].std() > 5  # the strain map is not blank
 
-        *_, summary, _ = client.predict(handle_file(str(take)), "OLR", api_name="/analyse")
+        *_, summary, _, _ = client.predict(handle_file(str(take)), "OLR", api_name="/analyse")  # then notes, timings
         assert summary.startswith("**1 micro-expression** spotted")
         spotted = flow_predictor.spot_and_classify(take).micro[0].prediction
         image = shown(client.predict(api_name="/motion"))

@@ -162,3 +162,71 @@ def test_spot_and_classify_a_recording_file(source, tmp_path):
     write_video(short, rec.frames[40:58], FPS)
     whole = Recogniser(predictor)(short)
     assert whole.mode == "whole" and whole.intervals == [] and whole.whole.top in predictor.labels
+
+
+def test_the_peaks_left_out_say_why_and_nothing_else_changes(busy_recording):
+    """Every motion peak the spotter grows and leaves out carries its reason (a blink, head movement, …), in time order;
+    the intervals are those :func:`spot` returns: recording the reasons changes no decision."""
+    from inference.spotting import REASONS, motion_signals, spot_events
+
+    rec, frames, intervals = busy_recording
+    sig = motion_signals(frames, FPS)
+    found, rejected = spot_events(sig, len(frames), FPS)
+    assert found == intervals
+    assert [r.onset for r in rejected] == sorted(r.onset for r in rejected) and all(r.reason in REASONS
+                                                                                      for r in rejected)
+    for e in rec.events:
+        near = [r.reason for r in rejected if r.onset <= e.offset + 3 and e.onset - 3 <= r.offset]
+        if e.kind == "blink":
+            assert near == ["blink"], (e, rejected)
+        elif e.kind == "head":  # the head's motion is removed first: a peak it leaves, if any, is said to be it
+            assert set(near) <= {"head"}, (e, rejected)
+        else:
+            assert near == [], (e, rejected)
+    words = rejected[0].describe(FPS)
+    assert words.startswith("a motion peak at 0.") and "was left out: a blink (both eyes alike" in words, words
+    assert rejected[0].as_dict(FPS)["why"].startswith("a blink")
+
+
+def test_a_neutral_recording_explains_its_silence(source):
+    """Nothing over the threshold: no interval, and at most the strongest peak below it, said as such."""
+    from inference.spotting import Rejected, motion_signals, spot_events
+
+    _, frames = _aligned(source, [], seconds=4.0, seed=3)
+    sig = motion_signals(frames, FPS)
+    found, rejected = spot_events(sig, len(frames), FPS)
+    assert found == [] and len(rejected) <= 2, rejected  # noise: a peak or two at most, each with its reason
+    for r in rejected:
+        assert r.describe(FPS).startswith("a motion peak at ") and r.words(FPS), r
+    r = Rejected(10, 12, 20, "threshold", 0.5, 0.8)
+    assert r.words(30.0) == "below the threshold (motion 0.50 of the 0.80 needed)" and r.length == 11
+
+
+def test_auto_mode_classifies_a_lab_clip_whole_and_spots_the_rest(source):
+    """The rule (``AUTO_RULE``) on aligned faces: one expression from onset to offset → whole; a still face, a blink
+    late in the clip, a movement over early, or a longer recording → spot."""
+    from inference.recognise import AUTO_RULE, ONE_EXPRESSION_MAX_S, choose_mode, one_expression
+
+    lab = FaceSource((480, 640), seed=11).micro(1, "surprise", 50, np.random.default_rng(3))
+    crop = CropSettings(size=SIZE)
+    face = np.stack([_warp(f, lab, crop) for f in lab.frames[lab.onset:lab.offset + 1]])
+    whole, why = one_expression(face, FPS)
+    assert whole, why
+    cases = {"still": [], "late blink": [LongEvent("blink", 28, 31, 35)],
+             "over early": [LongEvent("micro", 2, 8, 14, "surprise")]}
+    for name, events in cases.items():
+        _, frames = _aligned(source, events, seconds=1.5, seed=4)
+        whole, why = one_expression(frames, FPS)
+        assert not whole, (name, why)
+    assert choose_mode(int(ONE_EXPRESSION_MAX_S * FPS) + 1, FPS) == "spot" and "3 s" in AUTO_RULE
+
+
+def _warp(frame, clip, crop):
+    """The synthetic clip's face cropped as the aligner would (from its face box: eyes level already)."""
+    import cv2
+
+    x0, y0, x1, y1 = clip.face_box
+    side = max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    patch = frame[int(cy - side / 2):int(cy + side / 2), int(cx - side / 2):int(cx + side / 2)]
+    return cv2.resize(patch, (crop.size, crop.size), interpolation=cv2.INTER_AREA)

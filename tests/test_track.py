@@ -73,6 +73,22 @@ def test_exit_halfway_drops_the_frames_after_the_exit(recordings, aligner):
     assert any(f"visible on only {q.frames_used[1] + 1} frames; the model takes 30" in n for n in short.notes)
 
 
+def test_cuts_within_one_room_are_found():
+    """Four shots of one room (a news studio's anchors, two angles on one set): the colours stay, the picture's layout
+    jumps at each cut. Before, the colour histogram alone counted them as one shot. A head that moves inside a shot,
+    and a person walking in, are no cut."""
+    from tests.recordings import SIZE, render
+
+    w, h = SIZE[1], SIZE[0]
+    plan = []
+    for x, scale in ((0.3, 1.0), (0.7, 0.8), (0.4, 1.3), (0.6, 0.9)):
+        plan += [("beige", [("A", x * w, h / 2, scale)])] * 12
+    frames, _ = render(plan)
+    assert find_shots(np.stack(frames)) == [(0, 11), (12, 23), (24, 35), (36, 47)]
+    walk, _ = render([("beige", [("A", x, h / 2, 1.0)]) for x in np.linspace(w + 60, w / 2, 12)])
+    assert find_shots(np.stack(walk)) == [(0, 11)]
+
+
 def test_two_people_with_cuts_one_person_in_one_shot(recordings, aligner):
     rec = recordings.two_people  # A alone | B alone | A (large, left) and B (small, right) together
     clip = read_clip(rec.path)
