@@ -181,7 +181,7 @@ def served_inputs(checkpoint: Path, record, serve_flow: str | None, face_crop: i
         if serve_flow:
             raise InputError("give --flow-recipe or --serve-flow, not both")
         r = replace(recipe(flow_recipe), channels=row.channels, size=int(record.frame_size))
-        return ({**recipe_inputs(r), "trained_on": inputs},
+        return ({**recipe_inputs(r, row.name), "trained_on": inputs},
                 CropSettings(size=int(face_crop or 112), margin=r.crop_margin).to_dict())
     if row.computable(inputs):
         if serve_flow or face_crop:

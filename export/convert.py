@@ -30,6 +30,7 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,8 @@ import torch.nn as nn
 
 from inference.errors import InputError, cli
 from inference.files import file_sha256, write_json_atomic
-from inference.inputs import PUBLISHED_FLOW_IMAGE, RAW_NORMALISATION, kind
-from inference.motion import FlowScaling, flow_params
+from inference.inputs import PUBLISHED_FLOW_IMAGE, RAW_NORMALISATION, kind, recipe_inputs
+from inference.motion import FlowScaling
 from inference.package import (
     CARD_FILE,
     CONFIG_FILE,
@@ -51,6 +52,7 @@ from inference.package import (
     ModelPackage,
     Parity,
 )
+from inference.recipe import MEGC2019_COMPOSITE
 from training.models.ststnet import AuthorsSTSTNet, check_authors_state, fold_streams
 
 from .package import OPSET, RTOL, assemble, embed_metadata, versions
@@ -58,6 +60,7 @@ from .package import OPSET, RTOL, assemble, embed_metadata, versions
 CONVERTERS = ("ststnet",)
 LABELS = ["negative", "positive", "surprise"]  # the composite protocol's classes, the authors' label coding 0, 1, 2
 SIZE = 28
+FACE_CROP = 112  # the aligned face crop serving computes the recipe's flow on (at the recipe's margin, 0.25)
 SOURCE = "https://github.com/christy1206/STSTNet (STSTNet_Weights/*.pth)"
 FLOW_SET = "https://github.com/wangzhifengharrison/HTNet (datasets/STSNet_whole_norm_u_v_os/)"
 AUTHORS_FIGURE = {"uf1": 0.7209, "uar": 0.725, "source": "the authors' log (STSTNet_python_logfile.txt): LOSO on the "
@@ -204,15 +207,17 @@ def ststnet_package(folds: list[dict], name: str, weights_dir: Path) -> ModelPac
     row = kind(PUBLISHED_FLOW_IMAGE)
     trained_on = {"kind": row.name, "method": "published", "params": {}, "scaling": FlowScaling("minmax").to_dict(),
                   "apex": "as published", "size": SIZE, "set": FLOW_SET}
-    # how serving makes the image from a video: TV-L1 on the aligned face, min-max scaled as published (an
-    # approximation of the set's own preprocessing; trained_on keeps what the folds were trained on)
-    served = {"kind": row.name, "method": "tvl1", "params": flow_params("tvl1"),
-              "scaling": FlowScaling("minmax").to_dict(), "size": SIZE, "apex": "estimated", "trained_on": trained_on}
+    # how serving makes the image from a video: the megc2019-composite recipe (the set's face window, 28 px, TV-L1,
+    # min-max, strain, v, u: this row's order, so the image is fed as the recipe makes it), on a FACE_CROP px aligned
+    # crop at the recipe's margin; trained_on keeps what the folds were trained on
+    recipe = replace(MEGC2019_COMPOSITE, size=SIZE)
+    served = {**recipe_inputs(recipe, row.name), "trained_on": trained_on}
     counts = {d: sum(f["dataset"] == d for f in folds) for d in ("smic", "casme2", "samm")}
     return ModelPackage(
         labels=list(LABELS), n_frames=1, size=SIZE,
         input=InputSpec(height=SIZE, width=SIZE, views_input=None, color=row.color, kind=row.package, motion=served),
-        scheme="fsb", train_views="O", test_views="O", face_crop={"size": 128, "margin": 0.1},
+        scheme="fsb", train_views="O", test_views="O",
+        face_crop={"size": FACE_CROP, "margin": recipe.crop_margin},
         name=name, outputs=["probs", FOLD_OUTPUT], normalisation=dict(RAW_NORMALISATION),
         backbone={"name": "ststnet", "image_size": SIZE, "converted_from": "authors' three-stream layout"},
         protocol="composite",
@@ -261,8 +266,11 @@ centring; done inside the graph, so every runtime (ONNX Runtime, OpenVINO) is fe
 
 **Serving.** `probs` is the mean of the {len(f.subjects)} folds' softmax; `{f.output}` holds each fold's logits,
 keyed by held-out subject in `config.json` (`folds.subjects`: composite ids, SMIC s3 → 1003, CASME II sub03 → 2003,
-SAMM 006 → 3006). From a video, serving computes TV-L1 flow on the aligned face: an approximation of the set's own
-preprocessing (`input.motion.trained_on` records the set's).
+SAMM 006 → 3006). From a video, serving makes the onset → apex image with the flow-image recipe
+`megc2019-composite` (the set's face window measured on its images, 28 px, TV-L1, min-max per channel, stored
+strain, v, u — the order the folds take, so it is fed as made) on a {FACE_CROP} px aligned face crop at margin
+{MEGC2019_COMPOSITE.crop_margin}: a reconstruction of the set's own preprocessing (`input.motion.trained_on` records
+the set's).
 
 ## Files converted ({len(f.subjects)} folds)
 
@@ -307,8 +315,6 @@ def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=p
         parity = check_folds(graph, path, clips, reference)
         log(f"{MODEL_FILE}: {len(folds)} folds; ONNX Runtime matches the authors' network on {parity.clips} images "
             f"(max |Δlogit| {parity.max_abs_logit_diff:.2e})")
-        from dataclasses import replace
-
         pkg = replace(pkg, parity=parity)
         write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
         (folder / CARD_FILE).write_text(fold_card(pkg))
@@ -337,7 +343,6 @@ def export_run_folds(run: Path, out: Path, views: str | None = None, name: str |
     """A LOSO run's fold models → a fold package at ``out``, in the same format as converted weights: one graph
     with every fold, keyed by held-out subject; its LOSO figure the run's ``results.json``."""
     import json
-    from dataclasses import replace
 
     from training.labels import COMPOSITE_SUBJECT_BASE
     from training.record import TrainedModel

@@ -208,3 +208,50 @@ def test_the_fold_bench_prints_both_targets(package, flow_set, capsys):
     out = capsys.readouterr().out
     assert "6 fold(s)" in out and "evaluate   onnxruntime  18 clips" in out and "1 interval onnxruntime" in out
     assert "target ≤ 50 ms" in out and "target ≤ 10 s" in out
+
+
+def aligned_clip(size: int = 112, seed: int = 3) -> np.ndarray:
+    """A synthetic aligned face clip (T, S, S, 3) uint8: a smooth texture whose lower half moves right by the apex."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 3)
+    base = cv2.normalize(base, None, 20, 235, cv2.NORM_MINMAX)
+    frames = []
+    for t in range(5):
+        m = np.float32([[1, 0, 0.6 * t], [0, 1, 0.3 * t]])
+        moved = cv2.warpAffine(base, m, (size, size), borderMode=cv2.BORDER_REFLECT)
+        f = base.copy()
+        f[size // 2:] = moved[size // 2:]
+        frames.append(np.repeat(f[..., None], 3, -1))
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+def test_a_clip_is_served_with_the_composite_recipe_in_the_authors_order_exactly_once(weights, package):
+    """The converted package serves with megc2019-composite at its crop margin: the graph is fed the recipe's
+    image in the authors' order (strain, v, u) — the same array as the recipe's u, v, strain image reversed,
+    computed independently — and its folds answer as the authors' networks do on that array."""
+    from dataclasses import replace
+
+    import onnxruntime as ort
+
+    from inference.package import ModelPackage
+    from inference.recipe import recipe
+
+    folder, states = weights
+    pkg = ModelPackage.load(package)
+    assert pkg.motion["kind"] == "flow_image_bgr" and pkg.motion["recipe"]["name"] == "megc2019-composite"
+    assert pkg.motion["trained_on"]["method"] == "published"
+    assert pkg.face_crop["margin"] == 0.25 == recipe("megc2019-composite").crop_margin
+    frames = aligned_clip(int(pkg.face_crop["size"]))
+    x, apex = pkg.build_input(frames, apex=4)
+    assert apex == 4 and x.shape == (1, 28, 28, 3) and x.dtype == np.uint8
+    uvs = replace(recipe("megc2019-composite"), channels=("u", "v", "strain")).image(frames[0], frames[4])
+    want = uvs[..., ::-1]  # strain, v, u: the cv2.imread order of the published PNGs
+    np.testing.assert_array_equal(x[0], want)
+    assert not np.array_equal(want, uvs)  # the order matters on this clip
+    session = ort.InferenceSession(str(package / "model.onnx"), providers=["CPUExecutionProvider"])
+    _, fold_logits = session.run(None, {"clips": x[None]})
+    names = pkg.folds.names
+    for f, name in enumerate(names):
+        np.testing.assert_allclose(np.exp(fold_logits[f, 0] - fold_logits[f, 0].max()) /
+                                   np.exp(fold_logits[f, 0] - fold_logits[f, 0].max()).sum(),
+                                   authors_probs(states[name], np.ascontiguousarray(want)), atol=2e-5)
