@@ -176,13 +176,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def fold_probabilities(session, pkg: ModelPackage, clips: np.ndarray, views: str = "O") -> np.ndarray:
     """A fold package's per-fold probabilities ``(F, N, K)`` (uncalibrated): the softmax of its ``fold_logits``;
     with ``views`` other than ``O`` each fold's is the mean of its views' softmax, the views made outside the graph
-    (:meth:`inference.package.ModelPackage.test_time_views`: u reflected about its zero in the mirrored halves)."""
+    (:meth:`inference.package.ModelPackage.test_time_views`: u reflected about its zero in the mirrored halves) —
+    for FSB folds; an SBML fold package is fed ``views`` as its graph's input."""
     x = np.ascontiguousarray(clips, np.uint8)
-    if views != "O":
+    outside = views != "O" and not pkg.sbml  # an SBML fold package fuses its views in the graph
+    if outside:
         x = pkg.test_time_views(x, views)
-    v = len(views) if views != "O" else 1
+    v = len(views) if outside else 1
     n = len(clips)
     feeds = {"clips": np.ascontiguousarray(x.reshape((v * n,) + x.shape[-4:]))}
+    if pkg.sbml:
+        feeds["views"] = view_indices(views)
     outputs = session.run(None, feeds)
     names = list(pkg.outputs)
     second = outputs[names.index(pkg.folds.output)] if pkg.folds.output in names and \
