@@ -1,6 +1,6 @@
 """``python -m inference.evaluate``: a model package scored on a labelled set.
 
-    python -m inference.evaluate --model PKG --data SET [--out DIR] [--engine auto|onnxruntime|openvino]
+    python -m inference.evaluate --model PKG --data SET [--out DIR] [--engine auto|onnxruntime|openvino] [--views OLR]
 
 ``SET`` is a labelled flow-image set in the published MEGC2019 layout (:mod:`inference.flowset`: a CSV with dataset,
 sub, filename_o, label and one image per row; e.g. HTNet's ``STSNet_whole_norm_u_v_os`` or ``python -m training.synth
@@ -11,6 +11,12 @@ like the strain of the other two) and fed in the channel order the package's inp
   figure, reproduced from the package alone. A clip whose subject no fold held out was in no fold's training data:
   it is scored by the mean of the folds, and counted as such.
 - Any other package: every clip through the one model (its default views).
+- ``--views`` (a fold package of FSB folds): O/L/R test-time ensembling outside the graph — each fold's probability
+  the mean of its views' softmax, ``u`` reflected about its measured zero in the mirrored halves
+  (:meth:`inference.package.ModelPackage.test_time_views`).
+- Probabilities are scored *as served*: through the package's temperature (each fold's, as
+  :meth:`inference.runtime.Predictor.classify` applies it); the report gives their ECE and NLL, and without the
+  temperature for a calibrated package.
 
 Printed, and written under ``--out`` (atomically): ``evaluation.json`` (overall, per dataset and per class: UF1, UAR,
 WAR, support; the confusion matrix; every clip's prediction and the fold that scored it; what was skipped and why),
