@@ -181,7 +181,7 @@ def served_inputs(checkpoint: Path, record, serve_flow: str | None, face_crop: i
         if serve_flow:
             raise InputError("give --flow-recipe or --serve-flow, not both")
         r = replace(recipe(flow_recipe), channels=row.channels, size=int(record.frame_size))
-        return ({**recipe_inputs(r), "trained_on": inputs},
+        return ({**recipe_inputs(r, row.name), "trained_on": inputs},
                 CropSettings(size=int(face_crop or 112), margin=r.crop_margin).to_dict())
     if row.computable(inputs):
         if serve_flow or face_crop:
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         from .convert import export_run_folds
 
         export_run_folds(args.folds, args.out, args.views, args.name, args.license, notes, args.clips,
-                         args.serve_flow, args.face_crop)
+                         args.serve_flow, args.face_crop, confidence_floor=args.confidence_floor)
         return 0
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
                    args.name, args.license, notes, int8_stem=args.int8_stem, serve_flow=args.serve_flow,

@@ -1,6 +1,6 @@
 """``python -m export.convert``: published weights → a *fold package* in the project's package format.
 
-    python -m export.convert ststnet WEIGHTS_DIR --out PKG [--name NAME] [--check SET]
+    python -m export.convert ststnet WEIGHTS_DIR --out PKG [--name NAME] [--calibrate-on SET [--confidence-floor P]]
 
 ``ststnet``: the per-fold ``state_dict`` files STSTNet's authors publish (public repository christy1206/STSTNet,
 ``STSTNet_Weights/*.pth``; not redistributed by this project), one per LOSO fold of the MEGC2019 composite protocol,
@@ -20,6 +20,15 @@ recorded exactly as the authors fed their networks: the ``cv2.imread`` array of 
 (:data:`inference.inputs.RAW_NORMALISATION`), done inside the graph, so ONNX Runtime and OpenVINO are fed the same
 numbers. The graph is checked against the authors' own three-stream network in PyTorch on random images before the
 package is written. The card names where the weights came from, each file's sha256 and the authors' figure.
+
+Serving from a video makes the flow image with the ``megc2019-composite`` recipe (:mod:`inference.recipe`) on a
+:data:`FACE_CROP` px aligned crop at the recipe's margin; the recipe's image is strain, v, u — the row's order — so
+it reaches the graph as the recipe makes it (the one reorder rule: ``inference.inputs._flow_image_as``).
+
+``--calibrate-on SET`` (:func:`set_calibration`) fits the package's temperature on the labelled set the folds were
+trained on, each clip scored by the fold that held its subject out; the card shows the ECE before and after, the
+reliability diagram and the confidence floor. ``python -m export --folds RUN`` (:func:`export_run_folds`) fits it on
+the run's pooled out-of-fold predictions.
 """
 
 from __future__ import annotations
@@ -30,16 +39,18 @@ import re
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from inference.calibration import DEFAULT_FLOOR, FIGURE_FILE, Calibration
 from inference.errors import InputError, cli
 from inference.files import file_sha256, write_json_atomic
-from inference.inputs import PUBLISHED_FLOW_IMAGE, RAW_NORMALISATION, kind
-from inference.motion import FlowScaling, flow_params
+from inference.inputs import PUBLISHED_FLOW_IMAGE, RAW_NORMALISATION, kind, recipe_inputs
+from inference.motion import FlowScaling
 from inference.package import (
     CARD_FILE,
     CONFIG_FILE,
@@ -51,13 +62,16 @@ from inference.package import (
     ModelPackage,
     Parity,
 )
+from inference.recipe import MEGC2019_COMPOSITE
 from training.models.ststnet import AuthorsSTSTNet, check_authors_state, fold_streams
 
+from .calibrate import card_section, loso_calibration, reliability_figure
 from .package import OPSET, RTOL, assemble, embed_metadata, versions
 
 CONVERTERS = ("ststnet",)
 LABELS = ["negative", "positive", "surprise"]  # the composite protocol's classes, the authors' label coding 0, 1, 2
 SIZE = 28
+FACE_CROP = 112  # the aligned face crop serving computes the recipe's flow on (at the recipe's margin, 0.25)
 SOURCE = "https://github.com/christy1206/STSTNet (STSTNet_Weights/*.pth)"
 FLOW_SET = "https://github.com/wangzhifengharrison/HTNet (datasets/STSNet_whole_norm_u_v_os/)"
 AUTHORS_FIGURE = {"uf1": 0.7209, "uar": 0.725, "source": "the authors' log (STSTNet_python_logfile.txt): LOSO on the "
@@ -204,15 +218,17 @@ def ststnet_package(folds: list[dict], name: str, weights_dir: Path) -> ModelPac
     row = kind(PUBLISHED_FLOW_IMAGE)
     trained_on = {"kind": row.name, "method": "published", "params": {}, "scaling": FlowScaling("minmax").to_dict(),
                   "apex": "as published", "size": SIZE, "set": FLOW_SET}
-    # how serving makes the image from a video: TV-L1 on the aligned face, min-max scaled as published (an
-    # approximation of the set's own preprocessing; trained_on keeps what the folds were trained on)
-    served = {"kind": row.name, "method": "tvl1", "params": flow_params("tvl1"),
-              "scaling": FlowScaling("minmax").to_dict(), "size": SIZE, "apex": "estimated", "trained_on": trained_on}
+    # how serving makes the image from a video: the megc2019-composite recipe (the set's face window, 28 px, TV-L1,
+    # min-max, strain, v, u: this row's order, so the image is fed as the recipe makes it), on a FACE_CROP px aligned
+    # crop at the recipe's margin; trained_on keeps what the folds were trained on
+    recipe = replace(MEGC2019_COMPOSITE, size=SIZE)
+    served = {**recipe_inputs(recipe, row.name), "trained_on": trained_on}
     counts = {d: sum(f["dataset"] == d for f in folds) for d in ("smic", "casme2", "samm")}
     return ModelPackage(
         labels=list(LABELS), n_frames=1, size=SIZE,
         input=InputSpec(height=SIZE, width=SIZE, views_input=None, color=row.color, kind=row.package, motion=served),
-        scheme="fsb", train_views="O", test_views="O", face_crop={"size": 128, "margin": 0.1},
+        scheme="fsb", train_views="O", test_views="O",
+        face_crop={"size": FACE_CROP, "margin": recipe.crop_margin},
         name=name, outputs=["probs", FOLD_OUTPUT], normalisation=dict(RAW_NORMALISATION),
         backbone={"name": "ststnet", "image_size": SIZE, "converted_from": "authors' three-stream layout"},
         protocol="composite",
@@ -231,6 +247,32 @@ def ststnet_package(folds: list[dict], name: str, weights_dir: Path) -> ModelPac
                             "files": [{"file": f["file"], "subject": f["subject"], "sha256": f["sha256"]}
                                       for f in folds]}),
     )
+
+
+def set_calibration(folder: Path, pkg: ModelPackage, data: Path, floor: float = DEFAULT_FLOOR,
+                    log=print) -> Calibration:
+    """A temperature for a fold package fitted on a labelled flow-image set ``data`` (:mod:`inference.evaluate`'s
+    layout), honestly: each clip scored by the fold that held its subject out (its held-out-fold prediction, the
+    graph in ONNX Runtime, uncalibrated, views O); a clip whose subject no fold held out was in every fold's training
+    data and is left out. ``floor``: the confidence floor the card states."""
+    from inference import evaluate as ev
+
+    clips, rows, skipped = ev.read_set(data, pkg)
+    session, _ = ev.session_for(folder, "onnxruntime")
+    probs, by = ev.predict(session, pkg, clips, rows, "O", calibrated=False)
+    held = np.array([b["by"] == "fold" for b in by])
+    if not held.any():
+        raise InputError(f"--calibrate-on {data}: no clip of the set belongs to a subject one of the folds held out; "
+                         f"calibrate on the set the folds were trained on (LOSO)")
+    truth = np.array([r["label"] for r in rows])
+    source = (f"{Path(data).name}: {int(held.sum())} clips, each scored by the fold that held its subject out"
+              + (f"; {int((~held).sum())} clips of subjects no fold held out left out" if (~held).any() else "")
+              + (f"; {len(skipped)} rows skipped" if skipped else ""))
+    cal = Calibration.fit(probs[held], truth[held], source, floor)
+    reliability_figure(cal, folder / FIGURE_FILE)
+    log(f"calibration: T = {cal.temperature:g} on {cal.clips} held-out-fold predictions, ECE {cal.ece_before} → "
+        f"{cal.ece_after}, NLL {cal.nll_before} → {cal.nll_after}; {FIGURE_FILE}")
+    return replace(cal, figure=FIGURE_FILE)
 
 
 def fold_card(pkg: ModelPackage) -> str:
@@ -261,8 +303,17 @@ centring; done inside the graph, so every runtime (ONNX Runtime, OpenVINO) is fe
 
 **Serving.** `probs` is the mean of the {len(f.subjects)} folds' softmax; `{f.output}` holds each fold's logits,
 keyed by held-out subject in `config.json` (`folds.subjects`: composite ids, SMIC s3 → 1003, CASME II sub03 → 2003,
-SAMM 006 → 3006). From a video, serving computes TV-L1 flow on the aligned face: an approximation of the set's own
-preprocessing (`input.motion.trained_on` records the set's).
+SAMM 006 → 3006). From a video, serving makes the onset → apex image with the flow-image recipe
+`megc2019-composite` (the set's face window measured on its images, 28 px, TV-L1, min-max per channel, stored
+strain, v, u — the order the folds take, so it is fed as made) on a {FACE_CROP} px aligned face crop at margin
+{MEGC2019_COMPOSITE.crop_margin}: a reconstruction of the set's own preprocessing (`input.motion.trained_on` records
+the set's).
+
+## Calibration
+
+{card_section(pkg.calibration) if pkg.calibration else "No calibration: convert with `--calibrate-on SET` (the "
+ "labelled flow-image set the folds were trained on) to fit a temperature on each clip's held-out-fold prediction. "
+ "The probabilities are the folds' softmax as it is."}
 
 ## Files converted ({len(f.subjects)} folds)
 
@@ -272,12 +323,20 @@ preprocessing (`input.motion.trained_on` records the set's).
 """
 
 
-def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=print) -> ModelPackage:
-    """The authors' folder of fold files → a fold package at ``out`` (replaced only once written and checked)."""
+def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=print,
+                    calibrate_on: Path | None = None, confidence_floor: float = DEFAULT_FLOOR) -> ModelPackage:
+    """The authors' folder of fold files → a fold package at ``out`` (replaced only once written and checked).
+    ``calibrate_on``: a labelled flow-image set to fit the package's temperature on (:func:`set_calibration`), with
+    ``confidence_floor`` the card's floor."""
     from training.schemes import ViewModel
 
     t0 = time.perf_counter()
+    if not 0 <= confidence_floor < 1:
+        raise InputError(f"--confidence-floor must be a probability in [0, 1), got {confidence_floor}")
     weights_dir, out = Path(weights_dir), Path(out)
+    if calibrate_on is not None and not Path(calibrate_on).is_dir():
+        raise InputError(f"--calibrate-on {calibrate_on}: no such folder; point it at the labelled flow-image set "
+                         f"the folds were trained on")
     folds = read_folds(weights_dir)
     log(f"read {len(folds)} fold files from {weights_dir}")
     pkg = ststnet_package(folds, name or out.name, weights_dir)
@@ -307,9 +366,9 @@ def convert_ststnet(weights_dir: Path, out: Path, name: str | None = None, log=p
         parity = check_folds(graph, path, clips, reference)
         log(f"{MODEL_FILE}: {len(folds)} folds; ONNX Runtime matches the authors' network on {parity.clips} images "
             f"(max |Δlogit| {parity.max_abs_logit_diff:.2e})")
-        from dataclasses import replace
-
         pkg = replace(pkg, parity=parity)
+        if calibrate_on is not None:
+            pkg = replace(pkg, calibration=set_calibration(folder, pkg, Path(calibrate_on), confidence_floor, log))
         write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
         (folder / CARD_FILE).write_text(fold_card(pkg))
         assemble(folder, out)
@@ -333,11 +392,13 @@ def run_folds(run: Path) -> list[tuple[int, Path]]:
 
 def export_run_folds(run: Path, out: Path, views: str | None = None, name: str | None = None,
                      license: str = "other", notes: str = "", clips: list[str] | None = None,
-                     serve_flow: str | None = None, face_crop: int | None = None, log=print) -> ModelPackage:
+                     serve_flow: str | None = None, face_crop: int | None = None, log=print,
+                     confidence_floor: float = DEFAULT_FLOOR) -> ModelPackage:
     """A LOSO run's fold models → a fold package at ``out``, in the same format as converted weights: one graph
-    with every fold, keyed by held-out subject; its LOSO figure the run's ``results.json``."""
+    with every fold, keyed by held-out subject; its LOSO figure the run's ``results.json``; its temperature fitted
+    on the run's pooled out-of-fold predictions (``predictions.csv``: each clip scored by the fold that held its
+    subject out), with ``confidence_floor`` the card's floor and a reliability diagram."""
     import json
-    from dataclasses import replace
 
     from training.labels import COMPOSITE_SUBJECT_BASE
     from training.record import TrainedModel
@@ -360,7 +421,10 @@ def export_run_folds(run: Path, out: Path, views: str | None = None, name: str |
                 (record.model, record.labels, record.inputs, record.normalisation, record.crop, record.frame_size):
             raise InputError(f"{path}: this fold's model differs from {first}'s (architecture, labels, inputs, "
                              f"normalisation or crop); a fold package holds folds of one run")
+    if not 0 <= confidence_floor < 1:
+        raise InputError(f"--confidence-floor must be a probability in [0, 1), got {confidence_floor}")
     test_views = check_options(record.model, views, False, None, "auto")
+    calibration = loso_calibration(first, list(record.labels), confidence_floor)
     pkg = describe(first, record, test_views, name or out.name, license, serve_flow, face_crop)
     results = run / "results.json"
     loso = None
@@ -389,7 +453,12 @@ def export_run_folds(run: Path, out: Path, views: str | None = None, name: str |
         parity = check_folds(graph, path, check_x, views=pkg.test_views)
         log(f"{MODEL_FILE}: {len(found)} folds; ONNX Runtime matches PyTorch on {parity.clips} clips "
             f"(max |Δlogit| {parity.max_abs_logit_diff:.2e})")
-        pkg = replace(pkg, parity=parity)
+        if calibration is not None:
+            reliability_figure(calibration, folder / FIGURE_FILE)
+            calibration = replace(calibration, figure=FIGURE_FILE)
+            log(f"calibration: T = {calibration.temperature:g} on {calibration.clips} out-of-fold predictions, "
+                f"ECE {calibration.ece_before} → {calibration.ece_after}; {FIGURE_FILE}")
+        pkg = replace(pkg, parity=parity, calibration=calibration)
         write_json_atomic(folder / CONFIG_FILE, pkg.to_json())
         folds_note = (f"\n\n## Folds\n\nA fold package: {len(found)} LOSO fold models of `{run}` in one graph, keyed "
                       f"by held-out subject ({', '.join(str(s) for s, _ in found)}); `probs` is their mean. "
@@ -413,8 +482,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("weights", type=Path, help="the folder of the published weight files (STSTNet_Weights)")
     p.add_argument("--out", required=True, type=Path, help="package folder (replaced if it exists)")
     p.add_argument("--name", default=None, help="the model's name in the card (default: the --out folder's name)")
+    p.add_argument("--calibrate-on", type=Path, default=None, metavar="SET",
+                   help="a labelled flow-image set (the one the folds were trained on, e.g. HTNet's "
+                        "STSNet_whole_norm_u_v_os with its CSV): fit the package's temperature on each clip's "
+                        "held-out-fold prediction (no clip scored by a fold that saw its subject); the card shows the "
+                        "ECE before and after and a reliability diagram (reliability.png)")
+    p.add_argument("--confidence-floor", type=float, default=DEFAULT_FLOOR,
+                   help=f"with --calibrate-on: calibrated top probability below which a verdict is shown as "
+                        f"uncertain (default {DEFAULT_FLOOR})")
     args = p.parse_args(argv)
-    convert_ststnet(args.weights, args.out, args.name)
+    convert_ststnet(args.weights, args.out, args.name, calibrate_on=args.calibrate_on,
+                    confidence_floor=args.confidence_floor)
     return 0
 
 

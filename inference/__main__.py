@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recursive", action="store_true", help="search input folders all the way down")
     p.add_argument("--output", required=True, type=Path, help="results file, .csv or .jsonl (appended to; resumable)")
     p.add_argument("--views", default=None,
-                   help="test views for SBML packages: O, OL, OR, LR or OLR (default: the package's)")
+                   help="test views for SBML packages and fold packages: O, OL, OR, LR or OLR (default: the "
+                        "package's); a fold package's views are made outside its graph, u reflected about its "
+                        "measured zero in the mirrored halves")
     p.add_argument("--shard", default=None, help="I/N: process only this machine's share of the inputs")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                    help="where the model runs (default auto)")

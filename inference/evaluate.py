@@ -1,6 +1,6 @@
 """``python -m inference.evaluate``: a model package scored on a labelled set.
 
-    python -m inference.evaluate --model PKG --data SET [--out DIR] [--engine auto|onnxruntime|openvino]
+    python -m inference.evaluate --model PKG --data SET [--out DIR] [--engine auto|onnxruntime|openvino] [--views OLR]
 
 ``SET`` is a labelled flow-image set in the published MEGC2019 layout (:mod:`inference.flowset`: a CSV with dataset,
 sub, filename_o, label and one image per row; e.g. HTNet's ``STSNet_whole_norm_u_v_os`` or ``python -m training.synth
@@ -11,6 +11,12 @@ like the strain of the other two) and fed in the channel order the package's inp
   figure, reproduced from the package alone. A clip whose subject no fold held out was in no fold's training data:
   it is scored by the mean of the folds, and counted as such.
 - Any other package: every clip through the one model (its default views).
+- ``--views`` (a fold package of FSB folds): O/L/R test-time ensembling outside the graph — each fold's probability
+  the mean of its views' softmax, ``u`` reflected about its measured zero in the mirrored halves
+  (:meth:`inference.package.ModelPackage.test_time_views`).
+- Probabilities are scored *as served*: through the package's temperature (each fold's, as
+  :meth:`inference.runtime.Predictor.classify` applies it); the report gives their ECE and NLL, and without the
+  temperature for a calibrated package.
 
 Printed, and written under ``--out`` (atomically): ``evaluation.json`` (overall, per dataset and per class: UF1, UAR,
 WAR, support; the confusion matrix; every clip's prediction and the fold that scored it; what was skipped and why),
@@ -35,7 +41,7 @@ from .files import write_atomic, write_json_atomic
 from .flowset import LAYOUT, _find, check_channels, image_name, read_image
 from .inputs import PUBLISHED_FLOW_IMAGE, kind, reorder
 from .package import MODEL_FILE, ModelPackage
-from .views import view_indices
+from .views import parse_views, view_indices
 
 ENGINES = ("auto", "onnxruntime", "openvino")
 _DATASETS = {"casme2": "casme2", "casmeii": "casme2", "smic": "smic", "smichs": "smic", "samm": "samm"}
@@ -168,29 +174,76 @@ def session_for(folder: Path, engine: str, threads: int | None = None):
     return ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]), "onnxruntime"
 
 
-def predict(session, pkg: ModelPackage, clips: np.ndarray, rows: list[dict]) -> tuple[np.ndarray, list[dict]]:
-    """Probabilities ``(N, K)``, each clip's through the fold that held its subject out (fold packages), and per clip
-    which model scored it."""
-    feeds = {"clips": np.ascontiguousarray(clips, np.uint8)}
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def fold_probabilities(session, pkg: ModelPackage, clips: np.ndarray, views: str = "O") -> np.ndarray:
+    """A fold package's per-fold probabilities ``(F, N, K)`` (uncalibrated): the softmax of its ``fold_logits``;
+    with ``views`` other than ``O`` each fold's is the mean of its views' softmax, the views made outside the graph
+    (:meth:`inference.package.ModelPackage.test_time_views`: u reflected about its zero in the mirrored halves) —
+    for FSB folds; an SBML fold package is fed ``views`` as its graph's input."""
+    x = np.ascontiguousarray(clips, np.uint8)
+    outside = views != "O" and not pkg.sbml  # an SBML fold package fuses its views in the graph
+    if outside:
+        x = pkg.test_time_views(x, views)
+    v = len(views) if outside else 1
+    n = len(clips)
+    feeds = {"clips": np.ascontiguousarray(x.reshape((v * n,) + x.shape[-4:]))}
     if pkg.sbml:
-        feeds["views"] = view_indices(pkg.test_views)
-    probs, second = session.run(None, feeds)
-    if not pkg.folds:
-        return np.asarray(probs), [{"by": "model"} for _ in rows]
-    fold_logits = np.asarray(second, np.float64)
-    if fold_logits.ndim != 3 or fold_logits.shape[0] != len(pkg.folds.subjects):
-        raise InputError(f"{pkg.name}: the graph's {pkg.folds.output} has shape {fold_logits.shape}, the config "
+        feeds["views"] = view_indices(views)
+    outputs = session.run(None, feeds)
+    names = list(pkg.outputs)
+    second = outputs[names.index(pkg.folds.output)] if pkg.folds.output in names and \
+        len(outputs) == len(names) else outputs[1]
+    fold = np.asarray(second, np.float64)
+    if pkg.folds.output != "fold_probs":
+        fold = _softmax(fold)
+    if fold.ndim != 3 or fold.shape[0] != len(pkg.folds.subjects):
+        raise InputError(f"{pkg.name}: the graph's {pkg.folds.output} has shape {fold.shape}, the config "
                          f"names {len(pkg.folds.subjects)} folds; re-export the package")
-    out, by = np.array(probs, np.float64), []
+    return fold.reshape((fold.shape[0], v, n, -1)).mean(1)
+
+
+def predict(session, pkg: ModelPackage, clips: np.ndarray, rows: list[dict], views: str | None = None,
+            calibrated: bool = True) -> tuple[np.ndarray, list[dict]]:
+    """Probabilities ``(N, K)``, each clip's through the fold that held its subject out (fold packages), and per clip
+    which model scored it. ``views``: a fold package's test-time views (default: the package's); ``calibrated``:
+    through the package's temperature as serving applies it (each fold's probabilities, then their mean for a clip
+    no fold held out)."""
+    views = parse_views(views or pkg.test_views)
+    cal = pkg.calibration if calibrated else None
+    if not pkg.folds:
+        if not pkg.sbml and views != pkg.test_views:
+            raise InputError(f"{pkg.name} is FSB: it always classifies the views {pkg.test_views} together; --views "
+                             f"applies to SBML packages and fold packages")
+        feeds = {"clips": np.ascontiguousarray(clips, np.uint8)}
+        if pkg.sbml:
+            feeds["views"] = view_indices(views)
+        probs = np.asarray(session.run(None, feeds)[0], np.float64)
+        if cal is not None:
+            probs = cal.apply(probs).astype(np.float64)
+        return probs, [{"by": "model"} for _ in rows]
+    fold = fold_probabilities(session, pkg, clips, views)
+    if cal is not None:
+        fold = cal.apply(fold).astype(np.float64)
+    out, by = fold.mean(0), []
     for i, r in enumerate(rows):
         f = pkg.folds.fold_of(r["subject"])
         if f is None:
             by.append({"by": "mean of the folds (no fold held this subject out)"})
             continue
-        z = fold_logits[f, i] - fold_logits[f, i].max()
-        out[i] = np.exp(z) / np.exp(z).sum()
+        out[i] = fold[f, i]
         by.append({"by": "fold", "fold": pkg.folds.names[f], "subject": r["subject"]})
     return out, by
+
+
+def calibration_figures(probs, truth) -> dict:
+    """ECE (:data:`inference.calibration.BINS` bins) and NLL of probabilities ``(N, K)`` against the true classes."""
+    from .calibration import ece, nll
+
+    return {"ece": round(ece(probs, truth), 4), "nll": round(nll(probs, truth), 4)}
 
 
 # ---------------------------------------------------------------- reports
@@ -229,6 +282,13 @@ def markdown(report: dict) -> str:
              "| | clips | UF1 | UAR | WAR |", "| --- | --- | --- | --- | --- |"]
     for name, s in [("overall", report["overall"]), *report["per_dataset"].items()]:
         lines.append(f"| {name} | {s['n']} | {s['uf1']:.4f} | {s['uar']:.4f} | {s['war']:.4f} |")
+    cal = report.get("calibration") or {}
+    if cal.get("served"):
+        t = f"temperature {cal['temperature']:g}" if cal.get("temperature") else "no temperature"
+        lines += ["", f"Calibration as served ({t}): "
+                      f"ECE {cal['served']['ece']:.4f}, NLL {cal['served']['nll']:.4f}" +
+                  (f" (without the temperature: ECE {cal['uncalibrated']['ece']:.4f}, NLL "
+                   f"{cal['uncalibrated']['nll']:.4f})" if cal.get("uncalibrated") else "") + "."]
     pc = report["overall"]["per_class"]
     lines += ["", "| class | support | F1 | recall |", "| --- | --- | --- | --- |"]
     lines += [f"| {c} | {pc['support'][i]} | {pc['f1'][i]:.4f} | {pc['recall'][i]:.4f} |" for i, c in enumerate(labels)]
@@ -242,18 +302,25 @@ def markdown(report: dict) -> str:
 
 
 def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None, engine: str = "auto",
-             threads: int | None = None, log=print) -> dict:
-    """Score package ``model`` on the labelled set ``data``; the report (written under ``out`` when given)."""
+             threads: int | None = None, log=print, views: str | None = None) -> dict:
+    """Score package ``model`` on the labelled set ``data``; the report (written under ``out`` when given).
+    ``views``: a fold package's test-time views (O, OLR, …; default the package's)."""
     from .runtime import resolve_package
 
     t0 = time.perf_counter()
     folder = resolve_package(model)
     pkg = ModelPackage.load(folder)
+    views = parse_views(views or pkg.test_views)
     clips, rows, skipped = read_set(data, pkg)
     session, used = session_for(folder, engine, threads)
-    probs, by = predict(session, pkg, clips, rows)
+    probs, by = predict(session, pkg, clips, rows, views)
     pred = probs.argmax(1)
     truth = np.array([r["label"] for r in rows])
+    calibration = {"served": calibration_figures(probs, truth),
+                   "temperature": pkg.calibration.temperature if pkg.calibration else None}
+    if pkg.calibration is not None:
+        raw, _ = predict(session, pkg, clips, rows, views, calibrated=False)
+        calibration["uncalibrated"] = calibration_figures(raw, truth)
     k = len(pkg.labels)
     overall = scores(truth, pred, k)
     per_dataset = {}
@@ -262,10 +329,11 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
         per_dataset[d] = scores(truth[idx], pred[idx], k)
     folded = sum(b["by"] == "fold" for b in by)
     how = (f"fold package: {folded} clips through the fold that held their subject out, "
-           f"{len(rows) - folded} through the mean of the folds" if pkg.folds else
-           f"every clip through the one model (views {pkg.test_views})")
+           f"{len(rows) - folded} through the mean of the folds; views {views}" if pkg.folds else
+           f"every clip through the one model (views {views})")
     report = {"model": str(model), "data": str(data), "engine": used, "labels": list(pkg.labels), "n": len(rows),
-              "how": how, "overall": overall, "per_dataset": per_dataset,
+              "views": views, "how": how, "overall": overall, "per_dataset": per_dataset,
+              "calibration": calibration,
               "clips": [{**r, "label": pkg.labels[r["label"]], "pred": pkg.labels[int(p)],
                          "probs": [round(float(x), 6) for x in pr], **b}
                         for r, p, pr, b in zip(rows, pred, probs, by)],
@@ -273,6 +341,11 @@ def evaluate(model: str | Path, data: str | Path, out: str | Path | None = None,
     log(f"{pkg.name} on {data} ({used}): {len(rows)} clips, {len(skipped)} skipped; {how}")
     for name, s in [("overall", overall), *per_dataset.items()]:
         log(f"  {name:8s} n={s['n']:4d}  UF1 {s['uf1']:.4f}  UAR {s['uar']:.4f}  WAR {s['war']:.4f}")
+    t = calibration["temperature"]
+    log(f"  calibration as served ({f'temperature {t:g}' if t else 'no temperature'}): ECE "
+        f"{calibration['served']['ece']:.4f}  NLL {calibration['served']['nll']:.4f}" +
+        (f" (without it: ECE {calibration['uncalibrated']['ece']:.4f}  NLL {calibration['uncalibrated']['nll']:.4f})"
+         if "uncalibrated" in calibration else ""))
     for i, c in enumerate(pkg.labels):
         pc = overall["per_class"]
         log(f"  {c:10s} support {pc['support'][i]:4d}  F1 {pc['f1'][i]:.4f}  recall {pc['recall'][i]:.4f}")
@@ -310,8 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--engine", default="auto", choices=ENGINES,
                    help="runtime: onnxruntime, openvino, or auto (OpenVINO when installed)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime (default: its own)")
+    p.add_argument("--views", default=None,
+                   help="test-time views: for a fold package O (default) or OLR etc. — Décalcomanie views made "
+                        "outside the graph, u reflected about its measured zero in the mirrored halves, each fold's "
+                        "probability the mean of its views'; for an SBML package the views its graph fuses")
     args = p.parse_args(argv)
-    evaluate(args.model, args.data, args.out, args.engine, args.threads)
+    evaluate(args.model, args.data, args.out, args.engine, args.threads, views=args.views)
     return 0
 
 

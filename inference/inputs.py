@@ -70,7 +70,9 @@ RAW_NORMALISATION = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "pixel_sca
                      "source": "raw 0–255 pixel values, as the published model was fed (no scaling, no centring)"}
 # The published MEGC2019 composite flow-image set (HTNet's STSNet_whole_norm_u_v_os) stores u, v, strain in a PNG's
 # R, G, B; OpenCV returns B, G, R: the row of this name says so (its channels), and the set's reader and the models
-# converted from its authors' weights read it from there.
+# converted from its authors' weights read it from there. Served from a video with a flow-image recipe (the converted
+# packages: ``megc2019-composite``, whose image is already strain, v, u), the recipe's image is reordered to this
+# row's order once, by the row's builder (``_flow_image_as``) — for that recipe, not at all.
 PUBLISHED_FLOW_IMAGE = "flow_image_bgr"
 
 
@@ -236,7 +238,15 @@ def _build_magnified(arr, recipe, fps, apex):
     return _magnify_with(arr, fps, dict(recipe.get("params") or {})), None
 
 
-def _build_flow_image(arr, recipe, fps, apex):
+def _flow_image_as(channels: tuple[str, ...], arr, recipe, apex):
+    """The onset → apex flow image ``(1, S, S, 3)`` with its channels holding ``channels`` (the row's), and the apex.
+
+    The one rule for the channel order (applied exactly once, here): a flow-image recipe
+    (:class:`inference.recipe.FlowRecipe`, ``recipe["recipe"]``) makes its image in *its* ``channels`` order (the
+    stored order of the set it describes: ``megc2019-composite`` strain, v, u); without one,
+    :func:`inference.motion.flow_image` makes u, v, strain. That image is then reordered once, from its own order to
+    the row's: nothing when they are the same (a ``flow_image_bgr`` row with the composite recipe feeds the recipe's
+    image as it comes)."""
     if apex is None:
         apex = estimate_apex(arr)
     elif not 0 <= apex < len(arr):
@@ -244,9 +254,17 @@ def _build_flow_image(arr, recipe, fps, apex):
     if recipe.get("recipe"):  # a flow-image recipe (inference.recipe): face window, size, context, channel order
         from .recipe import FlowRecipe
 
-        return FlowRecipe.from_dict(recipe["recipe"]).image(arr[0], arr[apex])[None], apex
-    return flow_image(arr[0], arr[apex], recipe.get("size"), recipe.get("method", "tvl1"), _scaling(recipe),
-                      dict(recipe.get("params") or {}))[None], apex
+        r = FlowRecipe.from_dict(recipe["recipe"])
+        image, made = r.image(arr[0], arr[apex]), r.channels
+    else:
+        image = flow_image(arr[0], arr[apex], recipe.get("size"), recipe.get("method", "tvl1"), _scaling(recipe),
+                           dict(recipe.get("params") or {}))
+        made = CHANNELS
+    return reorder(image, made, tuple(channels))[None], apex
+
+
+def _build_flow_image(arr, recipe, fps, apex):
+    return _flow_image_as(KINDS["flow_image"].channels, arr, recipe, apex)
 
 
 def _build_flow_clip(arr, recipe, fps, apex):
@@ -306,8 +324,8 @@ for _row in (
 
 
 def _build_flow_image_bgr(arr, recipe, fps, apex):
-    image, apex = _build_flow_image(arr, recipe, fps, apex)
-    return reorder(image, KINDS["flow_image"].channels, KINDS[PUBLISHED_FLOW_IMAGE].channels), apex
+    # the channel rule of _flow_image_as: made in the recipe's order (or u, v, strain), reordered once to this row's
+    return _flow_image_as(KINDS[PUBLISHED_FLOW_IMAGE].channels, arr, recipe, apex)
 
 
 register(InputKind(
@@ -345,16 +363,24 @@ def strain_agreement(images, channels: tuple[str, ...] = ("u", "v", "strain")) -
     return float(np.median(rs)) if rs else float("nan")
 
 
-def recipe_inputs(flow_recipe) -> dict:
+def recipe_inputs(flow_recipe, kind_name: str | None = None) -> dict:
     """The ``inputs`` (a cache's, a package's ``input.motion``) of a flow image made by a flow-image recipe
     (:class:`inference.recipe.FlowRecipe`, or a named one such as ``"megc2019-composite"``): the recipe rides in
     ``"recipe"``, its method, parameters, scaling and size are repeated where every reader of a flow image looks.
-    A recipe whose channel order is not the row's (``u, v, strain``; the composite set's is ``strain, v, u``) is
-    for a model fed that order as it is: served on the original view, without centring on zero motion."""
+    ``kind_name``: the single-frame flow row the image is fed as (default: the row whose channels are the recipe's —
+    ``flow_image`` for u, v, strain, :data:`PUBLISHED_FLOW_IMAGE` for the composite set's strain, v, u). The
+    recipe's image is reordered from its channel order to the row's exactly once, by the row's builder
+    (:func:`_flow_image_as`)."""
     from .recipe import FlowRecipe
 
     r = flow_recipe if isinstance(flow_recipe, FlowRecipe) else FlowRecipe.from_dict(flow_recipe)
-    return {"kind": "flow_image", "method": r.method, "params": dict(r.params), "scaling": dict(r.scaling),
+    if kind_name is None:
+        kind_name = next((k.name for k in KINDS.values() if k.single_frame and k.flow and k.channels == r.channels),
+                         "flow_image")
+    row = kind(kind_name)
+    if not (row.single_frame and row.flow):
+        raise InputError(f"a flow-image recipe makes onset → apex images; a {row.name} input cannot carry one")
+    return {"kind": row.name, "method": r.method, "params": dict(r.params), "scaling": dict(r.scaling),
             "size": int(r.size), "apex": "estimated", "recipe": r.to_dict()}
 
 

@@ -28,7 +28,7 @@ from .calibration import FIGURE_FILE, Calibration
 from .errors import InputError
 from .face import CropSettings
 from .inputs import KINDS, Preprocessing, build_input, kind
-from .views import VIEW_INDEX, parse_views
+from .views import VIEW_INDEX, parse_views, view_batch
 
 FORMAT_VERSION = 1  # the package format this project writes and reads; bump it when a reader must change
 # What the graph's uint8 (N, T, H, W, 3) input holds: an input kind, a row of inference.inputs (its package name:
@@ -344,6 +344,22 @@ class ModelPackage:
                              f"graph takes ({self.input.height}, {self.input.width}, 3); align the face with the "
                              f"package's crop settings ({self.face_crop.get('size')} px)")
         return x, used
+
+    def test_time_views(self, clips, views: str) -> np.ndarray:
+        """The graph inputs ``(N, T, H, W, 3)`` uint8 as Décalcomanie views ``(V, N, T, H, W, 3)`` for test-time
+        ensembling outside the graph (a fold package: FSB folds trained on ``O``). Each view is split at the vertical
+        midline, each half mirrored into a whole image (:mod:`inference.views`); for a flow input, ``u`` in the
+        mirrored half is reflected about its zero motion *as this package's scaling defines it*
+        (:meth:`inference.inputs.InputKind.zeros`): the recorded zero for "fixed" scaling, and for min-max images
+        (the published set) the median of ``u`` over the image's central region (where a face barely moves) — not
+        0, and not mid-grey. ``2 · zero − u`` is rounded and clipped to 0–255 (the graph takes uint8)."""
+        views = parse_views(views)
+        clips = np.asarray(clips)
+        row = kind(self.input.kind)
+        if row.u is None:
+            return view_batch(clips, views)
+        zeros = row.zeros(self.motion, clips)  # (N, T, 3)
+        return view_batch(clips, views, row.u, zeros[..., row.u])
 
     def files(self) -> list[str]:
         """The package's graph files: ``model.onnx`` and its variants' files."""

@@ -9,7 +9,11 @@ A :class:`FlowRecipe` says, for one flow-image model:
   ``u`` scaled by ``size / window width``, ``v`` by ``size / window height``);
 - the **flow method** and its parameters (a row of :data:`inference.motion.FLOW_METHODS`);
 - the **scaling** (:class:`inference.motion.FlowScaling`; the published sets: min-max per image and per channel);
-- the **channel order** of the stored image (names from ``u``, ``v``, ``strain``);
+- the **channel order** of the stored image (names from ``u``, ``v``, ``strain``): :meth:`FlowRecipe.image` returns
+  the image in this order. The one rule between a recipe and a graph: the input row's builder
+  (``inference.inputs._flow_image_as``) reorders the recipe's image from this order to the row's channels exactly
+  once (nothing to do when they agree: ``megc2019-composite`` is strain, v, u, as is the ``flow_image_bgr`` row the
+  converted STSTNet folds take);
 - ``context``: the flow is computed on a region *larger* than the window (the window grown by ``context`` of its
   width and height on every side, kept inside the aligned crop) and then cut to the window, so that the flow's
   border artefacts — the extreme values a solver produces where the image ends — fall outside the window and do not

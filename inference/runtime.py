@@ -164,6 +164,8 @@ class Predictor:
         if views is None:
             return default
         views = parse_views(views)
+        if self.package.folds and not self.sbml:  # a fold package: views made outside the graph (run_folds)
+            return views
         if not self.sbml and views != default:
             raise InputError(f"this package is FSB: it always classifies the views {default} together; --views "
                              f"cannot change that")
@@ -202,6 +204,8 @@ class Predictor:
         """:meth:`run`, and the per-fold probabilities ``(F, N, K)`` of a graph that outputs ``fold_probs`` (a fold
         package; None otherwise)."""
         views = self._views(views) if views else self.views
+        if self.package.folds and not self.sbml and views != "O":
+            return self._fold_views(clips, views)
         feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
         if self.sbml:
             feeds["views"] = view_indices(views)
@@ -223,6 +227,18 @@ class Predictor:
                 folds = _softmax(outputs[names.index("fold_logits")])
         # a fold package's second output is its folds' scores, not view logits
         return probs, (second if self.sbml and not self.package.folds else None), folds
+
+    def _fold_views(self, clips: np.ndarray, views: str) -> tuple[np.ndarray, None, np.ndarray]:
+        """Test-time Décalcomanie views of an FSB fold package (:meth:`inference.package.ModelPackage.
+        test_time_views`: ``u`` reflected about its zero in the mirrored halves): every view through every fold in
+        one call; each fold's probability is the mean of its views' softmax, the fused one the mean over folds."""
+        x = self.package.test_time_views(clips, views)  # (V, N, T, H, W, 3)
+        v, n = x.shape[:2]
+        _, _, folds = self.run_folds(x.reshape((v * n,) + x.shape[2:]), "O")
+        if folds is None:
+            raise InputError(f"{self.package.name}: the graph gives no per-fold output; re-export the package")
+        folds = folds.reshape((len(folds), v, n, -1)).mean(1)
+        return folds.mean(0), None, folds
 
     def classify(self, prepared: list[PreparedClip], views: str | None = None,
                  apexes: list[int | None] | None = None) -> list[Prediction]:

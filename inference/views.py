@@ -160,3 +160,18 @@ def mirror(x, axis: int | None = None, flow: FlowChannels | None = None):
     if flow is not None:
         _negate_u(out, slice(None), axis, flow)
     return out
+
+
+def view_batch(clips: np.ndarray, views: str, u: int | None = None, zero=None) -> np.ndarray:
+    """Test-time views of a numpy batch ``(N, T, H, W, C)`` stacked view-major: ``(V, N, T, H, W, C)``, in the
+    order of ``views``. ``u``: the channel of horizontal motion (None: an RGB batch, mirrored as images); ``zero``:
+    its zero motion per clip and frame ``(N, T)`` (or a number), about which ``u`` is reflected in the mirrored
+    halves (:func:`make_view`)."""
+    clips = np.asarray(clips)
+    if clips.ndim != 5:
+        raise InputError(f"test-time views take a batch (N, T, H, W, C), got shape {clips.shape}")
+    flow = None
+    if u is not None:
+        z = np.asarray(0.0 if zero is None else zero, np.float64)
+        flow = FlowChannels(u=int(u), axis=-1, zero=z.reshape(z.shape + (1,) * (5 - z.ndim)) if z.ndim else z)
+    return np.stack(make_views(clips, views, axis=-2, flow=flow))

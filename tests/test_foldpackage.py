@@ -189,14 +189,30 @@ def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, 
                         "--face-crop", "64"]) == 0
     config = json.loads((tmp_path / "pkg" / "config.json").read_text())
     assert config["folds"]["subjects"] == sorted(SUBJECTS.values()) and config["loso"]["uf1"] == results["uf1"]
-    report = ev.evaluate(tmp_path / "pkg", flow_set, engine="onnxruntime", log=lambda *_: None)
+    # its temperature: fitted on the run's pooled out-of-fold predictions, with the diagram and the card's section
+    from inference.calibration import Calibration, ece, nll
+
     with open(tmp_path / "run" / "predictions.csv") as f:
         ran = {r["clip"]: r for r in csv.DictReader(f)}
+    labels = config["labels"]
+    oof = np.array([[float(r[f"score_{c}"]) for c in labels] for r in ran.values()])
+    oof_y = np.array([labels.index(r["label"]) for r in ran.values()])
+    want = Calibration.fit(oof, oof_y)
+    cal = config["calibration"]
+    assert cal["temperature"] == want.temperature and cal["clips"] == 18 and cal["figure"] == "reliability.png"
+    assert (cal["ece_before"], cal["ece_after"]) == (want.ece_before, want.ece_after)
+    assert cv2.imread(str(tmp_path / "pkg" / "reliability.png")) is not None
+    assert f"**T = {want.temperature:g}**" in (tmp_path / "pkg" / "README.md").read_text()
+    report = ev.evaluate(tmp_path / "pkg", flow_set, engine="onnxruntime", log=lambda *_: None)
     assert len(ran) == report["n"] == 18
-    for clip in report["clips"]:
+    for clip in report["clips"]:  # as served: the run's probabilities through the package's temperature
         mine = ran[clip["clip"]]
         assert (clip["pred"], clip["subject"]) == (mine["pred"], int(mine["subject"])), clip["clip"]
-        np.testing.assert_allclose(clip["probs"], [float(mine[f"score_{c}"]) for c in report["labels"]], atol=1e-4)
+        np.testing.assert_allclose(clip["probs"], want.apply([float(mine[f"score_{c}"]) for c in labels]),
+                                   atol=1e-4)
+    served = want.apply(oof)
+    assert report["calibration"]["served"]["ece"] == pytest.approx(ece(served, oof_y), abs=2e-4)
+    assert report["calibration"]["uncalibrated"]["nll"] == pytest.approx(nll(oof, oof_y), abs=2e-4)
     for k in ("uf1", "uar", "war"):
         assert report["overall"][k] == pytest.approx(results[k], abs=1e-9)
 
@@ -208,3 +224,133 @@ def test_the_fold_bench_prints_both_targets(package, flow_set, capsys):
     out = capsys.readouterr().out
     assert "6 fold(s)" in out and "evaluate   onnxruntime  18 clips" in out and "1 interval onnxruntime" in out
     assert "target ≤ 50 ms" in out and "target ≤ 10 s" in out
+
+
+def aligned_clip(size: int = 112, seed: int = 3) -> np.ndarray:
+    """A synthetic aligned face clip (T, S, S, 3) uint8: a smooth texture whose lower half moves right by the apex."""
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 3)
+    base = cv2.normalize(base, None, 20, 235, cv2.NORM_MINMAX)
+    frames = []
+    for t in range(5):
+        m = np.float32([[1, 0, 0.6 * t], [0, 1, 0.3 * t]])
+        moved = cv2.warpAffine(base, m, (size, size), borderMode=cv2.BORDER_REFLECT)
+        f = base.copy()
+        f[size // 2:] = moved[size // 2:]
+        frames.append(np.repeat(f[..., None], 3, -1))
+    return np.clip(np.stack(frames), 0, 255).astype(np.uint8)
+
+
+def test_a_clip_is_served_with_the_composite_recipe_in_the_authors_order_exactly_once(weights, package):
+    """The converted package serves with megc2019-composite at its crop margin: the graph is fed the recipe's
+    image in the authors' order (strain, v, u) — the same array as the recipe's u, v, strain image reversed,
+    computed independently — and its folds answer as the authors' networks do on that array."""
+    from dataclasses import replace
+
+    import onnxruntime as ort
+
+    from inference.package import ModelPackage
+    from inference.recipe import recipe
+
+    folder, states = weights
+    pkg = ModelPackage.load(package)
+    assert pkg.motion["kind"] == "flow_image_bgr" and pkg.motion["recipe"]["name"] == "megc2019-composite"
+    assert pkg.motion["trained_on"]["method"] == "published"
+    assert pkg.face_crop["margin"] == 0.25 == recipe("megc2019-composite").crop_margin
+    frames = aligned_clip(int(pkg.face_crop["size"]))
+    x, apex = pkg.build_input(frames, apex=4)
+    assert apex == 4 and x.shape == (1, 28, 28, 3) and x.dtype == np.uint8
+    uvs = replace(recipe("megc2019-composite"), channels=("u", "v", "strain")).image(frames[0], frames[4])
+    want = uvs[..., ::-1]  # strain, v, u: the cv2.imread order of the published PNGs
+    np.testing.assert_array_equal(x[0], want)
+    assert not np.array_equal(want, uvs)  # the order matters on this clip
+    session = ort.InferenceSession(str(package / "model.onnx"), providers=["CPUExecutionProvider"])
+    _, fold_logits = session.run(None, {"clips": x[None]})
+    names = pkg.folds.names
+    for f, name in enumerate(names):
+        np.testing.assert_allclose(np.exp(fold_logits[f, 0] - fold_logits[f, 0].max()) /
+                                   np.exp(fold_logits[f, 0] - fold_logits[f, 0].max()).sum(),
+                                   authors_probs(states[name], np.ascontiguousarray(want)), atol=2e-5)
+
+
+def test_convert_calibrates_on_held_out_folds_only(weights, flow_set, tmp_path):
+    """--calibrate-on: the temperature is fitted on each clip's held-out-fold prediction (the authors' network on
+    it, computed here independently); a subject no fold held out (here: 007's file left out) is not used."""
+    from inference.calibration import Calibration
+
+    folder, states = weights
+    partial = tmp_path / "w"
+    partial.mkdir()
+    for name in SUBJECTS:
+        if name != "007":
+            shutil.copy(folder / f"{name}.pth", partial / f"{name}.pth")
+    out = tmp_path / "pkg"
+    assert convert_main(["ststnet", str(partial), "--out", str(out), "--calibrate-on", str(flow_set),
+                         "--confidence-floor", "0.6"]) == 0
+    rows = [r for r in csv.DictReader(open(next(flow_set.glob("*.csv")))) if r["sub"] != "007"]
+    probs = np.array([authors_probs(states[r["sub"]],
+                                    cv2.imread(str(flow_set / IMAGE_DIR / f"{r['sub']}_{r['filename_o']} .png")))
+                      for r in rows])
+    want = Calibration.fit(probs, np.array([int(r["label"]) for r in rows]), floor=0.6)
+    cal = json.loads((out / "config.json").read_text())["calibration"]
+    assert cal["clips"] == 15 and "3 clips of subjects no fold held out left out" in cal["source"]
+    assert cal["temperature"] == pytest.approx(want.temperature, rel=1e-3) and cal["floor"] == 0.6
+    assert cal["ece_before"] == pytest.approx(want.ece_before, abs=1e-3)
+    assert cv2.imread(str(out / "reliability.png")) is not None
+    card = (out / "README.md").read_text()
+    assert "## Calibration" in card and "Confidence floor: 0.6" in card and "![Reliability diagram]" in card
+    report = ev.evaluate(out, flow_set, engine="onnxruntime", log=lambda *_: None)
+    assert report["calibration"]["temperature"] == cal["temperature"]
+    assert report["calibration"]["uncalibrated"]["ece"] != report["calibration"]["served"]["ece"]
+
+
+def olr_by_hand(image: np.ndarray, zero: float) -> list[np.ndarray]:
+    """O, L, R of one stored (strain, v, u) 28 px image, written out: the halves split at column 14, each mirrored
+    into a whole image; in the mirrored half u (channel 2) becomes 2·zero − u, rounded and clipped to 0–255."""
+    left, right = image[:, :14], image[:, 14:]
+    out = [image]
+    for kept, mirrored, first in ((left, left[:, ::-1].copy(), False), (right, right[:, ::-1].copy(), True)):
+        u = mirrored[..., 2].astype(np.float64)
+        mirrored[..., 2] = np.clip(np.rint(2 * zero - u), 0, 255).astype(np.uint8)
+        out.append(np.concatenate([mirrored, kept] if first else [kept, mirrored], axis=1))
+    return out
+
+
+def test_olr_test_time_views_reflect_u_about_its_measured_zero(weights, package, flow_set):
+    """evaluate --views OLR and serving's run_folds: each fold's probability is the mean of the authors' network on
+    the O, L and R views, u reflected about the image's zero motion (the median of u over its central region, as the
+    min-max scaling defines it)."""
+    import onnxruntime as ort
+
+    from inference.motion import FlowScaling, central
+    from inference.package import ModelPackage
+    from inference.runtime import Predictor
+
+    folder, states = weights
+    report = ev.evaluate(package, flow_set, engine="onnxruntime", log=lambda *_: None, views="OLR")
+    plain = ev.evaluate(package, flow_set, engine="onnxruntime", log=lambda *_: None)
+    assert report["views"] == "OLR" and "views OLR" in report["how"]
+    rows = list(csv.DictReader(open(next(flow_set.glob("*.csv")))))
+    region = central((28, 28), FlowScaling("minmax").zero_region)
+    moved = 0
+    for row, clip, o in zip(rows, report["clips"], plain["clips"]):
+        image = cv2.imread(str(flow_set / IMAGE_DIR / f"{row['sub']}_{row['filename_o']} .png"))
+        zero = float(np.median(image[region[0], region[1], 2].astype(np.float32)))
+        want = np.mean([authors_probs(states[row["sub"]], v) for v in olr_by_hand(image, zero)], axis=0)
+        np.testing.assert_allclose(clip["probs"], want, atol=2e-5)
+        unreflected = [image] + [np.concatenate([image[:, :14], image[:, :14][:, ::-1]], 1),
+                                 np.concatenate([image[:, 14:][:, ::-1], image[:, 14:]], 1)]
+        wrong = np.mean([authors_probs(states[row["sub"]], np.ascontiguousarray(v)) for v in unreflected], axis=0)
+        moved += not np.allclose(clip["probs"], wrong, atol=1e-4)
+        assert not np.allclose(clip["probs"], o["probs"], atol=1e-6)
+    assert moved == len(rows)  # reflecting u is not a no-op
+    # serving takes the same path: the fold ensemble's views through Predictor.run_folds
+    pkg = ModelPackage.load(package)
+    clips, set_rows, _ = ev.read_set(flow_set, pkg)
+    predictor = Predictor(package, device="cpu", engine="onnxruntime")
+    probs, _, folds = predictor.run_folds(clips, "OLR")
+    session = ort.InferenceSession(str(package / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(folds, ev.fold_probabilities(session, pkg, clips, "OLR"), atol=1e-5)
+    np.testing.assert_allclose(probs, folds.mean(0), atol=1e-6)
+    with pytest.raises(InputError, match="view set"):
+        ev.evaluate(package, flow_set, engine="onnxruntime", log=lambda *_: None, views="OX")

@@ -98,14 +98,20 @@ def test_channel_order_and_minmax():
 def test_recipe_rides_in_the_package_input_and_builds_the_served_image(tmp_path):
     a, b = _shifted(1, 1)
     motion = recipe_inputs("megc2019-composite")
-    kind("flow_image").check(motion)
+    assert motion["kind"] == "flow_image_bgr"  # the row whose channels are the recipe's (strain, v, u)
+    kind("flow_image_bgr").check(motion)
     x, apex = build_input(np.stack([a, a, b]), motion, None, 2)
     assert apex == 2 and x.shape == (1, 28, 28, 3)
     assert np.array_equal(x[0], recipe("megc2019-composite").image(a, b))
     assert FlowRecipe.from_dict(json.loads(json.dumps(motion["recipe"]))) == recipe("megc2019-composite")
+    # fed to a u, v, strain row, the recipe's image is reordered once, from its order to the row's
+    uvs, _ = build_input(np.stack([a, a, b]), recipe_inputs("megc2019-composite", "flow_image"), None, 2)
+    assert np.array_equal(uvs[0], x[0][..., ::-1]) and not np.array_equal(uvs[0], x[0])
+    with pytest.raises(InputError, match="cannot carry one"):
+        recipe_inputs("megc2019-composite", "flow_clip")
 
     data = json.loads((DEFAULT / "config.json").read_text())
-    data["input"] = {**data["input"], "kind": "flow_image", "color": "strain,v,u", "height": 28, "width": 28,
+    data["input"] = {**data["input"], "kind": "flow_image_bgr", "color": "strain,v,u", "height": 28, "width": 28,
                      "motion": motion}
     data["face_crop"] = {**data["face_crop"], "margin": 0.25}
     pkg = ModelPackage.from_json(data)
