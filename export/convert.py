@@ -404,7 +404,7 @@ def export_run_folds(run: Path, out: Path, views: str | None = None, name: str |
     from training.record import TrainedModel
     from training.schemes import load_view_model
 
-    from .__main__ import check_options, default_sources, describe, gather_clips
+    from .build import check_options, default_sources, describe, gather_clips
     from .card import render_card
 
     t0 = time.perf_counter()
