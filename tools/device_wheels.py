@@ -4,11 +4,13 @@ one ``run`` command that installs them there and runs the check.
 
 The device image (the device tool's KINDS.md, read 2026-11-17) has Python 3.12, torch 2.11 (CUDA 13.0), torchvision,
 onnx, a CPU-only onnxruntime 1.30, OpenCV, scikit-image, scikit-learn, matplotlib, tensorboard, PyYAML, tqdm and
-huggingface_hub; nothing can be fetched there. The check needs two more, both pure Python, pinned as the project pins
-them (requirements/core.txt, requirements/train.txt):
+huggingface_hub; nothing can be fetched there. The check needs one more, pure Python, pinned as the project pins
+it (requirements/train.txt):
 
-- ``facenet-pytorch`` (MTCNN, step 5), 1.9 MB with its weights;
 - ``onnxconverter-common`` (``python -m export --fp16``, step 4), 0.1 MB.
+
+The face stage is ONNX (``inference/mtcnn.py``, the networks shipped in ``inference/assets/mtcnn/``): it needs no
+facenet-pytorch, and step 5 runs it on CUDA only where ONNX Runtime has its CUDA provider (see below).
 
 Not carried: ``onnxruntime-gpu`` 1.31.1 for Python 3.12 is built for CUDA 13.0 and cuDNN 9, which torch's own nvidia-*
 wheels on the device provide, but its wheel is 244 MiB (the CUDA provider library alone 231 MiB compressed), far over
@@ -33,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEST = ".whl"
-WHEELS = {"facenet-pytorch": "2.5.3", "onnxconverter-common": "1.16.0"}
+WHEELS = {"onnxconverter-common": "1.16.0"}
 LIMIT_MIB = 64  # the device tool: tracked + untracked-not-ignored files + shared/ + carried paths, per call
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")

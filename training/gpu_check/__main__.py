@@ -43,7 +43,7 @@ def _alarm(_signum, _frame):
 
 
 PRELOAD = ("numpy", "cv2", "torch", "torchvision", "onnx", "onnxruntime", "skimage.data", "sklearn.metrics",
-           "torch.utils.tensorboard", "facenet_pytorch", "inference.runtime", "training.loso")
+           "torch.utils.tensorboard", "inference.runtime", "training.loso")
 
 
 def preload() -> float:

@@ -170,7 +170,7 @@ def environment(step: Step, ctx: Context) -> None:
         step.figure("onnxruntime_cuda_provider", "CUDAExecutionProvider" in ort["providers"])
     except ImportError as e:
         step.figure("onnxruntime", f"missing ({e})")
-    for module in ("onnx", "onnxconverter_common", "facenet_pytorch", "cv2", "skimage", "tensorboard", "yaml"):
+    for module in ("onnx", "onnxconverter_common", "cv2", "skimage", "tensorboard", "yaml"):
         step.figure(module, _version(module))
     step.figure("CUBLAS_WORKSPACE_CONFIG", os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset"))
 
