@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         from .convert import export_run_folds
 
         export_run_folds(args.folds, args.out, args.views, args.name, args.license, notes, args.clips,
-                         args.serve_flow, args.face_crop, confidence_floor=args.confidence_floor)
+                         args.serve_flow, args.face_crop, confidence_floor=args.confidence_floor,
+                         flow_recipe=args.flow_recipe)
         return 0
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
                    args.name, args.license, notes, int8_stem=args.int8_stem, serve_flow=args.serve_flow,
