@@ -61,6 +61,10 @@ def train_and_export(recipe: str, data: Path, out: Path, overrides: list[str] = 
     export_run_folds(out / "run", package, name=f"{recipe}-folds", flow_recipe=flow_recipe, log=log)
     demo = f"python -m demo --model {shlex.quote(str(package))}"
     log(f"[3/3] serve it:\n\n    {demo}\n")
+    if final:
+        log(f"(the final all-subject model, one network instead of the folds' mean, exports with: python -m export "
+            f"--checkpoint {shlex.quote(str(out / 'run' / 'final' / 'model.pt'))} --out "
+            f"{shlex.quote(str(out / 'final-package'))} --flow-recipe {flow_recipe})")
     return {"run": out / "run", "package": package, "results": results, "demo": demo}
 
 

@@ -27,6 +27,7 @@ def test_one_command_trains_exports_and_prints_the_demo_line_then_resumes(flow_s
     said = capsys.readouterr().out
     package = out / "package"
     assert f"python -m demo --model {package}" in said
+    assert f"python -m export --checkpoint {out / 'run' / 'final' / 'model.pt'}" in said
     results = json.loads((out / "run" / "results.json").read_text())
     assert (out / "run" / "final" / "model.pt").exists()
     config = json.loads((package / "config.json").read_text())
