@@ -9,9 +9,12 @@ interval's aligned O/L/R frames and per-view probabilities. The verdict, its rel
 first screen (1366×768, or a phone's, scrolled into view); every note is said once, in one block. An upload the browser
 cannot play (an AVI, …) is shown as an H.264 preview (:func:`browser_preview`); the analysis reads the upload.
 
-A motion package (flow image, flow clip, grey + flow clip, magnified) shows beside the aligned face the input its model
+A motion package (flow image, flow clip, grey + flow clip, magnified) shows beside the verdict the input its model
 saw (:func:`motion_sheet`): the optical flow in colour (hue: direction, brightness: magnitude) with the optical strain
-(or the grey level), or the magnified face; for a spotted recording, the chosen interval's.
+(or the grey level), or the magnified face; for a spotted recording, the chosen interval's. A model trained on real
+data shows, in place of the synthetic-weights warning, the card's provenance line (:func:`provenance_markdown`: what it
+was trained on, how many subjects, how it is served, its honest LOSO figure and protocol). An FSB fold package takes
+the views choice as test-time views (each view through every fold).
 
 :class:`Analyser` is the work behind the page, usable without a browser: ``Analyser(predictor).analyse(path)``
 returns everything the page shows. :func:`build_app` lays the page out around it; ``python -m demo`` starts it.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -290,6 +294,12 @@ class Analyser:
     def sbml(self) -> bool:
         return self.predictor.sbml
 
+    @property
+    def views_choosable(self) -> bool:
+        """SBML packages vote with the chosen views in their graph; an FSB fold package takes them as test-time
+        views (:meth:`inference.package.ModelPackage.test_time_views`: each view through every fold, averaged)."""
+        return self.sbml or bool(self.predictor.package.folds)
+
     def analyse(self, path: str | os.PathLike | None, views: str | None = None, on_stage=None,
                 mode: str | None = DEFAULT_MODE) -> Analysis:
         """``mode`` auto (:data:`inference.recognise.AUTO_RULE`: a short clip holding one expression is classified
@@ -298,7 +308,7 @@ class Analyser:
         if not path:
             raise InputError("No clip was given. Upload a short video of one face (or record one with the webcam), "
                              "or click one of the examples.")
-        if views and not self.sbml and views != self.predictor.views:
+        if views and not self.views_choosable and views != self.predictor.views:
             views = None  # an FSB package always uses its own views; the page says so beside the choice
         try:
             result = self.recogniser(path, None, on_stage, views or None, mode or DEFAULT_MODE)
@@ -404,19 +414,82 @@ def browser_preview(path: str | os.PathLike, limits: Limits = Limits(), folder: 
 
 
 # --------------------------------------------------------------------------- text for the page
+def _plain(text: str) -> str:
+    """A config's words for a page: without the addresses in brackets (``(https://…)``, one nested bracket kept
+    inside) and without the training caches' server paths (``; caches …``)."""
+    text = text.split("; caches")[0]
+    return re.sub(r"\s*\(https?://[^()\s]*(?:\s*\([^()]*\))?\)", "", text).strip()
+
+
+def honest_figure(package) -> dict | None:
+    """The model's honest leave-one-subject-out figure, from ``config.json``: the package's own LOSO metrics (a
+    project run: ``loso``), else the figure the authors of converted weights published (``folds.source``'s
+    ``authors_figure``); ``{uf1, uar, war | None, subjects, clips, protocol, by, warning}`` or None."""
+    folds = package.folds
+    if package.loso:
+        loso, proto = package.loso, package.loso.protocol
+        return {"uf1": loso.uf1, "uar": loso.uar, "war": loso.war,
+                "subjects": proto.get("subjects") or (len(folds.subjects) if folds else None),
+                "clips": proto.get("clips", loso.n), "protocol": proto.get("dataset_protocol", package.protocol),
+                "selection": proto.get("selection"), "by": "measured when it was trained",
+                "warning": getattr(loso, "warning", None)}
+    authors = (folds.source or {}).get("authors_figure") if folds else None
+    if authors:
+        return {"uf1": float(authors["uf1"]), "uar": float(authors["uar"]), "war": None,
+                "subjects": len(folds.subjects), "clips": None, "protocol": folds.protocol or package.protocol,
+                "selection": None, "by": str(authors.get("source") or "the authors' figure").split(":")[0],
+                "warning": None}
+    return None
+
+
+def provenance_markdown(package) -> str | None:
+    """The card's provenance in a line, for a model trained on real data (None for synthetic demo weights): what it
+    was trained on, how many subjects, how it is served (a fold package: its folds' mean), and its honest LOSO figure
+    with the protocol that gave it (:func:`honest_figure`)."""
+    if package.synthetic:
+        return None
+    folds, fig = package.folds, honest_figure(package)
+    data = _plain(package.training_data or "") or "data not recorded"
+    subjects = fig["subjects"] if fig else (len(folds.subjects) if folds else None)
+    line = f"**Trained on** {data}" + (f"; {subjects} subjects" if subjects else "") + "."
+    if folds:
+        source = folds.source or {}
+        where = str(source.get("from") or "published weights").split()[0]  # the address, without its file pattern
+        origin = (f"the authors' {len(folds.subjects)} fold models ({where}), converted"
+                  if source.get("kind") == "converted" else f"{len(folds.subjects)} fold models of one LOSO run")
+        line += f" **Served as** the mean of {origin}."
+    if fig:
+        scores = f"UF1 {fig['uf1']:.4f} · UAR {fig['uar']:.4f}" + (f" · WAR {fig['war']:.4f}" if fig["war"] else "")
+        protocol = ", ".join(x for x in (
+            "leave-one-subject-out" + (f" on {fig['subjects']} subjects" if fig["subjects"] else ""),
+            f"{fig['clips']} clips" if fig["clips"] else "", f"{fig['protocol']} protocol" if fig["protocol"] else "",
+            f"selection: {fig['selection']}" if fig["selection"] else "") if x)
+        line += f" **Honest figure:** {scores} ({protocol}; {fig['by']})."
+        if fig["warning"]:
+            line += f" ⚠ {fig['warning']}"
+    else:
+        line += " **Honest figure:** not measured."
+    return line
+
+
 def reliability_markdown(predictor: Predictor) -> str:
-    """How far to trust a verdict, in a line beside it: the synthetic-data warning, and the model's score on people
-    it never saw (LOSO UF1, in plain words)."""
+    """How far to trust a verdict, in a line beside it: the synthetic-data warning, or for a model trained on real
+    data the card's provenance line (:func:`provenance_markdown`); and the model's score on people it never saw
+    (LOSO UF1, in plain words)."""
     c = predictor.package
     chance = f"chance ≈ {1 / max(len(predictor.labels), 1):.0%}"
     if c.synthetic:
         measured = (f" **Reliability:** {c.loso.uf1:.0%} (UF1, {chance}) on synthetic faces it never saw; not "
                     f"measured on real people." if c.loso else "")
         return SYNTHETIC_WARNING + measured
-    if c.loso:
-        return (f"**Reliability:** on people it never saw, {c.loso.war:.0%} of the clips right, {c.loso.uf1:.0%} "
-                f"balanced over the classes (UF1, {chance}).")
-    return "**Reliability:** not measured for this model."
+    fig = honest_figure(c)
+    if fig:
+        right = f"{fig['war']:.0%} of the clips right, " if fig["war"] is not None else ""
+        reliable = (f"**Reliability:** on people it never saw, {right}{fig['uf1']:.0%} balanced over the classes "
+                    f"(UF1, {chance}).")
+    else:
+        reliable = "**Reliability:** not measured for this model."
+    return f"{reliable}\n\n{provenance_markdown(c)}"
 
 
 def card_facts(predictor: Predictor, source: str) -> str:
@@ -429,8 +502,11 @@ def card_facts(predictor: Predictor, source: str) -> str:
                      "`python -m training.synth`). They show the pipeline working end to end; they are not a "
                      "micro-expression recogniser for real people.\n")
     labels = ", ".join(predictor.labels)
+    fig = honest_figure(c)
     reliable = (f"Tested on people left out of its training, it got {c.loso.war:.0%} of the clips right, and "
-                f"{c.loso.uf1:.0%} balanced over the classes (UF1)." if c.loso else "Its accuracy was not measured.")
+                f"{c.loso.uf1:.0%} balanced over the classes (UF1)." if c.loso else
+                f"Tested on people left out of its training, {fig['uf1']:.0%} balanced over the classes (UF1; "
+                f"{fig['by']})." if fig else "Its accuracy was not measured.")
     lines += [f"**What it recognises:** the micro-expression in a face clip, as one of {len(predictor.labels)} "
               f"classes: {labels}.", "",
               f"**How reliable:** {reliable}", "",
@@ -446,8 +522,14 @@ def card_facts(predictor: Predictor, source: str) -> str:
                      f"({proto.get('subjects', '?')} subjects, {proto.get('clips', loso.n or '?')} clips, "
                      f"{proto.get('dataset_protocol', c.protocol or '?')} protocol, predictions pooled over "
                      f"folds, selection: {proto.get('selection', '?')}) |")
+    elif fig:
+        lines.append(f"| LOSO | UF1 {fig['uf1']:.4f} · UAR {fig['uar']:.4f} ({fig['subjects']} subjects, "
+                     f"{fig['protocol']} protocol; {fig['by']}) |")
     else:
         lines.append("| LOSO | not evaluated |")
+    if c.folds:
+        lines.append(f"| folds | {len(c.folds.subjects)} LOSO fold models, keyed by held-out subject; the verdict is "
+                     f"their mean |")
     cal = c.calibration
     if cal is not None:
         lines.append(f"| calibration | temperature {cal.temperature:g} fitted on {cal.clips} out-of-subject LOSO "
@@ -617,8 +699,11 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                     gr.Markdown(AUTO_RULE)
                 views = gr.Radio(VIEW_CHOICES, value=predictor.views, label="Test views",
                                  info=("Which views vote (their logits are summed)." if analyser.sbml else
+                                       "Test-time views: each view goes through every fold (u reflected in the "
+                                       "mirrored halves) and their probabilities are averaged." if
+                                       analyser.views_choosable else
                                        f"This FSB package always fuses {predictor.views}."),
-                                 interactive=analyser.sbml, elem_id="views")
+                                 interactive=analyser.views_choosable, elem_id="views")
                 button = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 if examples:
                     gr.Examples(examples=[[e] for e in examples], inputs=[video], label="Examples (synthetic clips)"
@@ -629,8 +714,14 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
                 summary = gr.Markdown(label="Summary", elem_id="summary")
                 plot = gr.Image(label=TIMELINE_LABEL, elem_id="timeline", interactive=False, visible=False,
                                 buttons=[], show_label=False)
-                label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities", elem_id="label",
-                                 show_label=False)
+                kind = predictor.package.input.kind if predictor.package.motion else None
+                with gr.Row(equal_height=False):
+                    label = gr.Label(num_top_classes=len(predictor.labels), label="Fused probabilities",
+                                     elem_id="label", show_label=False, scale=3, min_width=200)
+                    if kind:  # a motion model: the input it saw, beside the verdict
+                        motion = gr.Image(label=input_kind(kind).shows or f"Motion input the model saw ({kind})",
+                                          elem_id="motion", interactive=False, format="png",  # png: pixels exact
+                                          scale=2, min_width=160, height=240, buttons=[])
                 notes = gr.Markdown(label="Notes", elem_id="notes")
         with gr.Row():
             table = gr.Dataframe(headers=INTERVAL_COLUMNS, label="Spotted intervals", elem_id="intervals",
@@ -642,10 +733,6 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
             face = gr.Image(label="Aligned face (O)", elem_id="view-o", interactive=False)
             left = gr.Image(label="L view (left half + its mirror)", elem_id="view-l", interactive=False)
             right = gr.Image(label="R view (right half + its mirror)", elem_id="view-r", interactive=False)
-            kind = predictor.package.input.kind if predictor.package.motion else None
-            if kind:  # a motion model: the input it saw, beside the face
-                motion = gr.Image(label=input_kind(kind).shows or f"Motion input the model saw ({kind})",
-                                  elem_id="motion", interactive=False, format="png")  # png: the flow's pixels exact
         chart = gr.BarPlot(x="view", y="probability", color="label", y_lim=[0, 1], sort=["O", "L", "R"],
                            label="Per-view probabilities (SBML: each view's own softmax)",
                            visible=False, elem_id="per-view")

@@ -4,7 +4,9 @@
                      [--int8 --calibrate cache/smic [--int8-stem auto|int8|float]] [--clips cache/smic | clip.mp4 …]
                      [--notes NOTES.md] [--confidence-floor 0.5]
                      [--flow-recipe megc2019-composite --face-crop 112]   # a model trained on a published flow set
-    python -m export --folds runs/composite-flow --out packages/composite-folds     (a fold package: every fold)
+    python -m export --folds runs/composite-flow --out packages/composite-folds [--flow-recipe megc2019-composite]
+                                                                                   (a fold package: every fold)
+    python -m export.train composite-flow --data SET --out DIR    (train LOSO + final, export the folds: one command)
 
 Checkpoints from LOSO folds, from ``--final`` all-subject training and from N-step chains all export: they
 are the same format (``training.schemes.save_view_model``) and carry the crop, frame count, normalisation,
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flow-recipe", default=None, metavar="NAME",
                    help="only for a model trained on a published flow-image set: serve it on flow images made by this "
                         "named recipe (megc2019-composite: the MEGC2019 composite set's face window, 28 px, min-max), "
-                        "on a --face-crop px crop (default 112) at the recipe's margin")
+                        "on a --face-crop px crop (default 112) at the recipe's margin; with --checkpoint or --folds")
     p.add_argument("--confidence-floor", type=float, default=DEFAULT_FLOOR,
                    help=f"calibrated top probability below which the verdict is shown as uncertain (default "
                         f"{DEFAULT_FLOOR}); the temperature is fitted on the LOSO run's out-of-subject predictions")
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         from .convert import export_run_folds
 
         export_run_folds(args.folds, args.out, args.views, args.name, args.license, notes, args.clips,
-                         args.serve_flow, args.face_crop, confidence_floor=args.confidence_floor)
+                         args.serve_flow, args.face_crop, confidence_floor=args.confidence_floor,
+                         flow_recipe=args.flow_recipe)
         return 0
     export_package(args.checkpoint, args.out, args.views, args.fp16, args.int8, args.calibrate, args.clips,
                    args.name, args.license, notes, int8_stem=args.int8_stem, serve_flow=args.serve_flow,

@@ -393,11 +393,13 @@ def run_folds(run: Path) -> list[tuple[int, Path]]:
 def export_run_folds(run: Path, out: Path, views: str | None = None, name: str | None = None,
                      license: str = "other", notes: str = "", clips: list[str] | None = None,
                      serve_flow: str | None = None, face_crop: int | None = None, log=print,
-                     confidence_floor: float = DEFAULT_FLOOR) -> ModelPackage:
+                     confidence_floor: float = DEFAULT_FLOOR, flow_recipe: str | None = None) -> ModelPackage:
     """A LOSO run's fold models → a fold package at ``out``, in the same format as converted weights: one graph
     with every fold, keyed by held-out subject; its LOSO figure the run's ``results.json``; its temperature fitted
     on the run's pooled out-of-fold predictions (``predictions.csv``: each clip scored by the fold that held its
-    subject out), with ``confidence_floor`` the card's floor and a reliability diagram."""
+    subject out), with ``confidence_floor`` the card's floor and a reliability diagram. ``serve_flow`` /
+    ``face_crop`` / ``flow_recipe``: how serving makes the flow images of a model trained on a published flow-image
+    set (:func:`export.build.served_inputs`)."""
     import json
 
     from training.labels import COMPOSITE_SUBJECT_BASE
@@ -425,7 +427,7 @@ def export_run_folds(run: Path, out: Path, views: str | None = None, name: str |
         raise InputError(f"--confidence-floor must be a probability in [0, 1), got {confidence_floor}")
     test_views = check_options(record.model, views, False, None, "auto")
     calibration = loso_calibration(first, list(record.labels), confidence_floor)
-    pkg = describe(first, record, test_views, name or out.name, license, serve_flow, face_crop)
+    pkg = describe(first, record, test_views, name or out.name, license, serve_flow, face_crop, flow_recipe)
     results = run / "results.json"
     loso = None
     if results.exists():

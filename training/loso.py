@@ -71,7 +71,9 @@ def run(cfg: dict, final: bool = False, log=print, progress: bool = True, wait_s
     summary = write_reports(out, cfg, trainer.protocol, trainer.bank.classes, results)
     log(f"UF1 {summary['uf1']:.4f}  UAR {summary['uar']:.4f}  WAR {summary['war']:.4f}  ({summary['n']} clips, "
         f"{time.perf_counter() - t0:.1f} s){'  [' + SELECTION_WARNING + ']' if 'warning' in summary else ''}")
-    if final:
+    if final and (out / "final" / "model.pt").exists() and not (out / "final" / "state.pt").exists():
+        log(f"final model (all subjects): {out / 'final' / 'model.pt'} (already trained; kept)")
+    elif final:
         trained = trainer.train_model("final", out / "final", np.arange(len(trainer.bank)), None,
                                       seed_for(seed, "final"))
         save_view_model(out / "final" / "model.pt", trained["model"], trainer.bank.classes,
