@@ -173,12 +173,9 @@ class InputKind:
         known = self.zero_values(recipe)
         if known is not None:
             return np.broadcast_to(known, clips.shape[:-3] + (3,)).copy()
-        rows, cols = central(clips.shape[-3:-1], self.zero_region(recipe))
-        out = np.empty(clips.shape[:-3] + (3,), np.float32)
-        for c in self.uv:
-            out[..., c] = np.median(clips[..., rows, cols, c].astype(np.float32), axis=(-2, -1))
-        out[..., self.strain] = clips[..., self.strain].min(axis=(-2, -1))
-        return out
+        # the scaling's own measurement, on the channels in its order, handed back in this row's
+        measured = _scaling(recipe).zero(reorder(clips, self.channels, CHANNELS))
+        return reorder(measured[..., None, None, :], CHANNELS, self.channels)[..., 0, 0, :]
 
     # ------------------------------------------------------------ recipes
     def check(self, recipe: dict) -> None:

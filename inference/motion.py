@@ -28,8 +28,8 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
     side; most of a face does not move between onset and apex) and of the strain as the channel's minimum.
 
   :meth:`FlowScaling.encode` makes the image, :meth:`FlowScaling.zero` the per-channel zero values,
-  :meth:`FlowScaling.decode` inverts "fixed" (to within half a step), :meth:`FlowScaling.channels` tells
-  ``inference.views.make_views`` how to mirror the stored images (``flow=scaling.channels(img)``).
+  :meth:`FlowScaling.decode` inverts "fixed" (to within half a step). Where u, v and strain sit in a stored image, and
+  so how its views mirror it, is the input kind's row's to say (:mod:`inference.inputs`).
 - :func:`flow_image` — onset → apex as one ``(size, size, 3)`` uint8 image (channels ``u, v, strain``): flow and
   strain at the frames' resolution, then resized (``u, v`` scaled by ``size / W``; strain as is) with pixel-area
   averaging, then encoded.
@@ -63,7 +63,6 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .views import FlowChannels
 
 # OpenCV's own defaults, in the order and (but for lambda_) the names of cv2.optflow.DualTVL1OpticalFlow_create's
 # arguments; "innerIterations" is its "innnerIterations".
@@ -301,15 +300,6 @@ class FlowScaling:
         rows, cols = central(img.shape[-3:-1], self.zero_region)
         uv = np.median(img[..., rows, cols, :2].astype(np.float32), axis=(-3, -2))
         return np.concatenate([uv, img[..., 2].min(axis=(-2, -1))[..., None].astype(np.float32)], axis=-1)
-
-    def channels(self, img=None) -> FlowChannels:
-        """What :func:`inference.views.make_views` needs to mirror stored images ``(..., H, W, 3)`` of this scaling
-        (channel axis -1): ``u`` is channel 0, its zero 128 ("fixed") or measured per image ("minmax", shape
-        ``img.shape[:-3] + (1, 1, 1)``)."""
-        if self.mode == "fixed":
-            return FlowChannels(u=0, axis=-1, zero=128.0)
-        z = self.zero(img)[..., 0]
-        return FlowChannels(u=0, axis=-1, zero=z.reshape(z.shape + (1, 1, 1)))
 
     def decode(self, img) -> tuple[np.ndarray, np.ndarray]:
         """``(uv (H, W, 2), strain (H, W))`` float32 of a "fixed" image; a min-max image has lost its scale."""
