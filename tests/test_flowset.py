@@ -124,6 +124,34 @@ def test_a_generated_set_trains_with_loso_on_flow_views(flow_set, tmp_path):
     assert meta["extra"]["normalisation"]["centre"] == "zero"
 
 
+def test_the_authors_recipe_can_be_named_raw_pixels_and_class_ordered_batches(flow_set):
+    """STSTNet's authors' port fed ``cv2.imread`` values as float 0–255 and read its class folders unshuffled:
+    ``model.normalisation=raw`` and ``train.order=by_class`` train that way (what the issue's comparison ran); the
+    defaults stay the project's (flow centred on its zero, a fresh order each epoch). A wrong name is refused."""
+    from training.engine import Trainer
+
+    root, _ = flow_set
+    base = [f"data.caches=[{root}]", "device=cpu"]
+    default = Trainer(load_config(STSTNET, base), log=lambda *_: None, progress=False)
+    assert default.norm["centre"] == "zero" and default.preprocessing.centre
+    gen = torch.Generator().manual_seed(0)
+    labels = default.bank.labels
+    assert not torch.equal(default.epoch_order(labels, gen), default.epoch_order(labels, gen))
+    authors = Trainer(load_config(STSTNET, [*base, "model.normalisation=raw", "train.order=by_class"]),
+                      log=lambda *_: None, progress=False)
+    assert authors.norm["pixel_scale"] == 255.0 and authors.norm["mean"] == [0.0] * 3
+    assert not authors.preprocessing.centre
+    x = authors.batch(torch.arange(4), authors.bank.clips, None, train=False)
+    stored = authors.bank.clips[:4].float().permute(0, 4, 1, 2, 3)  # (N, 3, T, H, W), the uint8 values as they are
+    torch.testing.assert_close(x, stored)
+    order = authors.epoch_order(labels, gen)
+    assert torch.equal(order, authors.epoch_order(labels, gen))  # the same every epoch
+    assert torch.equal(labels[order], torch.sort(labels).values)  # grouped by class, negative first
+    for bad, key in (("model.normalisation=imagenet", "model.normalisation"), ("train.order=random", "train.order")):
+        with pytest.raises(InputError, match=key):
+            load_config(STSTNET, [*base, bad])
+
+
 def test_a_model_of_one_kind_refuses_a_cache_of_another(smic_cache, flow_set, tmp_path):
     from training.engine import Trainer
     from training.schemes import ViewModel, save_view_model

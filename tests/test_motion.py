@@ -121,6 +121,22 @@ def test_estimate_apex(face_image):
     assert motion.estimate_apex(clip, onset=11) == 11  # nothing after the onset: the onset itself
     with pytest.raises(InputError, match="outside"):
         motion.estimate_apex(clip, onset=12)
+    with pytest.raises(InputError, match="both_ends"):
+        motion.estimate_apex(clip, method="peak")
+
+
+def test_the_apex_of_a_drifting_clip_is_the_frame_farthest_from_both_ends(face_image):
+    """The real check (nine CASME II clips with coded apexes): the aligned face drifts slowly over a clip (lighting,
+    the crop creeping), so the frame farthest from the onset alone is the last one on all nine. A clip that moves
+    away from its onset and back, under a steady brightening: the default measure (difference to the onset plus
+    difference to the last frame) finds the apex; the onset-only measure picks the last frame."""
+    n, peak = 24, 9
+    clip = bump_clip(face_image, n=n, peak=peak).astype(np.float32)
+    drift = np.linspace(0.0, 14.0, n)[:, None, None, None]  # grey levels, first → last frame
+    clip = np.clip(clip + drift, 0, 255).astype(np.uint8)
+    assert abs(motion.estimate_apex(clip) - peak) <= 1
+    assert abs(motion.estimate_apex(clip, method="both_ends") - peak) <= 1
+    assert motion.estimate_apex(clip, method="difference") == n - 1
 
 
 def test_build_input_from_recorded_settings(face_image):

@@ -19,10 +19,20 @@ from pathlib import Path
 import yaml
 
 from inference.errors import InputError
+from inference.inputs import FLOW_NORMALISATION, RAW_NORMALISATION
 from inference.inputs import names as input_kinds
 from inference.views import parse_views
 
 from .labels import PROTOCOLS
+
+# Named input normalisations a config can choose (model.normalisation), replacing the one the starting weights or the
+# input kind give: "raw" feeds the stored uint8 values as float 0–255, nothing subtracted or divided (STSTNet's
+# authors' port on the published composite flow set).
+NORMALISATIONS: dict[str, dict] = {
+    "raw": RAW_NORMALISATION,
+    "raw_centred": {**FLOW_NORMALISATION, "std": [1 / 255] * 3,
+                    "source": "flow: centred on the stored zero-motion values, in 0–255 pixel units"},
+}
 
 DEFAULTS: dict = {
     "name": None,  # the run's name (default: the config file's name)
@@ -37,6 +47,7 @@ DEFAULTS: dict = {
         "kwargs": {},
         "pretrained": None,  # a local weights file (kenshohara .pth, torchvision state dict, or ours)
         "init": "file",  # file: load `pretrained` as it is | inflate2d: ImageNet 2D ResNet weights inflated to 3D
+        "normalisation": None,  # None: the starting weights' or the input kind's | raw: 0–255 pixels as they come
         "stream_pretrained": None,  # models with streams (late_fusion): {stream: local weights file}, e.g. {grey: P}
     },
     "scheme": {
@@ -59,6 +70,8 @@ DEFAULTS: dict = {
         "scale": 1.1,
         "flip": True,
         "balanced": False,  # class-balanced sampling
+        "order": "shuffled",  # shuffled: a fresh random order every epoch | by_class: the same order every epoch, the
+        # clips grouped by class (as an unshuffled loader reads class folders: STSTNet's authors' port)
         "smote": False,  # extended SMOTE from the fold's training subjects
         "selection": "last",  # last | test_set_best (the reference code's: picks the epoch on the test subject)
         "oracle": False,  # also record each epoch's test-subject predictions: reports add the labelled oracle figure
@@ -251,6 +264,8 @@ def check_config(cfg: dict, where: str = "") -> dict:
     m["kwargs"] = dict(m["kwargs"] or {})
     m["pretrained"] = _text(k("model.pretrained"), m["pretrained"], optional=True)
     m["init"] = _choice(k("model.init"), m["init"], ("file", "inflate2d"))
+    m["normalisation"] = None if m.get("normalisation") is None else _choice(
+        k("model.normalisation"), m["normalisation"], tuple(NORMALISATIONS))
     streams = m.get("stream_pretrained")
     if streams is not None:
         if not isinstance(streams, dict) or not streams:
@@ -275,6 +290,7 @@ def check_config(cfg: dict, where: str = "") -> dict:
     for key in ("lr", "gamma", "scale"):
         t[key] = _real(k(f"train.{key}"), t[key], positive=True)
     t["rotation"] = _real(k("train.rotation"), t["rotation"], minimum=0)
+    t["order"] = _choice(k("train.order"), t.get("order", "shuffled"), ("shuffled", "by_class"))
     for key in ("flip", "balanced", "smote", "oracle", "fold_batch"):
         t[key] = _bool(k(f"train.{key}"), t[key])
     t["selection"] = _choice(k("train.selection"), t["selection"], ("last", "test_set_best"))

@@ -76,7 +76,13 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     """The pixel normalisation the backbone's starting weights expect: ImageNet's for inflated 2D weights,
     the stored one for our own checkpoints (so an N-step chain keeps its first stage's), else the known
     file's (kenshohara 2017 and 2020 differ) or the architecture's default; an input kind with a default
-    normalisation of its own (flow: :data:`inference.inputs.FLOW_NORMALISATION`), without our own checkpoint: that."""
+    normalisation of its own (flow: :data:`inference.inputs.FLOW_NORMALISATION`), without our own checkpoint: that.
+    A named ``normalisation`` (:data:`training.config.NORMALISATIONS`: ``raw``) replaces all of these."""
+    named = model_cfg.get("normalisation")
+    if named is not None:
+        from .config import NORMALISATIONS
+
+        return dict(NORMALISATIONS[named])
     path = model_cfg["pretrained"]
     if path and model_cfg["init"] == "inflate2d":
         from .models.checkpoint import imagenet_normalisation
@@ -295,6 +301,8 @@ class Trainer:
 
     def epoch_order(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = len(labels)
+        if self.cfg["train"].get("order") == "by_class":  # the same order every epoch: by class, then as stored
+            return torch.sort(labels.cpu(), stable=True).indices
         if not self.cfg["train"]["balanced"]:
             return torch.randperm(n, generator=generator)
         counts = torch.bincount(labels.cpu(), minlength=len(self.bank.classes)).float()
