@@ -36,7 +36,7 @@ import numpy as np
 
 from inference.errors import InputError
 from inference.inputs import kind as input_kind
-from inference.recognise import AUTO_RULE, DEFAULT_MODE, MODES, NO_MICRO, Recogniser, Recognition
+from inference.recognise import AUTO_RULE, DEFAULT_MODE, MODES, NO_MICRO, STILL, Recogniser, Recognition
 from inference.runtime import Prediction, Predictor
 from inference.spotting import SpotParams
 from inference.views import make_view
@@ -318,7 +318,8 @@ class Analyser:
         notes = []
         if prepared.face.get("mode") == "tracked":
             notes.append("The head moved during the clip, so the face was tracked frame by frame.")
-        notes += [n[:1].upper() + n[1:] for n in result.notes if n != NO_MICRO]  # peaks left out, the face track
+        # peaks left out, the face track (the summary line says "no micro-expression" and "nothing to classify")
+        notes += [n[:1].upper() + n[1:] for n in result.notes if n not in (NO_MICRO, STILL)]
         if result.mode == "whole":
             return replace(self._shown(Analysis(result.whole, {}, notes=notes, spot=result)),
                            timings=result.timings)
@@ -606,6 +607,8 @@ def summary_markdown(result: Analysis) -> str:
                 f"showing row {number} of the table ({when})"
             head += f"; {shown}: {verdict_markdown(p, result.fused)}"
         text = f"{head}\n\n{quality_markdown(prepared)}"
+    elif p is None:  # whole mode, the face does not move at all: nothing classified
+        text = f"**Nothing to classify**: {STILL}\n\n{quality_markdown(spot.prepared)}"
     else:
         text = f"{verdict_markdown(p, result.fused)} from views **{p.views}**\n\n{quality_markdown(p)}"
     if spot is not None and spot.why:
@@ -658,7 +661,8 @@ def build_app(predictor: Predictor, limits: Limits = Limits(), source: str = "",
     def shown(result: Analysis):
         """The verdict's outputs: fused probabilities, the O/L/R frames, the per-view chart."""
         chart = pd.DataFrame(result.per_view, columns=["view", "label", "probability"])
-        return (result.fused or NO_MICRO, result.sheets["O"], result.sheets["L"], result.sheets["R"],
+        nothing = "no movement" if result.mode == "whole" else NO_MICRO
+        return (result.fused or nothing, result.sheets["O"], result.sheets["L"], result.sheets["R"],
                 gr.update(value=chart, visible=analyser.sbml and bool(result.per_view)))  # no empty chart
 
     def timeline(result: Analysis | None):

@@ -44,7 +44,7 @@ from .errors import InputError, cli
 from .package import VARIANT_CHOICES
 from .pipeline import prepared_clips
 from .preprocess import PreparedClip, add_decoding_options, decoding_options
-from .recognise import DEFAULT_MODE, MODES, NO_MICRO, Recogniser
+from .recognise import DEFAULT_MODE, MODES, NO_MICRO, STILL, Recogniser
 from .runtime import ENGINES
 from .spotting import SpotParams, load_spotter
 from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoLimits, natural_key
@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
           f"model batches of {batch_size}")
     counts, reasons = Counter(), Counter()
     noted = [0]  # predictions whose face track has something to say (partial coverage, cuts, …)
+    still = [0]  # whole clips whose face does not move at all: nothing classified
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), unit="clip", desc="predict")
     base = {"views": predictor.views, "provider": predictor.provider}
@@ -310,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for (q, _, _), result in zip(batch, results):
                 pred = result.whole
+                if pred is None:  # the face does not move at all: no label, said in the notes
+                    prepared = result.prepared
+                    writer.write({"path": str(q), **base, "status": "ok", "mode": "whole", "row": "clip",
+                                  "label": "", "faces_seen": prepared.faces_seen,
+                                  "face_coverage": round(prepared.face_coverage, 4), "notes": result.notes,
+                                  "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
+                                  "why": result.why})
+                    still[0] += 1
+                    bar.update()
+                    continue
                 writer.write({"path": str(q), **base, "status": "ok", "mode": "whole", "row": "clip",
                               **pred.as_dict(), "why": result.why})
                 counts[pred.top] += 1
@@ -337,12 +348,14 @@ def main(argv: list[str] | None = None) -> int:
               f"go on from there", file=sys.stderr)
         return 130
     bar.close()
-    ok = sum(counts.values()) - spotted["micro"] + spotted["recordings"]
+    ok = sum(counts.values()) - spotted["micro"] + spotted["recordings"] + still[0]
     print(f"{ok} predicted ({', '.join(f'{k} {v}' for k, v in counts.most_common()) or 'none'}), "
           f"{sum(reasons.values())} errors in {time.perf_counter() - t0:.1f} s → {args.output}")
     if spotted["recordings"]:
         print(f"  {spotted['recordings']} recordings spotted: {spotted['micro']} micro-expressions found, "
               f"{spotted['none']} with {NO_MICRO} (rows \"interval\" and \"summary\")")
+    if still[0]:
+        print(f"  {still[0]} clips where {STILL} (label left empty; see the notes column)")
     if noted[0]:
         print(f"  {noted[0]} of the predictions carry notes on the face track (frames left out, shot cuts, …): see "
               f"the face_coverage and notes columns")

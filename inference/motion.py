@@ -20,9 +20,10 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
   off the way from the first frame to the last. A slow drift between the ends (lighting, the aligned crop creeping,
   the head settling) adds the same to every frame's sum and cancels; measured from the onset alone it grows to the
   last frame and wins. On nine real CASME II clips with coded apexes (sub01, local check; see the README) the
-  onset-only measure picked the last frame or the one before it on seven of the nine (mean error 52 % of the clip), this one erred by a
-  mean 13 %. ``method="difference"`` is that onset-only measure (for a clip that ends at its apex), ``method="flow"``
-  the same with the mean Farneback flow magnitude. Cheap: one subtraction per frame and end, no flow.
+  onset-only measure picked the last frame or the one before it on seven of the nine (mean error 52 % of the clip),
+  this one erred by a mean 13 %. ``method="difference"`` is that onset-only measure (for a clip that ends at its
+  apex), ``method="flow"`` the same with the mean Farneback flow magnitude. Cheap: one subtraction per frame and end,
+  no flow.
 - :class:`FlowScaling` — how ``u, v, strain`` become stored uint8 values and where zero motion lies:
 
   * ``"fixed"`` (our caches): ``value = 128 + gain·u`` (and ``v``), ``value = strain_gain·strain`` for the strain,

@@ -57,6 +57,8 @@ AUTO_RULE = (f"Auto mode: a clip shorter than {WHOLE_CLIP_MAX_S:g} s, or a folde
 CLIP_MARGIN_S = 0.1  # a spotted interval goes to the model widened by this on both sides
 RECOGNISED_KINDS = ("micro",)  # the spotted kinds the model classifies (macro-expressions are reported, not classified)
 NO_MICRO = "no micro-expression found"
+STILL = ("the face does not move at all in this clip (every aligned frame is the same): there is no expression to "
+         "classify")
 
 
 class Model(Protocol):
@@ -111,6 +113,15 @@ class ModeChoice:
     mode: str  # "spot" or "whole"
     reason: str
     asked: str = DEFAULT_MODE  # the mode asked for: auto, spot or whole
+
+
+def still(frames: np.ndarray) -> bool:
+    """Whether an aligned face clip ``(T, S, S, 3)`` never changes: every frame equal to the first (a photo, a frozen
+    stream, one frame repeated). Its min-max flow image is all zeros, and a model's answer to it says nothing of the
+    face, so whole mode classifies nothing (:data:`STILL`). A still with codec or sensor noise is not caught: measured
+    on real clips, its onset → apex flow lies too close to the subtlest real micro-expression's to tell apart."""
+    frames = np.asarray(frames)
+    return len(frames) > 1 and bool((frames == frames[:1]).all())
 
 
 def expression_course(frames: np.ndarray, fps: float, params: SpotParams = SpotParams()) -> tuple[np.ndarray, float]:
@@ -298,7 +309,7 @@ class Recognition:
     Spot mode: ``intervals`` holds every spotted interval (frames of ``prepared``; add :attr:`first_frame` for the
     recording's), the micro-expressions with the model's prediction (:attr:`micro`; empty: "no micro-expression
     found", a valid answer), and ``signals`` the spotter's signals (a timeline plot). Whole mode: ``whole`` is the
-    clip's prediction."""
+    clip's prediction — None when the face does not move at all (:func:`still`; :data:`STILL` in the notes)."""
 
     mode: str  # "spot" or "whole"
     prepared: PreparedClip  # the aligned face: every frame of the segment (spot), the model's frame count (whole)
@@ -331,7 +342,7 @@ class Recognition:
     def notes(self) -> list[str]:
         """What the verdict rests on, in words: "no micro-expression found" (spot mode), the motion peaks the spotter
         left out and why, the macro-expressions (listed, not classified), then the face track's."""
-        spotted = []
+        spotted = [STILL] if self.mode == "whole" and self.whole is None else []
         if self.mode == "spot":
             spotted = [NO_MICRO] if not self.micro else []
             fps = self.prepared.fps
@@ -428,6 +439,11 @@ class Recogniser:
         items = [(m if isinstance(m, ModeChoice) else ModeChoice(m, f"{m} mode"), p) for m, p in items]
         out: list[Recognition | None] = [None] * len(items)
         whole = [i for i, (choice, _) in enumerate(items) if choice.mode == "whole"]
+        for i in [i for i in whole if still(items[i][1].frames)]:  # nothing to classify: no answer, said in notes
+            whole.remove(i)
+            prepared = items[i][1]
+            out[i] = Recognition("whole", prepared, [], None, None,
+                                 {**prepared.timings, "total": sum(prepared.timings.values())}, items[i][0].reason)
         if whole:
             if self.model is None:
                 raise InputError("whole-clip mode needs a model package; give one, or spot (mode spot)")

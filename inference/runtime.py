@@ -278,10 +278,11 @@ class Predictor:
         return out
 
     def predict(self, clip: str | os.PathLike | Clip, views: str | None = None, fps: float | None = None,
-                on_stage: Callable[[str], None] | None = None) -> Prediction:
+                on_stage: Callable[[str], None] | None = None) -> Prediction | None:
         """Classify one clip whole, as one expression, whatever its length: :meth:`analyse` with ``mode="whole"``.
         ``on_stage(name)`` is told "decode", "face" and "model" as each stage starts. A recording that may hold
-        several expressions (or none) is :meth:`analyse`'s: spotted first."""
+        several expressions (or none) is :meth:`analyse`'s: spotted first. None when the face does not move at all
+        (every aligned frame the same: :data:`inference.recognise.STILL`)."""
         return self.analyse(clip, mode="whole", fps=fps, on_stage=on_stage, views=views).whole
 
     def analyse(self, clip: str | os.PathLike | Clip, mode: str = DEFAULT_MODE, fps: float | None = None,

@@ -159,3 +159,34 @@ def test_the_pipeline_defaults_and_refusals(predictor, clips):
     assert [p.interval for p in spot_only.intervals] == [p.interval for p in predictor.analyse(clips / "take.mp4")
                                                          .intervals]
     assert all(p.prediction is None for p in spot_only.intervals)
+
+
+def test_a_still_face_gets_no_verdict_anywhere(predictor, face_image, tmp_path):
+    """A photo as a clip (one real face, every frame the same): its min-max flow image would be all zeros and an RGB
+    model would classify a face that does nothing, so whole mode classifies nothing and says why — the API (None,
+    the note), the batch command (an ok row with an empty label), the demo's summary. With the light growing slowly
+    over the same frames the clip is classified again."""
+    import cv2
+
+    from demo.app import Analyser, summary_markdown
+    from inference.recognise import STILL, still
+
+    folder = tmp_path / "photo"
+    folder.mkdir()
+    for i in range(10):
+        cv2.imwrite(str(folder / f"img{i:02d}.png"), face_image[..., ::-1])
+    result = predictor.analyse(folder)
+    assert result.mode == "whole" and result.whole is None and result.predictions == []
+    assert result.notes[0] == STILL and result.prepared.faces_seen == 1 and "whole=None" in repr(result)
+    assert predictor.predict(folder) is None
+    rows = _batch(folder, tmp_path / "rows.csv")["photo"]
+    assert len(rows) == 1 and rows[0]["status"] == "ok" and rows[0]["label"] == ""
+    assert STILL in rows[0]["notes"] and all(rows[0][f"prob_{k}"] == "" for k in predictor.labels)
+    shown = Analyser(predictor).analyse(str(folder))
+    assert shown.prediction is None and shown.fused == {} and STILL not in shown.notes
+    assert summary_markdown(shown).startswith(f"**Nothing to classify**: {STILL}")
+    for i in range(1, 10):  # the light grows slowly (a cut, a jump, would leave one still shot)
+        brighter = np.clip(face_image.astype(int) + i, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(folder / f"img{i:02d}.png"), brighter[..., ::-1])
+    assert not still(predictor.prepare(folder).frames)
+    assert predictor.predict(folder).top in predictor.labels
