@@ -19,11 +19,12 @@ Frames are aligned faces (``inference.face``: eye line level, facial midline at 
   central region, the middle 80 % of each side, after a 5×5 Gaussian blur against sensor noise) — the frame farthest
   off the way from the first frame to the last. A slow drift between the ends (lighting, the aligned crop creeping,
   the head settling) adds the same to every frame's sum and cancels; measured from the onset alone it grows to the
-  last frame and wins. On nine real CASME II clips with coded apexes (sub01, local check; see the README) the
-  onset-only measure picked the last frame or the one before it on seven of the nine (mean error 52 % of the clip),
-  this one erred by a mean 13 %. ``method="difference"`` is that onset-only measure (for a clip that ends at its
-  apex), ``method="flow"`` the same with the mean Farneback flow magnitude. Cheap: one subtraction per frame and end,
-  no flow.
+  last frame and wins. The score is averaged over a window of :data:`APEX_SMOOTHING` of the clip (an apex is held
+  over frames; a single noisy frame is not one). On nine real CASME II clips with coded apexes (sub01, local check;
+  see the README) the onset-only measure picked the last frame or the one before it on seven of the nine (mean error
+  52 % of the clip), this one erred by a mean 13 %. ``method="difference"`` is that onset-only measure (for a clip
+  that ends at its apex), ``method="flow"`` the same with the mean Farneback flow magnitude. Cheap: one subtraction
+  per frame and end, no flow.
 - :class:`FlowScaling` — how ``u, v, strain`` become stored uint8 values and where zero motion lies:
 
   * ``"fixed"`` (our caches): ``value = 128 + gain·u`` (and ``v``), ``value = strain_gain·strain`` for the strain,
@@ -214,6 +215,7 @@ def central(shape, fraction: float) -> tuple[slice, slice]:
 
 
 APEX_METHODS = ("both_ends", "difference", "flow")
+APEX_SMOOTHING = 0.15  # both_ends: the score's moving average over this fraction of the clip (an odd window)
 
 
 def estimate_apex(frames, onset: int = 0, method: str = "both_ends", region: float = 0.8) -> int:
@@ -236,11 +238,13 @@ def estimate_apex(frames, onset: int = 0, method: str = "both_ends", region: flo
     def prep(f):
         return cv2.GaussianBlur(_grey(f), (5, 5), 0)[rows, cols].astype(np.float32)
 
-    grey = [prep(arr[t]) for t in range(onset, len(arr))]
-    score = np.array([np.abs(g - grey[0]).mean() for g in grey[1:]])
+    grey = [prep(arr[t]) for t in range(onset, len(arr))]  # the onset's score too: the smoothing's left edge
+    score = np.array([np.abs(g - grey[0]).mean() for g in grey])
     if method == "both_ends":  # drift between the ends adds the same to every frame's sum: it cancels
-        score = score + np.array([np.abs(g - grey[-1]).mean() for g in grey[1:]])
-    return onset + 1 + int(np.argmax(score))
+        score = score + np.array([np.abs(g - grey[-1]).mean() for g in grey])
+        w = max(1, round(APEX_SMOOTHING * len(score))) | 1  # an apex is held over frames; one noisy frame is not
+        score = np.convolve(np.pad(score, w // 2, mode="edge"), np.full(w, 1.0 / w), mode="valid")
+    return onset + 1 + int(np.argmax(score[1:]))
 
 
 # ---------------------------------------------------------------- scaling
