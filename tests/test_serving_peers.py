@@ -115,8 +115,8 @@ def test_the_demo_shows_the_flow_image_beside_the_face(flow_predictor, flow_pack
         assert label["label"] == whole.top and Path(face).stat().st_size > 0
         image = shown(client.predict(api_name="/motion"))
         np.testing.assert_array_equal(image, motion_sheet(whole.motion, "flow_image", recipe))
-        # a drawn flow field, not a flat picture (a flat one has 1–2 colours; 9 at the apex estimated from both ends,
-        # frame 12 of 46 — the generator's is 17 —, 20-30 at the onset-only estimate, frame 40, with OpenCV's flow)
+        # a drawn flow field, not a flat picture (a flat one has 1–2 colours; 9 when measured at the apex estimated
+        # from both ends, frame 11–12 of 46 — the generator's is 17 —, 20-30 at the onset-only estimate, frame 40)
         assert image.shape == (260, 128, 3) and len(np.unique(image[:128].reshape(-1, 3), axis=0)) > 4
         assert image[132:].std() > 5  # the strain map is not blank
 
