@@ -8,18 +8,10 @@ import pytest
 
 from export.train import main
 from inference.runtime import Predictor
-from training.synth.flowset import write_flowset
+from tests.test_foldpackage import flow_set  # noqa: F401 — the fixture: a small set in the published layout
 
 
-@pytest.fixture(scope="module")
-def flow_set(tmp_path_factory):
-    root = tmp_path_factory.mktemp("flowset") / "set"
-    write_flowset(root, subjects=2, clips_per_subject=3, seed=4, frame_size=(120, 160), n_frames=(6, 8), crop=32,
-                  method="farneback")
-    return root
-
-
-def test_one_command_trains_exports_and_prints_the_demo_line_then_resumes(flow_set, tmp_path, capsys):
+def test_one_command_trains_exports_and_prints_the_demo_line_then_resumes(flow_set, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "work"
     argv = ["composite-flow", "--data", str(flow_set), "--out", str(out), "epochs=2", "batch_size=8", "device=cpu",
             "--no-progress"]
