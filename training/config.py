@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from inference.errors import InputError
-from inference.inputs import FLOW_NORMALISATION, RAW_NORMALISATION
+from inference.inputs import RAW_NORMALISATION
 from inference.inputs import names as input_kinds
 from inference.views import parse_views
 
@@ -28,11 +28,7 @@ from .labels import PROTOCOLS
 # Named input normalisations a config can choose (model.normalisation), replacing the one the starting weights or the
 # input kind give: "raw" feeds the stored uint8 values as float 0–255, nothing subtracted or divided (STSTNet's
 # authors' port on the published composite flow set).
-NORMALISATIONS: dict[str, dict] = {
-    "raw": RAW_NORMALISATION,
-    "raw_centred": {**FLOW_NORMALISATION, "std": [1 / 255] * 3,
-                    "source": "flow: centred on the stored zero-motion values, in 0–255 pixel units"},
-}
+NORMALISATIONS: dict[str, dict] = {"raw": RAW_NORMALISATION}
 
 DEFAULTS: dict = {
     "name": None,  # the run's name (default: the config file's name)
