@@ -354,3 +354,47 @@ def test_olr_test_time_views_reflect_u_about_its_measured_zero(weights, package,
     np.testing.assert_allclose(probs, folds.mean(0), atol=1e-6)
     with pytest.raises(InputError, match="view set"):
         ev.evaluate(package, flow_set, engine="onnxruntime", log=lambda *_: None, views="OX")
+
+
+def test_the_real_clip_check_serves_clips_named_as_the_set_s_rows(package, flow_set, tmp_path, capsys):
+    """``python -m tools.check_real_clips`` (issue 27's local check on real clips): a clip named
+    ``<dataset>_<sub>_<clip>`` after a row of the set is served as the batch command serves it; the tool reports the
+    row's label, the served answer, the fold that held the clip's subject out, and per channel the correlation of the
+    served flow image with the set's image of that clip — each recomputed here — and the same at a coded apex; a
+    clip no row names is reported, not fatal."""
+    import csv
+    import shutil
+
+    from inference.evaluate import read_set
+    from inference.runtime import Predictor
+    from tools.check_real_clips import channel_r, check, main
+
+    row = next(r for r in csv.DictReader(next(flow_set.glob("*.csv")).open()) if r["dataset"] == "casme2")
+    name = f"casme2_{row['sub']}_{row['filename_o']}"
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(ROOT / "demo" / "examples" / "surprise.mp4", clips / f"{name}.mp4")
+    shutil.copy(ROOT / "demo" / "examples" / "positive.mp4", clips / "casme2_sub99_EP99_99.mp4")
+    coded = tmp_path / "coded.csv"
+    coded.write_text(f"name,onset,apex\n{name},10,20\n")
+    channels, results = check(str(package), str(flow_set), str(clips), coded=str(coded), engine="onnxruntime")
+    assert channels == ("strain", "v", "u")
+    item = next(i for i in results if i["name"] == name)
+    assert next(i for i in results if i["name"] != name)["error"].startswith("no row of the set")
+    predictor = Predictor(package, engine="onnxruntime")
+    images, rows, _ = read_set(flow_set, predictor.package)
+    at = next(i for i, r in enumerate(rows) if r["clip"] == f"casme2:{row['sub']}/{row['filename_o']}")
+    pred = predictor.predict(clips / f"{name}.mp4")
+    assert item["label"] == predictor.labels[rows[at]["label"]] and item["served"] == pred.top
+    np.testing.assert_allclose(item["r"], channel_r(pred.motion[0], images[at, 0]))
+    assert all(-1 <= r <= 1 for r in item["r"])
+    fold = list(predictor.package.folds.subjects).index(rows[at]["subject"])
+    np.testing.assert_allclose(list(item["held_out_fold"].values()), pred.fold_probs[fold], atol=1e-6)
+    at_coded = predictor.classify([predictor.prepare(clips / f"{name}.mp4")], apexes=[10])[0]
+    assert item["coded"]["apex"] == 10 and item["coded"]["served"] == at_coded.top
+    np.testing.assert_allclose(item["coded"]["r"], channel_r(at_coded.motion[0], images[at, 0]))
+    assert main(["--model", str(package), "--data", str(flow_set), "--clips", str(clips), "--coded", str(coded),
+                 "--engine", "onnxruntime"]) == 0
+    out = capsys.readouterr().out
+    assert f"{name} [{item['label']}]: served {item['served']}" in out and "held-out fold:" in out
+    assert "casme2_sub99_EP99_99: no row of the set" in out and "of 1 clips served" in out
