@@ -49,6 +49,21 @@ WORKER_DIED = ("the worker process preparing this clip died (a crash in a decode
                "it was retried alone and died again")
 
 
+def _close(pool) -> None:
+    """Stop a worker pool now: its pending work cancelled, its workers ended (they ignore Ctrl-C, and one may be
+    decoding a long recording), and its manager thread joined before we go on. Without the join, Python 3.11's exit
+    hook for process pools can write to the wake-up pipe the manager thread is closing at that moment, and a Ctrl-C'd
+    batch run ends with "OSError: Bad file descriptor" and a traceback (seen in CI)."""
+    thread = getattr(pool, "_executor_manager_thread", None)  # shutdown() drops these references
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for w in workers:
+        if w.is_alive():
+            w.terminate()
+    if thread is not None:
+        thread.join(timeout=30)
+
+
 def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, workers: int):
     """Yield ``(path, "ok", PreparedClip)`` or ``(path, "error", reason)`` for every path, in completion order.
 
@@ -86,7 +101,7 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
                 q = suspects.popleft()
                 if not submit(q):  # the pool broke with nothing in flight (a worker died starting): a fresh one
                     suspects.appendleft(q)
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _close(pool)
                     pool = new_pool()
                     continue
                 isolating = True
@@ -97,7 +112,7 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
                         queue.appendleft(q)
                         break
                 if not inflight and queue:  # broken with nothing in flight: a fresh pool
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _close(pool)
                     pool = new_pool()
                     continue
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
@@ -108,7 +123,7 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
                 except BrokenProcessPool:
                     lost = [q, *inflight.values()]
                     inflight.clear()
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _close(pool)
                     pool = new_pool()
                     if isolating:
                         yield q, "error", WORKER_DIED
@@ -119,4 +134,4 @@ def prepared_clips(paths: list[Path], preparer: Preparer, fps: float | None, wor
                 isolating = False
                 yield (q, *result)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        _close(pool)

@@ -44,8 +44,8 @@ def two_faces(image: np.ndarray, frame_size=(480, 720)) -> tuple[np.ndarray, np.
 
 class DyingPreparer:
     """Stands in for ``inference.preprocess.Preparer`` in worker processes, to test how the batch command's pool
-    survives them: the process exits on clips named ``crash*``, raises on ``bad*``, and otherwise returns a small
-    prepared clip filled with the length of the file's name."""
+    survives them: the process exits on clips named ``crash*``, raises on ``bad*``, takes a minute on ``slow*`` (a
+    long recording), and otherwise returns a small prepared clip filled with the length of the file's name."""
 
     def __call__(self, path, fps=None):
         import os
@@ -56,6 +56,10 @@ class DyingPreparer:
             os._exit(3)
         if name.startswith("bad"):
             raise ValueError(f"{name} is unreadable")
+        if name.startswith("slow"):
+            import time
+
+            time.sleep(60)
         from inference.preprocess import PreparedClip
 
         return PreparedClip(np.full((2, 4, 4, 3), len(name), np.uint8), {"faces_seen": 1}, {"decode": 0.0}, str(path),

@@ -248,6 +248,27 @@ def test_a_dying_worker_costs_only_the_clip_that_kills_it(tmp_path):
         assert prepared.faces_seen == 1 and prepared.source.endswith(name)  # a named result, through the pickle
 
 
+def test_stopping_part_way_ends_the_workers_and_joins_the_pool_thread(tmp_path):
+    """A batch run stopped part-way (Ctrl-C, or any consumer stopping) while a worker is busy on a long recording:
+    the workers end at once and the pool's manager thread is joined before the run returns. Left running, Python
+    3.11's exit hook for process pools can race it on its wake-up pipe and print "OSError: Bad file descriptor" with
+    a traceback after the "interrupted:" line (seen once in CI, in test_ctrl_c_stops_the_batch_cleanly)."""
+    import multiprocessing
+    import threading
+
+    from inference.pipeline import prepared_clips
+    from tests.helpers import DyingPreparer
+
+    clips = prepared_clips([tmp_path / n for n in ("a.mp4", "slow1.mp4", "slow2.mp4")], DyingPreparer(), None,
+                           workers=2)
+    assert next(clips)[0].name == "a.mp4"  # the slow ones are in flight
+    t0 = time.perf_counter()
+    clips.close()
+    assert time.perf_counter() - t0 < 20  # not the minute a slow clip takes
+    assert not [t for t in threading.enumerate() if type(t).__name__ == "_ExecutorManagerThread"]
+    assert not multiprocessing.active_children()
+
+
 def test_shards_cover_the_inputs_exactly_once(package, inputs, tmp_path):
     from inference.__main__ import find_inputs, shard_of
 
