@@ -188,6 +188,14 @@ class RowWriter:
         return self._csv_line([flat.get(c, "") for c in self.columns])
 
 
+def recording_fields(result) -> dict:
+    """What a row says of the recording as a whole (a spotted recording's summary row, a still clip's row): why its
+    mode, the faces, the face coverage, the notes and the timings."""
+    prepared = result.prepared
+    return {"why": result.why, "faces_seen": prepared.faces_seen, "face_coverage": round(prepared.face_coverage, 4),
+            "notes": result.notes, "timings_s": {k: round(v, 4) for k, v in result.timings.items()}}
+
+
 def spot_rows(path: str, result, base: dict) -> list[dict]:
     """A spotted recording's rows (:class:`inference.recognise.Recognition`): one per interval (frames and seconds of
     the recording), then the summary."""
@@ -198,10 +206,8 @@ def spot_rows(path: str, result, base: dict) -> list[dict]:
         for key in ("face_coverage", "notes", "per_view", "faces_seen"):
             row.pop(key, None)  # the recording's, on its summary row
         rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "interval", **row})
-    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary", "why": result.why,
-                 "intervals": len(result.micro), "faces_seen": prepared.faces_seen,
-                 "face_coverage": round(prepared.face_coverage, 4), "notes": result.notes,
-                 "timings_s": {k: round(v, 4) for k, v in result.timings.items()}})
+    rows.append({"path": path, **base, "status": "ok", "mode": "spot", "row": "summary",
+                 "intervals": len(result.micro), **recording_fields(result)})
     return rows
 
 
@@ -312,12 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             for (q, _, _), result in zip(batch, results):
                 pred = result.whole
                 if pred is None:  # the face does not move at all: no label, said in the notes
-                    prepared = result.prepared
                     writer.write({"path": str(q), **base, "status": "ok", "mode": "whole", "row": "clip",
-                                  "label": "", "faces_seen": prepared.faces_seen,
-                                  "face_coverage": round(prepared.face_coverage, 4), "notes": result.notes,
-                                  "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-                                  "why": result.why})
+                                  "label": "", **recording_fields(result)})
                     still[0] += 1
                     bar.update()
                     continue

@@ -438,12 +438,14 @@ class Recogniser:
         (its intervals in one call). A mode is a :class:`ModeChoice` (:attr:`preparing`'s) or its name."""
         items = [(m if isinstance(m, ModeChoice) else ModeChoice(m, f"{m} mode"), p) for m, p in items]
         out: list[Recognition | None] = [None] * len(items)
-        whole = [i for i, (choice, _) in enumerate(items) if choice.mode == "whole"]
-        for i in [i for i in whole if still(items[i][1].frames)]:  # nothing to classify: no answer, said in notes
-            whole.remove(i)
-            prepared = items[i][1]
+        whole, stills = [], []  # stills: nothing to classify, no answer (said in the notes)
+        for i, (choice, prepared) in enumerate(items):
+            if choice.mode == "whole":
+                (stills if still(prepared.frames) else whole).append(i)
+        for i in stills:
+            choice, prepared = items[i]
             out[i] = Recognition("whole", prepared, [], None, None,
-                                 {**prepared.timings, "total": sum(prepared.timings.values())}, items[i][0].reason)
+                                 {**prepared.timings, "total": sum(prepared.timings.values())}, choice.reason)
         if whole:
             if self.model is None:
                 raise InputError("whole-clip mode needs a model package; give one, or spot (mode spot)")

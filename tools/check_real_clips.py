@@ -86,11 +86,12 @@ def check(model: str, data: str, clips: str, fps: float | None = None, coded: st
         if pkg.folds and pred.fold_probs is not None:
             f = list(pkg.folds.subjects).index(row["subject"])
             item["held_out_fold"] = dict(zip(pkg.labels, map(float, pred.fold_probs[f])))
-        if name in coded_apex:
+        if name in coded_apex:  # the aligned frames already made: from the face track's first frame on
             onset, apex = coded_apex[name]
-            prepared = predictor.prepare(entry, fps=fps)
-            at = predictor.classify([prepared], apexes=[apex - onset])[0]
-            item["coded"] = {"apex": apex - onset, "served": at.top, "r": channel_r(at.motion[0], image)}
+            at_frame = apex - onset - result.first_frame
+            if 0 <= at_frame < result.prepared.n_frames:
+                at = predictor.classify([result.prepared], apexes=[at_frame])[0]
+                item["coded"] = {"apex": apex - onset, "served": at.top, "r": channel_r(at.motion[0], image)}
         out.append(item)
     return kind(pkg.input.kind).channels, out
 

@@ -37,6 +37,7 @@ from inference.errors import InputError
 from inference.inputs import Preprocessing, kind
 
 from .cache import input_settings
+from .config import NORMALISATIONS
 from .data import ClipBank, network_input
 from .loop import train_epochs
 from .models import model_spec
@@ -80,8 +81,6 @@ def input_normalisation(model_cfg: dict, inputs: str = "rgb") -> dict:
     A named ``normalisation`` (:data:`training.config.NORMALISATIONS`: ``raw``) replaces all of these."""
     named = model_cfg.get("normalisation")
     if named is not None:
-        from .config import NORMALISATIONS
-
         return dict(NORMALISATIONS[named])
     path = model_cfg["pretrained"]
     if path and model_cfg["init"] == "inflate2d":
