@@ -296,9 +296,10 @@ class Analyser:
 
     @property
     def views_choosable(self) -> bool:
-        """SBML packages vote with the chosen views in their graph; an FSB fold package takes them as test-time
-        views (:meth:`inference.package.ModelPackage.test_time_views`: each view through every fold, averaged)."""
-        return self.sbml or bool(self.predictor.package.folds)
+        """SBML packages vote with the chosen views in their graph; a fold package of single-view FSB folds takes them
+        as test-time views (:meth:`inference.package.ModelPackage.test_time_views`: each view through every fold,
+        averaged); FSB-OLR folds always fuse their own three."""
+        return self.sbml or self.predictor.package.views_outside
 
     def analyse(self, path: str | os.PathLike | None, views: str | None = None, on_stage=None,
                 mode: str | None = DEFAULT_MODE) -> Analysis:

@@ -185,7 +185,7 @@ def fold_probabilities(session, pkg: ModelPackage, clips: np.ndarray, views: str
     (:meth:`inference.package.ModelPackage.test_time_views`: u reflected about its zero in the mirrored halves) —
     for FSB folds; an SBML fold package is fed ``views`` as its graph's input."""
     x = np.ascontiguousarray(clips, np.uint8)
-    outside = views != "O" and not pkg.sbml  # an SBML fold package fuses its views in the graph
+    outside = views != "O" and pkg.views_outside  # SBML and FSB-OLR fold packages fuse their views in the graph
     if outside:
         x = pkg.test_time_views(x, views)
     v = len(views) if outside else 1
@@ -214,10 +214,10 @@ def predict(session, pkg: ModelPackage, clips: np.ndarray, rows: list[dict], vie
     no fold held out)."""
     views = parse_views(views or pkg.test_views)
     cal = pkg.calibration if calibrated else None
+    if not pkg.sbml and not pkg.views_outside and views != pkg.test_views:
+        raise InputError(f"{pkg.name} is FSB: it always classifies the views {pkg.test_views} together; --views "
+                         f"applies to SBML packages and to fold packages of single-view (O) folds")
     if not pkg.folds:
-        if not pkg.sbml and views != pkg.test_views:
-            raise InputError(f"{pkg.name} is FSB: it always classifies the views {pkg.test_views} together; --views "
-                             f"applies to SBML packages and fold packages")
         feeds = {"clips": np.ascontiguousarray(clips, np.uint8)}
         if pkg.sbml:
             feeds["views"] = view_indices(views)

@@ -308,6 +308,13 @@ class ModelPackage:
     def sbml(self) -> bool:
         return self.scheme == "sbml"
 
+    @property
+    def views_outside(self) -> bool:
+        """Whether test-time views other than O are made outside the graph (:meth:`test_time_views`): a fold package
+        of FSB folds that classify the one view O (the converted authors' folds). FSB folds of several views (FSB-OLR)
+        fuse their own views in the graph, as any FSB package; SBML packages take the views as an input."""
+        return bool(self.folds) and not self.sbml and self.train_views == "O"
+
     def crop_settings(self) -> CropSettings:
         """The face crop to align clips with before they enter the graph."""
         return crop_settings(self.face_crop, self.name)

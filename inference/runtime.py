@@ -164,7 +164,7 @@ class Predictor:
         if views is None:
             return default
         views = parse_views(views)
-        if self.package.folds and not self.sbml:  # a fold package: views made outside the graph (run_folds)
+        if self.package.views_outside:  # FSB folds of the view O: views made outside the graph (run_folds)
             return views
         if not self.sbml and views != default:
             raise InputError(f"this package is FSB: it always classifies the views {default} together; --views "
@@ -204,7 +204,7 @@ class Predictor:
         """:meth:`run`, and the per-fold probabilities ``(F, N, K)`` of a graph that outputs ``fold_probs`` (a fold
         package; None otherwise)."""
         views = self._views(views) if views else self.views
-        if self.package.folds and not self.sbml and views != "O":
+        if self.package.views_outside and views != "O":
             return self._fold_views(clips, views)
         feeds = {"clips": np.ascontiguousarray(clips, dtype=np.uint8)}
         if self.sbml:

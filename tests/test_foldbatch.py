@@ -52,27 +52,46 @@ def _state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.backbone.state_dict().items()}
 
 
-@pytest.mark.parametrize("step", ["compiled", "autograd"])
+# FSB sums three views' shares into one logit: at lr 0.01 its loss climbs (2 → 24 in 3 epochs) and Adam's steps on
+# gradients that are rounding noise part the two forms; at 0.001 it trains and every weight still moves
+FSB = ["scheme.type=fsb", "train_views=OLR", "test_views=OLR", "lr=0.001"]
+
+
+@pytest.mark.parametrize("step", ["compiled", "autograd", "compiled, class weights", "compiled, FSB", "autograd, FSB"])
 def test_the_folds_trained_at_once_are_the_sequential_folds(tiny_set, tmp_path, monkeypatch, step):
     """Per fold: the same weights (and batch-norm statistics) as Trainer.train_model, so the same predictions;
     perturbing the held-out subject's clips leaves its own fold unchanged (it is in every other fold's data). Both
-    forms of the step: compiled (training/foldkernel.c) and PyTorch's autograd."""
-    if step == "autograd":
+    forms of the step: compiled (training/foldkernel.c) and PyTorch's autograd; with the loss weighted per class
+    (train.class_weights=balanced: each fold counts its own training clips, 8/5/7 in the set less its held-out five);
+    and FSB-OLR (one fused linear head over the three views' features, the views' images in one batch norm)."""
+    if step.startswith("autograd"):
         monkeypatch.setenv("MER_FOLDBATCH_KERNEL", "0")
     lines = []
-    trainer = Trainer(_config(tiny_set, tmp_path / "a"), tmp_path / "a", log=lines.append, progress=False)
+    extra = ["class_weights=balanced"] if "class weights" in step else FSB if "FSB" in step else []
+    trainer = Trainer(_config(tiny_set, tmp_path / "a", *extra), tmp_path / "a", log=lines.append, progress=False)
     assert unsupported(trainer) is None
     subjects = sorted(set(trainer.bank.subjects.tolist()))
     batched = train_folds(trainer, subjects, tmp_path / "a" / "foldbatch")
     said = [x for x in lines if x.startswith("fold-batched: each step")]
-    assert len(said) == 1 and ("compiled (training/foldkernel.c" in said[0]) == (step == "compiled"), said
+    assert len(said) == 1 and ("compiled (training/foldkernel.c" in said[0]) == step.startswith("compiled"), said
     for s in subjects:
         bank = trainer.bank
         train_idx, test_idx = np.flatnonzero(bank.subjects != s), np.flatnonzero(bank.subjects == s)
         seq = trainer.train_model(f"subject_{s}", tmp_path / "seq" / str(s), train_idx, test_idx,
                                   seed_for(trainer.cfg["train"]["seed"], "fold", int(s)))
+        if "class weights" in step:  # the sequential fold's loss weights: n / (3 n_c) of its 15 training clips, not 1
+            counts = np.bincount(bank.labels.numpy()[train_idx], minlength=3)
+            want = torch.tensor(15 / (3 * counts), dtype=torch.float32)
+            torch.testing.assert_close(seq["model"].class_weight, want)
+            assert float((want - 1).abs().max()) > 0.1
         start = trainer.new_model(seed_for(trainer.cfg["train"]["seed"], "fold", int(s)))
         ours, theirs = _state(batched[s]["model"]), _state(seq["model"])
+        if "FSB" in step:  # the fused head: (3, 3 × 400), the backbone's own classifier unused by both
+            assert batched[s]["model"].head.weight.shape == (3, 1200)
+            ours.update({f"head.{k}": v for k, v in batched[s]["model"].head.state_dict().items()})
+            theirs.update({f"head.{k}": v for k, v in seq["model"].head.state_dict().items()})
+            start_head = trainer.new_model(seed_for(trainer.cfg["train"]["seed"], "fold", int(s))).head
+            assert float((theirs["head.weight"] - start_head.weight.detach()).abs().max()) > 1e-3
         moved = max(float((theirs[k] - v).abs().max()) for k, v in _state(start).items() if v.is_floating_point())
         assert moved > 1e-3  # the training did change the weights, so equal weights mean equal training
         for k in theirs:
@@ -149,11 +168,12 @@ def test_configs_it_cannot_batch_run_sequentially_with_one_line(tiny_set, tmp_pa
     from training.loso import run
 
     cfg = _config(tiny_set, tmp_path / "fsb", "fold_batch=true", "scheme.type=fsb", "train_views=OL",
-                  "test_views=OL", "epochs=1")
+                  "test_views=OL", "fsb_head=mlp", "epochs=1")
     lines = []
     run(cfg, log=lines.append, progress=False)
     said = [x for x in lines if x.startswith("train.fold_batch:")]
-    assert said == ["train.fold_batch: FSB's fusion head has no fold-batched form; training the folds one by one"]
+    assert said == ["train.fold_batch: FSB's MLP head has no fold-batched form (the linear one has); training the "
+                    "folds one by one"]
     assert len(list((tmp_path / "fsb" / "folds").glob("subject_*/result.json"))) == 4
 
 
@@ -193,11 +213,13 @@ def test_the_stacked_network_is_each_folds_ststnet_also_with_negative_batch_norm
         stack.train()
 
 
-def test_the_compiled_step_is_the_autograd_step():
+@pytest.mark.parametrize("scheme", ["sbml", "fsb"])
+def test_the_compiled_step_is_the_autograd_step(scheme):
     """One step of training.foldkernel against STSTNetFolds + autograd on the same batch and the same dropout bytes:
-    loss, logits, every gradient and the batch-norm statistics; with held-out clips (weight 0), two views weighted
-    differently, negative batch-norm scales (min-pools), 27-px images (an odd grid: tiles past its edge) and dropout
-    0.5; the same to the bit on one thread or two."""
+    loss, logits, every gradient and the batch-norm statistics; with held-out clips (weight 0), two views (SBML:
+    weighted differently, each image its own loss; FSB: one fused head over both views' features, one loss per clip),
+    negative batch-norm scales (min-pools), 27-px images (an odd grid: tiles past its edge) and dropout 0.5; the same
+    to the bit on one thread or two."""
     from training import foldkernel
     from training.foldbatch import STSTNetFolds
     from training.models.ststnet import STSTNet
@@ -209,7 +231,14 @@ def test_the_compiled_step_is_the_autograd_step():
             net.streams[2].weight.uniform_(-1.0, 1.5)  # about 2 in 5 channels scale negatively
             net.streams[2].bias.uniform_(-0.5, 0.5)
             net.fc.weight.mul_(20 + i)
-    a, b = STSTNetFolds(nets), STSTNetFolds(nets)
+    heads = None
+    if scheme == "fsb":
+        heads = [torch.nn.Linear(2 * net.fc.in_features, 3) for net in nets]
+        with torch.no_grad():
+            for i, head in enumerate(heads):
+                head.weight.mul_(20 + i)
+    a, b = STSTNetFolds(nets, heads), STSTNetFolds(nets, heads)
+    assert a.blocks == (2 if scheme == "fsb" else 1) and a.fc_w.shape == (5, 3, 400 * a.blocks)
     assert foldkernel.why_not(b, torch.device("cpu")) is None, foldkernel.why_not(b, torch.device("cpu"))
     n = 10
     x = torch.rand(2 * n, 3, 1, 27, 27) - 0.4  # two views of n clips
@@ -219,17 +248,24 @@ def test_the_compiled_step_is_the_autograd_step():
     count = weight.sum(1).clamp_min(1)
     torch.manual_seed(5)
     logits = a(x, weight.repeat(1, 2)).view(5, 2, n, 3)
-    ce = torch.nn.functional.cross_entropy(logits.flatten(0, 2), y.repeat(10), reduction="none").view(5, 2, n)
-    per_fold = (1.0 * (ce[:, 0] * weight).sum(1) + 0.5 * (ce[:, 1] * weight).sum(1)) / count
+    if scheme == "fsb":  # a clip's logits: its two images' shares summed
+        ce = torch.nn.functional.cross_entropy(logits.sum(1).flatten(0, 1), y.repeat(5), reduction="none").view(5, n)
+        per_fold = (ce * weight).sum(1) / count
+        coef, labels = weight / count[:, None], y
+    else:
+        ce = torch.nn.functional.cross_entropy(logits.flatten(0, 2), y.repeat(10), reduction="none").view(5, 2, n)
+        per_fold = (1.0 * (ce[:, 0] * weight).sum(1) + 0.5 * (ce[:, 1] * weight).sum(1)) / count
+        coef, labels = torch.cat([1.0 * weight, 0.5 * weight], 1) / count[:, None], y.repeat(2)
     per_fold.sum().backward()
     torch.manual_seed(5)
     bits = b.dropout_bits(2 * n)
-    coef = torch.cat([1.0 * weight, 0.5 * weight], 1) / count[:, None]
-    out = foldkernel.step(b, x[:, :, 0], weight.repeat(1, 2), coef, y.repeat(2), bits, threads=1)
+    out = foldkernel.step(b, x[:, :, 0], weight.repeat(1, 2), coef, labels, bits, threads=1)
     assert torch.isfinite(per_fold).all()  # the fold that skips the step too
     torch.testing.assert_close(out["loss"], per_fold.detach(), rtol=1e-5, atol=1e-6)
     kept = weight.bool()[:, None].expand(5, 2, n)
-    torch.testing.assert_close(out["logits"].view(5, 2, n, 3)[kept], logits.detach()[kept], rtol=1e-5, atol=1e-5)
+    # float rounding: an FSB share carries no bias, so some are small sums of large terms (atol to their scale)
+    atol = 1e-5 if scheme == "sbml" else 2e-7 * float(logits.abs().max())
+    torch.testing.assert_close(out["logits"].view(5, 2, n, 3)[kept], logits.detach()[kept], rtol=1e-5, atol=atol)
     for name in ("conv_w", "conv_b", "bn_w", "bn_b", "fc_w", "fc_b"):
         want, got = getattr(a, name).grad, getattr(b, name).grad
         rows = 4 if name.startswith("fc") else 64  # folds 0-3 (fold 4 skipped the step)
@@ -242,7 +278,7 @@ def test_the_compiled_step_is_the_autograd_step():
     torch.testing.assert_close(b.running_mean, a.running_mean, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(b.running_var, a.running_var, rtol=1e-5, atol=1e-7)
     grads = [getattr(b, name).grad.clone() for name in ("conv_w", "fc_w")]
-    again = foldkernel.step(b, x[:, :, 0], weight.repeat(1, 2), coef, y.repeat(2), bits, threads=2)
+    again = foldkernel.step(b, x[:, :, 0], weight.repeat(1, 2), coef, labels, bits, threads=2)
     assert torch.equal(again["logits"], out["logits"]) and torch.equal(b.conv_w.grad, grads[0])
     assert torch.equal(b.fc_w.grad, grads[1])
 

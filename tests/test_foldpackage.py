@@ -176,12 +176,14 @@ def test_a_set_in_the_wrong_channel_order_is_refused_naming_the_likely_order(flo
             read()
 
 
-def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, tmp_path):
+@pytest.mark.parametrize("config", ["ststnet.yaml", "ststnet_fsb_OLR.yaml", "ststnet_sbml_OLR.yaml"])
+def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, tmp_path, config):
+    """Plain STSTNet and FSB-OLR (its three views' features through one fused head), both trained fold-batched."""
     from export.__main__ import main as export_main
     from training.config import load_config
     from training.loso import run
 
-    cfg = load_config(ROOT / "training" / "configs" / "peers" / "ststnet.yaml",
+    cfg = load_config(ROOT / "training" / "configs" / "peers" / config,
                       [f"data.caches=[{flow_set}]", f"out={tmp_path / 'run'}", "epochs=2", "batch_size=8",
                        "device=cpu"])
     results = run(cfg, log=lambda *_: None, progress=False)
@@ -215,6 +217,18 @@ def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, 
     assert report["calibration"]["uncalibrated"]["nll"] == pytest.approx(nll(oof, oof_y), abs=2e-4)
     for k in ("uf1", "uar", "war"):
         assert report["overall"][k] == pytest.approx(results[k], abs=1e-9)
+    if "fsb" in config:  # FSB-OLR folds fuse their own three views in the graph, in serving too; no other views
+        from inference.package import ModelPackage
+        from inference.runtime import Predictor
+
+        pkg = ModelPackage.load(tmp_path / "pkg")
+        assert pkg.test_views == "OLR" and not pkg.views_outside
+        clips, rows, _ = ev.read_set(flow_set, pkg)
+        predictor = Predictor(tmp_path / "pkg", device="cpu", engine="onnxruntime")
+        _, _, folds = predictor.run_folds(clips)
+        np.testing.assert_allclose(folds, ev.fold_probabilities(predictor.session, pkg, clips, "OLR"), atol=1e-6)
+        with pytest.raises(InputError, match="FSB: it always classifies the views OLR together"):
+            ev.evaluate(tmp_path / "pkg", flow_set, engine="onnxruntime", log=lambda *_: None, views="O")
 
 
 def test_the_fold_bench_prints_both_targets(package, flow_set, capsys):

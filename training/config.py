@@ -30,6 +30,8 @@ from .labels import PROTOCOLS
 # authors' port on the published composite flow set).
 NORMALISATIONS: dict[str, dict] = {"raw": RAW_NORMALISATION}
 
+CLASS_WEIGHTS = ("none", "balanced")  # train.class_weights: the loss's weight per class
+
 DEFAULTS: dict = {
     "name": None,  # the run's name (default: the config file's name)
     "out": None,  # run folder (default: runs/<name>)
@@ -69,6 +71,8 @@ DEFAULTS: dict = {
         "order": "shuffled",  # shuffled: a fresh random order every epoch | by_class: the same order every epoch, the
         # clips grouped by class (as an unshuffled loader reads class folders: STSTNet's authors' port)
         "smote": False,  # extended SMOTE from the fold's training subjects
+        "class_weights": "none",  # none | balanced: class c's loss weighted n / (K · n_c), counted on the fold's own
+        # training clips (UF1 and UAR are means over the classes; nothing is counted on the held-out subject)
         "selection": "last",  # last | test_set_best (the reference code's: picks the epoch on the test subject)
         "oracle": False,  # also record each epoch's test-subject predictions: reports add the labelled oracle figure
         "device": "auto",
@@ -287,6 +291,7 @@ def check_config(cfg: dict, where: str = "") -> dict:
         t[key] = _real(k(f"train.{key}"), t[key], positive=True)
     t["rotation"] = _real(k("train.rotation"), t["rotation"], minimum=0)
     t["order"] = _choice(k("train.order"), t.get("order", "shuffled"), ("shuffled", "by_class"))
+    t["class_weights"] = _choice(k("train.class_weights"), t.get("class_weights", "none"), CLASS_WEIGHTS)
     for key in ("flip", "balanced", "smote", "oracle", "fold_batch"):
         t[key] = _bool(k(f"train.{key}"), t[key])
     t["selection"] = _choice(k("train.selection"), t["selection"], ("last", "test_set_best"))

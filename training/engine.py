@@ -46,6 +46,15 @@ from .schemes import ViewModel
 from .smote import smote_plan
 
 
+def balanced_weights(counts: torch.Tensor) -> torch.Tensor:
+    """Per-class loss weights n / (K · n_c) from class counts ``(..., K)`` (float; 0 where a class has no clip): every
+    class then weighs as much in the loss as the others, whatever its share of the clips."""
+    counts = counts.double()
+    present = (counts > 0).sum(-1, keepdim=True).clamp_min(1)
+    w = counts.sum(-1, keepdim=True) / (present * counts.clamp_min(1))
+    return torch.where(counts > 0, w, 0.0).float()
+
+
 def seed_for(*parts) -> int:
     """A 63-bit seed from ``parts`` (SHA-256 of their ``repr``): ``seed_for(seed, "fold", subject)``,
     ``seed_for(fold_seed, epoch)``. The same parts give the same seed on every machine and in every process."""
@@ -145,6 +154,7 @@ class AutogradStep:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=trainer.cfg["train"]["lr"])
         self.clips, self.labels, self.zeros = trainer.training_set(train_idx, seed)
         self.au = trainer.training_aus(train_idx, len(self.clips))
+        self.net.class_weight = trainer.class_weights(self.labels)
         self.truth = None if test_idx is None else [trainer.bank.labels[test_idx].cpu().numpy()]
 
     def generator(self, epoch: int) -> torch.Generator:
@@ -297,6 +307,17 @@ class Trainer:
         loss.backward()
         optimizer.step()
         return loss, logits, y
+
+    def class_weights(self, labels: torch.Tensor) -> torch.Tensor | None:
+        """The loss's weight per class for a model trained on ``labels`` (``train.class_weights``): None, or for
+        ``balanced`` n / (K · n_c) over the classes (a class with no clip here: weight 0), on the labels' device."""
+        if self.cfg["train"].get("class_weights", "none") == "none":
+            return None
+        if self.bank.au is not None:
+            raise InputError("train.class_weights: models with an AU head weigh their emotion loss by their own "
+                             "multi-task loss; set train.class_weights=none")
+        return balanced_weights(torch.bincount(labels.long().flatten().cpu(), minlength=len(self.bank.classes)))\
+            .to(labels.device)
 
     def epoch_order(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n = len(labels)

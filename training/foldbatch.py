@@ -40,8 +40,12 @@ fold-batched step (:class:`FoldStep`). Resumable: ``foldbatch/state.pt`` every `
 (atomic); folds already finished are left out. Dropout draws from the global
 generator, reseeded per epoch, so a killed run resumes bit for bit (on the CPU). ``selection: test_set_best`` and
 ``oracle: true`` evaluate every fold on its held-out subject after each epoch (a grouped convolution over those clips
-only). Other configs (other models, FSB, SMOTE, balanced sampling, AU heads, torchrun) run sequentially: see
-:func:`unsupported`.
+only). FSB with its linear head trains here too: the views' images go through the folds' networks in one batch (one
+batch norm over them, as :meth:`~training.schemes.ViewModel.features` stacks them), each view's features read its own
+block of the fold's fused head, and a clip's loss is that of its views' summed shares (:class:`STSTNetFolds`'
+``heads``). ``train.class_weights: balanced`` weights each fold's loss per class, counted on that fold's own training
+clips. Other configs (other models, FSB's MLP head, SMOTE, balanced sampling, AU heads, torchrun) run sequentially:
+see :func:`unsupported`.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import foldkernel
-from .engine import Trainer, seed_for
+from .engine import Trainer, balanced_weights, seed_for
 from .loop import train_epochs
 from .models.ststnet import STSTNet, flow_image_batch
 
@@ -68,8 +72,8 @@ def unsupported(trainer: Trainer, world: int = 1) -> str | None:
     t, s = c["train"], c["scheme"]
     if c["model"]["name"] != "ststnet":
         return f"model {c['model']['name']} has no fold-batched form (only ststnet)"
-    if s["type"] != "sbml":
-        return "FSB's fusion head has no fold-batched form"
+    if s["type"] == "fsb" and s["fsb_head"] != "linear":
+        return "FSB's MLP head has no fold-batched form (the linear one has)"
     if t["smote"] or t["balanced"]:
         return "SMOTE and class-balanced sampling draw per fold"
     if trainer.bank.au is not None:
@@ -248,9 +252,14 @@ def patches(x: torch.Tensor, padding: int) -> torch.Tensor:
 class STSTNetFolds(nn.Module):
     """The STSTNets of ``F`` folds in one module (``models``: their backbones, whose weights it copies). Parameters:
     ``conv_w`` ``(F·W, 27)``, ``conv_b``, ``bn_w``, ``bn_b`` ``(F·W,)`` (fold f's channels at f·W … f·W+W−1),
-    ``fc_w`` ``(F, K, D)``, ``fc_b`` ``(F, K)``; batch-norm running statistics as buffers."""
+    ``fc_w`` ``(F, K, D)``, ``fc_b`` ``(F, K)``; batch-norm running statistics as buffers.
 
-    def __init__(self, models: list[STSTNet]):
+    ``heads`` (FSB): each fold's fused linear head ``(K, V·D)`` over its V views' features, taken instead of the
+    backbones' own classifiers: ``fc_w`` is then ``(F, K, V·D)`` and :attr:`blocks` is V. A batch is then V·B images,
+    view by view (as :meth:`~training.schemes.ViewModel.features` stacks them), image j of view j // B reading its
+    view's block of the head; a clip's logits are the sum of its V images' shares (the bias in view 0's)."""
+
+    def __init__(self, models: list[STSTNet], heads: list[nn.Linear] | None = None):
         super().__init__()
         first = models[0]
         conv, bn = first.streams[0], first.streams[2]
@@ -264,14 +273,17 @@ class STSTNetFolds(nn.Module):
         self.conv_b = nn.Parameter(cat(lambda m: m.streams[0].bias))
         self.bn_w = nn.Parameter(cat(lambda m: m.streams[2].weight))
         self.bn_b = nn.Parameter(cat(lambda m: m.streams[2].bias))
-        self.fc_w = nn.Parameter(torch.stack([m.fc.weight.detach() for m in models]).clone())
-        self.fc_b = nn.Parameter(torch.stack([m.fc.bias.detach() for m in models]).clone())
+        fcs = heads if heads is not None else [m.fc for m in models]
+        self.fc_w = nn.Parameter(torch.stack([m.weight.detach() for m in fcs]).clone())
+        self.fc_b = nn.Parameter(torch.stack([m.bias.detach() for m in fcs]).clone())
+        self.blocks = self.fc_w.shape[2] // first.fc.in_features  # 1, or FSB's views
         self.register_buffer("running_mean", cat(lambda m: m.streams[2].running_mean))
         self.register_buffer("running_var", cat(lambda m: m.streams[2].running_var))
         self.register_buffer("tracked", torch.stack([m.streams[2].num_batches_tracked for m in models]).clone())
 
-    def unstack(self, f: int, model: STSTNet) -> STSTNet:
-        """Fold ``f``'s weights copied into ``model`` (an STSTNet of the same shape); returns it."""
+    def unstack(self, f: int, model: STSTNet, head: nn.Linear | None = None) -> STSTNet:
+        """Fold ``f``'s weights copied into ``model`` (an STSTNet of the same shape) and, for FSB, its classifier into
+        ``head`` (the fold's fused head; ``model.fc`` is then left as it is, unused); returns ``model``."""
         w = slice(f * self.width, (f + 1) * self.width)
         conv, bn = model.streams[0], model.streams[2]
         with torch.no_grad():
@@ -282,8 +294,9 @@ class STSTNetFolds(nn.Module):
             bn.running_mean.copy_(self.running_mean[w])
             bn.running_var.copy_(self.running_var[w])
             bn.num_batches_tracked.copy_(self.tracked[f])
-            model.fc.weight.copy_(self.fc_w[f])
-            model.fc.bias.copy_(self.fc_b[f])
+            fc = head if head is not None else model.fc
+            fc.weight.copy_(self.fc_w[f])
+            fc.bias.copy_(self.fc_b[f])
         return model
 
     def _flat(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -291,16 +304,19 @@ class STSTNetFolds(nn.Module):
         q = pooled.shape[-1] // 2 * 2
         return pooled[..., :q, :q].permute(0, 2, 3, 1).reshape(pooled.shape[0], q * q, -1)
 
-    def _classify(self, x: torch.Tensor) -> torch.Tensor:
-        """Average pool and each fold's classifier on ``(n, pixel, F·W)`` (after batch norm and dropout) → logits
-        ``(F, n, K)``: the 2×2 average pool is folded into the classifier, each weight spread over its four pixels."""
+    def _classify(self, x: torch.Tensor, block: int = 0) -> torch.Tensor:
+        """Average pool and each fold's classifier (block ``block`` of an FSB head, the bias with block 0) on
+        ``(n, pixel, F·W)`` (after batch norm and dropout) → logits ``(F, n, K)``: the 2×2 average pool is folded into
+        the classifier, each weight spread over its four pixels."""
         n, pixels, _ = x.shape
         q = math.isqrt(pixels)
-        w = self.fc_w.view(self.folds, -1, self.width, q // 2, 1, q // 2, 1).expand(-1, -1, -1, -1, 2, -1, 2)
-        k = self.fc_w.shape[1]
+        k, d = self.fc_w.shape[1], self.fc_w.shape[2] // self.blocks
+        w = self.fc_w[:, :, block * d:(block + 1) * d]
+        w = w.reshape(self.folds, -1, self.width, q // 2, 1, q // 2, 1).expand(-1, -1, -1, -1, 2, -1, 2)
         w = w.reshape(self.folds, k, self.width, pixels).permute(0, 3, 2, 1).reshape(self.folds, -1, k)
         x = x.view(n, pixels, self.folds, self.width).permute(2, 0, 1, 3).reshape(self.folds, n, -1)
-        return torch.baddbmm(self.fc_b[:, None], x, w, alpha=0.25)  # (F, n, K)
+        bias = self.fc_b[:, None] if block == 0 else self.fc_b.new_zeros(self.folds, 1, k)
+        return torch.baddbmm(bias, x, w, alpha=0.25)  # (F, n, K)
 
     def forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Training: logits ``(F, B, K)`` of a shared batch ``x`` ``(B, 3, 1, H, W)``; ``weight`` ``(F, B)`` is 1 where
@@ -321,7 +337,9 @@ class STSTNetFolds(nn.Module):
         p = self.dropout if self.training else 0.0
         bits = self.dropout_bits(len(x), x.device) if p == 0.5 else None
         y = _AffineDropout.apply(pooled, scale, shift, bits)  # batch norm (after the pool), dropout 0.5
-        return self._classify(y if p in (0.0, 0.5) else F.dropout(y, p, True))
+        y = y if p in (0.0, 0.5) else F.dropout(y, p, True)
+        nb = len(y) // self.blocks  # FSB: each view's images read their own block of the head
+        return torch.cat([self._classify(y[b * nb:(b + 1) * nb], b) for b in range(self.blocks)], 1)
 
     def dropout_bits(self, n: int, device=None) -> torch.Tensor | None:
         """Dropout 0.5's random bytes for ``n`` images' pooled maps ``(n, pixel, F·W)`` (one bit per element, drawn
@@ -347,15 +365,15 @@ class STSTNetFolds(nn.Module):
         self.tracked.add_(took.long())
 
     @torch.no_grad()
-    def evaluate(self, x: torch.Tensor) -> torch.Tensor:
+    def evaluate(self, x: torch.Tensor, block: int = 0) -> torch.Tensor:
         """Evaluation (running statistics): logits ``(F, m, K)`` of per-fold batches ``x`` ``(F, m, 3, 1, H, W)``
-        (each fold its own clips: a grouped convolution)."""
+        (each fold its own clips: a grouped convolution); FSB: view ``block``'s share of them."""
         f, m = x.shape[:2]
         x = flow_image_batch(x.reshape(f * m, *x.shape[2:]), self.image_size, "STSTNet")
         x = x.view(f, m, *x.shape[1:]).transpose(0, 1).reshape(m, -1, *x.shape[2:])
         z = F.conv2d(x, self.conv_w.view(-1, 3, 3, 3), self.conv_b, padding=2, groups=f).relu_()
         z = F.batch_norm(z, self.running_mean, self.running_var, self.bn_w, self.bn_b, False, 0.0, self.eps)
-        return self._classify(self._flat(F.max_pool2d(z, 3, 3, 1)))
+        return self._classify(self._flat(F.max_pool2d(z, 3, 3, 1)), block)
 
 
 # ---------------------------------------------------------------------------------------------- optimiser
@@ -436,7 +454,7 @@ class FoldStep:
             self.models.append(trainer.new_model(seed_for(self.seed, "fold", int(s))))
             self.digests.append(trainer.init_backbone_sha256)
         self.template = self.models[0]
-        self.stack = STSTNetFolds([m.backbone for m in self.models])
+        self.stack = stack_of(self.models)
         self.compiled = use_compiled(trainer, self.stack, trainer.log)
         if not self.compiled and compile_kernels(wants_compile(trainer, len(subjects)), trainer.log):
             trainer.log("fold-batched: compiling the first layer's kernels (about a minute, once per shape)")
@@ -447,6 +465,12 @@ class FoldStep:
         self.truth = [bank.labels[idx].cpu().numpy() for idx in self.test_sets]
         self.names = [f"subject_{s}" for s in self.subjects]
         self.desc = f"{len(subjects)} folds at once"
+        self.class_w = None  # (F, K): each fold's loss weight per class, counted on its own training clips
+        if trainer.cfg["train"]["class_weights"] != "none":
+            labels, k = bank.labels.cpu(), len(bank.classes)
+            counts = torch.stack([torch.bincount(labels[torch.as_tensor(bank.subjects != s)], minlength=k)
+                                  for s in self.subjects])
+            self.class_w = balanced_weights(counts)
 
     def generator(self, epoch: int) -> torch.Generator:
         gen = torch.Generator().manual_seed(seed_for(self.seed, "foldbatch", epoch))
@@ -456,7 +480,7 @@ class FoldStep:
     def train_epoch(self, gen: torch.Generator, lr: float) -> list[dict]:
         self.optimizer.lr = lr
         stats = train_epoch(self.trainer, self.stack, self.template, self.optimizer, self.held, self.all_subjects, gen,
-                            self.compiled)
+                            self.compiled, self.class_w)
         return [{"loss": loss, "train_acc": acc} for loss, acc in zip(stats["loss"], stats["train_acc"])]
 
     def predict(self) -> list[np.ndarray]:
@@ -477,10 +501,16 @@ class FoldStep:
     def model(self, i: int, weights: dict | None):
         chosen = self.stack
         if weights is not None:
-            chosen = STSTNetFolds([m.backbone for m in self.models])
+            chosen = stack_of(self.models)
             chosen.load_state_dict(weights)
-        chosen.unstack(i, self.models[i].backbone)
+        chosen.unstack(i, self.models[i].backbone, getattr(self.models[i], "head", None))
         return self.models[i]
+
+
+def stack_of(models: list) -> STSTNetFolds:
+    """The folds' :class:`~training.schemes.ViewModel` s in one :class:`STSTNetFolds` (FSB: with their fused heads)."""
+    fsb = models[0].scheme == "fsb"
+    return STSTNetFolds([m.backbone for m in models], [m.head for m in models] if fsb else None)
 
 
 def use_compiled(trainer: Trainer, stack: STSTNetFolds, log=print) -> bool:
@@ -494,16 +524,20 @@ def use_compiled(trainer: Trainer, stack: STSTNetFolds, log=print) -> bool:
 
 
 def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, held: torch.Tensor,
-                all_subjects: torch.Tensor, gen: torch.Generator, compiled: bool = False) -> dict:
+                all_subjects: torch.Tensor, gen: torch.Generator, compiled: bool = False,
+                class_w: torch.Tensor | None = None) -> dict:
     """One pass over every clip in one order from ``gen``, in shared batches; per fold the mean loss and training
     accuracy over its own clips (as :meth:`Trainer.train_one_epoch` reports them). ``compiled``: each step by
-    :func:`training.foldkernel.step` (see :func:`use_compiled`) instead of autograd."""
+    :func:`training.foldkernel.step` (see :func:`use_compiled`) instead of autograd. ``class_w`` ``(F, K)``: each
+    fold's loss weight per class; its loss is then the weighted mean over its clips, as ``F.cross_entropy(weight=…)``
+    takes it."""
     bank, bs = trainer.bank, trainer.cfg["train"]["batch_size"]
     order = trainer.epoch_order(bank.labels, gen)
     stack.train()
     n_folds = stack.folds
     loss_sum, correct, total = (torch.zeros(n_folds, dtype=torch.float64) for _ in range(3))
     views, view_w = template.train_views, template.view_weights
+    fsb = template.scheme == "fsb"
     for s in range(0, len(order), bs):
         idx = order[s:s + bs]
         weight = (all_subjects[idx][None] != held).float()  # (F, B): 0 for the fold's held-out clips
@@ -512,22 +546,30 @@ def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, 
         weight = weight * active[:, None]
         x = trainer.batch(idx, bank.clips, gen, train=True)
         y = bank.labels[idx]
+        # each clip's share of its fold's loss: 1 / (the fold's clips here), or its class's weight over their sum
+        lw = weight if class_w is None else weight * class_w[:, y.cpu()]
+        norm = lw.sum(1).clamp_min(1e-12 if class_w is not None else 1)[:, None]
         xv = torch.cat(template.views(x, views), 0)
+        per_image = weight.repeat(1, len(views))  # (F, V·B): the views' images, as the autograd form sees them
         for p in opt.params:
             p.grad = None
         if compiled:  # the same step as below, one compiled loop per fold (training.foldkernel)
-            coef = torch.cat([w * weight for w in view_w], 1) / count.clamp_min(1)[:, None]
+            # SBML: each image its own loss, weighted by its view; FSB: one loss per clip, of its views' summed shares
+            coef = lw / norm if fsb else torch.cat([w * lw for w in view_w], 1) / norm
             xs = flow_image_batch(xv, stack.image_size, "STSTNet")
             bits = stack.dropout_bits(len(xs)) if stack.training else None
-            per_image = weight.repeat(1, len(views))  # (F, V·B): the views' images, as the autograd form sees them
-            out = foldkernel.step(stack, xs, per_image, coef, y.repeat(len(views)), bits)
+            out = foldkernel.step(stack, xs, per_image, coef, y if fsb else y.repeat(len(views)), bits)
             stack.track(per_image, out["mean"], out["var"])
             logits, per_fold = out["logits"].view(n_folds, len(views), len(idx), -1), out["loss"]
         else:
-            logits = stack(xv, weight.repeat(1, len(views))).view(n_folds, len(views), len(idx), -1)
-            ce = F.cross_entropy(logits.flatten(0, 2), y.repeat(n_folds * len(views)), reduction="none")
-            ce = ce.view(n_folds, len(views), len(idx))
-            per_fold = sum(w * (ce[:, v] * weight).sum(1) for v, w in enumerate(view_w)) / count.clamp_min(1)
+            logits = stack(xv, per_image).view(n_folds, len(views), len(idx), -1)
+            if fsb:
+                ce = F.cross_entropy(logits.sum(1).flatten(0, 1), y.repeat(n_folds), reduction="none")
+                per_fold = (ce.view(n_folds, len(idx)) * lw).sum(1) / norm[:, 0]
+            else:
+                ce = F.cross_entropy(logits.flatten(0, 2), y.repeat(n_folds * len(views)), reduction="none")
+                ce = ce.view(n_folds, len(views), len(idx))
+                per_fold = sum(w * (ce[:, v] * lw).sum(1) for v, w in enumerate(view_w)) / norm[:, 0]
             per_fold.sum().backward()
         opt.step(active)
         with torch.no_grad():
@@ -544,7 +586,8 @@ def predict_held_out(trainer: Trainer, stack: STSTNetFolds, template, test_sets:
     m = max(len(i) for i in test_sets)
     padded = np.stack([np.concatenate([i, np.full(m - len(i), i[0])]) for i in test_sets])  # (F, m)
     x = trainer.batch(torch.as_tensor(padded.reshape(-1)), trainer.bank.clips, None, train=False)
-    logits = sum(stack.evaluate(v.view(len(test_sets), m, *v.shape[1:]))
-                 for v in template.views(x, template.test_views))
+    fsb = template.scheme == "fsb"  # FSB: view b reads block b of the fused head
+    logits = sum(stack.evaluate(v.view(len(test_sets), m, *v.shape[1:]), b if fsb else 0)
+                 for b, v in enumerate(template.views(x, template.test_views)))
     pred = logits.argmax(-1).numpy()
     return [pred[f, :len(i)] for f, i in enumerate(test_sets)]

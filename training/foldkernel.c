@@ -215,6 +215,36 @@ static void untile(const double *s, int c, double *out) {
             }
 }
 
+/* One image's classifier input for one fold: batch norm (scale, shift from the fold's statistics st) on its pooled
+ * values v, dropout's keep factor (2 or 0, from bits) times the 2x2 average pool's 1/4 (kept in kq, per pixel), summed
+ * into feat (the pooled features in the order y, x, c). */
+static void image_feat(const float *v, int q, int q2, int h, const double *sf, const uint8_t *bits, int j, int nfolds,
+                       int f, float *feat, float *kq) {
+    const int D = C * h * h;
+    float sc[C] __attribute__((aligned(32))), sh[C] __attribute__((aligned(32)));
+    for (int c = 0; c < C; c++) { sc[c] = (float)sf[6 * C + c]; sh[c] = (float)sf[7 * C + c]; }
+    const __m256 sc0 = _mm256_load_ps(sc), sc1 = _mm256_load_ps(sc + 8);
+    const __m256 sh0 = _mm256_load_ps(sh), sh1 = _mm256_load_ps(sh + 8), quarter = _mm256_set1_ps(0.25f);
+    __m256 k0 = quarter, k1 = quarter;
+    memset(feat, 0, sizeof(float) * D);
+    for (int py = 0; py < q2; py++)
+        for (int px = 0; px < q2; px++) {
+            const float *vw = v + (py * q + px) * C;
+            float *fd = feat + ((py / 2) * h + px / 2) * C;
+            if (bits) {  /* dropout's keep factor (2 or 0) times the average pool's 1/4: exact either way */
+                keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
+                k0 = _mm256_mul_ps(k0, quarter);
+                k1 = _mm256_mul_ps(k1, quarter);
+            }
+            _mm256_store_ps(kq + (py * q2 + px) * C, k0);
+            _mm256_store_ps(kq + (py * q2 + px) * C + 8, k1);
+            const __m256 y0 = _mm256_fmadd_ps(_mm256_load_ps(vw), sc0, sh0);
+            const __m256 y1 = _mm256_fmadd_ps(_mm256_load_ps(vw + 8), sc1, sh1);
+            _mm256_store_ps(fd, _mm256_fmadd_ps(y0, k0, _mm256_load_ps(fd)));
+            _mm256_store_ps(fd + 8, _mm256_fmadd_ps(y1, k1, _mm256_load_ps(fd + 8)));
+        }
+}
+
 static __thread float *tl_pv;      /* the calling thread's pools, kept between steps (fk_step) */
 static __thread int16_t *tl_pa;
 static __thread size_t tl_cap;
@@ -272,19 +302,22 @@ void fk_prepare(int n, int hw, int rows, int ts, const float *x, const int32_t *
 }
 
 /* Folds f0 <= f < f1 of a batch of n images; arrays C-contiguous float32 unless said. F folds in all, q x q pool
- * windows, q2 = q/2*2 the pooled side the 2x2 average pool reads, h = q2/2, D = C*h*h features, nk classes:
+ * windows, q2 = q/2*2 the pooled side the 2x2 average pool reads, h = q2/2, D = C*h*h features, nk classes; the
+ * classifier has nv blocks of D features (nv = 1: one image per clip, SBML; nv > 1: FSB's fused head, image j the
+ * view j / nb of clip j % nb, nb = n / nv, and a clip's logits the sum of its images' blocks, the bias once):
  *   P (n, npos, T) patches, positions in 2x2 tiles (4 consecutive rows per tile, npos a multiple of 4 * CHT),
  *   rows that are no position zero; xh (n, npos / 4, 3, 16) each tile's input B^T X B (B^T's last row negated);
  *   win (npos,) int32: the pool window of each position (-1: none, -2: no position); nvalid: the positions;
- *   labels (n,) int32
- *   conv_w (F, C, K), conv_b, bn_w, bn_b (F, C), fc_w (F, nk, D) (features in the order c, y, x), fc_b (F, nk)
+ *   labels (nb,) int32
+ *   conv_w (F, C, K), conv_b, bn_w, bn_b (F, C), fc_w (F, nk, nv*D) (features in the order block, c, y, x), fc_b (F, nk)
  *   bnw (F, n): 1 where image j is in fold f's batch-norm statistics (0: held out, or the fold skips the step)
- *   coef (F, n): image j's weight in fold f's loss; bits: dropout's random bytes (NULL: no dropout), element
+ *   coef (F, nb): clip g's weight in fold f's loss; bits: dropout's random bytes (NULL: no dropout), element
  *   ((j*q2*q2 + pixel)*F + f)*C + c kept (x2) where its bit is 1, dropped where it is 0
- *   out: the gradients (the parameters' shapes), logits (F, n, nk) (0 for images out of the fold), loss (F,)
+ *   out: the gradients (the parameters' shapes), logits (F, n, nk) (each image's share: 0 for images out of the
+ *   fold), loss (F,)
  *   double, mean and var (F, C): batch norm's batch mean and biased variance. Folds with no image get zeros.
  * Returns 0, or -1 when memory could not be had. */
-int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int f1,
+int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int f1, int nv,
             const float *P, const float *xh, const int32_t *win, const int32_t *labels,
             const float *conv_w, const float *conv_b, const float *bn_w, const float *bn_b,
             const float *fc_w, const float *fc_b, const float *bnw, const float *coef, const uint8_t *bits, float eps,
@@ -312,7 +345,10 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     int16_t *pa = tl_pa;
     double *S1d = zalloc(sizeof(double) * nf * SH), *S2d = zalloc(sizeof(double) * nf * SH);
     double *st = zalloc(sizeof(double) * nf * 10 * C);  /* per fold: s1 s2 mc mean var inv scale shift dscale dshift */
-    float *fwT = zalloc(sizeof(float) * nf * nk * D), *gfc = zalloc(sizeof(float) * nf * nk * D);
+    const int nb = n / nv;  /* clips: image j is clip j % nb's image for head block j / nb */
+    float *fwT = zalloc(sizeof(float) * nf * nv * nk * D), *gfc = zalloc(sizeof(float) * nf * nv * nk * D);
+    float *dz = zalloc(sizeof(float) * nf * nb * nk);  /* each clip's gradient at its logits */
+    double *zl = zalloc(sizeof(double) * nf * n * nk);  /* each image's logits, unrounded */
     float *gws = zalloc(sizeof(float) * nf * C * T), *gbs = zalloc(sizeof(float) * nf * C);
     float *feat = zalloc(sizeof(float) * D), *dfeat = zalloc(sizeof(float) * D);
     const int npix = q2 * q2;
@@ -322,7 +358,7 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
     int *used = zalloc(sizeof(int) * nf), *pending = zalloc(sizeof(int) * nf), *last = zalloc(sizeof(int) * nf);
     int status = 0;
     if (!Wh || !sgn || !S1 || !S2 || !arg || !pv || !sums || !pa || !S1d || !S2d || !st || !fwT || !gfc ||
-        !gws || !gbs || !feat || !dfeat || !gsp || !kq || !prob || !used || !pending || !last) {
+        !gws || !gbs || !dz || !zl || !feat || !dfeat || !gsp || !kq || !prob || !used || !pending || !last) {
         status = -1;
         goto done;
     }
@@ -332,7 +368,7 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
         memset(g_conv_b + (size_t)f * C, 0, sizeof(float) * C);
         memset(g_bn_w + (size_t)f * C, 0, sizeof(float) * C);
         memset(g_bn_b + (size_t)f * C, 0, sizeof(float) * C);
-        memset(g_fc_w + (size_t)f * nk * D, 0, sizeof(float) * nk * D);
+        memset(g_fc_w + (size_t)f * nk * nv * D, 0, sizeof(float) * nk * nv * D);
         memset(g_fc_b + (size_t)f * nk, 0, sizeof(float) * nk);
         memset(logits + (size_t)f * n * nk, 0, sizeof(float) * n * nk);
         memset(mean_out + (size_t)f * C, 0, sizeof(float) * C);
@@ -343,10 +379,12 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
                 wtile(conv_w + ((size_t)f * C + c) * K + ch * 9, Wh + (size_t)i * 3 * 16 * C + ch * 16 * C + c);
             sgn[i * C + c] = bn_w[(size_t)f * C + c] > 0 ? 1.0f : -1.0f;  /* the scale's sign is the weight's */
         }
-        for (int k = 0; k < nk; k++)  /* the classifier's features reordered (y, x, c): channels side by side */
-            for (int c = 0; c < C; c++)
-                for (int d = 0; d < hh; d++)
-                    fwT[((size_t)i * nk + k) * D + d * C + c] = fc_w[((size_t)f * nk + k) * D + c * hh + d];
+        for (int b = 0; b < nv; b++)  /* the classifier's features reordered (y, x, c): channels side by side */
+            for (int k = 0; k < nk; k++)
+                for (int c = 0; c < C; c++)
+                    for (int d = 0; d < hh; d++)
+                        fwT[(((size_t)i * nv + b) * nk + k) * D + d * C + c] =
+                            fc_w[(((size_t)f * nk + k) * nv + b) * D + c * hh + d];
         for (int j = 0; j < n; j++)
             if (bnw[(size_t)f * n + j] > 0) { used[i]++; last[i] = j; }
     }
@@ -388,63 +426,73 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
             var_out[(size_t)f * C + c] = (float)var;
         }
     }
-    /* pass 2: batch norm, dropout, classifier, loss and their gradients, image by image */
+    /* pass 2: batch norm, dropout and the classifier, image by image: each image's logits (its head block's, the
+     * bias with block 0) */
+    for (int j = 0; j < n; j++) {
+        const int b = j / nb;
+        for (int i = 0; i < nf; i++) {
+            const int f = f0 + i;
+            if (!(bnw[(size_t)f * n + j] > 0)) continue;
+            image_feat(pv + ((size_t)j * nf + i) * per, q, q2, h, st + (size_t)i * 10 * C, bits, j, nfolds, f, feat, kq);
+            float *lg = logits + ((size_t)f * n + j) * nk;
+            for (int k = 0; k < nk; k++) {
+                const float *row = fwT + (((size_t)i * nv + b) * nk + k) * D;
+                __m256 acc = _mm256_setzero_ps();
+                for (int d = 0; d < D; d += 8) acc = _mm256_fmadd_ps(_mm256_load_ps(row + d), _mm256_load_ps(feat + d), acc);
+                float t8[8];
+                _mm256_storeu_ps(t8, acc);
+                double z = b == 0 ? fc_b[(size_t)f * nk + k] : 0.0;
+                for (int e = 0; e < 8; e++) z += t8[e];
+                lg[k] = (float)z;
+                zl[((size_t)i * n + j) * nk + k] = z;
+            }
+        }
+    }
+    /* the loss of each clip (the sum of its images' logits, one image per clip where nv = 1) and its gradient */
+    for (int i = 0; i < nf; i++) {
+        const int f = f0 + i;
+        for (int g = 0; g < nb; g++) {
+            if (!(bnw[(size_t)f * n + g] > 0)) continue;
+            double top = -INFINITY;
+            for (int k = 0; k < nk; k++) {
+                double z = 0;
+                for (int b = 0; b < nv; b++) z += zl[((size_t)i * n + (size_t)b * nb + g) * nk + k];
+                prob[k] = z;
+                if (z > top) top = z;
+            }
+            const int y = labels[g];
+            const double zy = nv == 1 ? logits[((size_t)f * n + g) * nk + y] : prob[y];
+            double tot = 0;
+            for (int k = 0; k < nk; k++) { prob[k] = exp(prob[k] - top); tot += prob[k]; }
+            const double cj = coef[(size_t)f * nb + g];
+            loss[f] += cj * (top + log(tot) - zy);
+            for (int k = 0; k < nk; k++) {
+                const float dl = (float)(cj * (prob[k] / tot - (k == y)));
+                dz[((size_t)i * nb + g) * nk + k] = dl;
+                g_fc_b[(size_t)f * nk + k] += dl;
+            }
+        }
+    }
+    /* pass 3: the classifier's, dropout's and batch norm's gradients, image by image, down to the filters */
     for (int j = 0; j < n; j++) {
         const float *Pj = P + (size_t)j * npos * T;
+        const int b = j / nb;
         for (int i = 0; i < nf; i++) {
             const int f = f0 + i;
             if (!(bnw[(size_t)f * n + j] > 0)) continue;
             double *sf = st + (size_t)i * 10 * C;
             const float *v = pv + ((size_t)j * nf + i) * per;
             const int16_t *a = pa + ((size_t)j * nf + i) * per;
-            float sc[C] __attribute__((aligned(32))), sh[C] __attribute__((aligned(32)));
-            for (int c = 0; c < C; c++) { sc[c] = (float)sf[6 * C + c]; sh[c] = (float)sf[7 * C + c]; }
+            image_feat(v, q, q2, h, sf, bits, j, nfolds, f, feat, kq);
+            float sc[C] __attribute__((aligned(32)));
+            for (int c = 0; c < C; c++) sc[c] = (float)sf[6 * C + c];
             const __m256 sc0 = _mm256_load_ps(sc), sc1 = _mm256_load_ps(sc + 8);
-            const __m256 sh0 = _mm256_load_ps(sh), sh1 = _mm256_load_ps(sh + 8), quarter = _mm256_set1_ps(0.25f);
-            __m256 k0 = quarter, k1 = quarter;
-            memset(feat, 0, sizeof(float) * D);
-            for (int py = 0; py < q2; py++)
-                for (int px = 0; px < q2; px++) {
-                    const float *vw = v + (py * q + px) * C;
-                    float *fd = feat + ((py / 2) * h + px / 2) * C;
-                    if (bits) {  /* dropout's keep factor (2 or 0) times the average pool's 1/4: exact either way */
-                        keep16(bits, (((size_t)j * q2 * q2 + py * q2 + px) * nfolds + f) * C, &k0, &k1);
-                        k0 = _mm256_mul_ps(k0, quarter);
-                        k1 = _mm256_mul_ps(k1, quarter);
-                    }
-                    _mm256_store_ps(kq + (py * q2 + px) * C, k0);
-                    _mm256_store_ps(kq + (py * q2 + px) * C + 8, k1);
-                    const __m256 y0 = _mm256_fmadd_ps(_mm256_load_ps(vw), sc0, sh0);
-                    const __m256 y1 = _mm256_fmadd_ps(_mm256_load_ps(vw + 8), sc1, sh1);
-                    _mm256_store_ps(fd, _mm256_fmadd_ps(y0, k0, _mm256_load_ps(fd)));
-                    _mm256_store_ps(fd + 8, _mm256_fmadd_ps(y1, k1, _mm256_load_ps(fd + 8)));
-                }
-            double top = -INFINITY;
-            float *lg = logits + ((size_t)f * n + j) * nk;
-            for (int k = 0; k < nk; k++) {
-                const float *row = fwT + ((size_t)i * nk + k) * D;
-                __m256 acc = _mm256_setzero_ps();
-                for (int d = 0; d < D; d += 8) acc = _mm256_fmadd_ps(_mm256_load_ps(row + d), _mm256_load_ps(feat + d), acc);
-                float t8[8];
-                _mm256_storeu_ps(t8, acc);
-                double z = fc_b[(size_t)f * nk + k];
-                for (int e = 0; e < 8; e++) z += t8[e];
-                lg[k] = (float)z;
-                prob[k] = z;
-                if (z > top) top = z;
-            }
-            double tot = 0;
-            for (int k = 0; k < nk; k++) { prob[k] = exp(prob[k] - top); tot += prob[k]; }
-            const int y = labels[j];
-            const double cj = coef[(size_t)f * n + j];
-            loss[f] += cj * (top + log(tot) - (double)lg[y]);
+            const float *dzj = dz + ((size_t)i * nb + j % nb) * nk;
             memset(dfeat, 0, sizeof(float) * D);
             for (int k = 0; k < nk; k++) {
-                const float dl = (float)(cj * (prob[k] / tot - (k == y)));
-                g_fc_b[(size_t)f * nk + k] += dl;
-                const __m256 dv = _mm256_set1_ps(dl);
-                float *grow = gfc + ((size_t)i * nk + k) * D;
-                const float *row = fwT + ((size_t)i * nk + k) * D;
+                const __m256 dv = _mm256_set1_ps(dzj[k]);
+                float *grow = gfc + (((size_t)i * nv + b) * nk + k) * D;
+                const float *row = fwT + (((size_t)i * nv + b) * nk + k) * D;
                 for (int d = 0; d < D; d += 8) {
                     _mm256_store_ps(grow + d, _mm256_fmadd_ps(dv, _mm256_load_ps(feat + d), _mm256_load_ps(grow + d)));
                     _mm256_store_ps(dfeat + d, _mm256_fmadd_ps(dv, _mm256_load_ps(row + d), _mm256_load_ps(dfeat + d)));
@@ -522,13 +570,15 @@ int fk_step(int n, int npos, int nvalid, int q, int nk, int nfolds, int f0, int 
                     (float)(gws[((size_t)i * C + c) * T + k] + d1 * S1f[k] + 2.0 * d2 * S2f[k]);
             g_conv_b[(size_t)f * C + c] = (float)(gbs[(size_t)i * C + c] + d1 * sf[2 * C + c] + 2.0 * d2 * sf[c]);
         }
-        for (int k = 0; k < nk; k++)
-            for (int c = 0; c < C; c++)
-                for (int d = 0; d < hh; d++)
-                    g_fc_w[((size_t)f * nk + k) * D + c * hh + d] = gfc[((size_t)i * nk + k) * D + d * C + c];
+        for (int b = 0; b < nv; b++)
+            for (int k = 0; k < nk; k++)
+                for (int c = 0; c < C; c++)
+                    for (int d = 0; d < hh; d++)
+                        g_fc_w[(((size_t)f * nk + k) * nv + b) * D + c * hh + d] =
+                            gfc[(((size_t)i * nv + b) * nk + k) * D + d * C + c];
     }
 done:
     free(Wh); free(sgn); free(S1); free(S2); free(arg); free(sums); free(S1d);
-    free(S2d); free(st); free(fwT); free(gfc); free(gws); free(gbs); free(feat); free(dfeat); free(gsp); free(kq); free(prob); free(used); free(pending); free(last);
+    free(S2d); free(st); free(fwT); free(gfc); free(dz); free(zl); free(gws); free(gbs); free(feat); free(dfeat); free(gsp); free(kq); free(prob); free(used); free(pending); free(last);
     return status;
 }

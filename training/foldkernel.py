@@ -4,7 +4,9 @@
 the first layer's activations (433 M per epoch on the composite set) through memory, between one GEMM and the next.
 The compiled step computes each fold on its own, start to end, image by image while the image is in cache: the first
 layer (convolution, ReLU, 3×3/3 max- and min-pool, batch norm's sums), batch norm after the pool, dropout, the 2×2
-average pool folded into the classifier, cross-entropy, and every gradient. It keeps no activation map: batch norm
+average pool folded into the classifier, cross-entropy, and every gradient (FSB's fused head: each view's image its
+block of the head, one loss per clip of its views' summed logits, taken between the classifier's forward and backward
+passes). It keeps no activation map: batch norm
 couples the positions only through the sums s1 = Σr and s2 = Σr², so their share of the filters' gradient is
 ds1·Σᵢ mᵢPᵢ + 2·ds2·Σᵢ rᵢPᵢ (m the ReLU's mask, P the 3×3 patch), and both sums are taken in the forward pass. The
 convolution and those two sums run in Winograd's form over 2×2 tiles of positions (F(2×2, 3×3) and its transpose
@@ -93,7 +95,7 @@ def load():
         lib.fk_step.restype = ctypes.c_int
         lib.fk_prepare.restype = None
         lib.fk_prepare.argtypes = [ctypes.c_int] * 4 + [f32, i32, f32, f32]
-        lib.fk_step.argtypes = ([ctypes.c_int] * 8 + [f32, f32, i32, i32] + [f32] * 8
+        lib.fk_step.argtypes = ([ctypes.c_int] * 9 + [f32, f32, i32, i32] + [f32] * 8
                                 + [ctypes.c_void_p, ctypes.c_float] + [f32] * 7
                                 + [ctypes.POINTER(ctypes.c_double), f32, f32])
     _STATE["lib"], _STATE["why"] = lib, why
@@ -155,7 +157,9 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
     1 where image j is in fold f's batch-norm statistics, ``coef`` ``(F, N)`` its weight in fold f's loss, ``labels``
     ``(N,)``, ``bits`` dropout's random bytes (None: no dropout). Sets the parameters' ``.grad`` and returns
     ``logits`` ``(F, N, K)``, ``loss`` ``(F,)`` (Σ coef·cross-entropy), batch norm's batch ``mean`` and biased ``var``
-    ``(F·W,)``."""
+    ``(F·W,)``. A stack with an FSB head (``stack.blocks`` V > 1) takes V views of B clips (N = V·B, view by view):
+    ``coef`` ``(F, B)`` and ``labels`` ``(B,)`` are the clips', each clip's loss that of its V images' summed
+    ``logits`` (each image's share)."""
     lib = load()
     n, _, h, _ = x.shape
     side = h + 2
@@ -185,7 +189,9 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
         for job in jobs:
             job.result()
     win = lay["win"]
-    f, k = stack.folds, stack.fc_w.shape[1]
+    f, k, nv = stack.folds, stack.fc_w.shape[1], getattr(stack, "blocks", 1)
+    if n % nv:
+        raise ValueError(f"an FSB step takes {nv} views of each clip: {n} images are not whole clips")
     params = [np.ascontiguousarray(t.detach().numpy(), np.float32)
               for t in (stack.conv_w, stack.conv_b, stack.bn_w, stack.bn_b, stack.fc_w, stack.fc_b)]
     bnw = np.ascontiguousarray(bn_weight.numpy(), np.float32)
@@ -198,7 +204,8 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
     mean, var = np.empty((f, WIDTH), np.float32), np.empty((f, WIDTH), np.float32)
 
     def run(f0: int, f1: int) -> int:
-        return lib.fk_step(n, lay["rows"], side * side, q, k, f, f0, f1, _ptr(p), _ptr(xh), _ptr(win, ctypes.c_int32),
+        return lib.fk_step(n, lay["rows"], side * side, q, k, f, f0, f1, nv, _ptr(p), _ptr(xh),
+                           _ptr(win, ctypes.c_int32),
                            _ptr(lab, ctypes.c_int32),
                            *[_ptr(a) for a in params], _ptr(bnw), _ptr(cf),
                            None if raw is None else raw.ctypes.data_as(ctypes.c_void_p), float(stack.eps),

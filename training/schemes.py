@@ -62,6 +62,7 @@ class ViewModel(nn.Module):
         self.backbone = create_model(backbone["name"], num_classes, **kwargs)
         self.scheme, self.train_views, self.test_views, self.view_weights = scheme, train_views, test_views, weights
         self.inputs = inputs
+        self.class_weight: torch.Tensor | None = None  # the loss's weight per class (Trainer.class_weights), if any
         if scheme == "fsb":
             d = self.backbone.feature_dim * len(train_views)
             self.head = nn.Linear(d, num_classes) if fsb_head == "linear" else nn.Sequential(
@@ -117,9 +118,10 @@ class ViewModel(nn.Module):
                        for w, o, a in zip(self.view_weights, out, au_logits))
             return loss, out.sum(0)
         out = self(x, self.train_views)
+        cw = self.class_weight
         if self.scheme == "fsb":
-            return F.cross_entropy(out, y), out
-        loss = sum(w * F.cross_entropy(o, y) for w, o in zip(self.view_weights, out))
+            return F.cross_entropy(out, y, weight=cw), out
+        loss = sum(w * F.cross_entropy(o, y, weight=cw) for w, o in zip(self.view_weights, out))
         return loss, out.sum(0)
 
     @torch.no_grad()
