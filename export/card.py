@@ -83,7 +83,9 @@ def _results(pkg: ModelPackage) -> tuple[str, str]:
         results = (f"Leave-one-subject-out on {'a synthetic copy of ' if pkg.synthetic else ''}{data}"
                    f" ({p.get('subjects')} subjects, {p.get('clips')} clips; predictions pooled over folds): "
                    f"**UF1 {loso.uf1:.4f}, UAR {loso.uar:.4f}, WAR {loso.war:.4f}**. Model selection: "
-                   f"{p.get('selection')}; train views {p.get('train_views')}, test views {p.get('test_views')}.")
+                   f"{p.get('selection')}; train views {p.get('train_views')}, test views {p.get('test_views')}"
+                   + ("; each fold's loss weighted per class on its own training clips"
+                      if p.get("class_weights", "none") == "balanced" else "") + ".")
         what = pkg.trained.get("what") or ""
         if what.startswith("LOSO fold"):
             results += (f" This package holds the model of one fold ({what}); the figures are the "

@@ -3,8 +3,10 @@
     python -m export.train composite-flow --data SET --out DIR [key=value …] [--no-final]
 
 ``composite-flow``: STSTNet on the MEGC2019 composite flow-image set (HTNet's ``STSNet_whole_norm_u_v_os`` with its
-CSV; :mod:`training.datasets.flowset` reads it), with the authors' recipe (``training/configs/peers/ststnet.yaml``:
-every fold trained at once, honest model selection — the last epoch). The command
+CSV; :mod:`training.datasets.flowset` reads it), with the project's recipe (``training/configs/peers/
+ststnet_balanced.yaml``: the authors' network, optimiser and 800 epochs, every fold trained at once, honest model
+selection — the last epoch —, each fold's loss weighted per class on its own training clips, and O/L/R Décalcomanie
+views at test time). The command
 
 1. trains honest leave-one-subject-out (``python -m training.loso``; resumable) into ``DIR/run``, and with it the
    final all-subject model (``--final``, ``DIR/run/final/model.pt``; skipped with ``--no-final``);
@@ -29,7 +31,7 @@ from inference.errors import InputError, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPES = {  # name → (training config, flow-image recipe serving uses, what the model is trained on)
-    "composite-flow": (ROOT / "training" / "configs" / "peers" / "ststnet.yaml", "megc2019-composite",
+    "composite-flow": (ROOT / "training" / "configs" / "peers" / "ststnet_balanced.yaml", "megc2019-composite",
                        "the MEGC2019 composite flow-image set (HTNet's STSNet_whole_norm_u_v_os, or a set in its "
                        "layout)"),
 }
@@ -79,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Example: python -m export.train composite-flow --data HTNet/datasets --out runs/composite  "
                "(recipes: " + "; ".join(f"{k}: {v[2]}, trained with {v[0].relative_to(ROOT)}"
                                          for k, v in RECIPES.items()) + ")")
-    p.add_argument("recipe", choices=sorted(RECIPES), help="what to train (composite-flow: STSTNet, the authors' "
-                                                           "recipe, on the MEGC2019 composite flow-image set)")
+    p.add_argument("recipe", choices=sorted(RECIPES), help="what to train (composite-flow: STSTNet on the MEGC2019 "
+                                                           "composite flow-image set, the authors' network and "
+                                                           "schedule, losses weighted per class, O/L/R views at test "
+                                                           "time)")
     p.add_argument("--data", required=True, type=Path,
                    help="the labelled flow-image set (its CSV and image folder; python -m training.synth --layout "
                         "flowset writes a synthetic one)")

@@ -27,9 +27,12 @@ def test_one_command_trains_exports_and_prints_the_demo_line_then_resumes(flow_s
     assert config["loso"]["protocol"]["selection"] == "last" and config["loso"]["protocol"]["epochs"] == 2
     assert config["folds"]["subjects"] == [1001, 1002, 2001, 2002, 3006, 3007]
     assert config["input"]["motion"]["recipe"]["name"] == "megc2019-composite"  # served as the set was made
+    # the project's recipe: losses weighted per class, O/L/R views at test time (the run's figure and the package's)
+    assert config["test_views"] == "OLR" and results["protocol"]["class_weights"] == "balanced"
     assert config["calibration"]["clips"] == 18 and (package / "reliability.png").exists()
     card = (package / "README.md").read_text()
     assert f"UF1 {results['uf1']:.4f}" in card and f"T = {config['calibration']['temperature']:g}" in card
+    assert "test views OLR; each fold's loss weighted per class on its own training clips." in card
     Predictor(package)  # it loads as the demo loads it
     final = (out / "run" / "final" / "model.pt").stat().st_mtime_ns
     fold = (out / "run" / "folds" / "subject_1001" / "model.pt").stat().st_mtime_ns

@@ -54,7 +54,8 @@ def write_reports(out: Path, cfg: dict, protocol: str, classes, results: list[di
         "scheme": s["type"], "train_views": s["train_views"], "test_views": s["test_views"] or s["train_views"],
         "fsb_head": s["fsb_head"] if s["type"] == "fsb" else None, "backbone": cfg["model"]["name"],
         "pretrained": cfg["model"]["pretrained"], "epochs": t["epochs"], "n_frames": t["n_frames"], "size": t["size"],
-        "selection": t["selection"], "smote": t["smote"], "balanced": t["balanced"], "seed": t["seed"],
+        "selection": t["selection"], "smote": t["smote"], "balanced": t["balanced"],
+        "class_weights": t.get("class_weights", "none"), "seed": t["seed"],
     }
     results_json = {"uf1": metrics["uf1"], "uar": metrics["uar"], "war": metrics["war"], "n": metrics["n"],
                     "protocol": described, "per_class": metrics["per_class"], "confusion": metrics["confusion"],
