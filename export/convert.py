@@ -434,6 +434,14 @@ def export_run_folds(run: Path, out: Path, views: str | None = None, name: str |
         r = json.loads(results.read_text())
         loso = LosoMetrics.from_json({k: r[k] for k in ("uf1", "uar", "war", "n", "protocol")}
                                      | ({"warning": r["warning"]} if "warning" in r else {}), str(results))
+    ran_on = loso.protocol.get("test_views") if loso else None
+    if ran_on and test_views != ran_on:  # the run's figure and out-of-fold scores are of other views than served
+        calibration = None
+        log(f"calibration: none; the run's out-of-fold predictions are of views {ran_on}, this package serves "
+            f"{test_views} (train with scheme.test_views={test_views}, the same models, to calibrate it)")
+        loso = replace(loso, warning=" ".join(filter(None, [
+            loso.warning, f"This figure is the run's on test views {ran_on}; the package serves views {test_views} "
+                          f"(python -m inference.evaluate --model PKG --data SET measures them)."])))
     protocol = record.protocol
     bases = dict(COMPOSITE_SUBJECT_BASE) if protocol == "composite" else \
         ({protocol: 0} if protocol in COMPOSITE_SUBJECT_BASE else {})

@@ -217,6 +217,14 @@ def test_a_loso_run_and_evaluate_on_its_fold_export_agree_to_the_clip(flow_set, 
     assert report["calibration"]["uncalibrated"]["nll"] == pytest.approx(nll(oof, oof_y), abs=2e-4)
     for k in ("uf1", "uar", "war"):
         assert report["overall"][k] == pytest.approx(results[k], abs=1e-9)
+    if config == "ststnet.yaml":  # served on other views than the run's: no temperature, a card that says so
+        assert export_main(["--folds", str(tmp_path / "run"), "--out", str(tmp_path / "olr"), "--views", "OLR",
+                            "--serve-flow", "tvl1", "--face-crop", "64"]) == 0
+        olr = json.loads((tmp_path / "olr" / "config.json").read_text())
+        assert olr["test_views"] == "OLR" and olr.get("calibration") is None and not (tmp_path / "olr" /
+                                                                                       "reliability.png").exists()
+        assert "This figure is the run's on test views O; the package serves views OLR" in olr["loso"]["warning"]
+        assert "This figure is the run's on test views O" in (tmp_path / "olr" / "README.md").read_text()
     if "fsb" in config:  # FSB-OLR folds fuse their own three views in the graph, in serving too; no other views
         from inference.package import ModelPackage
         from inference.runtime import Predictor
