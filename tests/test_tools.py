@@ -51,12 +51,15 @@ def test_the_docs_name_only_bench_commands_that_exist():
         assert all(f"| `python -m {old}" in line for line in tools_readme.splitlines() if f"-m {old}" in line)
 
 
-def test_the_ststnet_loso_bench_runs_on_a_tiny_set(capsys):
+@pytest.mark.parametrize("config", [None, "ststnet_fsb_OLR.yaml"])
+def test_the_ststnet_loso_bench_runs_on_a_tiny_set(capsys, config):
     from tools.bench.training import main
 
+    extra = ["--config", str(ROOT / "training" / "configs" / "peers" / config)] if config else []
     assert main(["ststnet-loso", "--subjects", "3", "--samples", "24", "--epochs", "2", "--seq-folds", "1",
-                 "--seq-epochs", "1", "--timed-epochs", "1", "--step", "autograd", "--compile", "off"]) == 0
+                 "--seq-epochs", "1", "--timed-epochs", "1", "--step", "autograd", "--compile", "off", *extra]) == 0
     out = capsys.readouterr().out
     assert "STSTNet LOSO, 3 folds x 2 epochs, 24 clips" in out and "step autograd" in out
+    assert (config or "ststnet.yaml") in out  # which recipe was timed
     # a ratio of two timings is printed (its value is the bench's business: on a loaded machine it can round to 0.0)
     assert re.search(r"speed-up [\d.]+x; full run <= 10 min: (yes|no)", out), out

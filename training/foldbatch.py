@@ -465,12 +465,18 @@ class FoldStep:
         self.truth = [bank.labels[idx].cpu().numpy() for idx in self.test_sets]
         self.names = [f"subject_{s}" for s in self.subjects]
         self.desc = f"{len(subjects)} folds at once"
-        self.class_w = None  # (F, K): each fold's loss weight per class, counted on its own training clips
-        if trainer.cfg["train"]["class_weights"] != "none":
-            labels, k = bank.labels.cpu(), len(bank.classes)
-            counts = torch.stack([torch.bincount(labels[torch.as_tensor(bank.subjects != s)], minlength=k)
-                                  for s in self.subjects])
-            self.class_w = balanced_weights(counts)
+        self.class_w = self.class_weights_of(trainer, self.subjects)
+
+    @staticmethod
+    def class_weights_of(trainer: Trainer, subjects: list[int]) -> torch.Tensor | None:
+        """``(F, K)``: each fold's loss weight per class (``train.class_weights``), counted on its own training clips
+        (every clip but its held-out subject's); None when the loss is not weighted."""
+        if trainer.cfg["train"]["class_weights"] == "none":
+            return None
+        bank = trainer.bank
+        labels, k = bank.labels.cpu(), len(bank.classes)
+        return balanced_weights(torch.stack([torch.bincount(labels[torch.as_tensor(bank.subjects != s)], minlength=k)
+                                             for s in subjects]))
 
     def generator(self, epoch: int) -> torch.Generator:
         gen = torch.Generator().manual_seed(seed_for(self.seed, "foldbatch", epoch))

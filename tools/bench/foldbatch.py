@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from training.engine import Trainer, seed_for
-from training.foldbatch import FoldAdam, STSTNetFolds, compile_kernels, train_epoch, use_compiled, wants_compile
+from training.foldbatch import FoldAdam, FoldStep, compile_kernels, stack_of, train_epoch, use_compiled, wants_compile
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository
 
@@ -64,12 +64,12 @@ def bench(args, log=print) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = composite_like_set(Path(tmp) / "set", args.subjects, args.samples)
-        cfg = load_config(ROOT / "training" / "configs" / "peers" / "ststnet.yaml",
-                          [f"data.caches=[{root}]", "device=cpu", f"epochs={args.epochs}"])
+        cfg = load_config(args.config, [f"data.caches=[{root}]", "device=cpu", f"epochs={args.epochs}"])
         trainer = Trainer(cfg, Path(tmp) / "run", log=lambda *_: None, progress=False)
     subjects = sorted(set(trainer.bank.subjects.tolist()))
     t, bank = cfg["train"], trainer.bank
-    out = {"subjects": len(subjects), "samples": len(bank), "epochs": args.epochs, "threads": torch.get_num_threads(),
+    out = {"config": str(args.config), "subjects": len(subjects), "samples": len(bank), "epochs": args.epochs,
+           "threads": torch.get_num_threads(),
            "batch": t["batch_size"], "seq_folds": min(args.seq_folds, len(subjects))}
     # sequential: the engine's own epoch (Trainer.train_one_epoch) of a few folds
     seq = []
@@ -77,6 +77,7 @@ def bench(args, log=print) -> dict:
         model = trainer.new_model(seed_for(t["seed"], "fold", int(s)))
         opt = torch.optim.Adam(model.parameters(), lr=t["lr"])
         clips, labels, zeros = trainer.training_set(np.flatnonzero(bank.subjects != s), 0)
+        model.class_weight = trainer.class_weights(labels)  # train.class_weights, as the runner sets it
 
         def epoch(e, model=model, opt=opt, clips=clips, labels=labels, zeros=zeros):
             trainer.train_one_epoch(model, opt, clips, labels, torch.Generator().manual_seed(e), zeros)
@@ -88,7 +89,7 @@ def bench(args, log=print) -> dict:
     # every fold at once
     c0 = time.perf_counter()
     models = [trainer.new_model(seed_for(t["seed"], "fold", int(s))) for s in subjects]
-    stack = STSTNetFolds([m.backbone for m in models])
+    stack = stack_of(models)  # FSB: with the folds' fused heads
     step_compiled = args.step != "autograd" and use_compiled(trainer, stack, log)
     if args.step == "compiled" and not step_compiled:
         raise SystemExit("--step compiled: the compiled step is not available here (see the line above)")
@@ -98,8 +99,11 @@ def bench(args, log=print) -> dict:
     held = torch.as_tensor(np.array(subjects))[:, None]
     every = torch.as_tensor(bank.subjects)
 
+    class_w = FoldStep.class_weights_of(trainer, subjects)
+
     def batched(e):
-        train_epoch(trainer, stack, models[0], opt, held, every, torch.Generator().manual_seed(e), step_compiled)
+        train_epoch(trainer, stack, models[0], opt, held, every, torch.Generator().manual_seed(e), step_compiled,
+                    class_w)
 
     batched(0)  # warm-up, and the compiling
     out["compile_s"] = time.perf_counter() - c0
@@ -123,6 +127,8 @@ def bench_main(argv: list[str]) -> int:
                                 description="STSTNet's full LOSO (ststnet.yaml) on the CPU: the sequential runner's "
                                             "epochs (a few folds, extrapolated) against every fold at once "
                                             "(train.fold_batch), on a random flow-image set of the composite size.")
+    p.add_argument("--config", type=Path, default=ROOT / "training" / "configs" / "peers" / "ststnet.yaml",
+                   help="the LOSO config (default ststnet.yaml; e.g. ststnet_fsb_OLR.yaml, ststnet_balanced.yaml)")
     p.add_argument("--subjects", type=int, default=68)
     p.add_argument("--samples", type=int, default=442)
     p.add_argument("--epochs", type=int, default=800, help="the recipe's epochs (the extrapolation's)")
@@ -141,7 +147,7 @@ def bench_main(argv: list[str]) -> int:
     r = bench(args)
     wall, cpu = r["batched_run_min"]
     print(f"STSTNet LOSO, {r['subjects']} folds x {r['epochs']} epochs, {r['samples']} clips, batch {r['batch']}, "
-          f"CPU, {r['threads']} threads (epochs timed, the run extrapolated: sequential from "
+          f"{Path(r['config']).name}, CPU, {r['threads']} threads (epochs timed, the run extrapolated: sequential from "
           f"{r['seq_folds']} folds; evaluation and writing the folds not counted)")
     print(f"  sequential: {r['sequential_epoch_s'][0]:.3f} s per fold-epoch -> {r['sequential_run_min'][0]:.1f} min "
           f"({r['sequential_run_min'][1]:.1f} CPU-min)")
