@@ -212,11 +212,8 @@ def predict(session, pkg: ModelPackage, clips: np.ndarray, rows: list[dict], vie
     which model scored it. ``views``: a fold package's test-time views (default: the package's); ``calibrated``:
     through the package's temperature as serving applies it (each fold's probabilities, then their mean for a clip
     no fold held out)."""
-    views = parse_views(views or pkg.test_views)
+    views = pkg.chosen_views(views)
     cal = pkg.calibration if calibrated else None
-    if not pkg.sbml and not pkg.views_outside and views != pkg.test_views:
-        raise InputError(f"{pkg.name} is FSB: it always classifies the views {pkg.test_views} together; --views "
-                         f"applies to SBML packages and to fold packages of single-view (O) folds")
     if not pkg.folds:
         feeds = {"clips": np.ascontiguousarray(clips, np.uint8)}
         if pkg.sbml:

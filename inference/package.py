@@ -315,6 +315,15 @@ class ModelPackage:
         fuse their own views in the graph, as any FSB package; SBML packages take the views as an input."""
         return bool(self.folds) and not self.sbml and self.train_views == "O"
 
+    def chosen_views(self, views: str | None) -> str:
+        """The test-time views to serve (``views``, default the package's): an FSB package that fuses its own views
+        (any but :attr:`views_outside`) takes no others, an InputError."""
+        chosen = parse_views(views or self.test_views)
+        if not self.sbml and not self.views_outside and chosen != self.test_views:
+            raise InputError(f"{self.name} is FSB: it always classifies the views {self.test_views} together; --views "
+                             f"applies to SBML packages and to fold packages of single-view (O) folds")
+        return chosen
+
     def crop_settings(self) -> CropSettings:
         """The face crop to align clips with before they enter the graph."""
         return crop_settings(self.face_crop, self.name)

@@ -38,7 +38,7 @@ from .recognise import DEFAULT_MODE, Recogniser, Recognition
 from .spotting import SpotParams
 from .track import Quality, WithQuality
 from .video import Clip, VideoLimits
-from .views import parse_views, view_indices
+from .views import view_indices
 
 ENGINES = ("auto", "onnxruntime", "openvino")  # auto: ONNX Runtime's CUDA provider on a GPU, else OpenVINO if installed
 
@@ -160,16 +160,7 @@ class Predictor:
         self.aligner_device = resolve_device("auto") if self.provider == "CUDAExecutionProvider" else "cpu"
 
     def _views(self, views: str | None) -> str:
-        default = self.package.test_views
-        if views is None:
-            return default
-        views = parse_views(views)
-        if self.package.views_outside:  # FSB folds of the view O: views made outside the graph (run_folds)
-            return views
-        if not self.sbml and views != default:
-            raise InputError(f"this package is FSB: it always classifies the views {default} together; --views "
-                             f"cannot change that")
-        return views
+        return self.package.chosen_views(views)
 
     def _variant(self, variant: str, cuda: bool) -> str:
         available = {k for k, f in VARIANT_FILES.items() if (self.folder / f).exists()}

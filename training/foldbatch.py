@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import foldkernel
-from .engine import Trainer, balanced_weights, seed_for
+from .engine import Trainer, seed_for
 from .loop import train_epochs
 from .models.ststnet import STSTNet, flow_image_batch
 
@@ -471,12 +471,9 @@ class FoldStep:
     def class_weights_of(trainer: Trainer, subjects: list[int]) -> torch.Tensor | None:
         """``(F, K)``: each fold's loss weight per class (``train.class_weights``), counted on its own training clips
         (every clip but its held-out subject's); None when the loss is not weighted."""
-        if trainer.cfg["train"]["class_weights"] == "none":
-            return None
-        bank = trainer.bank
-        labels, k = bank.labels.cpu(), len(bank.classes)
-        return balanced_weights(torch.stack([torch.bincount(labels[torch.as_tensor(bank.subjects != s)], minlength=k)
-                                             for s in subjects]))
+        labels, held = trainer.bank.labels.cpu(), trainer.bank.subjects
+        per_fold = [trainer.class_weights(labels[torch.as_tensor(held != s)]) for s in subjects]
+        return None if per_fold[0] is None else torch.stack(per_fold)
 
     def generator(self, epoch: int) -> torch.Generator:
         gen = torch.Generator().manual_seed(seed_for(self.seed, "foldbatch", epoch))
@@ -554,7 +551,7 @@ def train_epoch(trainer: Trainer, stack: STSTNetFolds, template, opt: FoldAdam, 
         y = bank.labels[idx]
         # each clip's share of its fold's loss: 1 / (the fold's clips here), or its class's weight over their sum
         lw = weight if class_w is None else weight * class_w[:, y.cpu()]
-        norm = lw.sum(1).clamp_min(1e-12 if class_w is not None else 1)[:, None]
+        norm = lw.sum(1).clamp_min(1e-12)[:, None]  # 0 only for a fold with no clip here, whose lw is all 0
         xv = torch.cat(template.views(x, views), 0)
         per_image = weight.repeat(1, len(views))  # (F, V·B): the views' images, as the autograd form sees them
         for p in opt.params:

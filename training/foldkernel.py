@@ -189,7 +189,7 @@ def step(stack, x: torch.Tensor, bn_weight: torch.Tensor, coef: torch.Tensor, la
         for job in jobs:
             job.result()
     win = lay["win"]
-    f, k, nv = stack.folds, stack.fc_w.shape[1], getattr(stack, "blocks", 1)
+    f, k, nv = stack.folds, stack.fc_w.shape[1], stack.blocks
     if n % nv:
         raise ValueError(f"an FSB step takes {nv} views of each clip: {n} images are not whole clips")
     params = [np.ascontiguousarray(t.detach().numpy(), np.float32)
